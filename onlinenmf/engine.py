@@ -1,0 +1,702 @@
+"""The online model: per-sample NMF with a dictionary refreshed from forgetful statistics."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import deque
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from onlinenmf import dictionary, snapshot, solve
+from onlinenmf.divergence import SUPPORTED_BETAS
+from onlinenmf.validation import check_feature_name, parse_matrix, parse_sample
+
+#: Monitoring of the prequential loss (see ``OnlineNMF`` notes, "Dead components").
+ALARM_RATIO = 1.5
+ALARM_PATIENCE = 2
+RESEED_COOLDOWN = 2
+DEAD_SHARE = 1e-3
+WORST_SAMPLES = 10
+
+
+class OnlineNMF:
+    """Streaming non-negative matrix factorization, ``v ~ W h``, one sample at a time.
+
+    Each sample ``v`` (a mapping feature -> non-negative value) gets its activations ``h``
+    solved to the optimum against the current dictionary ``W``; the sample's sufficient
+    statistics are added with exponential forgetting; every ``refresh_every`` samples ``W`` is
+    recomputed from them and its columns normalised to sum 1 (each column a distribution over
+    features: a "community" of taxa, a "taste" over items).
+
+    Parameters
+    ----------
+    n_components
+        Number of components k (the starting rank).
+    beta
+        The beta-divergence: 2 (Frobenius), 1 (generalized KL, the Poisson likelihood of counts;
+        Lee & Seung's objective), 0 (Itakura-Saito, scored on the non-zero entries only).
+    forget_factor
+        rho, per sample: a sample's statistics weigh ``rho**age``. The memory length is
+        ``1 / (1 - rho)`` samples (500 for the default), whatever the caller's batch sizes.
+    refresh_every
+        Samples between two dictionary refreshes.
+    l1_h, l2_h
+        L1 and L2 penalties on h: ``D(v | W h) + l1_h |h|_1 + l2_h / 2 |h|^2`` per sample.
+    l1_w, l2_w
+        L1 and L2 penalties on W per remembered sample (beta = 2 only: with columns normalised
+        to sum 1 they would only rescale a multiplicative update).
+    refresh_sweeps
+        Block-coordinate sweeps over W per refresh (beta = 2).
+    max_iter, tol
+        Inner solver: at most ``max_iter`` sweeps, stopping when no entry of h moves by more
+        than ``tol`` times the largest.
+    reseed
+        Re-seed dead components (and, after a loss alarm, the least used one) from the residuals
+        of the worst recent samples.
+    buffer_size
+        Recent samples kept for re-seeding.
+    seed
+        Seeds the initial rows of new features: a row depends only on (seed, feature name).
+
+    Examples
+    --------
+    >>> from onlinenmf import OnlineNMF
+    >>> model = OnlineNMF(n_components=2, beta=1, refresh_every=2, seed=0)
+    >>> for x in [{"a": 5, "b": 1}, {"c": 4, "d": 2}, {"a": 6, "b": 2}, {"c": 5, "d": 1}]:
+    ...     h = model.learn_one(x)
+    >>> model.features
+    ['a', 'b', 'c', 'd']
+    >>> model.W.shape, model.samples_learned, model.model_version
+    ((4, 2), 4, 2)
+    >>> bool(np.allclose(model.W.sum(axis=0), 1.0))
+    True
+    >>> sorted(model.transform_one({"a": 5, "b": 1}))
+    [0, 1]
+
+    Notes
+    -----
+    Cost per sample is O(nnz(v) k + sweeps k^2): the zeros of v enter the loss only through the
+    cached Gram matrix ``W^T W`` (beta = 2) or the column sums of W (beta = 1), forgetting is
+    lazy (one running scale instead of a pass over the statistics), and a sample reads and
+    writes only the rows of its non-zero features. A refresh costs O(m k^2).
+
+    Features are keyed by name: a feature seen for the first time gets a row whose values
+    depend on (seed, name) and on the columns' mean entry before the sample, never on the order
+    of the sample's keys. :meth:`learn_many` registers every named column up front, as
+    :meth:`learn_one` registers every key of its dict (zeros included).
+
+    Dead components: a component whose share of the remembered activation falls under 0.1 %,
+    or, when the recent loss stays above 1.5 times its long-run level, the least used one, is
+    replaced by the normalised positive residual of the worst recent samples. It is a new
+    component with a new id; the old id is retired. Both are recorded in :attr:`events`.
+    """
+
+    def __init__(
+        self,
+        n_components: int = 10,
+        beta: float = 1,
+        *,
+        forget_factor: float = 0.998,
+        refresh_every: int = 100,
+        l1_h: float = 0.0,
+        l2_h: float = 0.0,
+        l1_w: float = 0.0,
+        l2_w: float = 0.0,
+        refresh_sweeps: int = 1,
+        max_iter: int = 200,
+        tol: float = 1e-6,
+        reseed: bool = True,
+        buffer_size: int = 128,
+        seed: int = 0,
+    ):
+        self.n_components = n_components
+        self.beta = beta
+        self.forget_factor = forget_factor
+        self.refresh_every = refresh_every
+        self.l1_h = l1_h
+        self.l2_h = l2_h
+        self.l1_w = l1_w
+        self.l2_w = l2_w
+        self.refresh_sweeps = refresh_sweeps
+        self.max_iter = max_iter
+        self.tol = tol
+        self.reseed = reseed
+        self.buffer_size = buffer_size
+        self.seed = seed
+        self._check_params()
+        self._init_state()
+
+    # ------------------------------------------------------------------ parameters and state
+    def _params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in PARAMETERS}
+
+    def _check_params(self) -> None:
+        if not isinstance(self.n_components, int | np.integer) or self.n_components < 1:
+            raise ValueError(f"n_components must be a positive integer, got {self.n_components!r}")
+        if self.beta not in SUPPORTED_BETAS:
+            raise ValueError(f"beta must be one of {SUPPORTED_BETAS}, got {self.beta!r}")
+        if not 0.0 < self.forget_factor <= 1.0:
+            raise ValueError(f"forget_factor must be in (0, 1], got {self.forget_factor!r}")
+        for name in ("refresh_every", "refresh_sweeps", "max_iter", "buffer_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("l1_h", "l2_h", "l1_w", "l2_w", "tol"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
+        if self.beta != 2 and (self.l1_w or self.l2_w):
+            raise ValueError(
+                "l1_w and l2_w apply to beta=2 only: with columns normalised to sum 1 a penalty "
+                "in the multiplicative update would only rescale W"
+            )
+
+    def _init_state(self) -> None:
+        k = int(self.n_components)
+        self.beta = int(self.beta)
+        self._features: list[str | int] = []
+        self._index: dict[Hashable, int] = {}
+        self._m = 0
+        self._W = np.zeros((16, k))
+        self._B = np.zeros((16, k))  # beta=2: Mairal's B; else the MU numerator N
+        self._D = np.zeros((16 if self.beta == 0 else 1, k))  # beta=0 denominator per row
+        self._A = np.zeros((k, k))
+        self._G = np.zeros((k, k))
+        self._colsum = np.zeros(k)
+        self._usage = np.zeros(k)  # forgetful sum of h (the beta=1 MU denominator)
+        self._scale = 1.0  # the statistics of rows are stored divided by this running scale
+        self._n_eff = 0.0  # forgetful count of samples
+        self._l1 = np.full(k, float(self.l1_h))
+        self.samples_learned = 0
+        self.model_version = 0
+        self._since_refresh = 0
+        self._component_ids = list(range(k))
+        self._next_id = k
+        self.events: list[dict[str, Any]] = []
+        self._window_loss = 0.0
+        self._window_count = 0
+        self._window_usage = np.zeros(k)  # sum of h since the last refresh
+        self._baseline = -1.0  # long-run relative loss; < 0 until the first memory length
+        self._alarm_count = 0
+        self._cooldown = 0
+        self._recent: deque = deque(maxlen=self.buffer_size)
+
+    # ------------------------------------------------------------------ public views
+    @property
+    def W(self) -> np.ndarray:
+        """The dictionary, n_features x n_components (a read-only view)."""
+        view = self._W[: self._m]
+        view.flags.writeable = False
+        return view
+
+    @property
+    def features(self) -> list:
+        """Row names of W, in order of first appearance."""
+        return list(self._features)
+
+    @property
+    def component_ids(self) -> list[int]:
+        """Stable ids of the columns of W; an id is never reused."""
+        return list(self._component_ids)
+
+    @property
+    def n_features(self) -> int:
+        return self._m
+
+    @property
+    def memory_length(self) -> float:
+        """``1 / (1 - forget_factor)``: how many recent samples the statistics remember."""
+        return float("inf") if self.forget_factor == 1 else 1.0 / (1.0 - self.forget_factor)
+
+    def components(self, top: int = 10) -> dict[int, list[tuple[Hashable, float]]]:
+        """Each component's ``top`` features with their share, largest first.
+
+        >>> model = OnlineNMF(n_components=1, beta=2, refresh_every=1)
+        >>> _ = model.learn_one({"x": 3.0, "y": 1.0})
+        >>> [name for name, share in model.components(top=2)[0]]
+        ['x', 'y']
+        """
+        result = {}
+        W = self.W
+        for j, component in enumerate(self._component_ids):
+            order = np.argsort(-W[:, j], kind="stable")[:top]
+            result[component] = [(self._features[i], float(W[i, j])) for i in order]
+        return result
+
+    # ------------------------------------------------------------------ features
+    def _new_rows(self, names: Sequence) -> np.ndarray:
+        """Initial rows for new features: U(0.5, 1.5) from (seed, name), times the mean entry."""
+        k = len(self._component_ids)
+        level = self._colsum / self._m if self._m else np.ones(k)
+        level = np.where(level > 0, level, 1.0 / max(self._m, 1))
+        rows = np.empty((len(names), k))
+        for i, name in enumerate(names):
+            key = f"{self.seed}|{type(name).__name__}|{name}".encode()
+            entropy = int.from_bytes(hashlib.blake2b(key, digest_size=16).digest(), "little")
+            rows[i] = np.random.default_rng(entropy).uniform(0.5, 1.5, k)
+        return rows * level
+
+    def _grow(self, n_new: int) -> None:
+        needed = self._m + n_new
+        capacity = self._W.shape[0]
+        if needed <= capacity:
+            return
+        capacity = max(needed, 2 * capacity)
+        for name in ("_W", "_B") + (("_D",) if self.beta == 0 else ()):
+            old = getattr(self, name)
+            grown = np.zeros((capacity, old.shape[1]))
+            grown[: self._m] = old[: self._m]
+            setattr(self, name, grown)
+
+    def _register(self, names: Sequence) -> None:
+        """Append rows for the names not seen before (names already validated)."""
+        new = [name for name in dict.fromkeys(names) if name not in self._index]
+        if not new:
+            return
+        rows = self._new_rows(new)
+        self._grow(len(new))
+        start = self._m
+        self._W[start : start + len(new)] = rows
+        for offset, name in enumerate(new):
+            self._index[name] = start + offset
+            self._features.append(name)
+        self._m += len(new)
+        self._colsum += rows.sum(axis=0)
+        if self.beta == 2:
+            self._G += rows.T @ rows
+
+    def _sample_rows(self, x: Mapping, register: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Validate a sample and return (dictionary rows, values) of its non-zero entries."""
+        names, values = parse_sample(x)
+        found = list(map(self._index.get, names))  # the hot path: one C-level pass
+        if None in found:
+            unknown = [name for name, row in zip(names, found) if row is None]
+            checked = [check_feature_name(name) for name in unknown]
+            if register:
+                self._register(checked)
+            found = [self._index.get(name, -1) for name in names]
+        rows = np.array(found, dtype=np.int64)
+        keep = (values > 0) & (rows >= 0)
+        return np.ascontiguousarray(rows[keep]), np.ascontiguousarray(values[keep])
+
+    def _matrix_rows(self, X, features, register: bool) -> sp.csr_matrix:
+        """Validate a matrix; return it as CSR whose column indices are dictionary rows."""
+        matrix, names = parse_matrix(X, features)
+        if register:
+            self._register(names)
+        mapping = np.fromiter((self._index.get(n, -1) for n in names), np.int64, len(names))
+        columns = mapping[matrix.indices]
+        keep = columns >= 0
+        if not keep.all():  # unknown features (transform only) are ignored
+            row_of = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+            counts = np.bincount(row_of[keep], minlength=matrix.shape[0])
+            indptr = np.concatenate([[0], np.cumsum(counts)])
+            return sp.csr_matrix(
+                (matrix.data[keep], columns[keep], indptr), shape=(matrix.shape[0], max(self._m, 1))
+            )
+        return sp.csr_matrix(
+            (matrix.data, columns, matrix.indptr), shape=(matrix.shape[0], max(self._m, 1))
+        )
+
+    def _warm_vector(self, warm_start: Mapping | None, values: np.ndarray) -> np.ndarray | None:
+        if warm_start is None:
+            return None
+        h = np.zeros(len(self._component_ids))
+        position = {c: j for j, c in enumerate(self._component_ids)}
+        for component, value in warm_start.items():
+            if component in position and np.isfinite(value) and value > 0:
+                h[position[component]] = float(value)
+        if self.beta != 2:  # keep every entry positive: multiplicative and Newton steps need it
+            cold = np.empty_like(h)
+            solve.initial_h(self.beta, values, self._colsum, cold)
+            h = np.maximum(h, 1e-3 * cold)
+        return h
+
+    # ------------------------------------------------------------------ learning
+    def learn_one(self, x: Mapping, warm_start: Mapping | None = None) -> dict[int, float]:
+        """Solve h for one sample, learn from it, and return h as ``{component id: weight}``.
+
+        ``warm_start`` (e.g. the subject's previous h) starts the solver there; the optimum
+        reached is the same, only faster. Invalid samples raise ``ValueError`` and change
+        nothing.
+        """
+        rows, values = self._sample_rows(x, register=True)
+        H = np.zeros((1, len(self._component_ids)))
+        warm = self._warm_vector(warm_start, values)
+        if warm is not None:
+            H[0] = warm
+        indptr = np.array([0, rows.size], dtype=np.int64)
+        self._learn_csr(indptr, rows, values, H, np.array([warm is not None]))
+        return self._as_dict(H[0])
+
+    def learn_many(self, X, features: Sequence | None = None) -> np.ndarray:
+        """Learn a mini-batch (rows = samples) and return H (n_samples x n_components).
+
+        Same schedule, same result as :meth:`learn_one` over the rows in order (up to
+        floating-point rounding): the batch is cut at refresh boundaries and each piece is solved
+        against the same W.
+
+        >>> import numpy as np
+        >>> model = OnlineNMF(n_components=2, beta=2, refresh_every=3, seed=1)
+        >>> H = model.learn_many(np.array([[1.0, 0, 2], [0, 3, 1], [2, 0, 4], [0, 1, 0]]),
+        ...                      features=["a", "b", "c"])
+        >>> H.shape, model.samples_learned, model.model_version
+        ((4, 2), 4, 1)
+        """
+        matrix = self._matrix_rows(X, features, register=True)
+        H = np.zeros((matrix.shape[0], len(self._component_ids)))
+        warm = np.zeros(matrix.shape[0], dtype=np.bool_)
+        self._learn_csr(matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64),
+                        matrix.data, H, warm)
+        return H
+
+    def _learn_csr(self, indptr, indices, data, H, warm) -> None:
+        n = indptr.size - 1
+        start = 0
+        while start < n:
+            stop = min(n, start + self.refresh_every - self._since_refresh)
+            self._learn_segment(indptr[start : stop + 1], indices, data, H[start:stop],
+                                warm[start:stop])
+            start = stop
+            if self._since_refresh >= self.refresh_every:
+                self.refresh()
+
+    def _learn_segment(self, indptr, indices, data, H, warm) -> None:
+        """Learn samples that all see the same W (no refresh inside)."""
+        count = indptr.size - 1
+        base = indptr[0]
+        local_indptr = indptr - base
+        rows = indices[base : indptr[-1]]
+        values = data[base : indptr[-1]]
+        rho = self.forget_factor
+        scales = self._scale * rho ** np.arange(1, count + 1)
+        losses = np.empty(count)
+        solve.learn_batch(
+            self.beta, self._W, local_indptr, rows, values, self._G, self._colsum, H,
+            self._l1, float(self.l2_h), int(self.max_iter), float(self.tol), losses,
+            1.0 / scales, self._B, self._D, warm,
+        )
+        self._scale = float(scales[-1])
+        decay = rho ** np.arange(count - 1, -1, -1)
+        carry = rho**count
+        self._usage = carry * self._usage + decay @ H
+        self._window_usage += H.sum(axis=0)
+        if self.beta == 2:
+            self._A = carry * self._A + (H * decay[:, None]).T @ H
+        self._n_eff = carry * self._n_eff + decay.sum()
+        self.samples_learned += count
+        self._since_refresh += count
+        self._monitor(local_indptr, rows, values, losses)
+
+    def _monitor(self, indptr, rows, values, losses) -> None:
+        """Track the relative prequential loss and keep recent samples for re-seeding."""
+        count = indptr.size - 1
+        owner = np.repeat(np.arange(count), np.diff(indptr))
+        if self.beta == 1:
+            norms = np.bincount(owner, weights=values, minlength=count)
+        elif self.beta == 2:
+            norms = 0.5 * np.bincount(owner, weights=values * values, minlength=count)
+        else:
+            norms = np.diff(indptr).astype(np.float64)
+        relative = np.divide(losses, norms, out=np.zeros(count), where=norms > 0)
+        self._window_loss += float(relative.sum())
+        self._window_count += count
+        if self.reseed:
+            for s in range(max(0, count - self.buffer_size), count):
+                sample = slice(indptr[s], indptr[s + 1])
+                self._recent.append((rows[sample].copy(), values[sample].copy(), relative[s]))
+
+    def refresh(self) -> None:
+        """Recompute W from the statistics now, normalise it, re-seed dead components."""
+        m = self._m
+        W = self._W[:m]
+        B = self._B[:m]
+        B *= self._scale
+        if self.beta == 2:
+            dictionary.refresh_frobenius(
+                W, self._A, B, self.l1_w * self._n_eff, self.l2_w * self._n_eff,
+                int(self.refresh_sweeps),
+            )
+        else:
+            if self.beta == 0:
+                D = self._D[:m]
+                D *= self._scale
+            else:
+                D = self._usage
+            updated = dictionary.refresh_multiplicative(B, D, self.beta)
+            W[:] = np.where(np.isnan(updated), W, updated)
+        self._scale = 1.0
+        sums = dictionary.normalise_columns(W)
+        self._rescale_statistics(np.where(sums > 0, sums, 1.0))
+        self._since_refresh = 0
+        self.model_version += 1
+        self._check_components()
+        self._recompute_caches()
+
+    def _rescale_statistics(self, c: np.ndarray) -> None:
+        """W <- W / c means h <- c h: carry that into every statistic."""
+        m = self._m
+        self._usage *= c
+        if self.beta == 2:
+            self._A *= np.outer(c, c)
+            self._B[:m] *= c
+        else:
+            exponent = 1.0 - 1.0 / dictionary.mu_exponent(self.beta)
+            if exponent:
+                self._B[:m] *= c**exponent
+            if self.beta == 0:
+                self._D[:m] *= c
+
+    def _recompute_caches(self) -> None:
+        W = self._W[: self._m]
+        self._colsum = W.sum(axis=0)
+        if self.beta == 2:
+            self._G = W.T @ W
+
+    # ------------------------------------------------------------------ dead components
+    def _check_components(self) -> None:
+        window = self._window_loss / max(self._window_count, 1)
+        recent = self._window_usage / max(float(self._window_usage.sum()), 1e-300)
+        self._window_loss, self._window_count = 0.0, 0
+        self._window_usage = np.zeros(len(self._component_ids))
+        if self._baseline < 0:
+            if self.samples_learned >= min(self.memory_length, 10 * self.refresh_every):
+                self._baseline = window
+            alarm = False
+        else:
+            alarm = window > ALARM_RATIO * self._baseline
+            self._alarm_count = self._alarm_count + 1 if alarm else 0
+            weight = min(1.0, self.refresh_every / (4.0 * self.memory_length))
+            self._baseline += weight * (window - self._baseline)
+        if self._cooldown > 0:
+            self._cooldown -= 1
+        if not self.reseed or not self._recent:
+            return
+        share = self._usage / max(float(self._usage.sum()), 1e-300)
+        if self.samples_learned >= self.memory_length and share.min() < DEAD_SHARE:
+            self._reseed(int(np.argmin(share)), "dead: its share of the activations vanished")
+        elif self._alarm_count >= ALARM_PATIENCE and self._cooldown == 0:
+            self._reseed(  # the component the recent samples used least
+                int(np.argmin(recent)),
+                f"loss alarm: recent loss {window:.4g} > {ALARM_RATIO} x long-run "
+                f"{self._baseline:.4g}",
+            )
+            self._alarm_count = 0
+            self._cooldown = RESEED_COOLDOWN
+
+    def _reseed(self, j: int, reason: str) -> None:
+        """Replace column j by the positive residual of the worst recent samples."""
+        m, k = self._m, len(self._component_ids)
+        worst = sorted(self._recent, key=lambda item: -item[2])[:WORST_SAMPLES]
+        self._recompute_caches()
+        h = np.empty(k)
+        wh = np.empty(max(len(rows) for rows, _, _ in worst))
+        work_a, work_b = np.empty(k), np.empty(k)
+        residuals = []
+        for rows, values, _ in worst:
+            solve.initial_h(self.beta, values, self._colsum, h)
+            solve.solve_sample(self.beta, self._W, rows, values, self._G, self._colsum, h,
+                               self._l1, float(self.l2_h), int(self.max_iter), float(self.tol),
+                               wh[: rows.size], work_a, work_b)
+            positive = np.maximum(values - wh[: rows.size], 0.0)
+            if positive.sum() > 0:
+                dense = np.zeros(m)
+                dense[rows] = positive / positive.sum()
+                residuals.append(dense)
+        if not residuals:
+            return
+        # Average the worst sample's residual with those that look like it (cosine >= 0.5), so
+        # that two different new communities are not blended into one seed.
+        stacked = np.array(residuals)
+        unit = stacked / np.linalg.norm(stacked, axis=1, keepdims=True)
+        residual = stacked[unit @ unit[0] >= 0.5].sum(axis=0)
+        column = residual / residual.sum()
+        if self.beta != 2:
+            column = np.maximum(column, dictionary.W_FLOOR)
+            column /= column.sum()
+        pseudo = 0.01
+        self._W[:m, j] = column
+        self._usage[j] = pseudo * float(np.mean(self._usage))
+        if self.beta == 2:
+            weight = pseudo * float(np.mean(np.diag(self._A)))
+            self._A[j, :] = 0.0
+            self._A[:, j] = 0.0
+            self._A[j, j] = weight
+            self._B[:m, j] = column * weight
+        elif self.beta == 1:
+            self._B[:m, j] = column * self._usage[j]
+        else:
+            weight = pseudo * float(np.mean(self._D[:m]))
+            self._D[:m, j] = weight
+            self._B[:m, j] = column ** (1.0 / dictionary.mu_exponent(self.beta)) * weight
+        old = self._component_ids[j]
+        new = self._next_id
+        self._next_id += 1
+        self._component_ids[j] = new
+        for kind, component in (("retire", old), ("birth", new)):
+            self.events.append({"kind": kind, "sample": self.samples_learned,
+                                "component": component, "old": old, "new": new,
+                                "reason": reason})
+        self._recompute_caches()
+
+    # ------------------------------------------------------------------ read-only transforms
+    def _solve_readonly(self, indptr, indices, data, H) -> np.ndarray:
+        losses = np.empty(indptr.size - 1)
+        if self._m == 0:
+            H[:] = 0.0
+            losses[:] = 0.0
+            return losses
+        for s in range(indptr.size - 1):
+            start, stop = indptr[s], indptr[s + 1]
+            if not H[s].any():
+                solve.initial_h(self.beta, data[start:stop], self._colsum, H[s])
+        solve.solve_batch(self.beta, self._W, indptr, indices, data, self._G, self._colsum, H,
+                          self._l1, float(self.l2_h), int(self.max_iter), float(self.tol), losses)
+        empty = np.diff(indptr) == 0
+        H[empty] = 0.0
+        return losses
+
+    def transform_one(self, x: Mapping, warm_start: Mapping | None = None) -> dict[int, float]:
+        """h for one sample against the current W, without learning. Unknown features are
+        ignored; before any learning every weight is 0."""
+        rows, values = self._sample_rows(x, register=False)
+        H = np.zeros((1, len(self._component_ids)))
+        warm = self._warm_vector(warm_start, values)
+        if warm is not None:
+            H[0] = warm
+        self._solve_readonly(np.array([0, rows.size], dtype=np.int64), rows, values, H)
+        return self._as_dict(H[0])
+
+    def transform_many(self, X, features: Sequence | None = None) -> np.ndarray:
+        """H for a batch against the current W, without learning (n_samples x n_components)."""
+        matrix = self._matrix_rows(X, features, register=False)
+        H = np.zeros((matrix.shape[0], len(self._component_ids)))
+        self._solve_readonly(matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64),
+                             matrix.data, H)
+        return H
+
+    def loss_one(self, x: Mapping) -> float:
+        """The beta-divergence of a sample from its best reconstruction ``W h`` (read-only)."""
+        rows, values = self._sample_rows(x, register=False)
+        H = np.zeros((1, len(self._component_ids)))
+        return float(self._solve_readonly(np.array([0, rows.size], np.int64), rows, values, H)[0])
+
+    def _as_dict(self, h: np.ndarray) -> dict[int, float]:
+        return {component: float(value) for component, value in zip(self._component_ids, h)}
+
+    # ------------------------------------------------------------------ persistence
+    def __eq__(self, other: object) -> bool:  # used by tests of bit-exact round trips
+        if type(other) is not type(self):
+            return NotImplemented
+        mine, theirs = self._state(), other._state()
+        return mine[1] == theirs[1] and mine[0].keys() == theirs[0].keys() and all(
+            np.array_equal(mine[0][key], theirs[0][key]) for key in mine[0]
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        m = self._m
+        recent_rows = [r for r, _, _ in self._recent]
+        arrays = {
+            "W": self._W[:m].copy(), "B": self._B[:m].copy(),
+            "D": self._D[:m].copy() if self.beta == 0 else self._D.copy(),
+            "A": self._A, "G": self._G, "colsum": self._colsum, "usage": self._usage,
+            "window_usage": self._window_usage,
+            "l1": self._l1,
+            "recent_lengths": np.array([len(r) for r in recent_rows], dtype=np.int64),
+            "recent_rows": np.concatenate(recent_rows) if recent_rows else np.zeros(0, np.int64),
+            "recent_values": (np.concatenate([v for _, v, _ in self._recent])
+                              if self._recent else np.zeros(0)),
+            "recent_losses": np.array([loss for _, _, loss in self._recent], dtype=np.float64),
+        }
+        meta = {
+            "class": type(self).__name__,
+            "params": self._params(),
+            "features": self._features,
+            "component_ids": self._component_ids,
+            "next_id": self._next_id,
+            "scalars": {name: getattr(self, name) for name in SCALAR_STATE},
+            "events": self.events,
+        }
+        return arrays, meta
+
+    def to_bytes(self) -> bytes:
+        """The snapshot (see :mod:`onlinenmf.snapshot`) as bytes."""
+        arrays, meta = self._state()
+        return snapshot.dumps(arrays, meta)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "<bytes>") -> OnlineNMF:
+        arrays, meta = snapshot.loads(data, source)
+        return cls._from_state(arrays, meta, source)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write a snapshot file atomically (``.npz``: arrays + JSON metadata + checksum).
+
+        >>> import tempfile, pathlib
+        >>> model = OnlineNMF(n_components=2, seed=3)
+        >>> _ = model.learn_one({"a": 1, "b": 2})
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.npz"
+        >>> model.save(path)
+        >>> OnlineNMF.load(path) == model
+        True
+        """
+        snapshot.write_atomic(path, self.to_bytes())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> OnlineNMF:
+        """Read a snapshot file; raise :class:`onlinenmf.snapshot.SnapshotError` if unusable."""
+        arrays, meta = snapshot.read(path)
+        return cls._from_state(arrays, meta, str(path))
+
+    @classmethod
+    def _from_state(cls, arrays, meta, source: str) -> OnlineNMF:
+        if meta.get("class") != cls.__name__:
+            raise snapshot.SnapshotError(
+                f"{source}: holds a {meta.get('class')}, not {cls.__name__}"
+            )
+        model = cls(**meta["params"])
+        features = [check_feature_name(f) for f in meta["features"]]
+        m = len(features)
+        model._grow(m)
+        model._m = m
+        model._features = features
+        model._index = {name: i for i, name in enumerate(features)}
+        model._W[:m] = arrays["W"]
+        model._B[:m] = arrays["B"]
+        if model.beta == 0:
+            model._D[:m] = arrays["D"]
+        else:
+            model._D = arrays["D"].copy()
+        for name in ("A", "G", "colsum", "usage", "window_usage", "l1"):
+            setattr(model, "_" + name, arrays[name].copy())
+        model._component_ids = [int(c) for c in meta["component_ids"]]
+        model._next_id = int(meta["next_id"])
+        for name, value in meta["scalars"].items():
+            setattr(model, name, value)
+        model.events = list(meta["events"])
+        model._recent = deque(maxlen=model.buffer_size)
+        ends = np.cumsum(arrays["recent_lengths"])
+        for end, length, loss in zip(ends, arrays["recent_lengths"], arrays["recent_losses"]):
+            model._recent.append((arrays["recent_rows"][end - length : end].copy(),
+                                  arrays["recent_values"][end - length : end].copy(), float(loss)))
+        return model
+
+    def __repr__(self) -> str:
+        return (f"OnlineNMF(n_components={len(self._component_ids)}, beta={self.beta}, "
+                f"n_features={self._m}, samples_learned={self.samples_learned})")
+
+
+PARAMETERS = (
+    "n_components", "beta", "forget_factor", "refresh_every", "l1_h", "l2_h", "l1_w", "l2_w",
+    "refresh_sweeps", "max_iter", "tol", "reseed", "buffer_size", "seed",
+)
+SCALAR_STATE = (
+    "_m", "_scale", "_n_eff", "samples_learned", "model_version", "_since_refresh",
+    "_window_loss", "_window_count", "_baseline", "_alarm_count", "_cooldown",
+)

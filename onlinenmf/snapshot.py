@@ -1,0 +1,113 @@
+"""Versioned, checksummed model snapshots: one ``.npz`` file, never pickle on disk.
+
+Layout (a standard NumPy ``.npz`` zip archive, readable with ``numpy.load`` and no onlinenmf):
+
+* one array per state array of the model (``W``, statistics, ...), stored uncompressed;
+* ``__meta__``: UTF-8 JSON as a uint8 array, with ``format`` (= "onlinenmf.snapshot"),
+  ``version`` (an integer, see :data:`FORMAT_VERSION`), the model's class, parameters and scalar
+  state, and ``sha256``: the SHA-256 of every array's name, dtype, shape and bytes in name order.
+
+Writes are atomic: a temporary file in the target's folder, flushed and fsync'ed, renamed over
+the target, then the folder fsync'ed, so a crash leaves either the old or the new file. Reading
+a truncated, corrupted or newer-version file raises :class:`SnapshotError` naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT = "onlinenmf.snapshot"
+#: Bumped whenever the layout changes; older versions stay readable, newer ones are refused.
+FORMAT_VERSION = 1
+META_KEY = "__meta__"
+
+
+class SnapshotError(ValueError):
+    """A snapshot file is unreadable: truncated, corrupted, or from a newer onlinenmf."""
+
+
+def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the arrays' names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def dumps(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> bytes:
+    """Serialise arrays and JSON metadata to the bytes of an ``.npz`` snapshot."""
+    meta = {"format": FORMAT, "version": FORMAT_VERSION, **meta, "sha256": arrays_digest(arrays)}
+    encoded = np.frombuffer(json.dumps(meta, allow_nan=False).encode(), dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays, **{META_KEY: encoded})
+    return buffer.getvalue()
+
+
+def loads(data: bytes, source: str = "<bytes>") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Parse and verify snapshot bytes; ``source`` names the file in error messages."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as err:
+        raise SnapshotError(
+            f"{source}: not a readable snapshot (truncated or corrupted): {err}"
+        ) from None
+    if META_KEY not in arrays:
+        raise SnapshotError(f"{source}: no {META_KEY} entry; not an onlinenmf snapshot")
+    try:
+        meta = json.loads(arrays.pop(META_KEY).tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SnapshotError(f"{source}: metadata is corrupted: {err}") from None
+    if meta.get("format") != FORMAT:
+        raise SnapshotError(f"{source}: format {meta.get('format')!r} is not {FORMAT!r}")
+    version = meta.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise SnapshotError(
+            f"{source}: snapshot version {version!r} is newer than this onlinenmf reads "
+            f"(up to {FORMAT_VERSION}); upgrade onlinenmf"
+        )
+    if arrays_digest(arrays) != meta.get("sha256"):
+        raise SnapshotError(f"{source}: checksum mismatch; the file is corrupted")
+    return arrays, meta
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: temp file, fsync, rename, fsync the folder."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=folder)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def read(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read and verify a snapshot file."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise SnapshotError(f"{path}: cannot read snapshot: {err}") from None
+    return loads(data, source=str(path))

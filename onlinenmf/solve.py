@@ -1,0 +1,309 @@
+"""Per-sample solvers for the activations h, and the statistics each sample adds.
+
+Every kernel works on one sample given as the rows ``rows`` of the dictionary it touches (its
+non-zero features) and their values ``v``, so its cost is O(nnz(v) k + sweeps k^2) whatever the
+number of features m. The terms of the loss that involve the zero entries of v are carried by
+two cached k-sized quantities: the Gram matrix ``G = W^T W`` (beta = 2) and the column sums of W
+(beta = 1). Itakura-Saito (beta = 0) is defined on the non-zero entries only.
+
+Solvers (each runs to the optimum, to a relative tolerance on the change of h):
+
+* beta = 2: cyclic coordinate descent (HALS) on ``G`` and ``b = W^T v``;
+* beta = 1: cyclic coordinate descent with one 1-D Newton step per coordinate (Hsieh & Dhillon
+  2011), safeguarded so a step never uncovers a non-zero entry of v;
+* beta = 0: multiplicative updates with the Fevotte & Idier (2011) exponent 1/2, h floored at a
+  tiny positive value so that no entry locks at zero and no division gives inf or NaN.
+
+Penalties: ``l1`` is a per-component vector (so automatic relevance determination can weight
+components differently), ``l2`` a scalar; the objective is
+``D_beta(v | W h) + l1 . h + l2/2 |h|^2``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from onlinenmf._jit import njit, njit_fast
+
+TINY = 1e-300
+H_FLOOR = 1e-12
+
+
+@njit
+def _hals(W, rows, v, G, h, l1, l2, max_iter, tol, b):
+    k = h.shape[0]
+    for j in range(k):
+        total = 0.0
+        for i in range(rows.shape[0]):
+            total += W[rows[i], j] * v[i]
+        b[j] = total
+    sweeps = 0
+    for sweeps in range(1, max_iter + 1):
+        max_delta = 0.0
+        max_h = 0.0
+        for j in range(k):
+            denominator = G[j, j] + l2
+            if denominator <= 0.0:
+                h[j] = 0.0
+                continue
+            gradient = l1[j] + l2 * h[j] - b[j]
+            for i in range(k):
+                gradient += G[j, i] * h[i]
+            new = h[j] - gradient / denominator
+            if new < 0.0:
+                new = 0.0
+            delta = abs(new - h[j])
+            h[j] = new
+            if delta > max_delta:
+                max_delta = delta
+            if new > max_h:
+                max_h = new
+        if max_delta <= tol * max_h:
+            break
+    return sweeps
+
+
+@njit
+def _frobenius_loss(v, G, h, b):
+    # 1/2 |v - W h|^2 = 1/2 (|v|^2 - 2 b.h + h^T G h), the zeros of v included through G.
+    k = h.shape[0]
+    quadratic = 0.0
+    for j in range(k):
+        row = 0.0
+        for i in range(k):
+            row += G[j, i] * h[i]
+        quadratic += h[j] * row
+    return 0.5 * (np.dot(v, v) - 2.0 * np.dot(b, h) + quadratic)
+
+
+@njit
+def _reconstruct(W, rows, h, wh):
+    k = h.shape[0]
+    for i in range(rows.shape[0]):
+        total = 0.0
+        r = rows[i]
+        for j in range(k):
+            total += W[r, j] * h[j]
+        wh[i] = max(total, TINY)
+
+
+@njit_fast
+def _kl_newton(W, rows, v, colsum, h, l1, l2, max_iter, tol, wh):
+    k = h.shape[0]
+    n = rows.shape[0]
+    # The sample's rows of W, transposed so that each coordinate reads a contiguous vector.
+    Wt = np.empty((k, n))
+    for i in range(n):
+        r = rows[i]
+        for j in range(k):
+            Wt[j, i] = W[r, j]
+    # Shrinking: a coordinate pinned at zero by a positive gradient is skipped until the
+    # others have converged, then every coordinate is checked once more before stopping.
+    pinned = np.zeros(k, dtype=np.bool_)
+    _reconstruct(W, rows, h, wh)
+    sweeps = 0
+    for sweeps in range(1, max_iter + 1):
+        max_delta = 0.0
+        max_h = 0.0
+        full_sweep = not pinned.any()
+        for j in range(k):
+            if pinned[j]:
+                continue
+            w = Wt[j]
+            old = h[j]
+            gradient = colsum[j] + l1[j] + l2 * old
+            curvature = l2
+            for i in range(n):
+                inverse = 1.0 / wh[i]
+                term = v[i] * inverse * w[i]
+                gradient -= term
+                curvature += term * w[i] * inverse
+            if old == 0.0 and gradient >= 0.0:
+                pinned[j] = True
+                continue
+            if curvature <= 0.0:
+                new = 0.0  # no support among the non-zeros: the objective rises linearly
+            else:
+                new = old - gradient / curvature
+                if new <= 0.0:
+                    # Newton overshot to the left; zero is allowed only if the other
+                    # components still explain every non-zero entry (else the loss is inf).
+                    new = 0.0
+                    for i in range(n):
+                        if w[i] > 0.0 and wh[i] - w[i] * old <= 1e-9 * wh[i]:
+                            new = 0.1 * old
+                            break
+            delta = new - old
+            if delta != 0.0:
+                for i in range(n):
+                    wh[i] = max(wh[i] + w[i] * delta, TINY)
+                h[j] = new
+            if abs(delta) > max_delta:
+                max_delta = abs(delta)
+            if new > max_h:
+                max_h = new
+        if max_delta <= tol * max_h:
+            if full_sweep:
+                break
+            pinned[:] = False
+    _reconstruct(W, rows, h, wh)
+    return sweeps
+
+
+@njit
+def _kl_loss(v, wh, colsum, h):
+    # sum_f v log(v/Wh) - v + Wh ; sum_f (Wh)_f = colsum . h covers the zeros of v.
+    total = np.dot(colsum, h)
+    for i in range(v.shape[0]):
+        total += v[i] * np.log(v[i] / wh[i]) - v[i]
+    return total
+
+
+@njit
+def _is_mu(W, rows, v, h, l1, l2, max_iter, tol, wh, numerator, denominator):
+    k = h.shape[0]
+    n = rows.shape[0]
+    for j in range(k):
+        if h[j] < H_FLOOR:
+            h[j] = H_FLOOR
+    sweeps = 0
+    for sweeps in range(1, max_iter + 1):
+        _reconstruct(W, rows, h, wh)
+        for j in range(k):
+            numerator[j] = 0.0
+            denominator[j] = l1[j] + l2 * h[j]
+        for i in range(n):
+            r = rows[i]
+            inverse = 1.0 / wh[i]
+            weighted = v[i] * inverse * inverse
+            for j in range(k):
+                numerator[j] += W[r, j] * weighted
+                denominator[j] += W[r, j] * inverse
+        max_change = 0.0
+        max_h = 0.0
+        for j in range(k):
+            if denominator[j] > 0.0:
+                new = h[j] * np.sqrt(numerator[j] / denominator[j])
+            else:
+                new = h[j]
+            if new < H_FLOOR:
+                new = H_FLOOR
+            change = abs(new - h[j])
+            h[j] = new
+            if change > max_change:
+                max_change = change
+            if new > max_h:
+                max_h = new
+        if max_change <= tol * max_h:
+            break
+    _reconstruct(W, rows, h, wh)
+    return sweeps
+
+
+@njit
+def _is_loss(v, wh):
+    total = 0.0
+    for i in range(v.shape[0]):
+        ratio = v[i] / wh[i]
+        total += ratio - np.log(ratio) - 1.0
+    return total
+
+
+@njit
+def solve_sample(beta, W, rows, v, G, colsum, h, l1, l2, max_iter, tol, wh, work_a, work_b):
+    """Solve h in place for one sample; return its loss. ``wh`` receives (W h) on ``rows``."""
+    if beta == 2:
+        _hals(W, rows, v, G, h, l1, l2, max_iter, tol, work_a)
+        _reconstruct(W, rows, h, wh)
+        return _frobenius_loss(v, G, h, work_a)
+    if beta == 1:
+        _kl_newton(W, rows, v, colsum, h, l1, l2, max_iter, tol, wh)
+        return _kl_loss(v, wh, colsum, h)
+    _is_mu(W, rows, v, h, l1, l2, max_iter, tol, wh, work_a, work_b)
+    return _is_loss(v, wh)
+
+
+@njit
+def initial_h(beta, v, colsum, h):
+    """Cold start: zero for HALS; otherwise spread the sample's mass evenly over components."""
+    k = h.shape[0]
+    if beta == 2:
+        h[:] = 0.0
+        return
+    total_colsum = 0.0
+    for j in range(k):
+        total_colsum += colsum[j]
+    level = np.sum(v) / max(total_colsum, TINY)
+    for j in range(k):
+        h[j] = max(level, H_FLOOR)
+
+
+@njit
+def accumulate_sample(beta, W, rows, v, h, wh, weight, B, D):
+    """Add one sample's sufficient statistics, multiplied by ``weight``, to its own rows.
+
+    beta = 2 (Mairal et al. 2010): ``B[rows] += v h^T``; A is updated by the caller (k x k).
+    beta != 2 (Lefevre, Bach & Fevotte 2011, the MU numerator and denominator):
+    ``N[rows] += W^(1/gamma) * (v (Wh)^(beta-2)) h^T`` stored in ``B``, and for beta = 0 the
+    denominator ``(Wh)^(beta-1) h^T`` in ``D`` (for beta = 1 it is the same for every row, so
+    the caller keeps it as one k-vector).
+    """
+    k = h.shape[0]
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        if beta == 2:
+            scaled = v[i] * weight
+            for j in range(k):
+                B[r, j] += scaled * h[j]
+        elif beta == 1:
+            scaled = v[i] / wh[i] * weight
+            for j in range(k):
+                B[r, j] += W[r, j] * scaled * h[j]
+        else:
+            inverse = 1.0 / wh[i]
+            scaled = v[i] * inverse * inverse * weight
+            for j in range(k):
+                B[r, j] += W[r, j] * W[r, j] * scaled * h[j]
+                D[r, j] += inverse * weight * h[j]
+
+
+@njit
+def solve_batch(beta, W, indptr, indices, data, G, colsum, H, l1, l2, max_iter, tol, losses):
+    """Solve every row of a CSR batch (rows already mapped to dictionary rows), read-only on W."""
+    k = H.shape[1]
+    n_max = 1
+    for s in range(indptr.shape[0] - 1):
+        n_max = max(n_max, indptr[s + 1] - indptr[s])
+    wh = np.empty(n_max)
+    work_a = np.empty(k)
+    work_b = np.empty(k)
+    for s in range(indptr.shape[0] - 1):
+        start, stop = indptr[s], indptr[s + 1]
+        losses[s] = solve_sample(
+            beta, W, indices[start:stop], data[start:stop], G, colsum, H[s],
+            l1, l2, max_iter, tol, wh[: stop - start], work_a, work_b,
+        )
+
+
+@njit
+def learn_batch(beta, W, indptr, indices, data, G, colsum, H, l1, l2, max_iter, tol,
+                losses, weights, B, D, warm):
+    """Solve each row of a CSR batch, then add its statistics with its weight (W is fixed)."""
+    k = H.shape[1]
+    n_max = 1
+    for s in range(indptr.shape[0] - 1):
+        n_max = max(n_max, indptr[s + 1] - indptr[s])
+    wh = np.empty(n_max)
+    work_a = np.empty(k)
+    work_b = np.empty(k)
+    for s in range(indptr.shape[0] - 1):
+        start, stop = indptr[s], indptr[s + 1]
+        rows = indices[start:stop]
+        v = data[start:stop]
+        if not warm[s]:
+            initial_h(beta, v, colsum, H[s])
+        losses[s] = solve_sample(
+            beta, W, rows, v, G, colsum, H[s], l1, l2, max_iter, tol,
+            wh[: stop - start], work_a, work_b,
+        )
+        accumulate_sample(beta, W, rows, v, H[s], wh[: stop - start], weights[s], B, D)
