@@ -1,0 +1,294 @@
+"""River adapters: the engine as a river transformer and clusterer.
+
+Thin wrappers: every number is computed by :class:`onlinenmf.engine.OnlineNMF`; this module
+only translates river's calling conventions (dicts in, dicts out, ``learn_one`` returning
+``None``, narwhals frames for mini-batches, parameters stored verbatim for ``clone``).
+
+- :class:`OnlineNMF`: a ``river.base.MiniBatchTransformer`` (sample -> community weights) that is
+  also a ``river.base.Clusterer`` (sample -> dominant community).
+
+The recommender adapter lives in this module too, in its own section below.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Hashable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+from river import base, utils
+
+from onlinenmf import engine
+
+__all__ = ["OnlineNMF"]
+
+
+# ============================================================================ transformer/clusterer
+class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
+    """Streaming non-negative matrix factorization as a river transformer and clusterer.
+
+    Each sample ``x`` (a dict feature -> non-negative value, e.g. taxon -> reads) is explained
+    as an additive mix of ``n_components`` parts, ``x ~ W h`` with ``W, h >= 0``. The columns of
+    ``W`` are the parts ("communities" of taxa, each a distribution over features); ``h`` says
+    how much of each part the sample holds. :meth:`transform_one` returns ``h`` as
+    ``{component id: weight}``, :meth:`predict_one` the id of the largest weight (NMF as
+    clustering, Ding, He & Simon 2005), :meth:`learn_one` updates the model.
+
+    Features may come and go: a feature seen for the first time gets a new row of ``W``; a
+    missing feature counts as 0. Values must be non-negative, finite numbers and feature names
+    ``str`` or ``int``: anything else raises ``ValueError`` naming the feature and value, and
+    the model is left untouched.
+
+    Parameters
+    ----------
+    n_components
+        Number of components (communities) k.
+    beta
+        The beta-divergence fitted: 1 (generalized Kullback-Leibler, the Poisson likelihood of
+        counts), 2 (Frobenius) or 0 (Itakura-Saito).
+    forget_factor
+        Per-sample forgetting of the statistics; the model remembers about
+        ``1 / (1 - forget_factor)`` recent samples.
+    refresh_every
+        Samples between two updates of the dictionary ``W``.
+    l1_h
+        L1 penalty on ``h`` (sparser community weights).
+    l2_h
+        L2 penalty on ``h``.
+    l1_w
+        L1 penalty on ``W`` (``beta=2`` only).
+    l2_w
+        L2 penalty on ``W`` (``beta=2`` only).
+    refresh_sweeps
+        Block-coordinate sweeps over ``W`` per refresh (``beta=2``).
+    max_iter
+        Maximum sweeps of the inner solver for ``h``.
+    tol
+        Relative tolerance of the inner solver for ``h``.
+    reseed
+        Replace dead components by the residual of badly explained recent samples. A re-seeded
+        component gets a new id, so its weight appears under a new key.
+    buffer_size
+        Recent samples kept for re-seeding.
+    seed
+        Random seed: the initial row of a new feature depends only on (seed, feature name), so
+        the model does not depend on the order of a sample's keys. ``None`` draws a seed.
+
+    Attributes
+    ----------
+    engine : onlinenmf.engine.OnlineNMF
+        The underlying model: ``W``, ``features``, ``component_ids``, ``events``, ``save``.
+    centers : dict
+        ``{component id: {feature: weight}}``, the non-zero entries of each column of ``W``.
+
+    Examples
+    --------
+    Two communities over four taxa, learned one sample at a time:
+
+    >>> from onlinenmf.river import OnlineNMF
+    >>> stream = [
+    ...     {"Bifidobacterium": 90, "Escherichia": 10},
+    ...     {"Bacteroides": 70, "Faecalibacterium": 30},
+    ... ] * 20
+    >>> nmf = OnlineNMF(n_components=2, refresh_every=5, seed=42)
+    >>> for x in stream:
+    ...     nmf.learn_one(x)
+    >>> infant = nmf.transform_one({"Bifidobacterium": 80, "Escherichia": 20})
+    >>> adult = nmf.transform_one({"Bacteroides": 60, "Faecalibacterium": 40})
+    >>> nmf.predict_one({"Bifidobacterium": 80}) != nmf.predict_one({"Bacteroides": 60})
+    True
+    >>> dominant = nmf.predict_one({"Bifidobacterium": 80})
+    >>> top = max(nmf.centers[dominant].items(), key=lambda item: item[1])
+    >>> top[0]
+    'Bifidobacterium'
+
+    In a pipeline, the community weights feed a river model:
+
+    >>> from river import linear_model, metrics, preprocessing
+    >>> model = OnlineNMF(n_components=2, refresh_every=5, seed=42) | (
+    ...     preprocessing.StandardScaler() | linear_model.LogisticRegression())
+    >>> metric = metrics.Accuracy()
+    >>> for x, y in zip(stream, [True, False] * 20):
+    ...     metric.update(y, model.predict_one(x))
+    ...     model.learn_one(x, y)
+    >>> metric
+    Accuracy: 85.00%
+
+    Mini-batches take any dataframe river accepts (pandas, polars, ...):
+
+    >>> import pandas as pd
+    >>> X = pd.DataFrame(stream[:4]).fillna(0)
+    >>> nmf.learn_many(X)
+    >>> nmf.transform_many(X).shape
+    (4, 2)
+
+    Notes
+    -----
+    ``transform_one`` is read-only: it solves ``h`` against the current ``W`` and ignores
+    features the model has not learned. ``learn_many`` is exactly a ``learn_one`` loop over the
+    rows (up to rounding), with the frame's columns as the sample's keys. The check suite of
+    river 0.26.1 passes for every parameter set of ``_unit_test_params``.
+
+    References
+    ----------
+    [^1]: Lee, D. D. & Seung, H. S. (2001). Algorithms for non-negative matrix factorization.
+    [^2]: Mairal, J., Bach, F., Ponce, J. & Sapiro, G. (2010). Online learning for matrix
+        factorization and sparse coding. JMLR 11.
+    [^3]: Ding, C., He, X. & Simon, H. D. (2005). On the equivalence of nonnegative matrix
+        factorization and spectral clustering. SDM.
+    """
+
+    def __init__(
+        self,
+        n_components: int = 10,
+        beta: int = 1,
+        forget_factor: float = 0.998,
+        refresh_every: int = 100,
+        l1_h: float = 0.0,
+        l2_h: float = 0.0,
+        l1_w: float = 0.0,
+        l2_w: float = 0.0,
+        refresh_sweeps: int = 1,
+        max_iter: int = 200,
+        tol: float = 1e-6,
+        reseed: bool = True,
+        buffer_size: int = 128,
+        seed: int | None = None,
+    ):
+        # Stored verbatim: river's clone, repr and the check suite read them back by name.
+        self.n_components = n_components
+        self.beta = beta
+        self.forget_factor = forget_factor
+        self.refresh_every = refresh_every
+        self.l1_h = l1_h
+        self.l2_h = l2_h
+        self.l1_w = l1_w
+        self.l2_w = l2_w
+        self.refresh_sweeps = refresh_sweeps
+        self.max_iter = max_iter
+        self.tol = tol
+        self.reseed = reseed
+        self.buffer_size = buffer_size
+        self.seed = seed
+        # The engine validates the parameters: a bad one raises here, at construction.
+        self._engine = engine.OnlineNMF(
+            n_components=n_components,
+            beta=beta,
+            forget_factor=forget_factor,
+            refresh_every=refresh_every,
+            l1_h=l1_h,
+            l2_h=l2_h,
+            l1_w=l1_w,
+            l2_w=l2_w,
+            refresh_sweeps=refresh_sweeps,
+            max_iter=max_iter,
+            tol=tol,
+            reseed=reseed,
+            buffer_size=buffer_size,
+            seed=random.SystemRandom().getrandbits(32) if seed is None else seed,
+        )
+
+    # ------------------------------------------------------------------ river hooks
+    @classmethod
+    def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
+        # The three divergences; short refresh intervals so that the 200-row check streams
+        # go through many dictionary refreshes (and, for the first set, re-seeding).
+        yield {"n_components": 3, "refresh_every": 10}  # seed None: runs the seeding check
+        yield {"n_components": 2, "beta": 2, "l1_h": 0.1, "refresh_every": 7, "seed": 1}
+        yield {"n_components": 4, "beta": 0, "forget_factor": 0.99, "refresh_every": 25,
+               "seed": 2}
+
+    def _more_tags(self) -> set[str]:
+        return {base.tags.POSITIVE_INPUT}
+
+    # ------------------------------------------------------------------ views
+    @property
+    def engine(self) -> engine.OnlineNMF:
+        """The underlying :class:`onlinenmf.engine.OnlineNMF` (shared, not a copy)."""
+        return self._engine
+
+    @property
+    def centers(self) -> dict[int, dict[Hashable, float]]:
+        """``{component id: {feature: weight}}``: the non-zero entries of each column of W."""
+        W, features = self._engine.W, self._engine.features
+        return {
+            component: {features[i]: float(W[i, j]) for i in np.flatnonzero(W[:, j])}
+            for j, component in enumerate(self._engine.component_ids)
+        }
+
+    # ------------------------------------------------------------------ one sample
+    def learn_one(self, x: Mapping[Hashable, Any]) -> None:
+        """Learn from one sample (``{}`` counts as an all-zero sample)."""
+        self.learn_transform_one(x)
+
+    def learn_transform_one(self, x: Mapping[Hashable, Any]) -> dict[int, float]:
+        """Learn from one sample and return its weights, solved before the update (one solve
+        instead of the two of ``learn_one`` then ``transform_one``)."""
+        if not x:  # the engine refuses empty samples; river pipelines can produce them
+            H = self._engine.learn_many(np.zeros((1, 0)), features=[])
+            return dict(zip(self._engine.component_ids, map(float, H[0])))
+        return self._engine.learn_one(_canonical(x))
+
+    def transform_one(self, x: Mapping[Hashable, Any]) -> dict[int, float]:
+        """Community weights ``{component id: weight}`` (read-only; all 0 before learning)."""
+        if not x:
+            return dict.fromkeys(self._engine.component_ids, 0.0)
+        return self._engine.transform_one(_canonical(x))
+
+    def predict_one(self, x: Mapping[Hashable, Any]) -> int:
+        """The id of the dominant community (the first one on ties, e.g. before learning)."""
+        h = self.transform_one(x)
+        return max(h, key=h.__getitem__)
+
+    # ------------------------------------------------------------------ mini-batches
+    def learn_many(self, X: Any) -> None:
+        """Learn from a dataframe (rows = samples, columns = features), as a ``learn_one`` loop.
+
+        Any eager frame narwhals supports (pandas, polars, pyarrow). Missing values are not
+        zeros: fill them first (``X.fillna(0)``), a NaN raises ``ValueError``.
+        """
+        frame = utils.dataframe.into_frame(X)
+        order = _canonical_order(frame.columns)
+        matrix = utils.dataframe.to_numpy(frame)[:, order]
+        self._engine.learn_many(matrix, features=[frame.columns[i] for i in order])
+
+    def transform_many(self, X: Any) -> Any:
+        """Community weights of every row, as a frame of the input's kind (and index)."""
+        frame = utils.dataframe.into_frame(X)
+        order = _canonical_order(frame.columns)
+        matrix = utils.dataframe.to_numpy(frame)[:, order]
+        H = self._engine.transform_many(matrix, features=[frame.columns[i] for i in order])
+        # The mapping form: river's array form fails on integer labels with pandas (narwhals
+        # builds a schema from them); pandas keeps the int ids, other backends get strings.
+        columns = {component: H[:, j] for j, component in enumerate(self._engine.component_ids)}
+        return utils.dataframe.to_native_frame(columns, like=frame)
+
+
+# ============================================================================ helpers
+def _sort_key(name: Hashable) -> tuple[str, str]:
+    return type(name).__name__, repr(name)
+
+
+def _canonical(x: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+    """The sample with its keys sorted.
+
+    The engine's result is independent of key order only up to rounding (new rows of W are
+    appended, and sums over a sample's entries are taken, in key order), and the inner solver
+    stops at a relative tolerance, so two key orders can differ in the trailing digits of tiny
+    weights. Sorting makes the output bit-identical for any key order (river's
+    ``check_shuffle_features_no_impact`` compares at 1e-6 relative, without absolute floor).
+    """
+    try:
+        return dict(sorted(x.items()))  # keys are unique: values are never compared
+    except TypeError:  # mixed str and int names
+        return dict(sorted(x.items(), key=lambda item: _sort_key(item[0])))
+
+
+def _canonical_order(columns: list) -> list[int]:
+    """Column positions in the order :func:`_canonical` gives a sample's keys."""
+    positions = range(len(columns))
+    try:
+        return sorted(positions, key=columns.__getitem__)
+    except TypeError:
+        return sorted(positions, key=lambda i: _sort_key(columns[i]))
