@@ -173,6 +173,9 @@ class OnlineNMF:
         self._l1 = np.full(k, float(self.l1_h))
         self.samples_learned = 0
         self.model_version = 0
+        #: Prequential loss of the latest learned samples: D_beta(v | W h) with h solved
+        #: against the dictionary *before* the sample was learned.
+        self.last_losses = np.zeros(0)
         self._since_refresh = 0
         self._component_ids = list(range(k))
         self._next_id = k
@@ -357,6 +360,7 @@ class OnlineNMF:
     def _learn_csr(self, indptr, indices, data, H, warm) -> None:
         n = indptr.size - 1
         start = 0
+        self.last_losses = np.zeros(0)
         while start < n:
             stop = min(n, start + self.refresh_every - self._since_refresh)
             self._learn_segment(indptr[start : stop + 1], indices, data, H[start:stop],
@@ -390,6 +394,7 @@ class OnlineNMF:
         self._n_eff = carry * self._n_eff + decay.sum()
         self.samples_learned += count
         self._since_refresh += count
+        self.last_losses = np.concatenate([self.last_losses, losses])
         self._monitor(local_indptr, rows, values, losses)
 
     def _monitor(self, indptr, rows, values, losses) -> None:
@@ -409,6 +414,11 @@ class OnlineNMF:
             for s in range(max(0, count - self.buffer_size), count):
                 sample = slice(indptr[s], indptr[s + 1])
                 self._recent.append((rows[sample].copy(), values[sample].copy(), relative[s]))
+
+    @property
+    def last_loss(self) -> float:
+        """Prequential loss of the latest learned sample (see :attr:`last_losses`)."""
+        return float(self.last_losses[-1]) if self.last_losses.size else float("nan")
 
     def refresh(self) -> None:
         """Recompute W from the statistics now, normalise it, re-seed dead components."""

@@ -194,7 +194,8 @@ def _is_mu(W, rows, v, h, l1, l2, max_iter, tol, wh, numerator, denominator):
                 max_change = change
             if new > max_h:
                 max_h = new
-        if max_change <= tol * max_h:
+        # MU steps shrink as they approach the optimum: a step of tol would stop far from it.
+        if max_change <= 0.01 * tol * max_h:
             break
     _reconstruct(W, rows, h, wh)
     return sweeps
@@ -219,7 +220,8 @@ def solve_sample(beta, W, rows, v, G, colsum, h, l1, l2, max_iter, tol, wh, work
     if beta == 1:
         _kl_newton(W, rows, v, colsum, h, l1, l2, max_iter, tol, wh)
         return _kl_loss(v, wh, colsum, h)
-    _is_mu(W, rows, v, h, l1, l2, max_iter, tol, wh, work_a, work_b)
+    # MU converges linearly and slowly: it gets a larger budget than the coordinate solvers.
+    _is_mu(W, rows, v, h, l1, l2, 20 * max_iter, tol, wh, work_a, work_b)
     return _is_loss(v, wh)
 
 

@@ -25,6 +25,8 @@ def check_feature_name(name: Hashable) -> str | int:
 
 
 def _describe_bad_value(name: object, value: object) -> str:
+    if isinstance(value, str | bytes):
+        return f"feature {name!r}: value {value!r} is a string, not a number"
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -56,14 +58,19 @@ def parse_sample(x: Mapping) -> tuple[list, np.ndarray]:
         raise ValueError("empty sample: it has no features")
     names = list(x.keys())
     try:
-        values = np.fromiter(x.values(), dtype=np.float64, count=len(names))
+        # np.array infers a non-numeric dtype for strings, None or lists: rejected below
+        values = np.array(list(x.values()))
     except (TypeError, ValueError):
+        values = None
+    if values is not None and values.dtype.kind in "biuf" and values.ndim == 1:
+        values = values.astype(np.float64, copy=False)
+    else:
         values = None
     if values is None or not np.all(np.isfinite(values)) or np.any(values < 0):
         for name, value in x.items():
             try:
                 number = float(value)
-                ok = np.isfinite(number) and number >= 0 and not isinstance(value, str)
+                ok = np.isfinite(number) and number >= 0 and not isinstance(value, str | bytes)
             except (TypeError, ValueError):
                 ok = False
             if not ok:
