@@ -1,0 +1,151 @@
+"""Run a Kafka consumer that learns a stream with crash-consistent checkpoints.
+
+``onlinenmf consume microbiome --bootstrap-servers H:P --topic T --group G
+--checkpoint-dir D [--exit-when-idle S] [--metrics-port P] [-X key=value ...]``
+
+SIGTERM or SIGINT: the record in hand is finished, a last checkpoint is written and
+committed, and the consumer leaves its group (a second SIGINT aborts at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from consumers.checkpoint import CheckpointError
+from consumers.loop import ConsumerLoop, LoopConfig
+from consumers.messages import DEFAULT_MAX_BYTES, DEFAULT_MAX_FEATURES
+from consumers.metrics import ConsumerMetrics
+from consumers.options import (
+    add_flag,
+    add_kafka_options,
+    add_option,
+    parse_kafka_settings,
+    security_settings,
+    setup_logging,
+)
+
+__all__ = ["add_arguments", "run", "APPLICATIONS", "loop_config"]
+
+log = logging.getLogger("onlinenmf.consumer")
+
+
+def _microbiome_app(args: argparse.Namespace) -> Any:
+    from consumers.microbiome import MicrobiomeApp
+
+    params = {
+        "n_components": args.components,
+        "beta": args.beta,
+        "forget_factor": args.forget_factor,
+        "refresh_every": args.refresh_every,
+        "seed": args.seed,
+    }
+    return MicrobiomeApp(
+        model_params=params,
+        output_topic=args.output_topic or None,
+        model_topic=args.model_topic or None,
+        max_bytes=args.max_message_bytes,
+        max_features=args.max_features,
+        compute_loss=not args.no_loss,
+    )
+
+
+#: stream kind -> (default input, output and model topics, application factory)
+APPLICATIONS: dict[str, tuple[tuple[str, str, str], Callable[[argparse.Namespace], Any]]] = {
+    "microbiome": (
+        ("microbiome.samples", "microbiome.communities", "microbiome.model"), _microbiome_app
+    ),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``onlinenmf consume``."""
+    parser.add_argument("kind", choices=sorted(APPLICATIONS), help="which stream to consume")
+    add_kafka_options(parser)
+    add_option(parser, "--topic", help="input topic (default: microbiome.samples)")
+    add_option(parser, "--group", default="onlinenmf", help="consumer group id")
+    add_option(parser, "--checkpoint-dir", type=Path, default=Path("checkpoints"),
+               help="directory of checkpoints (share it between the group's workers)")
+    add_option(parser, "--worker-id", default=socket.gethostname(),
+               help="this worker's id: names its checkpoint file")
+    add_option(parser, "--output-topic", help="community records (default: "
+               "microbiome.communities; '' to disable)")
+    add_option(parser, "--model-topic", help="model versions (default: microbiome.model; '' "
+               "to disable)")
+    add_option(parser, "--exit-when-idle", type=float, default=None,
+               help="exit after this many seconds without a record")
+    add_option(parser, "--metrics-port", type=int, default=None,
+               help="serve Prometheus metrics on this port")
+    add_option(parser, "--checkpoint-every", type=int, default=5000,
+               help="records between checkpoints")
+    add_option(parser, "--checkpoint-interval", type=float, default=10.0,
+               help="seconds between checkpoints")
+    add_option(parser, "--max-poll-records", type=int, default=500, help="records per poll")
+    add_option(parser, "--max-inflight", type=int, default=20_000,
+               help="unacknowledged output records before input is paused")
+    add_option(parser, "--max-message-bytes", type=int, default=DEFAULT_MAX_BYTES,
+               help="larger input messages are dead-lettered")
+    add_option(parser, "--max-features", type=int, default=DEFAULT_MAX_FEATURES,
+               help="input messages with more taxa are dead-lettered")
+    add_option(parser, "--components", type=int, default=10, help="rank k of a new model")
+    add_option(parser, "--beta", type=float, default=1.0,
+               help="beta-divergence of a new model (1: KL, counts)")
+    add_option(parser, "--forget-factor", type=float, default=0.998,
+               help="forgetting per sample of a new model")
+    add_option(parser, "--refresh-every", type=int, default=100,
+               help="samples between dictionary refreshes of a new model")
+    add_option(parser, "--seed", type=int, default=0, help="seed of a new model")
+    add_flag(parser, "--no-loss", "do not compute the per-sample loss (saves one solve)")
+    add_option(parser, "--log-level", default="INFO", help="logging level")
+
+
+def loop_config(args: argparse.Namespace, topics: list[str]) -> LoopConfig:
+    """The loop settings the parsed command line asks for."""
+    settings = parse_kafka_settings(args.kafka_config)
+    return LoopConfig(
+        bootstrap_servers=args.bootstrap_servers,
+        topics=topics,
+        group_id=args.group,
+        checkpoint_dir=Path(args.checkpoint_dir),
+        worker_id=args.worker_id,
+        checkpoint_every=args.checkpoint_every,
+        checkpoint_interval=args.checkpoint_interval,
+        exit_when_idle=args.exit_when_idle,
+        max_poll_records=args.max_poll_records,
+        max_inflight=args.max_inflight,
+        consumer_config=settings,
+        producer_config=security_settings(settings),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the application and the loop, serve metrics, run until stopped."""
+    setup_logging(args.log_level)
+    (topic, output, model), factory = APPLICATIONS[args.kind]
+    args.topic = args.topic or topic
+    args.output_topic = output if args.output_topic is None else args.output_topic
+    args.model_topic = model if args.model_topic is None else args.model_topic
+    metrics = ConsumerMetrics()
+    loop = ConsumerLoop(factory(args), loop_config(args, [args.topic]), metrics)
+    if args.metrics_port is not None:
+        metrics.serve(args.metrics_port)
+        log.info("metrics on :%d/metrics", args.metrics_port)
+
+    def _stop(signum: int, frame: object) -> None:
+        log.info("signal %d: finishing the record in hand, then checkpoint and exit", signum)
+        loop.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second ^C aborts
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        return loop.run()
+    except CheckpointError as err:
+        print(f"onlinenmf consume: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,636 @@
+"""The consumer loop: poll -> decode -> validate -> engine -> emit -> checkpoint -> commit.
+
+It is generic over an *application* (:class:`Application`): the microbiome consumer and
+the recommender consumer plug their decoding, model update and output records into the
+same loop, and inherit its correctness contract:
+
+- Records of a partition are handled one at a time, in offset order; the application
+  sees exactly the same sequence of calls whatever the poll boundaries, so a
+  deterministic application ends in the same state after any number of crashes.
+- A checkpoint (:mod:`consumers.checkpoint`) holds the application's whole state and
+  the next offset of every partition it has learned from. Before it is written, every
+  output record sent so far is acknowledged (``producer.flush``), so no input offset
+  covered by a checkpoint can lack its output. Offsets are committed to Kafka only
+  after the checkpoint is on disk; the checkpoint, not the group offset, is the
+  authority (commit metadata is lost on Tansu anyway).
+- On assignment the loop seeks every partition to the largest offset any checkpoint in
+  the directory records for it (or to the beginning: a model must learn everything it
+  is credited with) and skips records below it. On revocation it checkpoints and
+  commits (``AsyncConsumerRebalanceListener`` + ``await commit_async``: kafka-python 3
+  runs listeners on its IO thread, where a blocking commit raises). When partitions are
+  lost, or output delivery failed, it rolls back to its last checkpoint and re-reads.
+- A record the application refuses (:class:`~consumers.messages.BadMessage`) goes to
+  ``<topic>.DLT`` with its original bytes and the reason in headers; its offset counts
+  as handled only once the dead letter is acknowledged.
+- Backpressure: when more than ``max_inflight`` output records await acknowledgement,
+  or a checkpoint cannot be written, the input partitions are paused (``poll`` keeps
+  the group membership alive) instead of buffering without bound.
+- SIGTERM/SIGINT (:meth:`ConsumerLoop.stop`): the record in hand is finished, then a
+  last checkpoint and commit, then the consumer leaves the group.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from kafka import (
+    AsyncConsumerRebalanceListener,
+    KafkaConsumer,
+    KafkaProducer,
+    OffsetAndMetadata,
+    TopicPartition,
+)
+from kafka.errors import KafkaError
+
+from consumers.checkpoint import Checkpoint, CheckpointStore, tp_key
+from consumers.messages import BadMessage
+from consumers.metrics import ConsumerMetrics
+
+__all__ = ["Application", "LoopConfig", "ConsumerLoop", "Result", "Source", "DLT_HEADERS"]
+
+log = logging.getLogger("onlinenmf.consumer")
+
+#: Dead-letter headers (Spring Kafka's names, so existing DLT tooling reads them) plus ours.
+DLT_HEADERS = (
+    "kafka_dlt-original-topic",
+    "kafka_dlt-original-partition",
+    "kafka_dlt-original-offset",
+    "kafka_dlt-original-timestamp",
+    "kafka_dlt-original-consumer-group",
+    "kafka_dlt-exception-fqcn",
+    "kafka_dlt-exception-message",
+    "onlinenmf-dlt-reason",
+    "onlinenmf-worker",
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an input record came from (carried into output records)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None
+    key: bytes | None
+    worker: str
+
+
+@dataclass
+class Result:
+    """What the application made of one record: records to produce, and its loss."""
+
+    outputs: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
+    loss: float | None = None
+
+
+class Application(Protocol):
+    """What the loop needs from an application (see :mod:`consumers.microbiome`)."""
+
+    def decode(self, value: bytes | None) -> Any:
+        """Validate one record's value; raise BadMessage when it is unusable."""
+
+    def process(self, item: Any, source: Source) -> Result:
+        """Update the model with one decoded item; raise BadMessage('rejected', ...) leaving
+        no trace in the state when the model refuses it."""
+
+    def snapshot(self) -> dict[str, bytes]:
+        """The whole state, as named blobs (restored by :meth:`restore`)."""
+
+    def restore(self, blobs: Mapping[str, bytes] | None) -> None:
+        """Return to a snapshot (``None``: the fresh initial state)."""
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able facts for the checkpoint header (samples_learned, model_version, ...)."""
+
+    def gauges(self) -> dict[str, float]:
+        """Cheap numbers for metrics: at least ``model_version`` and ``n_components``."""
+
+
+@dataclass
+class LoopConfig:
+    """Settings of :class:`ConsumerLoop` (the CLI maps its flags onto these)."""
+
+    bootstrap_servers: str
+    topics: list[str]
+    group_id: str
+    checkpoint_dir: Path
+    worker_id: str = "main"
+    checkpoint_every: int = 5000
+    checkpoint_interval: float = 10.0
+    exit_when_idle: float | None = None
+    max_poll_records: int = 500
+    poll_timeout: float = 0.5
+    max_inflight: int = 20_000
+    flush_timeout: float = 10.0
+    dlt_suffix: str = ".DLT"
+    consumer_config: dict[str, Any] = field(default_factory=dict)
+    producer_config: dict[str, Any] = field(default_factory=dict)
+
+
+class _Listener(AsyncConsumerRebalanceListener):
+    def __init__(self, loop: ConsumerLoop) -> None:
+        self.loop = loop
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        offsets = self.loop._on_revoked(revoked)
+        if offsets:
+            start = time.perf_counter()
+            try:
+                await self.loop.consumer.commit_async(offsets)
+            except Exception as err:  # the checkpoint holds; the commit is advisory
+                self.loop.metrics.commit_failures.inc()
+                log.warning("commit on revocation failed: %s", err)
+            else:
+                self.loop.metrics.commit_seconds.observe(time.perf_counter() - start)
+
+    async def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
+        self.loop._on_lost(lost)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.loop._on_assigned(assigned)
+
+
+class ConsumerLoop:
+    """One consumer process: a kafka-python consumer group member driving an application.
+
+    Parameters
+    ----------
+    app : Application
+        The model adapter.
+    config : LoopConfig
+        Connection, checkpoint and flow settings.
+    metrics : ConsumerMetrics, optional
+        Where to count; a fresh registry by default.
+    """
+
+    def __init__(
+        self, app: Application, config: LoopConfig, metrics: ConsumerMetrics | None = None
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.metrics = metrics or ConsumerMetrics()
+        self.store = CheckpointStore(config.checkpoint_dir, config.worker_id)
+        self.consumer: KafkaConsumer | None = None
+        self.producer: KafkaProducer | None = None
+        self._stopping = False
+        self._owned: set[TopicPartition] = set()
+        self._next: dict[str, int] = {}
+        self._learned: dict[str, int] = {}
+        self._dead: dict[str, int] = {}
+        self._dirty = False
+        self._since_checkpoint = 0
+        self._last_checkpoint = time.monotonic()
+        self._last_activity = time.monotonic()
+        self._epoch = 0  # +1 whenever positions or state jump (assignment, rollback)
+        self._sent = 0  # written by the main thread only
+        self._acked = 0  # written by the producer's IO thread only
+        self._send_errors = 0  # idem
+        self._generation = 0
+        self._errors_at_checkpoint = 0
+        self._paused = False
+        self._dlt_partitions: dict[str, int | None] = {}
+        self._last_version: float | None = None
+        self.checkpoints_written = 0
+
+    # ----------------------------------------------------------------- lifecycle
+    def stop(self) -> None:
+        """Ask the loop to finish the record in hand, checkpoint, commit and leave."""
+        self._stopping = True
+
+    def run(self) -> int:
+        """Consume until :meth:`stop` (or ``exit_when_idle``); return an exit status."""
+        self.store.lock()
+        try:
+            self._restore()
+            self._open()
+            assert self.consumer is not None
+            self.consumer.subscribe(self.config.topics, listener=_Listener(self))
+            self._last_activity = time.monotonic()
+            while not self._stopping:
+                self._poll_once()
+                idle = self.config.exit_when_idle
+                if idle is not None and time.monotonic() - self._last_activity > idle:
+                    log.info("no records for %.1f s: exiting", idle)
+                    break
+            self._final_checkpoint()
+        finally:
+            self._close()
+            self.store.unlock()
+        return 0
+
+    def _open(self) -> None:
+        cfg = self.config
+        consumer_config = {
+            "bootstrap_servers": cfg.bootstrap_servers,
+            "group_id": cfg.group_id,
+            "client_id": f"onlinenmf-{cfg.worker_id}",
+            "enable_auto_commit": False,
+            # Tansu answers "latest offset" lookups wrongly; 'earliest' is also what a model
+            # that must learn everything it is credited with wants.
+            "auto_offset_reset": "earliest",
+            "max_poll_records": cfg.max_poll_records,
+        }
+        consumer_config.update(cfg.consumer_config)
+        self.consumer = KafkaConsumer(**consumer_config)
+        self.producer = self._new_producer()
+
+    def _new_producer(self) -> KafkaProducer:
+        producer_config = {
+            "bootstrap_servers": self.config.bootstrap_servers,
+            "client_id": f"onlinenmf-{self.config.worker_id}-out",
+            "acks": "all",
+            "linger_ms": 5,
+            "batch_size": 256 * 1024,
+        }
+        producer_config.update(self.config.producer_config)
+        return KafkaProducer(**producer_config)
+
+    def _close(self) -> None:
+        if self.consumer is not None:
+            try:
+                # Fires on_partitions_revoked: nothing is dirty after the final checkpoint.
+                self.consumer.close(autocommit=False, timeout_ms=5000)
+            except Exception as err:  # closing must not mask the real outcome
+                log.warning("closing the consumer: %s", err)
+        if self.producer is not None:
+            try:
+                self.producer.close(timeout=self.config.flush_timeout)
+            except Exception as err:
+                log.warning("closing the producer: %s", err)
+
+    # ----------------------------------------------------------------- state
+    def _restore(self) -> None:
+        """Load this worker's own checkpoint into the application (or start fresh)."""
+        ckpt = self.store.read()
+        self.app.restore(ckpt.blobs if ckpt else None)
+        self._next = dict(ckpt.offsets) if ckpt else {}
+        self._learned = dict(ckpt.learned) if ckpt else {}
+        self._dead = dict(ckpt.dead_letters) if ckpt else {}
+        self._dirty = False
+        self._since_checkpoint = 0
+        self._errors_at_checkpoint = self._send_errors
+        self._observe_model()
+        if ckpt:
+            log.info("restored checkpoint #%d of %s", ckpt.sequence, self.store.path)
+
+    def _rollback(self, reason: str) -> None:
+        """Return to the last checkpoint and re-read every owned partition from the frontier."""
+        log.warning("rolling back to the last checkpoint: %s", reason)
+        self.metrics.rollbacks.inc()
+        self._restore()
+        self._seek(self._owned)
+
+    def _seek(self, partitions: set[TopicPartition]) -> None:
+        """Position ``partitions`` at the checkpoint frontier (or their beginning)."""
+        assert self.consumer is not None
+        frontier = self.store.frontier()
+        for tp in partitions:
+            key = tp_key(tp.topic, tp.partition)
+            offset = frontier.get(key)
+            if offset is None:
+                self._next.pop(key, None)
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self._next[key] = offset
+                self.consumer.seek(tp, offset)
+        self._epoch += 1
+
+    def checkpoint(self) -> bool:
+        """Write a checkpoint now if anything changed; False if it could not be written."""
+        if not self._dirty:
+            return True
+        assert self.producer is not None
+        start = time.perf_counter()
+        try:
+            self.producer.flush(timeout=self.config.flush_timeout)
+        except KafkaError as err:
+            log.warning("outputs not acknowledged, checkpoint postponed: %s", err)
+            return False
+        if self._send_errors != self._errors_at_checkpoint:
+            # Some output since the last checkpoint was never delivered: the offsets that
+            # produced it must be processed again, so the state goes back with them.
+            self._replace_producer()
+            self._rollback("output records were not delivered")
+            return False
+        ckpt = Checkpoint(
+            offsets=dict(self._next),
+            owned=[tp_key(tp.topic, tp.partition) for tp in self._owned],
+            learned=dict(self._learned),
+            dead_letters=dict(self._dead),
+            summary=self.app.summary(),
+            blobs=self.app.snapshot(),
+        )
+        path = self.store.write(ckpt)
+        self._dirty = False
+        self._since_checkpoint = 0
+        self._last_checkpoint = time.monotonic()
+        self.checkpoints_written += 1
+        self.metrics.checkpoint_seconds.observe(time.perf_counter() - start)
+        self.metrics.last_checkpoint.set(time.time())
+        self.metrics.checkpoint_bytes.set(path.stat().st_size)
+        return True
+
+    def _commit_offsets(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        out = {}
+        for tp in self._owned:
+            offset = self._next.get(tp_key(tp.topic, tp.partition))
+            if offset is not None:
+                out[tp] = OffsetAndMetadata(offset, "", -1)
+        return out
+
+    def _checkpoint_and_commit(self) -> bool:
+        if not self.checkpoint():
+            return False
+        offsets = self._commit_offsets()
+        if offsets:
+            assert self.consumer is not None
+            start = time.perf_counter()
+            try:
+                self.consumer.commit(offsets, timeout_ms=int(self.config.flush_timeout * 1000))
+            except KafkaError as err:  # e.g. a rebalance is under way: the checkpoint holds
+                self.metrics.commit_failures.inc()
+                log.warning("offset commit failed (checkpoint kept): %s", err)
+            else:
+                self.metrics.commit_seconds.observe(time.perf_counter() - start)
+        return True
+
+    def _final_checkpoint(self) -> None:
+        for _ in range(3):
+            if self._checkpoint_and_commit():
+                return
+        log.error("could not write the final checkpoint: work since the last one will be redone")
+
+    # ----------------------------------------------------------------- rebalance callbacks
+    def _on_revoked(self, revoked: set[TopicPartition]) -> dict | None:
+        self.metrics.rebalances.labels(kind="revoked").inc()
+        if not revoked:
+            return None
+        offsets = None
+        was_dirty = self._dirty
+        if self.checkpoint():
+            offsets = {tp: om for tp, om in self._commit_offsets().items() if tp in revoked}
+            offsets = offsets if was_dirty else None
+        else:
+            # The revoked partitions' new owner resumes from our last checkpoint: our
+            # unsaved work on them must go, and with it everything after that checkpoint.
+            self._owned -= revoked
+            self._rollback("checkpoint failed during revocation")
+        self._owned -= revoked
+        self._set_paused(False)
+        self.metrics.assigned.set(len(self._owned))
+        return offsets
+
+    def _on_lost(self, lost: set[TopicPartition]) -> None:
+        self.metrics.rebalances.labels(kind="lost").inc()
+        self._owned -= lost
+        self._set_paused(False)
+        self._rollback(f"lost partitions {sorted(lost)}")
+        self.metrics.assigned.set(len(self._owned))
+
+    def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.metrics.rebalances.labels(kind="assigned").inc()
+        self._owned |= set(assigned)
+        self._seek(set(assigned))
+        self._last_activity = time.monotonic()
+        self.metrics.assigned.set(len(self._owned))
+        log.info("assigned %s", sorted((tp.topic, tp.partition) for tp in self._owned))
+
+    # ----------------------------------------------------------------- the loop body
+    def _poll_once(self) -> None:
+        assert self.consumer is not None
+        batch = self.consumer.poll(
+            timeout_ms=int(self.config.poll_timeout * 1000),
+            max_records=self.config.max_poll_records,
+        )
+        epoch = self._epoch
+        start = time.perf_counter()
+        handled = 0
+        for tp, records in batch.items():
+            for record in records:
+                if self._stopping or self._epoch != epoch:
+                    break
+                if self._handle(tp, record):
+                    handled += 1
+        if self._epoch != epoch and not self._stopping:
+            # A rebalance or rollback happened mid-batch (inside a dead-letter retry):
+            # the rest of the batch is dropped and re-fetched from the known positions.
+            self._resync()
+        if handled:
+            self._last_activity = time.monotonic()
+            self.metrics.batch_seconds.observe(time.perf_counter() - start)
+            self._observe_model()
+        self._update_lag()
+        due = (
+            self._since_checkpoint >= self.config.checkpoint_every
+            or time.monotonic() - self._last_checkpoint >= self.config.checkpoint_interval
+        )
+        if self._dirty and due and not self._stopping:
+            ok = self._checkpoint_and_commit()
+            self._set_paused(not ok)
+        self._backpressure()
+
+    def _handle(self, tp: TopicPartition, record: Any) -> bool:
+        """Handle one record; True if it was learned or dead-lettered now."""
+        if tp not in self._owned:
+            return False
+        key = tp_key(tp.topic, tp.partition)
+        expected = self._next.get(key)
+        if expected is not None and record.offset < expected:
+            return False  # already in the state: replayed after a seek
+        source = Source(tp.topic, tp.partition, record.offset, record.timestamp, record.key,
+                        self.config.worker_id)
+        try:
+            item = self.app.decode(record.value)
+            result = self.app.process(item, source)
+        except BadMessage as bad:
+            if not self._dead_letter(tp, record, bad):
+                return False
+            self._dead[key] = self._dead.get(key, 0) + 1
+        else:
+            for topic, out_key, value in result.outputs:
+                self._send(topic, out_key, value)
+            self._learned[key] = self._learned.get(key, 0) + 1
+            self.metrics.learned.labels(topic=tp.topic, partition=str(tp.partition)).inc()
+            if result.loss is not None:
+                self.metrics.loss.observe(result.loss)
+        self._next[key] = record.offset + 1
+        self._since_checkpoint += 1
+        self._dirty = True
+        self.metrics.records.labels(topic=tp.topic, partition=str(tp.partition)).inc()
+        return True
+
+    # ----------------------------------------------------------------- outputs
+    # Callbacks run on the producer's IO thread; each counter has a single writer, and
+    # callbacks of a replaced producer (``generation``) no longer count.
+    def _on_ack(self, generation: int, _metadata: Any) -> None:
+        if generation == self._generation:
+            self._acked += 1
+
+    def _on_error(self, generation: int, err: Exception) -> None:
+        if generation == self._generation:
+            self._acked += 1
+            self._send_errors += 1
+            self.metrics.output_errors.inc()
+            log.warning("output record not delivered: %s", err)
+
+    def _send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        assert self.producer is not None
+        future = self.producer.send(topic, key=key, value=value)
+        self._sent += 1
+        future.add_callback(self._on_ack, self._generation)
+        future.add_errback(self._on_error, self._generation)
+        self.metrics.outputs.labels(topic=topic).inc()
+
+    def _replace_producer(self) -> None:
+        # kafka-python producer errors can be sticky (a fatal idempotence state): start over.
+        # Outputs still buffered in it are lost: count that as a delivery failure, so the
+        # next checkpoint rolls back and the records that produced them are re-read.
+        old, self.producer = self.producer, None
+        self._generation += 1  # callbacks of the old producer no longer count
+        if self._sent != self._acked:
+            self._send_errors += 1
+        if old is not None:
+            try:
+                old.close(timeout=1)
+            except Exception as err:
+                log.warning("closing a failed producer: %s", err)
+        self._sent = self._acked = 0
+        self.producer = self._new_producer()
+
+    def _dlt_partition(self, dlt: str, partition: int) -> int | None:
+        """Same partition as the source when the DLT has it (Spring's convention)."""
+        if dlt not in self._dlt_partitions:
+            assert self.producer is not None
+            try:
+                parts = self.producer.partitions_for(dlt)
+            except KafkaError:
+                parts = None
+            self._dlt_partitions[dlt] = len(parts) if parts else None
+        count = self._dlt_partitions[dlt]
+        return partition if count is not None and partition < count else None
+
+    def _dead_letter(self, tp: TopicPartition, record: Any, bad: BadMessage) -> bool:
+        """Send the original bytes to ``<topic>.DLT`` and wait for the acknowledgement.
+
+        Retries with input paused while the broker is unreachable. Returns False if a
+        rebalance or stop intervened (the record stays unhandled and will be re-read).
+        """
+        dlt = tp.topic + self.config.dlt_suffix
+        cause = bad.__cause__ or bad.__context__ or bad
+        headers = [
+            ("kafka_dlt-original-topic", tp.topic.encode()),
+            ("kafka_dlt-original-partition", str(tp.partition).encode()),
+            ("kafka_dlt-original-offset", str(record.offset).encode()),
+            ("kafka_dlt-original-timestamp", str(record.timestamp).encode()),
+            ("kafka_dlt-original-consumer-group", self.config.group_id.encode()),
+            ("kafka_dlt-exception-fqcn",
+             f"{type(cause).__module__}.{type(cause).__qualname__}".encode()),
+            ("kafka_dlt-exception-message", str(bad).encode("utf-8", "replace")),
+            ("onlinenmf-dlt-reason", bad.kind.encode()),
+            ("onlinenmf-worker", self.config.worker_id.encode()),
+        ]
+        epoch, delay, failures = self._epoch, 0.2, 0
+        while True:
+            assert self.producer is not None
+            try:
+                future = self.producer.send(
+                    dlt, key=record.key, value=record.value, headers=headers,
+                    partition=self._dlt_partition(dlt, tp.partition),
+                )
+                future.get(timeout=self.config.flush_timeout)
+            except KafkaError as err:
+                log.warning("dead letter for %s:%d@%d not acknowledged, retrying: %s",
+                            tp.topic, tp.partition, record.offset, err)
+                failures += 1
+                if failures % 3 == 0:  # maybe a sticky fatal producer error: start over
+                    self._replace_producer()
+                self._wait_paused(delay)
+                delay = min(delay * 2, 5.0)
+                if self._stopping or self._epoch != epoch:
+                    return False
+                continue
+            self.metrics.dead_letters.labels(topic=tp.topic, reason=bad.kind).inc()
+            log.info("dead letter %s:%d@%d (%s): %s", tp.topic, tp.partition, record.offset,
+                     bad.kind, bad)
+            return True
+
+    # ----------------------------------------------------------------- flow control
+    def _set_paused(self, paused: bool) -> None:
+        assert self.consumer is not None
+        owned = sorted(self._owned)
+        if paused and owned:
+            self.consumer.pause(*owned)
+        elif not paused and self._paused:
+            assigned = self.consumer.assignment()
+            self.consumer.resume(*[tp for tp in owned if tp in assigned])
+        self._paused = paused and bool(owned)
+        self.metrics.paused.set(1 if self._paused else 0)
+
+    def _wait_paused(self, seconds: float) -> None:
+        """Keep the group membership alive (poll) without taking new records."""
+        assert self.consumer is not None
+        was_paused = self._paused
+        self._set_paused(True)
+        leftovers = self.consumer.poll(timeout_ms=int(seconds * 1000))
+        if leftovers:  # only partitions assigned during this poll (not paused yet) can show up
+            self._epoch += 1
+        self._set_paused(was_paused)
+
+    def _resync(self) -> None:
+        """Point every owned partition back at the next offset to handle."""
+        assert self.consumer is not None
+        assigned = self.consumer.assignment()
+        for tp in self._owned & assigned:
+            offset = self._next.get(tp_key(tp.topic, tp.partition))
+            if offset is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, offset)
+
+    def _backpressure(self) -> None:
+        inflight = self._sent - self._acked
+        if inflight > self.config.max_inflight and not self._paused:
+            log.info("%d outputs await acknowledgement: pausing input", inflight)
+            self._set_paused(True)
+        elif self._paused and not self._dirty and inflight <= self.config.max_inflight // 2:
+            self._set_paused(False)
+        elif self._paused and inflight <= self.config.max_inflight // 2:
+            # paused because a checkpoint failed: retry it before taking more input
+            if self._checkpoint_and_commit():
+                self._set_paused(False)
+
+    def _update_lag(self) -> None:
+        assert self.consumer is not None
+        for tp in self._owned:
+            key = tp_key(tp.topic, tp.partition)
+            high = self.consumer.highwater(tp)
+            nxt = self._next.get(key)
+            if high is not None and nxt is not None:
+                self.metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                    max(high - nxt, 0))
+
+    def _observe_model(self) -> None:
+        gauges = self.app.gauges()
+        version = float(gauges.get("model_version", 0))
+        if self._last_version is not None and version > self._last_version:
+            self.metrics.refreshes.inc(version - self._last_version)
+        self._last_version = version
+        self.metrics.model_version.set(version)
+        self.metrics.components.set(float(gauges.get("n_components", 0)))
+
+    # ----------------------------------------------------------------- introspection
+    @property
+    def owned(self) -> set[TopicPartition]:
+        """Partitions this loop currently owns."""
+        return set(self._owned)
+
+    @property
+    def next_offsets(self) -> dict[str, int]:
+        """Next offset to handle per ``topic:partition``."""
+        return dict(self._next)

@@ -1,0 +1,130 @@
+"""Checkpoint files: atomic replacement, verification, the shared frontier, worker locks;
+and the microbiome application's state round trip (the basis of crash consistency)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+from consumers import checkpoint as ckpt_mod
+from consumers.checkpoint import Checkpoint, CheckpointError, CheckpointStore
+from consumers.loop import Source
+from consumers.messages import encode_sample
+from consumers.microbiome import MicrobiomeApp
+
+
+def test_write_read_round_trip(tmp_path):
+    store = CheckpointStore(tmp_path, "w1")
+    assert store.read() is None
+    original = Checkpoint(offsets={"t:0": 10, "t:1": 3}, owned=["t:0"], learned={"t:0": 9},
+                          dead_letters={"t:0": 1}, summary={"samples_learned": 9},
+                          blobs={"model": b"\x00" * 1000, "subjects": b"{}"})
+    store.write(original)
+    store.write(Checkpoint(offsets={"t:0": 12}, blobs={"model": b"x"}))
+    back = store.read()
+    assert back.sequence == 2 and back.offsets == {"t:0": 12} and back.blobs == {"model": b"x"}
+    # a new store object continues the sequence from the file
+    assert CheckpointStore(tmp_path, "w1").write(Checkpoint()) and store.read().sequence == 3
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []
+
+
+def test_failed_write_leaves_previous_checkpoint(tmp_path, monkeypatch):
+    store = CheckpointStore(tmp_path, "w1")
+    store.write(Checkpoint(offsets={"t:0": 5}, blobs={"model": b"old"}))
+
+    def boom(src, dst):
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(ckpt_mod.os, "replace", boom)
+    with pytest.raises(OSError):
+        store.write(Checkpoint(offsets={"t:0": 9}, blobs={"model": b"new"}))
+    monkeypatch.undo()
+    back = store.read()
+    assert back.offsets == {"t:0": 5} and back.blobs["model"] == b"old"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_corrupt_blob_is_detected(tmp_path):
+    store = CheckpointStore(tmp_path, "w1")
+    store.write(Checkpoint(blobs={"model": b"a" * 100}))
+    # rewrite the archive with a different blob but the old header
+    with zipfile.ZipFile(store.path) as zf:
+        header = zf.read("header.json")
+    with zipfile.ZipFile(store.path, "w") as zf:
+        zf.writestr("header.json", header)
+        zf.writestr("state/model", b"b" * 100)
+    with pytest.raises(CheckpointError, match="checksum"):
+        store.read()
+    store.path.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError):
+        store.read()
+
+
+def test_frontier_is_max_over_workers(tmp_path):
+    CheckpointStore(tmp_path, "a").write(Checkpoint(offsets={"t:0": 100, "t:1": 40}))
+    CheckpointStore(tmp_path, "b").write(Checkpoint(offsets={"t:0": 500, "t:2": 7}))
+    (tmp_path / "junk.ckpt").write_bytes(b"not a zip")  # unreadable files do not count
+    assert CheckpointStore(tmp_path, "c").frontier() == {"t:0": 500, "t:1": 40, "t:2": 7}
+
+
+def test_worker_id_is_locked_across_processes(tmp_path):
+    store = CheckpointStore(tmp_path, "w1")
+    store.lock()
+    code = ("import sys; from consumers.checkpoint import CheckpointStore, CheckpointError\n"
+            f"s = CheckpointStore({str(tmp_path)!r}, 'w1')\n"
+            "try:\n    s.lock()\nexcept CheckpointError as e:\n    print(e); sys.exit(3)\n")
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 3 and "--worker-id" in out.stdout
+    store.unlock()
+    assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
+
+
+def test_bad_worker_id():
+    with pytest.raises(ValueError):
+        CheckpointStore("/tmp", "../etc")
+
+
+def _stream(n: int, seed: int = 0) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        taxa = rng.choice(120, rng.integers(3, 25), replace=False)
+        counts = {f"t{t}": int(c) for t, c in zip(taxa, rng.integers(1, 400, taxa.size))}
+        out.append(encode_sample(f"s{i % 23}", float(i), f"x{i}", counts))
+    return out
+
+
+def test_app_state_round_trip_is_bit_exact():
+    """Snapshot + restore at arbitrary points must not change the final model."""
+    params = {"n_components": 4, "refresh_every": 25, "seed": 3}
+    stream = _stream(700)
+
+    def run(cuts):
+        app = MicrobiomeApp(model_params=params)
+        app.restore(None)
+        for i, payload in enumerate(stream):
+            if i in cuts:
+                blobs = app.snapshot()
+                app = MicrobiomeApp(model_params={"n_components": 9})  # params come from blobs
+                app.restore(blobs)
+            app.process(app.decode(payload), Source("t", 0, i, None, None, "w"))
+        return app
+
+    straight, cut = run(set()), run({1, 99, 100, 101, 333, 699})
+    assert np.array_equal(straight.model.W, cut.model.W)
+    assert straight.summary() == cut.summary()
+    assert straight.last_h == cut.last_h
+    # and the warm starts matter: without them the model differs (so they must be saved)
+    cold = MicrobiomeApp(model_params=params)
+    cold.restore(None)
+    for i, payload in enumerate(stream):
+        if i == 350:
+            cold.last_h = {}
+        cold.process(cold.decode(payload), Source("t", 0, i, None, None, "w"))
+    assert not np.array_equal(cold.model.W, straight.model.W)
