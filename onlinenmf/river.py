@@ -16,6 +16,7 @@ import random
 from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 
+import narwhals as nw
 import numpy as np
 from river import base, utils
 
@@ -248,14 +249,14 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
         Any eager frame narwhals supports (pandas, polars, pyarrow). Missing values are not
         zeros: fill them first (``X.fillna(0)``), a NaN raises ``ValueError``.
         """
-        frame = utils.dataframe.into_frame(X)
+        frame = _numeric_frame(X)
         order = _canonical_order(frame.columns)
         matrix = utils.dataframe.to_numpy(frame)[:, order]
         self._engine.learn_many(matrix, features=[frame.columns[i] for i in order])
 
     def transform_many(self, X: Any) -> Any:
         """Community weights of every row, as a frame of the input's kind (and index)."""
-        frame = utils.dataframe.into_frame(X)
+        frame = _numeric_frame(X)
         order = _canonical_order(frame.columns)
         matrix = utils.dataframe.to_numpy(frame)[:, order]
         H = self._engine.transform_many(matrix, features=[frame.columns[i] for i in order])
@@ -283,6 +284,19 @@ def _canonical(x: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         return dict(sorted(x.items()))  # keys are unique: values are never compared
     except TypeError:  # mixed str and int names
         return dict(sorted(x.items(), key=lambda item: _sort_key(item[0])))
+
+
+def _numeric_frame(X: Any) -> Any:
+    """The narwhals view of a frame whose columns are all numeric (or boolean).
+
+    pandas would silently turn a column of strings such as ``"12"`` into numbers, where
+    ``learn_one`` refuses the same value: refuse it here too, naming the column.
+    """
+    frame = utils.dataframe.into_frame(X)
+    for name, dtype in frame.schema.items():
+        if not (dtype.is_numeric() or dtype == nw.Boolean):
+            raise ValueError(f"feature {name!r}: column of type {dtype} is not numeric")
+    return frame
 
 
 def _canonical_order(columns: list) -> list[int]:
