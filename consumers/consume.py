@@ -23,7 +23,6 @@ from consumers.loop import ConsumerLoop, LoopConfig
 from consumers.messages import DEFAULT_MAX_BYTES, DEFAULT_MAX_FEATURES
 from consumers.metrics import ConsumerMetrics
 from consumers.options import (
-    add_flag,
     add_kafka_options,
     add_option,
     parse_kafka_settings,
@@ -52,7 +51,6 @@ def _microbiome_app(args: argparse.Namespace) -> Any:
         model_topic=args.model_topic or None,
         max_bytes=args.max_message_bytes,
         max_features=args.max_features,
-        compute_loss=not args.no_loss,
     )
 
 
@@ -101,7 +99,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--refresh-every", type=int, default=100,
                help="samples between dictionary refreshes of a new model")
     add_option(parser, "--seed", type=int, default=0, help="seed of a new model")
-    add_flag(parser, "--no-loss", "do not compute the per-sample loss (saves one solve)")
     add_option(parser, "--log-level", default="INFO", help="logging level")
 
 

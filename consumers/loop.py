@@ -417,6 +417,8 @@ class ConsumerLoop:
                     break
                 if self._handle(tp, record):
                     handled += 1
+                    if self._since_checkpoint >= self.config.checkpoint_every:
+                        self._set_paused(not self._checkpoint_and_commit())
         if self._epoch != epoch and not self._stopping:
             # A rebalance or rollback happened mid-batch (inside a dead-letter retry):
             # the rest of the batch is dropped and re-fetched from the known positions.
@@ -426,13 +428,9 @@ class ConsumerLoop:
             self.metrics.batch_seconds.observe(time.perf_counter() - start)
             self._observe_model()
         self._update_lag()
-        due = (
-            self._since_checkpoint >= self.config.checkpoint_every
-            or time.monotonic() - self._last_checkpoint >= self.config.checkpoint_interval
-        )
+        due = time.monotonic() - self._last_checkpoint >= self.config.checkpoint_interval
         if self._dirty and due and not self._stopping:
-            ok = self._checkpoint_and_commit()
-            self._set_paused(not ok)
+            self._set_paused(not self._checkpoint_and_commit())
         self._backpressure()
 
     def _handle(self, tp: TopicPartition, record: Any) -> bool:

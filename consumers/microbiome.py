@@ -3,7 +3,9 @@
 Plugged into :class:`consumers.loop.ConsumerLoop`. Per valid input record it learns the
 sample (warm-started from the subject's previous activations) and emits one record to
 the output topic (key = subject id); after every dictionary refresh it also emits the
-new model version to the model topic (key = worker id).
+new model version to the model topic (key = worker id). ``loss`` is the prequential
+loss: the beta-divergence of the sample from ``W h`` under the dictionary it met, before
+learning it.
 
 Output record (``microbiome.communities``), JSON; fields may be added over time, so
 readers should ignore unknown ones::
@@ -125,8 +127,6 @@ class MicrobiomeApp:
         Limits of an input message (larger ones are dead-lettered).
     top_features : int
         Features listed per component in model records.
-    compute_loss : bool
-        Add the per-sample loss (one extra read-only solve per sample).
     """
 
     def __init__(
@@ -137,7 +137,6 @@ class MicrobiomeApp:
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_features: int = DEFAULT_MAX_FEATURES,
         top_features: int = 10,
-        compute_loss: bool = True,
     ) -> None:
         self.model_params = dict(model_params or {})
         self.output_topic = output_topic
@@ -145,7 +144,6 @@ class MicrobiomeApp:
         self.max_bytes = max_bytes
         self.max_features = max_features
         self.top_features = top_features
-        self.compute_loss = compute_loss
         self.model: Any = None
         self.last_h: dict[str, dict[int, float]] = {}
         self.published_version = 0
@@ -201,7 +199,8 @@ class MicrobiomeApp:
             raise BadMessage("rejected", f"the model refused the sample: {err}") from err
         self.last_h[sample.subject] = h
         outputs: list[tuple[str, bytes | None, bytes]] = []
-        loss = model.loss_one(sample.counts) if self.compute_loss else None
+        # prequential: the sample scored against the dictionary before it was learned
+        loss = float(model.last_loss)
         if self.output_topic is not None:
             record = self.community_record(sample, source, h, loss)
             outputs.append((self.output_topic, sample.subject.encode(), _ENC.encode(record)))

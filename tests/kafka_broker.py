@@ -182,3 +182,83 @@ def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "cond
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def synthetic_messages(n: int, seed: int = 0, subjects: int = 30, taxa: int = 150,
+                       start: int = 0) -> list[tuple[bytes, bytes]]:
+    """``n`` small valid microbiome messages ``(key, value)``: subjects cycling, 4-20 taxa
+    each with Poisson-like counts, times increasing."""
+    import numpy as np
+
+    from consumers.messages import encode_sample
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(start, start + n):
+        chosen = rng.choice(taxa, int(rng.integers(4, 21)), replace=False)
+        counts = {f"t{t}": int(c) for t, c in zip(chosen, rng.integers(1, 300, chosen.size))}
+        subject = f"s{i % subjects}"
+        out.append((subject.encode(), encode_sample(subject, float(i), f"x{i}", counts)))
+    return out
+
+
+class TopicReader:
+    """Incremental reader of a whole topic (confluent-kafka, assign from the beginning)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = ck.Consumer({
+            "bootstrap.servers": bootstrap, "group.id": unique("reader"),
+            "auto.offset.reset": "earliest", "enable.auto.commit": False, **_QUIET,
+        })
+        self.topic = topic
+        self.partitions: set[int] = set()
+        self.messages: list[Any] = []
+        self._assign()
+
+    def _assign(self) -> None:
+        meta = self.consumer.list_topics(self.topic, timeout=30).topics[self.topic]
+        parts = set(meta.partitions)
+        if parts != self.partitions:
+            self.partitions = parts
+            self.consumer.assign([ck.TopicPartition(self.topic, p, ck.OFFSET_BEGINNING)
+                                  for p in sorted(parts)])
+
+    def poll(self, seconds: float = 0.2) -> int:
+        """Read what arrived within ``seconds``; return the total count read so far."""
+        if not self.partitions:
+            self._assign()
+        for msg in self.consumer.consume(num_messages=5000, timeout=seconds):
+            if msg.error() is None:
+                self.messages.append(msg)
+        return len(self.messages)
+
+    def drain(self, idle: float = 1.0, timeout: float = 60.0) -> list[Any]:
+        """Read until nothing new arrives for ``idle`` seconds."""
+        deadline, last, count = time.monotonic() + timeout, time.monotonic(), len(self.messages)
+        while time.monotonic() < deadline:
+            if self.poll() != count:
+                count, last = len(self.messages), time.monotonic()
+            elif time.monotonic() - last > idle:
+                break
+        return self.messages
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def reference_app(values: Iterable[bytes], topic: str = "ref", **app_kwargs: Any):
+    """The microbiome application fed ``values`` in order, in-process (no Kafka): what an
+    uninterrupted consumer over one partition must end with. Refused messages are skipped,
+    as the consumer dead-letters them."""
+    from consumers.loop import Source
+    from consumers.messages import BadMessage
+    from consumers.microbiome import MicrobiomeApp
+
+    app = MicrobiomeApp(**app_kwargs)
+    app.restore(None)
+    for offset, value in enumerate(values):
+        try:
+            app.process(app.decode(value), Source(topic, 0, offset, None, None, "ref"))
+        except BadMessage:
+            pass
+    return app
