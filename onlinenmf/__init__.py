@@ -11,6 +11,7 @@ from onlinenmf._jit import COMPILED
 from onlinenmf.divergence import beta_divergence
 from onlinenmf.engine import OnlineNMF
 from onlinenmf.snapshot import SnapshotError
+from onlinenmf.tracking import Tracker
 
-__all__ = ["COMPILED", "OnlineNMF", "SnapshotError", "beta_divergence"]
+__all__ = ["COMPILED", "OnlineNMF", "SnapshotError", "Tracker", "beta_divergence"]
 __version__ = "0.1.0"

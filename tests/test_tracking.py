@@ -1,0 +1,243 @@
+"""Tracker: planted growth recovery, stable ids over re-seeds and snapshots, bounds, events."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+from scipy.optimize import linear_sum_assignment
+
+from onlinenmf import OnlineNMF, Tracker
+from onlinenmf.datasets import make_longitudinal_stream
+from onlinenmf.tracking import record_fields, theil_sen
+
+
+def _match(model: OnlineNMF, stream) -> list[int]:
+    """Model component id matched to each planted community (Hungarian on cosine of W)."""
+    position = {f: i for i, f in enumerate(model.features)}
+    W = np.array([model.W[position[f]] if f in position else np.zeros(model.W.shape[1])
+                  for f in stream.features])
+    unit_true = stream.W_true / np.linalg.norm(stream.W_true, axis=0)
+    unit = W / np.maximum(np.linalg.norm(W, axis=0), 1e-300)
+    rows, cols = linear_sum_assignment(-(unit_true.T @ unit))
+    assert (unit_true.T @ unit)[rows, cols].min() > 0.95
+    return [model.component_ids[c] for c in cols]
+
+
+def test_planted_growth_rates_are_recovered():
+    stream = make_longitudinal_stream(n_subjects=300, n_times=10, seed=0)
+    tracker = Tracker(OnlineNMF(n_components=8, beta=1, refresh_every=50, seed=0),
+                      reproject=True)
+    for i in range(stream.X.shape[0]):
+        tracker.learn_one(stream.sample(i), subject=stream.subjects[i],
+                          time=float(stream.times[i]))
+    ids = _match(tracker.model, stream)
+    estimated, planted = [], []
+    for s, subject in enumerate(stream.subject_ids):
+        growth = tracker.growth(subject)
+        for k in np.flatnonzero(np.isfinite(stream.rates[s])):
+            if ids[k] in growth:
+                estimated.append(growth[ids[k]])
+                planted.append(stream.rates[s, k])
+    estimated, planted = np.array(estimated), np.array(planted)
+    coverage = len(planted) / np.isfinite(stream.rates).sum()
+    rho = scipy.stats.spearmanr(estimated, planted).statistic
+    relative = np.median(np.abs(estimated - planted) / np.abs(planted))
+    print(f"planted growth: coverage {coverage:.3f} spearman {rho:.3f} median rel {relative:.3f}")
+    assert coverage >= 0.95
+    assert rho >= 0.9
+    assert relative <= 0.2
+
+
+def test_theil_sen_matches_scipy():
+    rng = np.random.default_rng(1)
+    for n in (3, 7, 20):
+        t = np.round(rng.uniform(0, 10, n))  # rounding makes tied times
+        Y = rng.normal(size=(n, 3)) + 0.3 * t[:, None]
+        slope, low, high = theil_sen(t, Y)
+        for j in range(3):
+            ref = scipy.stats.theilslopes(Y[:, j], t, method="separate")
+            assert slope[j] == pytest.approx(ref.slope)
+            assert low[j] == pytest.approx(ref.low_slope)
+            assert high[j] == pytest.approx(ref.high_slope)
+
+
+def _doubling(day: float) -> dict[str, float]:
+    return {"a": 100.0 * 2.0**day, "b": 30.0 * 2.0**day}
+
+
+def test_growth_rate_units_and_timestamps():
+    # One component: h is the sample's total up to W's scale, so the rate is exactly ln 2/day.
+    numbers = Tracker(OnlineNMF(n_components=1, beta=1, seed=0))
+    stamps = Tracker(OnlineNMF(n_components=1, beta=1, seed=0))
+    for day in range(6):
+        rec = numbers.learn_one(_doubling(day), subject="s", time=float(day))
+        stamps.learn_one(_doubling(day), subject="s", time=f"2024-03-0{day + 1}T00:00:00")
+    assert rec["growth"][0] == pytest.approx(math.log(2), rel=1e-6)
+    assert rec["growth_points"][0] == 6
+    low, high = rec["growth_interval"][0]
+    assert low <= rec["growth"][0] <= high
+    assert stamps.growth("s")[0] == pytest.approx(math.log(2), rel=1e-6)
+    assert str(stamps.trajectory("s").index[0]) == "2024-03-01 00:00:00"
+    with pytest.raises(ValueError, match="do not mix"):
+        stamps.learn_one(_doubling(7), subject="s", time=7.0)
+
+
+def test_window_limits_growth_to_recent_samples():
+    tracker = Tracker(OnlineNMF(n_components=1, beta=1, seed=0), window=3.0)
+    for day in range(10):  # grows until day 5, then shrinks
+        factor = 2.0**day if day <= 5 else 2.0 ** (10 - day)
+        tracker.learn_one({"a": 10 * factor}, subject="s", time=float(day))
+    detail = tracker.growth_detail("s")[0]
+    assert detail.n == 4  # days 6..9
+    assert detail.rate == pytest.approx(-math.log(2), rel=1e-6)
+
+
+def test_out_of_order_samples_are_inserted_in_time_order():
+    tracker = Tracker(OnlineNMF(n_components=1, beta=1, seed=0))
+    for day in (0.0, 1.0, 3.0, 4.0):
+        tracker.learn_one(_doubling(day), subject=7, time=day)
+    rec = tracker.learn_one(_doubling(2.0), subject=7, time=2.0)
+    assert rec["late"] and not rec["events"]
+    trajectory = tracker.trajectory(7)
+    assert list(trajectory.index) == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert trajectory[0].is_monotonic_increasing
+    assert tracker.metrics["late_samples"] == 1
+    assert rec["growth"][0] == pytest.approx(math.log(2), rel=1e-6)
+
+
+def _two_communities() -> OnlineNMF:
+    """A model whose two components are the patterns {a, b} and {c, d}."""
+    model = OnlineNMF(n_components=2, beta=1, refresh_every=10, seed=0)
+    rng = np.random.default_rng(0)
+    X = np.zeros((200, 4))
+    X[::2, :2] = rng.poisson(50, (100, 2))
+    X[1::2, 2:] = rng.poisson(50, (100, 2))
+    model.learn_many(X + 0.0, features=["a", "b", "c", "d"])
+    return model
+
+
+def test_appear_and_vanish_events():
+    model = _two_communities()
+    ab = max(model.component_ids, key=lambda c: model.transform_one({"a": 9, "b": 9})[c])
+    cd = [c for c in model.component_ids if c != ab][0]
+    tracker = Tracker(model, presence=0.2)
+    tracker.learn_one({"a": 50, "b": 50}, subject="x", time=0)
+    tracker.learn_one({"a": 48, "b": 50, "c": 1}, subject="x", time=1)
+    rec = tracker.learn_one({"a": 40, "b": 40, "c": 40, "d": 40}, subject="x", time=2)
+    assert [(e["kind"], e["component"]) for e in rec["events"]] == [("appear", cd)]
+    rec = tracker.learn_one({"c": 60, "d": 60}, subject="x", time=3)
+    assert [(e["kind"], e["component"], e["subject"], e["time"]) for e in rec["events"]] == [
+        ("vanish", ab, "x", 3.0)]
+    assert rec["dominant"] == cd == tracker.dominant("x")
+    assert [e["kind"] for e in tracker.events] == ["appear", "vanish"]
+
+
+def test_ids_survive_reseed_and_snapshot_round_trip(tmp_path):
+    model = _two_communities()
+    tracker = Tracker(model, reproject=True)
+    for day in range(4):
+        tracker.learn_one({"a": 40 + day, "b": 30, "c": 5 * day + 1}, subject="s1", time=day)
+    before = model.component_ids
+    model._reseed(0, "forced by the test")  # what a drift alarm does
+    after = model.component_ids
+    retired, born = before[0], after[0]
+    assert born not in before and after[1] == before[1]
+    rec = tracker.learn_one({"a": 40, "b": 30, "c": 30, "d": 20}, subject="s1", time=4)
+    kinds = {(e["kind"], e["component"]) for e in rec["events"] if e["subject"] is None}
+    assert kinds == {("retire", retired), ("birth", born)}
+    assert retired not in rec["weights"] and born in rec["weights"]
+
+    path = tmp_path / "tracker.npz"
+    tracker.save(path)
+    restored = Tracker.load(path)
+    assert restored.model == model
+    assert restored.model.component_ids == after
+    assert restored.events == tracker.events
+    assert restored.trajectory("s1").equals(tracker.trajectory("s1"))
+    assert restored.growth_detail("s1") == tracker.growth_detail("s1")
+    # A restart continues exactly as the uninterrupted tracker.
+    x = {"a": 41, "b": 29, "c": 31, "d": 22}
+    assert restored.learn_one(x, subject="s1", time=5) == tracker.learn_one(x, "s1", 5)
+    assert restored.to_bytes() == tracker.to_bytes()
+
+
+def test_lru_and_ttl_eviction_are_counted():
+    tracker = Tracker(OnlineNMF(n_components=1, beta=1, seed=0), max_subjects=3, ttl=10.0)
+    for i, subject in enumerate("abcde"):
+        tracker.learn_one({"x": 5}, subject=subject, time=float(i))
+    assert tracker.subjects == ["c", "d", "e"]
+    assert tracker.metrics["evicted_lru"] == 2
+    with pytest.raises(KeyError, match="evicted"):
+        tracker.trajectory("a")
+    tracker.learn_one({"x": 5}, subject="c", time=5.0)  # c is now the most recently used
+    tracker.learn_one({"x": 5}, subject="f", time=13.5)  # d (t=3) is older than 13.5 - 10
+    assert "d" not in tracker and "c" in tracker and "e" in tracker
+    assert tracker.metrics["evicted_ttl"] == 1
+    restored = Tracker.from_bytes(tracker.to_bytes())
+    assert restored.subjects == tracker.subjects and restored.metrics == tracker.metrics
+
+
+def test_bounded_history_drops_the_oldest():
+    tracker = Tracker(OnlineNMF(n_components=1, beta=1, seed=0), max_history=4)
+    for day in range(6):
+        tracker.learn_one(_doubling(day), subject="s", time=day)
+    assert list(tracker.trajectory("s").index) == [2.0, 3.0, 4.0, 5.0]
+    assert tracker.metrics["history_dropped"] == 2
+
+
+@pytest.mark.parametrize("bad", [
+    {"subject": "s", "time": float("nan")},
+    {"subject": "s", "time": "not a time"},
+    {"subject": "s", "time": None},
+    {"subject": 1.5, "time": 1.0},
+    {"subject": None, "time": 1.0},
+    {"subject": "s", "time": 1.0, "x": {"a": -3.0}},
+])
+def test_bad_input_leaves_no_trace(bad):
+    tracker = Tracker(OnlineNMF(n_components=2, beta=1, seed=0))
+    tracker.learn_one({"a": 3, "b": 1}, subject="s", time=0.0)
+    state = tracker.to_bytes()
+    with pytest.raises(ValueError) as err:
+        tracker.learn_one(bad.get("x", {"a": 3.0}), subject=bad["subject"], time=bad["time"])
+    assert any(word in str(err.value) for word in ("time", "subject", "'a'", "-3"))
+    assert tracker.to_bytes() == state
+
+
+def test_population_by_time_bin():
+    tracker = Tracker(OnlineNMF(n_components=1, beta=1, seed=0), presence=0.5)
+    for subject, days in (("p", [0, 5, 12]), ("q", [1, 15])):
+        for day in days:
+            tracker.learn_one({"a": 10.0 * (day + 1)}, subject=subject, time=float(day))
+    population = tracker.population(bin_width=10.0)
+    assert population["bin"].tolist() == [0.0, 10.0]
+    first = population.iloc[0]
+    expected = np.mean([tracker.trajectory(s).loc[d, 0] for s, d in (("p", 0), ("p", 5),
+                                                                      ("q", 1))])
+    assert first["mean_weight"] == pytest.approx(expected)
+    assert (first["n_samples"], first["n_subjects"], first["carriers"]) == (3, 2, 2)
+    assert population.iloc[1]["mean_share"] == pytest.approx(1.0)
+    assert tracker.population(subjects=["q"])["n_samples"].tolist() == [1, 1]
+
+
+def test_record_fields_are_json_ready():
+    tracker = Tracker(OnlineNMF(n_components=2, beta=1, seed=0))
+    for day in range(4):
+        rec = tracker.learn_one({"a": 3 + day, "b": 1}, subject="s", time=day)
+    fields = record_fields(rec)
+    assert set(fields) == {"growth", "events"}
+    assert set(fields["growth"]) <= set(rec["weights"])
+    json.dumps(fields, allow_nan=False)
+
+
+def test_observe_records_weights_computed_elsewhere():
+    model = OnlineNMF(n_components=2, beta=1, seed=0)
+    tracker = Tracker(model)
+    h = model.learn_one({"a": 3, "b": 1})
+    rec = tracker.observe("s", 0.0, h)
+    assert rec["weights"] == h and model.samples_learned == 1
+    with pytest.raises(ValueError, match="weight of component"):
+        tracker.observe("s", 1.0, {0: -1.0})
