@@ -68,3 +68,45 @@ def normalise_columns(W: np.ndarray) -> np.ndarray:
     alive = sums > 0
     W[:, alive] /= sums[alive]
     return sums
+
+
+def farthest_first(profiles: np.ndarray, k: int) -> np.ndarray:
+    """Indices of k rows chosen by farthest-first traversal on cosine similarity.
+
+    Starts from the row with the largest total and adds, each time, the row least similar to
+    all chosen so far (k-means++ without the randomness): diverse samples as initial columns.
+    """
+    unit = profiles / np.maximum(np.linalg.norm(profiles, axis=1, keepdims=True), 1e-300)
+    chosen = [int(np.argmax(profiles.sum(axis=1)))]
+    closest = unit @ unit[chosen[0]]
+    for _ in range(1, min(k, len(profiles))):
+        candidate = int(np.argmin(closest))
+        chosen.append(candidate)
+        closest = np.maximum(closest, unit @ unit[candidate])
+    return np.array(chosen)
+
+
+def batch_fit(V: np.ndarray, W: np.ndarray, beta: float, n_iter: int = 200) -> np.ndarray:
+    """Refine W (features x k) on a small dense batch V (samples x features) by alternating
+    multiplicative updates of H and W (Lee & Seung 2001; Fevotte & Idier 2011); return W.
+
+    >>> V = np.array([[4.0, 4.0, 0.0, 0.0], [0.0, 0.0, 3.0, 3.0], [2.0, 2.0, 1.0, 1.0]])
+    >>> W = batch_fit(V, V[:2].T + 0.1, beta=1)
+    >>> bool(np.allclose(W / W.sum(axis=0), [[.5, 0], [.5, 0], [0, .5], [0, .5]], atol=1e-3))
+    True
+    """
+    gamma = mu_exponent(beta)
+    W = np.maximum(W, W_FLOOR)
+    H = np.full((V.shape[0], W.shape[1]), V.sum(axis=1, keepdims=True).mean() / W.shape[1])
+    for _ in range(n_iter):
+        for update_h in (True, False):
+            WH = np.maximum(H @ W.T, W_FLOOR)
+            numerator, weight = V * WH ** (beta - 2.0), WH ** (beta - 1.0)
+            if beta == 0:  # Itakura-Saito is scored on the non-zero entries only
+                weight = weight * (V > 0)
+            if update_h:
+                H *= (np.maximum(numerator @ W, 0.0) / np.maximum(weight @ W, 1e-300)) ** gamma
+            else:
+                W *= (np.maximum(numerator.T @ H, 0.0) / np.maximum(weight.T @ H, 1e-300)) ** gamma
+                W = np.maximum(W, W_FLOOR)
+    return W
