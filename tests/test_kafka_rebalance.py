@@ -1,0 +1,95 @@
+"""Rebalance: two consumers in one group split the partitions; when one leaves (SIGTERM)
+or dies (SIGKILL), the other takes its partitions over from its last checkpoint and
+nothing is lost or learned twice."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections import Counter, defaultdict
+
+import pytest
+
+from consumers.checkpoint import CheckpointStore
+from tests.kafka_broker import (
+    FAST_GROUP_FLAGS,
+    TopicReader,
+    create_topic,
+    produce,
+    spawn,
+    synthetic_messages,
+    unique,
+    wait_for,
+)
+
+
+def _args(bootstrap, topic, group, ckpt_dir, worker, *extra):
+    return ["consume", "microbiome", "--bootstrap-servers", bootstrap, "--topic", topic,
+            "--group", group, "--checkpoint-dir", str(ckpt_dir), "--worker-id", worker,
+            "--output-topic", topic + ".out", "--model-topic", "",
+            "--checkpoint-every", "400", "--checkpoint-interval", "0.5",
+            "--components", "4", "--log-level", "INFO", *FAST_GROUP_FLAGS, *extra]
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_survivor_takes_over_from_last_checkpoint(kafka_broker, tmp_path, how):
+    bootstrap = kafka_broker.bootstrap
+    topic = create_topic(bootstrap, unique("reb"), partitions=4)
+    group, ckpt = unique("g"), tmp_path / "ckpt"
+    first = produce(bootstrap, topic, synthetic_messages(6000, seed=21))
+    outputs = TopicReader(bootstrap, topic + ".out")
+    log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
+    a = spawn(*_args(bootstrap, topic, group, ckpt, "A", "--exit-when-idle", "3"), log=log_a)
+    b = spawn(*_args(bootstrap, topic, group, ckpt, "B"), log=log_b)
+    try:
+        def both_working() -> bool:
+            outputs.poll()
+            workers = Counter(json.loads(m.value())["worker"] for m in outputs.messages)
+            return workers["A"] > 0 and workers["B"] >= 300
+
+        wait_for(both_working, timeout=90, interval=0, what="both consumers to emit outputs")
+        b.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+        assert b.wait(timeout=30) == (0 if how == "sigterm" else -signal.SIGKILL)
+        second = produce(bootstrap, topic, synthetic_messages(3000, seed=22, start=6000))
+        assert a.wait(timeout=120) == 0, f"consumer A failed, see {log_a}"
+        outputs.drain(idle=1.0)
+    finally:
+        for proc in (a, b):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        outputs.close()
+
+    produced = first + second
+    per_partition = Counter(p for p, _ in produced)
+    ckpt_a = CheckpointStore(ckpt, "A").read()
+    ckpt_b = CheckpointStore(ckpt, "B").read()
+    assert ckpt_a is not None and ckpt_b is not None
+
+    # B owned a share of the partitions and learned from them before leaving
+    b_parts = {k for k, n in ckpt_b.learned.items() if n > 0}
+    assert b_parts and len(b_parts) < 4
+
+    # exactly once across the group: A's and B's checkpoints together learned each message
+    total = Counter(ckpt_a.learned) + Counter(ckpt_b.learned)
+    assert dict(total) == {f"{topic}:{p}": n for p, n in per_partition.items()}
+    assert set(ckpt_a.owned) == {f"{topic}:{p}" for p in range(4)}
+
+    # A resumed B's partitions exactly where B's last checkpoint left them
+    by_worker = defaultdict(lambda: defaultdict(list))
+    for msg in outputs.messages:
+        rec = json.loads(msg.value())
+        by_worker[rec["worker"]][f"{topic}:{rec['source']['partition']}"].append(
+            rec["source"]["offset"])
+    for key in b_parts:
+        assert min(by_worker["A"][key]) == ckpt_b.offsets[key]
+
+    # and no input offset lacks an output
+    missing = set(produced) - set(_sources(outputs.messages))
+    assert not missing, f"{len(missing)} offsets without output, e.g. {sorted(missing)[:5]}"
+
+
+def _sources(messages):
+    for msg in messages:
+        src = json.loads(msg.value())["source"]
+        yield src["partition"], src["offset"]
