@@ -87,6 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--max-poll-records", type=int, default=500, help="records per poll")
     add_option(parser, "--max-inflight", type=int, default=20_000,
                help="unacknowledged output records before input is paused")
+    add_option(parser, "--flush-timeout", type=float, default=10.0,
+               help="seconds to wait for output acknowledgements before a checkpoint is "
+                    "postponed (input paused meanwhile)")
     add_option(parser, "--max-message-bytes", type=int, default=DEFAULT_MAX_BYTES,
                help="larger input messages are dead-lettered")
     add_option(parser, "--max-features", type=int, default=DEFAULT_MAX_FEATURES,
@@ -116,6 +119,7 @@ def loop_config(args: argparse.Namespace, topics: list[str]) -> LoopConfig:
         exit_when_idle=args.exit_when_idle,
         max_poll_records=args.max_poll_records,
         max_inflight=args.max_inflight,
+        flush_timeout=args.flush_timeout,
         consumer_config=settings,
         producer_config=security_settings(settings),
     )

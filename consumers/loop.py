@@ -331,7 +331,10 @@ class ConsumerLoop:
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
         self.checkpoints_written += 1
-        self.metrics.checkpoint_seconds.observe(time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        self.metrics.checkpoint_seconds.observe(elapsed)
+        (log.warning if elapsed > 2.0 else log.debug)(
+            "checkpoint #%d in %.3f s: %s", ckpt.sequence, elapsed, ckpt.offsets)
         self.metrics.last_checkpoint.set(time.time())
         self.metrics.checkpoint_bytes.set(path.stat().st_size)
         return True
@@ -417,7 +420,8 @@ class ConsumerLoop:
                     break
                 if self._handle(tp, record):
                     handled += 1
-                    if self._since_checkpoint >= self.config.checkpoint_every:
+                    # (while paused, a failed checkpoint is retried once per poll, below)
+                    if self._since_checkpoint >= self.config.checkpoint_every and not self._paused:
                         self._set_paused(not self._checkpoint_and_commit())
         if self._epoch != epoch and not self._stopping:
             # A rebalance or rollback happened mid-batch (inside a dead-letter retry):
@@ -429,7 +433,7 @@ class ConsumerLoop:
             self._observe_model()
         self._update_lag()
         due = time.monotonic() - self._last_checkpoint >= self.config.checkpoint_interval
-        if self._dirty and due and not self._stopping:
+        if self._dirty and due and not self._stopping and not self._paused:
             self._set_paused(not self._checkpoint_and_commit())
         self._backpressure()
 

@@ -1,0 +1,91 @@
+"""Broker outage: the broker is frozen (SIGSTOP) for 10 s while a stream flows in and the
+consumer works; after SIGCONT the consumer carries on, and in the end every record is
+learned exactly once and has an output record."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from collections import Counter
+
+from consumers.checkpoint import CheckpointStore
+from tests.kafka_broker import (
+    FAST_GROUP_FLAGS,
+    TopicReader,
+    create_topic,
+    produce,
+    spawn,
+    synthetic_messages,
+    unique,
+    wait_for,
+)
+
+BACKLOG = 15_000
+N = 4000
+RATE = 400.0  # messages per second: the stream outlasts the outage
+
+
+def _paced(messages, rate):
+    start = time.monotonic()
+    for i, message in enumerate(messages):
+        ahead = i / rate - (time.monotonic() - start)
+        if ahead > 0:
+            time.sleep(ahead)
+        yield message
+
+
+def test_consumer_survives_a_frozen_broker(private_broker, tmp_path):
+    bootstrap = private_broker.bootstrap
+    topic = create_topic(bootstrap, unique("outage"), partitions=2)
+    ckpt = tmp_path / "ckpt"
+    # a backlog, so that the consumer is busy (outputs in flight) when the broker freezes,
+    # then a paced stream that keeps arriving through the outage
+    produced = produce(bootstrap, topic, synthetic_messages(BACKLOG, seed=30))
+    producer = threading.Thread(target=lambda: produced.extend(produce(
+        bootstrap, topic, _paced(synthetic_messages(N, seed=31, start=BACKLOG), RATE))))
+    outputs = TopicReader(bootstrap, topic + ".out")
+    log = tmp_path / "consumer.log"
+    consumer = spawn("consume", "microbiome", "--bootstrap-servers", bootstrap,
+                     "--topic", topic, "--group", unique("g"), "--checkpoint-dir", str(ckpt),
+                     "--worker-id", "w", "--output-topic", topic + ".out", "--model-topic", "",
+                     "--checkpoint-every", "500", "--checkpoint-interval", "1",
+                     "--flush-timeout", "2",  # shorter than the outage: checkpoints wait
+                     "--log-level", "DEBUG", *FAST_GROUP_FLAGS, log=log)
+    try:
+        wait_for(lambda: outputs.poll() >= 500, timeout=60, interval=0,
+                 what="the consumer to start working")
+        producer.start()
+        private_broker.process.pause()
+        time.sleep(10)
+        private_broker.process.resume()
+        assert consumer.poll() is None, f"consumer died during the outage, see {log}"
+        producer.join(timeout=120)
+        assert len(produced) == BACKLOG + N
+        per_partition = Counter(p for p, _ in produced)
+        expected = {f"{topic}:{p}": n for p, n in per_partition.items()}
+
+        def all_learned():
+            header = CheckpointStore(ckpt, "w").read_header()
+            return header is not None and header["learned"] == expected
+
+        wait_for(all_learned, timeout=120, interval=0.3, what="every record in a checkpoint")
+        consumer.send_signal(signal.SIGTERM)
+        assert consumer.wait(timeout=30) == 0
+        outputs.drain(idle=1.0)
+    finally:
+        if consumer.poll() is None:
+            consumer.kill()
+            consumer.wait()
+        producer.join(timeout=1)
+        outputs.close()
+
+    final = CheckpointStore(ckpt, "w").read()
+    assert final.learned == expected  # no record lost, none learned twice
+    assert final.offsets == {f"{topic}:{p}": max(o for q, o in produced if q == p) + 1
+                             for p in per_partition}
+    sources = {(json.loads(m.value())["source"]["partition"],
+                json.loads(m.value())["source"]["offset"]) for m in outputs.messages}
+    missing = set(produced) - sources
+    assert not missing, f"{len(missing)} offsets without output, e.g. {sorted(missing)[:5]}"
