@@ -27,10 +27,12 @@ def _match(model: OnlineNMF, stream) -> list[int]:
     return [model.component_ids[c] for c in cols]
 
 
-def test_planted_growth_rates_are_recovered():
-    stream = make_longitudinal_stream(n_subjects=300, n_times=10, seed=0)
+@pytest.mark.parametrize("reproject", [False, True])
+def test_planted_growth_rates_are_recovered(reproject):
+    # One pass, online: each sample is learned and tracked when it arrives.
+    stream = make_longitudinal_stream(n_subjects=100, n_times=10, seed=0)
     tracker = Tracker(OnlineNMF(n_components=8, beta=1, refresh_every=50, seed=0),
-                      reproject=True)
+                      reproject=reproject)
     for i in range(stream.X.shape[0]):
         tracker.learn_one(stream.sample(i), subject=stream.subjects[i],
                           time=float(stream.times[i]))
