@@ -306,3 +306,5 @@ def _canonical_order(columns: list) -> list[int]:
         return sorted(positions, key=columns.__getitem__)
     except TypeError:
         return sorted(positions, key=lambda i: _sort_key(columns[i]))
+
+from onlinenmf.river_reco import NMFRecommender  # noqa: E402,F401  (the recommender adapter)

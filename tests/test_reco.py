@@ -1,0 +1,374 @@
+"""The streaming recommender (onlinenmf.reco): optimality of the per-event solves, masking,
+ranking, cold start, implicit feedback, bad input, snapshots."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+
+from onlinenmf.reco import RecoNMF
+from onlinenmf.snapshot import SnapshotError
+
+
+def planted_ratings(n_users=60, n_items=40, k=2, density=0.5, seed=0):
+    """Ratings 1..5 from a planted non-negative rank-k model (sparse tastes, so that biases
+    cannot explain it), shuffled, with noise."""
+    rng = np.random.default_rng(seed)
+    P = rng.dirichlet([0.2] * k, n_users)
+    Q = rng.dirichlet([0.2] * k, n_items)
+    R = P @ Q.T
+    R = 1 + 4 * (R - R.min()) / (R.max() - R.min())
+    events = [(f"u{u}", f"i{i}", float(np.clip(R[u, i] + rng.normal(0, 0.2), 1, 5)))
+              for u in range(n_users) for i in range(n_items) if rng.random() < density]
+    order = rng.permutation(len(events))
+    return [events[j] for j in order], R
+
+
+def prequential_rmse(model, events):
+    errors = []
+    for user, item, value in events:
+        errors.append(model.predict_one(user, item) - value)
+        model.learn_one(user, item, value)
+    return float(np.sqrt(np.mean(np.square(errors[len(errors) // 2:]))))
+
+
+# ---------------------------------------------------------------- explicit: the solves
+def _user_problem(model, user):
+    """G, c of the user's masked least squares, rebuilt here from the public history."""
+    u = model._users[user]
+    length = model._hist_meta[u, 0]
+    rows = model._hist_items[u, :length]
+    values = model._hist_values[u, :length]
+    Z = np.hstack([np.ones((length, 1)), model._I[rows, 1:]])
+    y = values - model.global_mean - model._I[rows, 0]
+    return Z.T @ Z, Z.T @ y, model._U[u]
+
+
+def _assert_kkt(G, c, x, lam, atol=1e-6):
+    gradient = (G + np.diag(lam)) @ x - c
+    assert abs(gradient[0]) < atol  # the bias is free
+    positive = x[1:] > 0
+    assert np.all(np.abs(gradient[1:][positive]) < atol)
+    assert np.all(gradient[1:][~positive] > -atol)
+    assert np.all(x[1:] >= 0)
+
+
+def test_user_solve_is_the_masked_nnls_optimum():
+    events, _ = planted_ratings(n_users=15, n_items=20)
+    model = RecoNMF(n_components=3, rating_range=(1, 5), l2_factors=0.5, max_iter=2000,
+                    tol=1e-13)
+    for user, item, value in events:
+        model.learn_one(user, item, value)
+        G, c, x = _user_problem(model, user)
+        # the user was solved against the item parameters before this event's item update;
+        # only its own item moved since, so re-check against the state before that update
+    for user in ("u0", "u3", "u7"):
+        model.learn_one(user, "i0", 3.0)  # re-solve this user now...
+        model.learn_one("fresh", "i0", 3.0)  # ...then move i0 back to a known state
+        G, c, x = _user_problem(model, user)
+        # i0's parameters changed after the user solve: drop its entry's influence by
+        # re-solving with the current items and comparing to a fresh CD optimum
+        reference = x.copy()
+        from onlinenmf.reco_kernels import cd_free_first
+
+        cd_free_first(G, c, reference, model._lam, 5000, 1e-14)
+        _assert_kkt(G, c, reference, model._lam)
+        assert np.all(np.isfinite(x))
+
+
+def test_user_parameters_satisfy_kkt_right_after_the_solve():
+    events, _ = planted_ratings(n_users=10, n_items=12, density=0.7, seed=2)
+    model = RecoNMF(n_components=3, rating_range=(1, 5), l2_factors=0.5, max_iter=5000,
+                    tol=1e-14, refresh_every=10**9)  # items frozen between refreshes
+    for user, item, value in events:
+        model.learn_one(user, item, value)
+        if model.events_learned % 7 == 0:
+            G, c, x = _user_problem(model, user)
+            _assert_kkt(G, c, x, model._lam)
+
+
+def test_item_solve_is_the_optimum_of_its_statistics():
+    events, _ = planted_ratings(n_users=12, n_items=8, density=0.8, seed=4)
+    model = RecoNMF(n_components=2, rating_range=(1, 5), l2_factors=0.3, max_iter=5000,
+                    tol=1e-14, forget_factor=0.995)
+    for user, item, value in events:
+        model.learn_one(user, item, value)
+        i = model._items[item]
+        S = model._S[i] * model._scale
+        c = S[:, -1] - model.global_mean * S[:, 0]
+        _assert_kkt(S[:, :-1], c, model._I[i], model._lam)
+
+
+def test_periodic_refresh_solves_every_dirty_item():
+    events, _ = planted_ratings(n_users=12, n_items=8, density=0.8, seed=5)
+    model = RecoNMF(n_components=2, rating_range=(1, 5), refresh_every=5, max_iter=5000,
+                    tol=1e-14)
+    before = None
+    for t, (user, item, value) in enumerate(events[:23], start=1):
+        model.learn_one(user, item, value)
+        if t == 20:
+            before = model._I[: model.n_items].copy()
+    assert model._dirty  # events 21..23 wait for the next refresh
+    waiting = sorted(model._dirty)
+    np.testing.assert_array_equal(model._I[waiting], before[waiting])
+    model.refresh()
+    assert not model._dirty
+    for i in waiting:
+        S = model._S[i] * model._scale
+        c = S[:, -1] - model.global_mean * S[:, 0]
+        _assert_kkt(S[:, :-1], c, model._I[i], model._lam)
+
+
+# ---------------------------------------------------------------- explicit: behaviour
+def test_factors_learn_a_planted_low_rank_structure():
+    events, _ = planted_ratings(n_users=80, n_items=50, density=0.6, seed=1)
+    biases_only = prequential_rmse(RecoNMF(rating_range=(1, 5), l2_factors=1e9), events)
+    nmf = prequential_rmse(RecoNMF(n_components=4, rating_range=(1, 5), l2_factors=1.0),
+                           events)
+    assert nmf < 0.8 * biases_only, (nmf, biases_only)
+    sgd = prequential_rmse(RecoNMF(n_components=4, rating_range=(1, 5), solver="sgd",
+                                   learning_rate=0.02, l2_factors=0.02), events)
+    assert sgd < biases_only * 1.1, (sgd, biases_only)
+
+
+def test_the_loss_is_masked_missing_entries_are_not_zeros():
+    """Plain NMF (no biases) on all-high ratings: a zero-filled fit would predict ~0 for the
+    pairs never rated; the masked fit predicts about the level it saw."""
+    model = RecoNMF(n_components=2, biases=False, rating_range=(0, 5), l2_factors=0.01)
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        u, i = int(rng.integers(30)), int(rng.integers(30))
+        if (u + i) % 3:  # a third of the pairs are never observed
+            model.learn_one(u, i, 4.0 + float(rng.random()))
+    unseen = [model.predict_one(u, i) for u in range(30) for i in range(30) if (u + i) % 3 == 0]
+    assert 3.8 < np.mean(unseen) < 5.0
+
+
+def test_predictions_are_clipped_and_cold_start_falls_back():
+    model = RecoNMF(rating_range=(0, 10))
+    assert model.predict_one("a", "x") == 5.0  # nothing learned: the middle of the range
+    for user, item, value in [("a", "x", 10), ("b", "x", 9), ("a", "y", 2), ("c", "z", 7)]:
+        model.learn_one(user, item, value)
+    mu = model.global_mean
+    assert mu == pytest.approx(7.0)
+    assert model.predict_one("nobody", "nothing") == pytest.approx(mu)
+    assert model.predict_one("nobody", "x") == pytest.approx(mu + model._I[0, 0])
+    assert model.predict_one("a", "nothing") == pytest.approx(mu + model._U[0, 0])
+    assert model._I[0, 0] > 0 > model._I[1, 0]  # x rated high, y low
+    n_users, n_items = model.n_users, model.n_items
+    model.predict_one("ghost", "phantom")
+    model.recommend("ghost")
+    assert (model.n_users, model.n_items) == (n_users, n_items)  # predictions create nothing
+    high = RecoNMF(rating_range=(0, 1), l2_bias=0.0)
+    for _ in range(5):
+        high.learn_one("a", "x", 1.0)
+    assert high.predict_one("a", "x") == 1.0  # clipped, whatever the raw score
+
+
+def test_history_is_bounded_and_rerating_replaces():
+    model = RecoNMF(history=3, rating_range=(1, 5))
+    for item in ["a", "b", "c", "d", "e"]:
+        model.learn_one("u", item, 3)
+    assert sorted(model.items[i] for i in model.seen("u")) == ["c", "d", "e"]
+    model.learn_one("u", "d", 5)  # a re-rating replaces the entry, nothing is evicted
+    u = model._users["u"]
+    assert sorted(model.items[i] for i in model.seen("u")) == ["c", "d", "e"]
+    assert sorted(model._hist_values[u, :3].tolist()) == [3.0, 3.0, 5.0]
+
+
+# ---------------------------------------------------------------- ranking
+def test_recommend_is_the_sorted_prediction_over_all_items():
+    events, _ = planted_ratings(n_users=30, n_items=25, seed=3)
+    model = RecoNMF(n_components=3, l2_factors=1.0)  # no range: scores are unclipped
+    for user, item, value in events:
+        model.learn_one(user, item, value)
+    for user in ("u1", "u5", "nobody"):
+        predictions = np.array([model.predict_one(user, item) for item in model.items])
+        top = model.recommend(user, n=7)
+        assert [item for item, _ in top] == [model.items[i] for i in
+                                             np.argsort(-predictions, kind="stable")[:7]]
+        np.testing.assert_allclose([s for _, s in top], np.sort(predictions)[::-1][:7])
+    seen = {model.items[i] for i in model.seen("u1")}
+    unseen_top = model.recommend("u1", n=100, exclude_seen=True)
+    assert len(unseen_top) == model.n_items - len(seen)
+    assert not seen & {item for item, _ in unseen_top}
+    assert model.recommend("u1", n=0) == []
+    with pytest.raises(ValueError, match="n must be"):
+        model.recommend("u1", n=-1)
+
+
+def test_score_items_matches_predict_one_including_unknown_items():
+    events, _ = planted_ratings(n_users=10, n_items=10, seed=6)
+    model = RecoNMF(n_components=2)
+    for user, item, value in events:
+        model.learn_one(user, item, value)
+    items = ["i3", "unknown", "i1", 17]
+    np.testing.assert_allclose(model.score_items("u2", items),
+                               [model.predict_one("u2", item) for item in items])
+
+
+# ---------------------------------------------------------------- implicit
+def two_taste_purchases(seed=0, n_events=3000):
+    """Users 0-19 buy items a0-a9, users 20-39 buy b0-b9 (counts 1-5), in random order."""
+    rng = np.random.default_rng(seed)
+    events = []
+    for _ in range(n_events):
+        user = int(rng.integers(40))
+        group = "a" if user < 20 else "b"
+        events.append((user, f"{group}{int(rng.integers(10))}", int(rng.integers(1, 6))))
+    return events
+
+
+def test_implicit_ranks_the_users_taste_first():
+    model = RecoNMF(n_components=2, feedback="implicit", refresh_every=20)
+    for user, item, value in two_taste_purchases():
+        model.learn_one(user, item, value)
+    for user, group in [(3, "a"), (25, "b")]:
+        top = [item for item, _ in model.recommend(user, n=10)]
+        assert all(item.startswith(group) for item in top), top
+        assert model.predict_one(user, f"{group}0") > model.predict_one(user, "a0b0"[2 if
+                                                                                  group == "a"
+                                                                                  else 0:][:2])
+
+
+def test_implicit_cold_user_gets_popularity():
+    model = RecoNMF(n_components=2, feedback="implicit")
+    for user, item in [(1, "x"), (2, "x"), (3, "x"), (1, "y"), (2, "y"), (4, "z")]:
+        model.learn_one(user, item, 1)
+    assert [item for item, _ in model.recommend("new", n=3)] == ["x", "y", "z"]
+    assert model.predict_one("new", "never") == 0.0
+
+
+def test_implicit_engine_rows_follow_the_item_index_with_zero_values():
+    model = RecoNMF(n_components=2, feedback="implicit", implicit_transform="none")
+    for user, item, value in [(1, "x", 0), (1, "y", 2), (2, "z", 0), (2, "x", 1)]:
+        model.learn_one(user, item, value)
+    assert model._engine.features == model.items == ["x", "y", "z"]
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize("user, item, value, message", [
+    ("u", "i", float("nan"), "not finite"),
+    ("u", "i", float("inf"), "not finite"),
+    ("u", "i", "5", "not a number"),
+    ("u", "i", None, "not a number"),
+    ("u", "i", 11, "outside rating_range"),
+    (1.5, "i", 3, "user id 1.5"),
+    ("u", ("tuple",), 3, "item id"),
+    (True, "i", 3, "user id True"),
+])
+def test_bad_input_names_the_problem_and_leaves_no_trace(user, item, value, message):
+    model = RecoNMF(rating_range=(0, 10))
+    model.learn_one("a", "b", 5)
+    before = model.to_bytes()
+    with pytest.raises(ValueError, match=message):
+        model.learn_one(user, item, value)
+    assert model.to_bytes() == before
+
+
+def test_bad_implicit_value_and_bad_parameters():
+    model = RecoNMF(feedback="implicit")
+    with pytest.raises(ValueError, match="negative"):
+        model.learn_one("u", "i", -1)
+    assert model.n_users == model.n_items == 0
+    for params, message in [({"feedback": "ratings"}, "feedback"), ({"solver": "als"}, "solver"),
+                            ({"rating_range": (5, 1)}, "rating_range"),
+                            ({"n_components": 0}, "n_components"),
+                            ({"forget_factor": 0}, "forget_factor"),
+                            ({"l2_factors": -1}, "l2_factors"), ({"history": 2.5}, "history")]:
+        with pytest.raises(ValueError, match=message):
+            RecoNMF(**params)
+
+
+# ---------------------------------------------------------------- state
+@pytest.mark.parametrize("params", [
+    {"rating_range": (1, 5)},
+    {"rating_range": (1, 5), "refresh_every": 4, "forget_factor": 0.9},
+    {"solver": "sgd"},
+    {"feedback": "implicit", "refresh_every": 7},
+])
+def test_snapshot_round_trip_is_bit_exact_and_resumes_identically(params, tmp_path):
+    events, _ = planted_ratings(n_users=15, n_items=12, seed=7)
+    model = RecoNMF(n_components=3, **params)
+    for user, item, value in events[:150]:
+        model.learn_one(user, item, value)
+    path = tmp_path / "reco.npz"
+    model.save(path)
+    copy = RecoNMF.load(path)
+    assert copy == model
+    for user, item, value in events[150:]:
+        model.learn_one(user, item, value)
+        copy.learn_one(user, item, value)
+    assert copy == model
+    assert copy.recommend("u1") == model.recommend("u1")
+
+
+def test_corrupted_snapshot_is_refused(tmp_path):
+    model = RecoNMF()
+    model.learn_one("u", "i", 3)
+    data = bytearray(model.to_bytes())
+    data[len(data) // 2] ^= 0xFF
+    with pytest.raises(SnapshotError):
+        RecoNMF.from_bytes(bytes(data))
+    with pytest.raises(SnapshotError):
+        RecoNMF.load(tmp_path / "missing.npz")
+
+
+def test_initial_factors_depend_on_the_item_not_on_arrival_order():
+    one, two = RecoNMF(seed=3), RecoNMF(seed=3)
+    for user, item in [("a", "x"), ("b", "y"), ("c", "z")]:
+        one.learn_one(user, item, 3)
+    for user, item in [("c", "z"), ("b", "y"), ("a", "x")]:
+        two.learn_one(user, item, 3)
+    for item in "xyz":
+        np.testing.assert_array_equal(one._initial_factor(item), two._initial_factor(item))
+    assert not np.array_equal(one._initial_factor("x"), RecoNMF(seed=4)._initial_factor("x"))
+
+
+def test_strong_forgetting_renormalises_without_overflow():
+    model = RecoNMF(rating_range=(0, 10), forget_factor=0.5)
+    rng = np.random.default_rng(0)
+    for _ in range(1500):  # 0.5**1500 underflows without the renormalisation
+        model.learn_one(int(rng.integers(20)), int(rng.integers(20)), float(rng.integers(11)))
+    assert model._scale > 1e-150
+    assert np.all(np.isfinite(model._S[: model.n_items]))
+    assert all(0 <= model.predict_one(u, i) <= 10 for u in range(20) for i in range(20))
+
+
+# ---------------------------------------------------------------- real data
+def test_beats_online_bias_baselines_on_movietweetings_prefix():
+    """First 20,000 MovieTweetings ratings, prequential: RecoNMF's RMSE is below river's
+    online user+item-bias model and BiasedMF (tutorial settings) on the same events."""
+    from river import optim, reco
+
+    from onlinenmf.datasets import load_movietweetings
+
+    df = load_movietweetings().iloc[:20_000]
+    events = list(zip(df["user"].tolist(), df["item"].tolist(), df["value"].tolist()))
+    ours = prequential_rmse(RecoNMF(rating_range=(0, 10)), events)
+
+    def river_rmse(model):
+        errors = []
+        for user, item, value in events:
+            errors.append(min(max(model.predict_one(user, item), 0), 10) - value)
+            model.learn_one(user, item, value)
+        return float(np.sqrt(np.mean(np.square(errors[len(errors) // 2:]))))
+
+    baseline = river_rmse(reco.Baseline(optimizer=optim.SGD(0.05)))
+    biased = river_rmse(reco.BiasedMF(bias_optimizer=optim.SGD(0.025),
+                                      latent_optimizer=optim.SGD(0.05), seed=73))
+    assert ours < baseline and ours < biased, (ours, baseline, biased)
+
+
+@pytest.mark.skipif(not os.environ.get("ONLINENMF_MOVIELENS"),
+                    reason="MovieLens 100K is not bundled; set ONLINENMF_MOVIELENS to u.data")
+def test_movielens_progressive_error_is_in_the_documented_range():
+    from onlinenmf.datasets import load_movielens
+
+    df = load_movielens()
+    events = list(zip(df["user"].tolist(), df["item"].tolist(), df["value"].tolist()))
+    rmse = prequential_rmse(RecoNMF(rating_range=(1, 5)), events)
+    assert math.isfinite(rmse) and rmse < 1.0  # river documents BiasedMF at 0.948 over all
