@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# One BLAS thread: our matrices are small (k x k, m x k) and OpenBLAS threads spin-wait badly
+# on a busy machine (measured 10x slower on a loaded 2-core VM). Override on the command line.
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: demo test bench lint clean
 

@@ -86,7 +86,7 @@ def farthest_first(profiles: np.ndarray, k: int) -> np.ndarray:
     return np.array(chosen)
 
 
-def batch_fit(V: np.ndarray, W: np.ndarray, beta: float, n_iter: int = 200) -> np.ndarray:
+def batch_fit(V: np.ndarray, W: np.ndarray, beta: float, n_iter: int = 100) -> np.ndarray:
     """Refine W (features x k) on a small dense batch V (samples x features) by alternating
     multiplicative updates of H and W (Lee & Seung 2001; Fevotte & Idier 2011); return W.
 
@@ -95,18 +95,28 @@ def batch_fit(V: np.ndarray, W: np.ndarray, beta: float, n_iter: int = 200) -> n
     >>> bool(np.allclose(W / W.sum(axis=0), [[.5, 0], [.5, 0], [0, .5], [0, .5]], atol=1e-3))
     True
     """
+    if beta not in (0, 1, 2):
+        raise ValueError(f"batch_fit supports beta 0, 1, 2, got {beta!r}")
     gamma = mu_exponent(beta)
     W = np.maximum(W, W_FLOOR)
+    ones = np.ones_like(V)
+    observed = (V > 0).astype(np.float64)
     H = np.full((V.shape[0], W.shape[1]), V.sum(axis=1, keepdims=True).mean() / W.shape[1])
     for _ in range(n_iter):
         for update_h in (True, False):
             WH = np.maximum(H @ W.T, W_FLOOR)
-            numerator, weight = V * WH ** (beta - 2.0), WH ** (beta - 1.0)
-            if beta == 0:  # Itakura-Saito is scored on the non-zero entries only
-                weight = weight * (V > 0)
+            if beta == 1:  # no powers on the common paths: they dominate the cost
+                numerator, weight = V / WH, ones
+            elif beta == 2:
+                numerator, weight = V, WH
+            else:  # Itakura-Saito, scored on the non-zero entries only
+                inverse = observed / WH
+                numerator, weight = V * inverse * inverse, inverse
             if update_h:
-                H *= (np.maximum(numerator @ W, 0.0) / np.maximum(weight @ W, 1e-300)) ** gamma
+                ratio = np.maximum(numerator @ W, 0.0) / np.maximum(weight @ W, 1e-300)
+                H *= ratio if gamma == 1.0 else np.sqrt(ratio)
             else:
-                W *= (np.maximum(numerator.T @ H, 0.0) / np.maximum(weight.T @ H, 1e-300)) ** gamma
+                ratio = np.maximum(numerator.T @ H, 0.0) / np.maximum(weight.T @ H, 1e-300)
+                W *= ratio if gamma == 1.0 else np.sqrt(ratio)
                 W = np.maximum(W, W_FLOOR)
     return W
