@@ -54,11 +54,19 @@ def _microbiome_app(args: argparse.Namespace) -> Any:
     )
 
 
-#: stream kind -> (default input, output and model topics, application factory)
+def _reco_app(args: argparse.Namespace) -> Any:
+    from consumers.reco import reco_app
+
+    return reco_app(args)
+
+
+#: stream kind -> (default input, output and model topics, application factory); for reco
+#: the third topic carries the top-N recommendations
 APPLICATIONS: dict[str, tuple[tuple[str, str, str], Callable[[argparse.Namespace], Any]]] = {
     "microbiome": (
         ("microbiome.samples", "microbiome.communities", "microbiome.model"), _microbiome_app
     ),
+    "reco": (("reco.ratings", "reco.predictions", "reco.recommendations"), _reco_app),
 }
 
 
@@ -103,6 +111,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                help="samples between dictionary refreshes of a new model")
     add_option(parser, "--seed", type=int, default=0, help="seed of a new model")
     add_option(parser, "--log-level", default="INFO", help="logging level")
+    from consumers.reco import add_reco_arguments
+
+    add_reco_arguments(parser)
 
 
 def loop_config(args: argparse.Namespace, topics: list[str]) -> LoopConfig:

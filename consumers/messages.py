@@ -26,6 +26,7 @@ kind                   meaning
 ``too_many_features``  more taxa than the configured limit
 ``bad_time``           ``time`` is not a finite number nor an ISO-8601 date
 ``rejected``           the engine refused the sample (its ValueError message)
+``bad_value``          a rating event's value is NaN, infinite or out of range (reco)
 =====================  ============================================================
 
 >>> s = decode_sample(b'{"subject": "C001", "time": 36, "sample_id": "s1", "counts": {"a": 3}}')
@@ -65,7 +66,7 @@ DEFAULT_MAX_FEATURES = 50_000
 
 KINDS = (
     "oversize", "not_json", "truncated", "schema", "bad_count", "empty_counts",
-    "too_many_features", "bad_time", "rejected",
+    "too_many_features", "bad_time", "rejected", "bad_value",
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``onlinenmf produce``."""
     parser.add_argument("kind", choices=sorted(STREAMS), help="which stream to produce")
     add_kafka_options(parser)
-    add_option(parser, "--topic", default="microbiome.samples", help="topic to write to")
+    add_option(parser, "--topic", default=None,
+               help="topic to write to (default: microbiome.samples, or reco.ratings)")
     add_option(parser, "--dataset", default="ecam",
                help="bundled cohort when no --table: ecam, artificial_gut, moving_pictures")
     add_option(parser, "--table", type=Path, help="counts table: TSV, BIOM JSON or BIOM HDF5")
@@ -171,10 +172,20 @@ def microbiome_messages(args: argparse.Namespace) -> Iterator[tuple[bytes, bytes
             rec["subject"], rec["time"], rec["sample_id"], rec["counts"], rec.get("meta"))
 
 
-#: stream kind -> message generator (the recommender stream registers here too)
+def reco_messages(args: argparse.Namespace) -> Iterator[tuple[bytes, bytes]]:
+    """``(key, value)`` rating events in time order (see :func:`consumers.reco.reco_messages`)."""
+    from consumers.reco import reco_messages as messages
+
+    return messages(args)
+
+
+#: stream kind -> message generator
 STREAMS: dict[str, Callable[[argparse.Namespace], Iterator[tuple[bytes, bytes]]]] = {
     "microbiome": microbiome_messages,
+    "reco": reco_messages,
 }
+#: stream kind -> default topic
+TOPICS = {"microbiome": "microbiome.samples", "reco": "reco.ratings"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -183,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     setup_logging(args.log_level)
+    args.topic = args.topic or TOPICS[args.kind]
     settings = parse_kafka_settings(args.kafka_config)
     producer = KafkaProducer(**{
         "bootstrap_servers": args.bootstrap_servers, "acks": "all", "linger_ms": 5,

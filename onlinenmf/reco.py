@@ -260,6 +260,13 @@ class RecoNMF:
         return list(self._item_ids)
 
     @property
+    def model_version(self) -> int:
+        """Refreshes of the item side so far (explicit with ``refresh_every=1``: events)."""
+        if self._engine is not None:
+            return int(self._engine.model_version)
+        return self.events_learned // int(self.refresh_every or 1)
+
+    @property
     def global_mean(self) -> float:
         """mu: the running mean of the ratings (0 for implicit feedback or without biases)."""
         if self.events_learned == 0 or not self.explicit or not self.biases:
