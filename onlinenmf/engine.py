@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from onlinenmf import dictionary, snapshot, solve
+from onlinenmf import dictionary, hyper, snapshot, solve
 from onlinenmf.divergence import SUPPORTED_BETAS
 from onlinenmf.validation import check_feature_name, parse_matrix, parse_sample
 
@@ -61,6 +61,21 @@ class OnlineNMF:
         Recent samples kept for re-seeding.
     seed
         Seeds the initial rows of new features: a row depends only on (seed, feature name).
+    adapt_rank, adapt_sparsity, adapt_forgetting
+        Re-estimate the rank (relevance pruning and residual births), the L1 weight on h
+        (empirical Bayes) and the forgetting factor (drift detection) while streaming; see
+        :mod:`onlinenmf.hyper`. All off by default: the fixed values above are then used as
+        given. ``forget_factor`` and ``l1_h`` stay the user's values; the values in force are
+        in :attr:`hyperparameters`, each change is an event in :attr:`events`.
+    reestimate_every
+        Refreshes between two re-estimations.
+    k_min, k_max
+        Bounds of the rank under ``adapt_rank`` (``k_max`` defaults to twice the starting rank).
+    prune_patience
+        Consecutive re-estimations a component's relevance must stay at its bound before it
+        is retired.
+    ard_strength
+        Weight of the relevance (ARD) penalty on h, relative to the loss's gradient scale.
 
     Examples
     --------
@@ -112,6 +127,14 @@ class OnlineNMF:
         reseed: bool = True,
         buffer_size: int = 128,
         seed: int = 0,
+        adapt_rank: bool = False,
+        adapt_sparsity: bool = False,
+        adapt_forgetting: bool = False,
+        reestimate_every: int = 1,
+        k_min: int = 1,
+        k_max: int | None = None,
+        prune_patience: int = 3,
+        ard_strength: float = 1e-2,
     ):
         self.n_components = n_components
         self.beta = beta
@@ -127,12 +150,33 @@ class OnlineNMF:
         self.reseed = reseed
         self.buffer_size = buffer_size
         self.seed = seed
+        self.adapt_rank = adapt_rank
+        self.adapt_sparsity = adapt_sparsity
+        self.adapt_forgetting = adapt_forgetting
+        self.reestimate_every = reestimate_every
+        self.k_min = k_min
+        self.k_max = k_max
+        self.prune_patience = prune_patience
+        self.ard_strength = ard_strength
         self._check_params()
         self._init_state()
 
     # ------------------------------------------------------------------ parameters and state
+    @property
+    def n_components(self) -> int:
+        """The current rank. With ``adapt_rank`` it changes while streaming; the constructor's
+        value (the starting rank) is what :meth:`_params` and snapshots record."""
+        ids = self.__dict__.get("_component_ids")
+        return self._initial_rank if ids is None else len(ids)
+
+    @n_components.setter
+    def n_components(self, value: int) -> None:
+        self._initial_rank = value
+
     def _params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in PARAMETERS}
+        params = {name: getattr(self, name) for name in PARAMETERS}
+        params["n_components"] = self._initial_rank
+        return params
 
     def _check_params(self) -> None:
         if not isinstance(self.n_components, int | np.integer) or self.n_components < 1:
@@ -141,14 +185,25 @@ class OnlineNMF:
             raise ValueError(f"beta must be one of {SUPPORTED_BETAS}, got {self.beta!r}")
         if not 0.0 < self.forget_factor <= 1.0:
             raise ValueError(f"forget_factor must be in (0, 1], got {self.forget_factor!r}")
-        for name in ("refresh_every", "refresh_sweeps", "max_iter", "buffer_size"):
+        for name in ("refresh_every", "refresh_sweeps", "max_iter", "buffer_size",
+                     "reestimate_every", "prune_patience", "k_min"):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("l1_h", "l2_h", "l1_w", "l2_w", "tol"):
+        for name in ("l1_h", "l2_h", "l1_w", "l2_w", "tol", "ard_strength"):
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
+        if self.k_max is None:
+            self.k_max = max(2 * int(self.n_components), int(self.k_min))
+        if not isinstance(self.k_max, int | np.integer) or self.k_max < self.k_min:
+            raise ValueError(f"k_max must be an integer >= k_min={self.k_min}, got {self.k_max!r}")
+        if self.adapt_rank and not self.k_min <= self.n_components <= self.k_max:
+            raise ValueError(f"n_components={self.n_components} must be in k_min..k_max = "
+                             f"{self.k_min}..{self.k_max}")
+        for name in ("adapt_rank", "adapt_sparsity", "adapt_forgetting"):
+            if not isinstance(getattr(self, name), bool | np.bool_):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.beta != 2 and (self.l1_w or self.l2_w):
             raise ValueError(
                 "l1_w and l2_w apply to beta=2 only: with columns normalised to sum 1 a penalty "
@@ -156,7 +211,7 @@ class OnlineNMF:
             )
 
     def _init_state(self) -> None:
-        k = int(self.n_components)
+        k = int(self._initial_rank)
         self.beta = int(self.beta)
         self._features: list[str | int] = []
         self._index: dict[Hashable, int] = {}
@@ -170,6 +225,7 @@ class OnlineNMF:
         self._usage = np.zeros(k)  # forgetful sum of h (the beta=1 MU denominator)
         self._scale = 1.0  # the statistics of rows are stored divided by this running scale
         self._n_eff = 0.0  # forgetful count of samples
+        self._rho = float(self.forget_factor)  # the forgetting in force (adapt_forgetting)
         self._l1 = np.full(k, float(self.l1_h))
         self.samples_learned = 0
         self.model_version = 0
@@ -181,12 +237,15 @@ class OnlineNMF:
         self._next_id = k
         self.events: list[dict[str, Any]] = []
         self._window_loss = 0.0
+        self._window_abs = 0.0  # sum of the absolute losses (empirical-Bayes noise level)
         self._window_count = 0
         self._window_usage = np.zeros(k)  # sum of h since the last refresh
         self._baseline = -1.0  # long-run relative loss; < 0 until the first memory length
         self._alarm_count = 0
         self._cooldown = 0
         self._recent: deque = deque(maxlen=self.buffer_size)
+        adaptive = self.adapt_rank or self.adapt_sparsity or self.adapt_forgetting
+        self._hyper = hyper.Reestimator(self) if adaptive else None
 
     # ------------------------------------------------------------------ public views
     @property
@@ -212,8 +271,35 @@ class OnlineNMF:
 
     @property
     def memory_length(self) -> float:
-        """``1 / (1 - forget_factor)``: how many recent samples the statistics remember."""
+        """``1 / (1 - rho)``: how many recent samples the statistics remember, for the
+        forgetting factor rho in force (``forget_factor`` unless ``adapt_forgetting``)."""
+        return float("inf") if self._rho == 1 else 1.0 / (1.0 - self._rho)
+
+    @property
+    def base_memory_length(self) -> float:
+        """``1 / (1 - forget_factor)``, the user's memory length."""
         return float("inf") if self.forget_factor == 1 else 1.0 / (1.0 - self.forget_factor)
+
+    @property
+    def current_forget_factor(self) -> float:
+        """The forgetting factor in force (re-estimated under ``adapt_forgetting``)."""
+        return self._rho
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """The values in force: rank, L1 weight on h, forgetting factor, and the relevance
+        of each component (``{id: lambda}``, under ``adapt_rank`` only, else empty).
+
+        >>> OnlineNMF(n_components=2, l1_h=0.5).hyperparameters["l1_h"]
+        0.5
+        """
+        relevance = {}
+        if self._hyper is not None and self.adapt_rank:
+            lam = self._hyper.relevance(self)
+            relevance = {c: float(v) for c, v in zip(self._component_ids, lam)}
+        l1 = self._hyper.l1_base if self._hyper is not None else float(self.l1_h)
+        return {"n_components": self.n_components, "l1_h": l1,
+                "forget_factor": self._rho, "relevance": relevance}
 
     def components(self, top: int = 10) -> dict[int, list[tuple[Hashable, float]]]:
         """Each component's ``top`` features with their share, largest first.
@@ -333,8 +419,9 @@ class OnlineNMF:
         if warm is not None:
             H[0] = warm
         indptr = np.array([0, rows.size], dtype=np.int64)
+        ids = self._component_ids  # h belongs to these, even if a refresh now changes the rank
         self._learn_csr(indptr, rows, values, H, np.array([warm is not None]))
-        return self._as_dict(H[0])
+        return {component: float(value) for component, value in zip(ids, H[0])}
 
     def learn_many(self, X, features: Sequence | None = None) -> np.ndarray:
         """Learn a mini-batch (rows = samples) and return H (n_samples x n_components).
@@ -349,12 +436,39 @@ class OnlineNMF:
         ...                      features=["a", "b", "c"])
         >>> H.shape, model.samples_learned, model.model_version
         ((4, 2), 4, 1)
+
+        With ``adapt_rank`` the rank may change inside the batch: the columns of H are then the
+        :attr:`component_ids` at the end of the call; a component retired during the call is
+        dropped, one born during it reads 0 for the rows learned before its birth.
         """
         matrix = self._matrix_rows(X, features, register=True)
-        H = np.zeros((matrix.shape[0], len(self._component_ids)))
-        warm = np.zeros(matrix.shape[0], dtype=np.bool_)
-        self._learn_csr(matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64),
-                        matrix.data, H, warm)
+        indptr = matrix.indptr.astype(np.int64)
+        indices = matrix.indices.astype(np.int64)
+        n = matrix.shape[0]
+        warm = np.zeros(n, dtype=np.bool_)
+        if not self.adapt_rank:
+            H = np.zeros((n, len(self._component_ids)))
+            self._learn_csr(indptr, indices, matrix.data, H, warm)
+            return H
+        pieces = []
+        start = 0
+        self.last_losses = np.zeros(0)
+        while start < n:  # the schedule of _learn_csr, one H per stretch of constant rank
+            stop = min(n, start + self.refresh_every - self._since_refresh)
+            ids = self._component_ids
+            piece = np.zeros((stop - start, len(ids)))
+            self._learn_segment(indptr[start : stop + 1], indices, matrix.data, piece,
+                                warm[start:stop])
+            pieces.append((start, stop, ids, piece))
+            start = stop
+            if self._since_refresh >= self.refresh_every:
+                self.refresh()
+        position = {c: j for j, c in enumerate(self._component_ids)}
+        H = np.zeros((n, len(position)))
+        for start, stop, ids, piece in pieces:
+            for column, component in enumerate(ids):
+                if component in position:
+                    H[start:stop, position[component]] = piece[:, column]
         return H
 
     def _learn_csr(self, indptr, indices, data, H, warm) -> None:
@@ -376,7 +490,7 @@ class OnlineNMF:
         local_indptr = indptr - base
         rows = indices[base : indptr[-1]]
         values = data[base : indptr[-1]]
-        rho = self.forget_factor
+        rho = self._rho
         scales = self._scale * rho ** np.arange(1, count + 1)
         losses = np.empty(count)
         solve.learn_batch(
@@ -409,6 +523,7 @@ class OnlineNMF:
             norms = np.diff(indptr).astype(np.float64)
         relative = np.divide(losses, norms, out=np.zeros(count), where=norms > 0)
         self._window_loss += float(relative.sum())
+        self._window_abs += float(losses.sum())
         self._window_count += count
         if self.reseed:
             for s in range(max(0, count - self.buffer_size), count):
@@ -470,8 +585,9 @@ class OnlineNMF:
     # ------------------------------------------------------------------ dead components
     def _check_components(self) -> None:
         window = self._window_loss / max(self._window_count, 1)
+        window_usage, window_abs, count = self._window_usage, self._window_abs, self._window_count
         recent = self._window_usage / max(float(self._window_usage.sum()), 1e-300)
-        self._window_loss, self._window_count = 0.0, 0
+        self._window_loss, self._window_abs, self._window_count = 0.0, 0.0, 0
         self._window_usage = np.zeros(len(self._component_ids))
         if self._baseline < 0:
             if self.samples_learned >= min(self.memory_length, 10 * self.refresh_every):
@@ -484,6 +600,10 @@ class OnlineNMF:
             self._baseline += weight * (window - self._baseline)
         if self._cooldown > 0:
             self._cooldown -= 1
+        if self._hyper is not None:  # re-estimation; under adapt_rank it owns births and deaths
+            self._hyper.on_refresh(self, window, window_abs, count, window_usage)
+            if self.adapt_rank:
+                return
         if not self.reseed or not self._recent:
             return
         share = self._usage / max(float(self._usage.sum()), 1e-300)
@@ -498,13 +618,16 @@ class OnlineNMF:
             self._alarm_count = 0
             self._cooldown = RESEED_COOLDOWN
 
-    def _reseed(self, j: int, reason: str) -> None:
-        """Replace column j by the positive residual of the worst recent samples."""
+    def _residual_seed(self) -> tuple[np.ndarray, int] | None:
+        """A new column from the positive residuals of the worst recent samples, and how many
+        of those residuals point the same way as the worst one (cosine >= 0.5)."""
+        if not self._recent:
+            return None
         m, k = self._m, len(self._component_ids)
         worst = sorted(self._recent, key=lambda item: -item[2])[:WORST_SAMPLES]
         self._recompute_caches()
         h = np.empty(k)
-        wh = np.empty(max(len(rows) for rows, _, _ in worst))
+        wh = np.empty(max(max(len(rows) for rows, _, _ in worst), 1))
         work_a, work_b = np.empty(k), np.empty(k)
         residuals = []
         for rows, values, _ in worst:
@@ -518,39 +641,110 @@ class OnlineNMF:
                 dense[rows] = positive / positive.sum()
                 residuals.append(dense)
         if not residuals:
-            return
+            return None
         # Average the worst sample's residual with those that look like it (cosine >= 0.5), so
         # that two different new communities are not blended into one seed.
         stacked = np.array(residuals)
         unit = stacked / np.linalg.norm(stacked, axis=1, keepdims=True)
-        residual = stacked[unit @ unit[0] >= 0.5].sum(axis=0)
+        alike = unit @ unit[0] >= 0.5
+        residual = stacked[alike].sum(axis=0)
         column = residual / residual.sum()
         if self.beta != 2:
             column = np.maximum(column, dictionary.W_FLOOR)
             column /= column.sum()
+        return column, int(alike.sum())
+
+    def _seed_weights(self) -> tuple[float, float]:
+        """Pseudo-statistics of a seeded column: 1 % of the mean usage (and of A or D)."""
         pseudo = 0.01
-        self._W[:m, j] = column
-        self._usage[j] = pseudo * float(np.mean(self._usage))
+        usage = pseudo * float(np.mean(self._usage)) if self._usage.size else 0.0
         if self.beta == 2:
-            weight = pseudo * float(np.mean(np.diag(self._A)))
+            weight = pseudo * float(np.mean(np.diag(self._A))) if self._A.size else 0.0
+        elif self.beta == 0:
+            weight = pseudo * float(np.mean(self._D[: self._m])) if self._D.size else 0.0
+        else:
+            weight = usage
+        return usage, weight
+
+    def _install(self, j: int, column: np.ndarray, usage: float, weight: float) -> None:
+        """Put ``column`` in column j with fresh pseudo-statistics."""
+        m = self._m
+        self._W[:m, j] = column
+        self._usage[j] = usage
+        if self.beta == 2:
             self._A[j, :] = 0.0
             self._A[:, j] = 0.0
             self._A[j, j] = weight
             self._B[:m, j] = column * weight
         elif self.beta == 1:
-            self._B[:m, j] = column * self._usage[j]
+            self._B[:m, j] = column * usage
         else:
-            weight = pseudo * float(np.mean(self._D[:m]))
             self._D[:m, j] = weight
             self._B[:m, j] = column ** (1.0 / dictionary.mu_exponent(self.beta)) * weight
+
+    def _reseed(self, j: int, reason: str) -> None:
+        """Replace column j by the positive residual of the worst recent samples."""
+        seed = self._residual_seed()
+        if seed is None:
+            return
+        self._install(j, seed[0], *self._seed_weights())
         old = self._component_ids[j]
         new = self._next_id
         self._next_id += 1
-        self._component_ids[j] = new
+        # a new list, never an in-place change: learn_one holds on to the ids h was solved for
+        self._component_ids = [*self._component_ids[:j], new, *self._component_ids[j + 1 :]]
         for kind, component in (("retire", old), ("birth", new)):
             self.events.append({"kind": kind, "sample": self.samples_learned,
                                 "component": component, "old": old, "new": new,
                                 "reason": reason})
+        if self._hyper is not None:
+            self._hyper.on_replace(j)
+        self._recompute_caches()
+
+    # ------------------------------------------------------------------ rank changes
+    def _resize_columns(self, keep: np.ndarray, add: int) -> None:
+        """Keep the columns ``keep`` (in order) of every k-sized array and append ``add`` zero
+        columns: W, the statistics, the caches, the windows and the L1 vector."""
+        def cut(a: np.ndarray, axis: int) -> np.ndarray:
+            a = np.take(a, keep, axis=axis)
+            if add:
+                shape = list(a.shape)
+                shape[axis] = add
+                a = np.concatenate([a, np.zeros(shape)], axis=axis)
+            return a
+
+        self._W, self._B, self._D = cut(self._W, 1), cut(self._B, 1), cut(self._D, 1)
+        self._A = cut(cut(self._A, 0), 1)
+        self._G = cut(cut(self._G, 0), 1)
+        for name in ("_colsum", "_usage", "_window_usage", "_l1"):
+            setattr(self, name, cut(getattr(self, name), 0))
+
+    def _add_component(self, column: np.ndarray, reason: str) -> int:
+        """Append a new component (a new id) seeded with ``column``; return its id."""
+        usage, weight = self._seed_weights()
+        k = len(self._component_ids)
+        self._resize_columns(np.arange(k), 1)
+        self._install(k, column, usage, weight)
+        new = self._next_id
+        self._next_id += 1
+        self._component_ids = [*self._component_ids, new]
+        if self._hyper is not None:
+            self._hyper.on_add()
+            hyper.emit(self, "grow", k, k + 1, reason, component=new)
+            self._hyper.update_penalties(self)
+        self._recompute_caches()
+        return new
+
+    def _remove_component(self, j: int, reason: str) -> None:
+        """Retire column j: its id is never reused; the other columns keep theirs."""
+        k = len(self._component_ids)
+        old = self._component_ids[j]
+        self._resize_columns(np.delete(np.arange(k), j), 0)
+        self._component_ids = [c for c in self._component_ids if c != old]
+        if self._hyper is not None:
+            self._hyper.on_remove(j)
+            hyper.emit(self, "prune", k, k - 1, reason, component=old)
+            self._hyper.update_penalties(self)
         self._recompute_caches()
 
     # ------------------------------------------------------------------ read-only transforms
@@ -633,6 +827,9 @@ class OnlineNMF:
             "scalars": {name: getattr(self, name) for name in SCALAR_STATE},
             "events": self.events,
         }
+        if self._hyper is not None:
+            hyper_arrays, meta["hyper"] = self._hyper.state()
+            arrays.update(hyper_arrays)
         return arrays, meta
 
     def to_bytes(self) -> bytes:
@@ -671,6 +868,9 @@ class OnlineNMF:
                 f"{source}: holds a {meta.get('class')}, not {cls.__name__}"
             )
         model = cls(**meta["params"])
+        k = len(meta["component_ids"])
+        if k != len(model._component_ids):  # the rank moved since the start (adapt_rank)
+            model._resize_columns(np.arange(0), k)
         features = [check_feature_name(f) for f in meta["features"]]
         m = len(features)
         model._grow(m)
@@ -690,6 +890,8 @@ class OnlineNMF:
         for name, value in meta["scalars"].items():
             setattr(model, name, value)
         model.events = list(meta["events"])
+        if model._hyper is not None and "hyper" in meta:
+            model._hyper.restore(arrays, meta["hyper"])
         model._recent = deque(maxlen=model.buffer_size)
         ends = np.cumsum(arrays["recent_lengths"])
         for end, length, loss in zip(ends, arrays["recent_lengths"], arrays["recent_losses"]):
@@ -705,8 +907,11 @@ class OnlineNMF:
 PARAMETERS = (
     "n_components", "beta", "forget_factor", "refresh_every", "l1_h", "l2_h", "l1_w", "l2_w",
     "refresh_sweeps", "max_iter", "tol", "reseed", "buffer_size", "seed",
+    "adapt_rank", "adapt_sparsity", "adapt_forgetting", "reestimate_every", "k_min", "k_max",
+    "prune_patience", "ard_strength",
 )
 SCALAR_STATE = (
     "_m", "_scale", "_n_eff", "samples_learned", "model_version", "_since_refresh",
     "_window_loss", "_window_count", "_baseline", "_alarm_count", "_cooldown",
+    "_rho", "_window_abs",
 )

@@ -1,0 +1,360 @@
+"""Hyperparameters re-estimated while streaming: rank, sparsity and forgetting.
+
+:class:`Reestimator` is owned by an :class:`~onlinenmf.engine.OnlineNMF` built with
+``adapt_rank``, ``adapt_sparsity`` or ``adapt_forgetting``; the engine calls
+:meth:`Reestimator.on_refresh` at every dictionary refresh (never per sample, so the per-sample
+cost is unchanged) and re-estimation runs every ``reestimate_every`` refreshes. Each change of
+a value is an event in ``model.events``: ``{"kind", "sample", "time", "old", "new", "reason"}``
+(plus ``"component"`` for rank changes).
+
+Rank (``adapt_rank``), a streaming form of automatic relevance determination (Tan & Fevotte
+2013, IEEE TPAMI 35(7)):
+
+* relevance ``lambda_k = (S_k + b) / (N + a + 1)``, where ``S_k`` is a forgetful sum of the
+  activations of component k (horizon: half the memory length, so that a component that
+  stopped being used loses relevance within a few memory lengths) and ``N`` the matching
+  forgetful count. The columns of W are normalised to sum 1, so the W-part of Tan & Fevotte's
+  relevance is the same constant for every column and is left out; ``a = log(m + N)`` as the
+  authors suggest and ``b = sqrt((a - 1)(a - 2) mean(lambda) / m)`` (their L1 rule with
+  ``sum V / (F N) ~ sum_k lambda_k``);
+* the relevance enters the h-solve as a per-component L1 weight
+  ``ard_strength * g * mean(lambda) / lambda_k`` (``g`` the gradient scale of the loss:
+  1 for KL, ``mean(diag(W^T W)) mean(lambda)`` for Frobenius, ``1 / mean(lambda)`` for IS),
+  the exponential-prior MAP term made invariant to the scale of the data: negligible for a
+  component of average relevance, decisive for one whose relevance collapses;
+* a component whose relevance share ``lambda_k / sum(lambda)`` stays under ``PRUNE_SHARE``
+  for ``prune_patience`` consecutive re-estimations is retired (never below ``k_min``);
+* births: when the engine's loss alarm is up (recent prequential loss above 1.5 times its
+  long-run level for two refreshes) and the residuals of the worst recent samples have
+  structure (at least ``STRUCTURE_MIN`` of them point the same way, cosine >= 0.5), a new
+  component is seeded from their residual (never above ``k_max``; at ``k_max`` the least
+  used component is replaced instead, as without adaptation).
+
+Sparsity (``adapt_sparsity``), empirical Bayes: an exponential prior on the activations,
+``h ~ Exp(rate)``, with the rate re-fit to their running mean, ``rate = 1 / mean(h)``. In the
+engine's units the L1 weight is that rate times the noise scale of the loss: 1 for KL (Poisson
+counts) and IS, ``sigma^2`` for Frobenius (``sigma^2`` the mean squared residual per entry).
+
+Forgetting (``adapt_forgetting``): a Page-Hinkley detector (``river.drift.PageHinkley``, mode
+"up") watches the log of the mean relative prequential loss of each refresh window. On a
+detected rise the memory length is cut to ``FAST_SHARE`` of the user's ``forget_factor``
+memory; afterwards it doubles whenever the samples seen since the drift exceed it, up to
+``SLOW_FACTOR`` times the user's memory, so that a stationary stream ends with a long memory
+(estimates averaged over more samples) and a drifting one forgets quickly. The alternative
+named in the design, shadow dictionaries with several forgetting factors scored
+prequentially, is measured against it in ``benchmarks/bench_hyper.py``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from onlinenmf import OnlineNMF
+>>> from onlinenmf.datasets import make_poisson_stream
+>>> s = make_poisson_stream(n_features=60, n_components=3, n_samples=1500, seed=0,
+...                         taxa_per_community=10)
+>>> m = OnlineNMF(n_components=6, beta=1, seed=0, forget_factor=0.995, refresh_every=50,
+...               adapt_rank=True, adapt_sparsity=True, adapt_forgetting=True)
+>>> _ = m.learn_many(s.X, features=s.features)
+>>> m.n_components in (3, 4)  # three planted communities; a split may survive
+True
+>>> sorted(m.hyperparameters)
+['forget_factor', 'l1_h', 'n_components', 'relevance']
+>>> sorted({e["kind"] for e in m.events} & {"prune", "l1_h", "forget_factor"})
+['forget_factor', 'l1_h', 'prune']
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # the engine owns a Reestimator; no import cycle at run time
+    from onlinenmf.engine import OnlineNMF
+
+#: A component is retired when its relevance share stays under this for ``prune_patience``
+#: consecutive re-estimations.
+PRUNE_SHARE = 0.01
+#: Births need this many of the worst recent residuals pointing the same way (cosine >= 0.5).
+STRUCTURE_MIN = 3
+#: Births need the window loss above this multiple of its floor (the level reached when the
+#: model fitted well; it follows a lower level at once and a higher one slowly) for
+#: ``BIRTH_PATIENCE`` consecutive refreshes.
+BIRTH_RATIO = 1.5
+FLOOR_DOWN = 0.25
+BIRTH_PATIENCE = 2
+#: Refreshes between two births (the newborn needs time to learn before the loss is judged).
+BIRTH_COOLDOWN = 3
+#: Memory after a detected drift, as a share of the user's memory length; and the longest
+#: memory reached on a stationary stream, as a multiple of it.
+FAST_SHARE = 0.2
+SLOW_FACTOR = 4.0
+#: After a drift the memory stays short until the window loss is back under this multiple of
+#: its floor (or for at most RECOVERY_LIMIT user memory lengths): online EM unmixes
+#: overlapping components one step per refresh, from statistics that a long memory keeps stale.
+RECOVERED_RATIO = 1.1
+RECOVERY_LIMIT = 8.0
+#: Page-Hinkley on log(window loss): tolerance and threshold in log units (a sustained rise
+#: of ~50 % over two refreshes fires), and its warm-up.
+PH_DELTA = 0.02
+PH_THRESHOLD = 0.5
+PH_MIN_INSTANCES = 5
+#: Inputs kept to rebuild the detector exactly from a snapshot (replayed on load).
+DETECTOR_HISTORY = 512
+#: Largest memory used for horizons when forget_factor = 1 (infinite memory).
+LONGEST_MEMORY = 1e6
+
+
+def _page_hinkley():
+    from river.drift import PageHinkley  # imported lazily: river is slow to import
+
+    return PageHinkley(min_instances=PH_MIN_INSTANCES, delta=PH_DELTA, threshold=PH_THRESHOLD,
+                       mode="up")
+
+
+class Reestimator:
+    """Re-estimation state of one model (see the module docstring for the rules)."""
+
+    def __init__(self, model: OnlineNMF):
+        k = len(model.component_ids)
+        self.relevance_sum = np.zeros(k)
+        self.relevance_count = 0.0
+        self.at_bound = np.zeros(k, dtype=np.int64)
+        self.refreshes = 0
+        self.birth_cooldown = 0
+        self.l1_base = float(model.l1_h)
+        self.floor = -1.0  # the loss floor (< 0 until the first window)
+        self.above = 0  # consecutive refreshes with the window loss above BIRTH_RATIO x floor
+        self.drift_sample = 0  # where the memory schedule restarts (0: the start)
+        self.drift_at = -1  # samples_learned at the last detected drift (-1: none)
+        self.recovering = False  # a drift was detected and the loss is not back down yet
+        self.inputs: list[float] = []  # detector inputs since its last reset, for snapshots
+        self._detector = None
+
+    # -------------------------------------------------------------- snapshot
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {"hyper_relevance_sum": self.relevance_sum, "hyper_at_bound": self.at_bound,
+                  "hyper_inputs": np.array(self.inputs, dtype=np.float64)}
+        meta = {"relevance_count": self.relevance_count, "refreshes": self.refreshes,
+                "birth_cooldown": self.birth_cooldown, "l1_base": self.l1_base,
+                "drift_sample": self.drift_sample, "floor": self.floor, "above": self.above,
+                "drift_at": self.drift_at, "recovering": self.recovering}
+        return arrays, meta
+
+    def restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        self.relevance_sum = arrays["hyper_relevance_sum"].astype(np.float64)
+        self.at_bound = arrays["hyper_at_bound"].astype(np.int64)
+        self.inputs = [float(x) for x in arrays["hyper_inputs"]]
+        for name, value in meta.items():
+            setattr(self, name, value)
+        self._detector = None
+        if self.inputs:  # the detector's state is a function of its inputs: replay them
+            detector = self.detector
+            for x in self.inputs:
+                detector.update(x)
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            self._detector = _page_hinkley()
+        return self._detector
+
+    def __getstate__(self) -> dict[str, Any]:  # pickle/deepcopy: rebuild the detector lazily
+        state = dict(self.__dict__)
+        state["_detector"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        for x in self.inputs:
+            self.detector.update(x)
+
+    # -------------------------------------------------------------- column bookkeeping
+    def on_add(self) -> None:
+        """A column was appended: it starts with the mean relevance and a clean record."""
+        mean = float(self.relevance_sum.mean()) if self.relevance_sum.size else 0.0
+        self.relevance_sum = np.append(self.relevance_sum, mean)
+        self.at_bound = np.append(self.at_bound, 0)
+
+    def on_remove(self, j: int) -> None:
+        self.relevance_sum = np.delete(self.relevance_sum, j)
+        self.at_bound = np.delete(self.at_bound, j)
+
+    def on_replace(self, j: int) -> None:
+        self.relevance_sum[j] = float(self.relevance_sum.mean())
+        self.at_bound[j] = 0
+
+    # -------------------------------------------------------------- the refresh hook
+    def relevance(self, model: OnlineNMF) -> np.ndarray:
+        """ARD relevance ``lambda_k = (S_k + b) / (N + a + 1)`` of every component."""
+        n = self.relevance_count
+        a = math.log(max(model.n_features + n, 3.0))
+        mean = float(self.relevance_sum.mean()) / max(n, 1e-300) if self.relevance_sum.size else 0
+        b = math.sqrt(max((a - 1.0) * (a - 2.0), 0.0) * mean / max(model.n_features, 1))
+        return (self.relevance_sum + b) / (n + a + 1.0)
+
+    def on_refresh(self, model: OnlineNMF, window_loss: float, window_abs: float,
+                   window_count: int, window_usage: np.ndarray) -> None:
+        """Called by the engine after each refresh, before the windows are cleared."""
+        base = min(model.base_memory_length, LONGEST_MEMORY)
+        decay = (1.0 - 1.0 / max(0.5 * base, 1.0)) ** window_count
+        self.relevance_sum = decay * self.relevance_sum + window_usage
+        self.relevance_count = decay * self.relevance_count + window_count
+        if model.adapt_forgetting and window_count and window_loss > 0:
+            self._watch_loss(model, math.log(window_loss))
+            if self.recovering:
+                base = min(model.base_memory_length, LONGEST_MEMORY)
+                if (window_loss <= RECOVERED_RATIO * self.floor
+                        or model.samples_learned - self.drift_at >= RECOVERY_LIMIT * base):
+                    self.recovering = False
+                self.drift_sample = model.samples_learned  # the schedule restarts from here
+        self._track_floor(model, window_loss, window_count)
+        self.refreshes += 1
+        if self.birth_cooldown > 0:
+            self.birth_cooldown -= 1
+        if self.refreshes % model.reestimate_every:
+            return
+        if model.adapt_forgetting:
+            self._set_memory(model)
+        if model.adapt_sparsity and window_count:
+            self._fit_sparsity(model, window_abs / window_count)
+        if model.adapt_rank:
+            self._adapt_rank(model)
+        self.update_penalties(model)
+
+    def _track_floor(self, model: OnlineNMF, window_loss: float, count: int) -> None:
+        if count == 0:
+            return
+        if self.floor < 0:
+            if model.samples_learned >= 0.5 * min(model.base_memory_length, LONGEST_MEMORY):
+                self.floor = window_loss
+            return
+        if window_loss < self.floor:  # down quickly, but not to the noise of one window
+            self.above = 0
+            self.floor += FLOOR_DOWN * (window_loss - self.floor)
+            return
+        self.above = self.above + 1 if window_loss > BIRTH_RATIO * self.floor else 0
+        horizon = 16.0 * min(model.base_memory_length, LONGEST_MEMORY)
+        self.floor += min(1.0, count / horizon) * (window_loss - self.floor)
+
+    # -------------------------------------------------------------- forgetting
+    def _feed(self, x: float) -> bool:
+        detector = self.detector
+        detector.update(x)
+        if detector.drift_detected:
+            self.inputs = []  # river resets the detector on its next update
+            self._detector = None
+            return True
+        self.inputs.append(x)
+        if len(self.inputs) > DETECTOR_HISTORY:  # keep the replay bounded and exact
+            kept = self.inputs[-DETECTOR_HISTORY // 2 :]
+            self._detector, self.inputs = None, []
+            for value in kept:
+                self.detector.update(value)
+            self.inputs = kept
+        return False
+
+    def _watch_loss(self, model: OnlineNMF, x: float) -> None:
+        if self._feed(x):
+            self.drift_sample = self.drift_at = model.samples_learned
+            self.recovering = True
+            self._set_memory(model, reason="drift: Page-Hinkley detected a rise of the "
+                                           "prequential loss")
+
+    def _set_memory(self, model: OnlineNMF, reason: str | None = None) -> None:
+        base = model.base_memory_length
+        fast = max(float(model.refresh_every), FAST_SHARE * min(base, LONGEST_MEMORY))
+        slow = SLOW_FACTOR * base
+        elapsed = model.samples_learned - self.drift_sample
+        memory = fast
+        while memory * 2.0 <= elapsed and memory < slow:
+            memory *= 2.0
+        memory = min(memory, slow)
+        rho = 1.0 if math.isinf(memory) else 1.0 - 1.0 / memory
+        if rho != model.current_forget_factor:
+            if reason is None:
+                reason = (f"stationary for {elapsed} samples: memory {memory:.4g} samples"
+                          if rho > model.current_forget_factor else
+                          f"memory {memory:.4g} samples")
+            emit(model, "forget_factor", model.current_forget_factor, rho, reason)
+            model._rho = rho
+
+    # -------------------------------------------------------------- sparsity
+    def _fit_sparsity(self, model: OnlineNMF, mean_loss: float) -> None:
+        k = len(model.component_ids)
+        n = model._n_eff
+        if n <= 0 or k == 0:
+            return
+        mean_h = float(model._usage.sum()) / (n * k)
+        if mean_h <= 0:
+            return
+        if model.beta == 2:  # sigma^2: mean squared residual per entry (loss = 1/2 |r|^2)
+            noise = 2.0 * mean_loss / max(model.n_features, 1)
+        else:
+            noise = 1.0
+        new = noise / mean_h
+        old = self.l1_base
+        if not math.isfinite(new) or (old > 0 and abs(new - old) <= 0.05 * old):
+            return  # changes under 5 % are noise: not worth an event
+        self.l1_base = new
+        emit(model, "l1_h", old, new,
+             f"empirical Bayes: exponential prior on h, mean activation {mean_h:.4g}")
+
+    # -------------------------------------------------------------- rank
+    def _adapt_rank(self, model: OnlineNMF) -> None:
+        lam = self.relevance(model)
+        share = lam / max(float(lam.sum()), 1e-300)
+        warm = self.relevance_count >= 0.5 * min(model.base_memory_length, LONGEST_MEMORY)
+        low = share < PRUNE_SHARE
+        self.at_bound = np.where(low, self.at_bound + 1, 0)
+        if warm:
+            while len(model.component_ids) > model.k_min:
+                candidates = np.flatnonzero(self.at_bound >= model.prune_patience)
+                if candidates.size == 0:
+                    break
+                j = int(candidates[np.argmin(share[candidates])])
+                model._remove_component(j, f"relevance share {share[j]:.3g} < {PRUNE_SHARE} "
+                                           f"for {int(self.at_bound[j])} re-estimations")
+                share = np.delete(share, j)
+        if self.above >= BIRTH_PATIENCE and self.birth_cooldown == 0:
+            seed = model._residual_seed()
+            if seed is None:
+                return
+            column, similar = seed
+            if similar < STRUCTURE_MIN:
+                return  # the residual looks like noise: a new component would fit noise
+            reason = (f"loss alarm with structured residual ({similar} of the worst recent "
+                      f"samples alike)")
+            if len(model.component_ids) < model.k_max:
+                model._add_component(column, reason)
+            else:
+                recent = self.relevance_sum
+                model._reseed(int(np.argmin(recent)), "at k_max: " + reason)
+            self.above = 0
+            self.birth_cooldown = BIRTH_COOLDOWN
+
+    def update_penalties(self, model: OnlineNMF) -> None:
+        """The per-component L1 vector of the h-solve: base L1 plus the ARD weights."""
+        k = len(model.component_ids)
+        l1 = np.full(k, self.l1_base)
+        if model.adapt_rank and self.relevance_count > 0 and k:
+            lam = self.relevance(model)
+            mean = float(lam.mean())
+            if mean > 0:
+                if model.beta == 1:
+                    scale = 1.0
+                elif model.beta == 2:
+                    scale = float(np.mean(np.diag(model._G))) * mean
+                else:
+                    scale = 1.0 / mean
+                l1 += model.ard_strength * scale * mean / np.maximum(lam, 1e-300)
+        model._l1 = l1
+
+
+def emit(model: OnlineNMF, kind: str, old: Any, new: Any, reason: str, **extra: Any) -> None:
+    """Append a re-estimation event to ``model.events``."""
+    event = {"kind": kind, "sample": model.samples_learned, "time": time.time(),
+             "old": old, "new": new, "reason": reason}
+    event.update(extra)
+    model.events.append(event)

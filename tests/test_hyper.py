@@ -1,0 +1,222 @@
+"""Re-estimation of rank, sparsity and forgetting while streaming (onlinenmf.hyper)."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.decomposition import NMF
+
+from onlinenmf import OnlineNMF
+from onlinenmf.datasets import make_poisson_stream
+
+FEATURES = [f"t{i}" for i in range(300)]
+CHUNK = 50
+
+
+def planted_rank_stream(phases, seed=0, depth=5000.0, active=3):
+    """Poisson counts whose active communities change by phase: ``phases`` = [(ids, n)]."""
+    W = make_poisson_stream(n_features=300, n_components=8, n_samples=1, seed=seed).W_true
+    rng = np.random.default_rng(seed + 1)
+    blocks = []
+    for communities, n in phases:
+        H = np.zeros((n, W.shape[1]))
+        for i in range(n):
+            chosen = rng.choice(communities, active, replace=False)
+            H[i, chosen] = rng.dirichlet(np.ones(active)) * depth
+        blocks.append(rng.poisson(H @ W.T).astype(np.float64))
+    return np.vstack(blocks)
+
+
+def stream(model, X, chunk=CHUNK):
+    """Learn X in chunks; return the rank after each chunk and the prequential losses."""
+    ranks, losses = [], []
+    for start in range(0, X.shape[0], chunk):
+        model.learn_many(X[start : start + chunk], features=FEATURES)
+        ranks.append(model.n_components)
+        losses.append(model.last_losses)
+    return np.array(ranks), np.concatenate(losses)
+
+
+def kl_rows(X, R):
+    """Generalized KL divergence of each row of X from R."""
+    X = np.asarray(X.todense()) if hasattr(X, "todense") else X
+    R = np.maximum(R, 1e-300)
+    terms = np.where(X > 0, X * np.log(np.where(X > 0, X, 1.0) / R), 0.0) - X + R
+    return terms.sum(axis=1)
+
+
+def oracle_rows(X, k, seed=0):
+    """Per-sample loss of batch NMF (scikit-learn, KL) fitted on X itself."""
+    nmf = NMF(k, beta_loss="kullback-leibler", solver="mu", init="nndsvda", max_iter=1000,
+              tol=1e-6, random_state=seed)
+    H = nmf.fit_transform(X)
+    return kl_rows(X, H @ nmf.components_)
+
+
+def test_planted_rank_changes_are_followed():
+    memory = 200
+    change = 6 * memory
+    X = planted_rank_stream([(range(6), 2000), (range(8), change), ([0, 2, 4, 6, 7], change)])
+    truth = np.repeat([6, 8, 5], [2000, change, change])
+    model = OnlineNMF(n_components=8, beta=1, seed=0, forget_factor=1 - 1 / memory,
+                      refresh_every=CHUNK, adapt_rank=True)
+    ranks, _ = stream(model, X)
+    at = np.arange(CHUNK, X.shape[0] + 1, CHUNK)  # samples learned after each chunk
+    assert ranks[at == 2000][0] == 6, ranks
+    for start in (2000, 2000 + change):
+        after = at - start
+        close = (after >= 3 * memory) & (after <= change)
+        assert np.all(np.abs(ranks[close] - truth[at[close] - 1]) <= 1), ranks
+        assert ranks[after == change][0] == truth[start + change - 1], ranks
+    kinds = {e["kind"] for e in model.events}
+    assert {"prune", "grow"} <= kinds
+    for event in model.events:
+        assert {"kind", "sample", "time", "old", "new", "reason"} <= set(event)
+    assert len(model.component_ids) == len(set(model.component_ids)) == model.n_components
+    twin = OnlineNMF.from_bytes(model.to_bytes())  # the snapshot carries the moved rank
+    assert twin == model and twin.n_components == model.n_components == 5
+    assert twin.W.shape == (300, 5) and twin.hyperparameters == model.hyperparameters
+
+
+def test_stationary_stream_matches_the_batch_oracle_with_everything_automatic():
+    s = make_poisson_stream(n_samples=4000, seed=3)
+    model = OnlineNMF(n_components=10, beta=1, seed=0, refresh_every=CHUNK, adapt_rank=True,
+                      adapt_sparsity=True, adapt_forgetting=True)
+    _, losses = stream(model, s.X)
+    evaluated = slice(2000, 4000)  # after the first four (user) memory lengths
+    ratio = losses[evaluated].sum() / oracle_rows(s.X[evaluated], 8).sum()
+    assert ratio <= 1.02, ratio
+    assert model.n_components in (8, 9)
+    kinds = {e["kind"] for e in model.events}
+    assert {"prune", "l1_h", "forget_factor"} <= kinds
+    assert model.current_forget_factor > model.forget_factor  # longer memory when stationary
+
+
+def frobenius_rows(X, R):
+    return 0.5 * ((np.asarray(X.todense()) - R) ** 2).sum(axis=1)
+
+
+def test_automatic_forgetting_recovers_from_abrupt_drift():
+    drift, n, memory = 2000, 4000, 500
+    s = make_poisson_stream(n_samples=n, seed=1, drift_at=drift)
+    nmf = NMF(8, init="nndsvda", max_iter=500, tol=1e-6, random_state=0)
+    H = nmf.fit_transform(s.X[drift:])
+    oracle = frobenius_rows(s.X[drift:], H @ nmf.components_)
+    late = slice(3 * memory, 4 * memory)  # the fourth memory length after the drift
+    ratios = {}
+    for name, options in {"auto": {"adapt_forgetting": True},
+                          "long": {"forget_factor": 0.9995}}.items():
+        kw = {"forget_factor": 1 - 1 / memory, **options}
+        model = OnlineNMF(n_components=8, beta=2, seed=0, refresh_every=CHUNK, **kw)
+        _, losses = stream(model, s.X)
+        ratios[name] = losses[drift:][late].sum() / oracle[late].sum()
+        if name == "auto":
+            drifts = [e for e in model.events if e["kind"] == "forget_factor"
+                      and e["reason"].startswith("drift")]
+            assert drifts and drift <= drifts[0]["sample"] <= drift + 4 * CHUNK
+            assert drifts[0]["new"] < drifts[0]["old"]
+    assert ratios["auto"] <= 1.05, ratios
+    assert ratios["long"] > 1.3, ratios
+
+
+def adaptive_model(**kw):
+    options = dict(n_components=6, beta=1, seed=0, forget_factor=0.995, refresh_every=50,
+                   adapt_rank=True, adapt_sparsity=True, adapt_forgetting=True)
+    options.update(kw)
+    return OnlineNMF(**options)
+
+
+@pytest.fixture(scope="module")
+def small():
+    return make_poisson_stream(n_features=60, n_components=3, n_samples=900, seed=0,
+                               taxa_per_community=10)
+
+
+def small_rows(s, start, stop):
+    return [s.sample(i) for i in range(start, stop)]
+
+
+def same_state_but_event_times(a, b):
+    (arrays_a, meta_a), (arrays_b, meta_b) = a._state(), b._state()
+    untimed = [[{k: v for k, v in e.items() if k != "time"} for e in m.pop("events")]
+               for m in (meta_a, meta_b)]
+    return (meta_a == meta_b and untimed[0] == untimed[1] and arrays_a.keys() == arrays_b.keys()
+            and all(np.array_equal(arrays_a[key], arrays_b[key]) for key in arrays_a))
+
+
+def test_snapshot_round_trip_continues_identically(small, tmp_path):
+    model = adaptive_model()
+    model.learn_many(small.X[:500], features=small.features)
+    path = tmp_path / "m.npz"
+    model.save(path)
+    twins = [OnlineNMF.load(path), OnlineNMF.from_bytes(model.to_bytes()),
+             pickle.loads(pickle.dumps(model)), copy.deepcopy(model)]
+    for twin in twins:
+        assert twin == model
+        assert twin.n_components == model.n_components
+        assert twin.hyperparameters == model.hyperparameters
+    for x in small_rows(small, 500, 900):
+        expected = model.learn_one(x)
+        for twin in twins:
+            assert twin.learn_one(x) == expected
+    for twin in twins:  # the same state; only the wall-clock times of new events differ
+        assert same_state_but_event_times(twin, model)
+
+
+def test_ids_stay_stable_while_the_rank_moves(small):
+    one, many = adaptive_model(), adaptive_model()
+    for x in small_rows(small, 0, 600):
+        before = one.component_ids
+        h = one.learn_one(x)
+        assert list(h) == before  # h belongs to the components it was solved with
+    H = many.learn_many(small.X[:600], features=small.features)
+    assert H.shape == (600, many.n_components)
+    late = many.transform_many(small.X[550:600], features=small.features)
+    assert np.corrcoef(late.ravel(), H[550:].ravel())[0, 1] > 0.9  # columns follow the ids
+    retired = [e["component"] for e in one.events if e["kind"] == "prune"]
+    assert retired and not set(retired) & set(one.component_ids)  # ids are never reused
+    assert len(one.component_ids) == len(set(one.component_ids))
+    state = one._state()[0]
+    k = one.n_components
+    assert state["W"].shape[1] == state["A"].shape[0] == state["l1"].size == k
+    assert np.allclose(one.W.sum(axis=0), 1.0)
+
+
+def test_switches_off_give_the_fixed_model(small):
+    plain = OnlineNMF(n_components=4, beta=1, seed=0, forget_factor=0.99, refresh_every=25)
+    fixed = OnlineNMF(n_components=4, beta=1, seed=0, forget_factor=0.99, refresh_every=25,
+                      reestimate_every=3, k_min=2, k_max=9)
+    for model in (plain, fixed):
+        model.learn_many(small.X, features=small.features)
+    assert np.array_equal(plain.W, fixed.W)
+    assert plain.events == fixed.events
+    assert fixed.hyperparameters == {"n_components": 4, "l1_h": 0.0, "forget_factor": 0.99,
+                                     "relevance": {}}
+    only_sparsity = adaptive_model(adapt_rank=False, adapt_forgetting=False, l1_h=0.3)
+    only_sparsity.learn_many(small.X, features=small.features)
+    assert only_sparsity.n_components == 6
+    assert only_sparsity.current_forget_factor == 0.995
+    assert only_sparsity.hyperparameters["l1_h"] != 0.3
+
+
+def test_rank_stays_within_bounds(small):
+    model = adaptive_model(n_components=5, k_min=5, k_max=7)
+    model.learn_many(small.X, features=small.features)
+    assert model.n_components == 5  # three communities, but k_min holds
+    for event in model.events:
+        if event["kind"] in ("prune", "grow"):
+            assert 5 <= event["new"] <= 7
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"k_min": 0}, "k_min"), ({"k_max": 3}, "k_max"), ({"n_components": 9, "k_max": 8},
+     "n_components"), ({"reestimate_every": 0}, "reestimate_every"),
+     ({"ard_strength": -1.0}, "ard_strength"), ({"adapt_rank": "yes"}, "adapt_rank")],
+)
+def test_bad_options_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        adaptive_model(**{"k_min": 4, **options} if "k_min" not in options else options)
