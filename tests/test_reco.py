@@ -234,6 +234,22 @@ def test_implicit_ranks_the_users_taste_first():
                                                                                   else 0:][:2])
 
 
+def test_implicit_scores_use_h_solved_against_the_current_dictionary():
+    model = RecoNMF(n_components=2, feedback="implicit", refresh_every=7)
+    events = two_taste_purchases(n_events=200)
+    for user, item, value in events:
+        model.learn_one(user, item, value)
+    engine = model._engine
+    for user in range(40):
+        u = model._users[user]
+        sample = model._user_sample(u, int(model._hist_meta[u, 0]))
+        h = np.array(list(engine.transform_one(sample).values()))
+        if model._U[u, 0] == engine.model_version:  # learned since the last refresh
+            np.testing.assert_allclose(model._U[u, 1:], h, rtol=1e-3, atol=1e-9)
+        scores = model.score_all(user)
+        np.testing.assert_allclose(scores, engine.W @ h, rtol=1e-6, atol=1e-6 * scores.max())
+
+
 def test_implicit_cold_user_gets_popularity():
     model = RecoNMF(n_components=2, feedback="implicit")
     for user, item in [(1, "x"), (2, "x"), (3, "x"), (1, "y"), (2, "y"), (4, "z")]:
