@@ -294,8 +294,14 @@ def _numeric_frame(X: Any) -> Any:
     """
     frame = utils.dataframe.into_frame(X)
     for name, dtype in frame.schema.items():
-        if not (dtype.is_numeric() or dtype == nw.Boolean):
-            raise ValueError(f"feature {name!r}: column of type {dtype} is not numeric")
+        if dtype.is_numeric() or dtype == nw.Boolean:
+            continue
+        if dtype == nw.Unknown and frame.implementation.is_pandas_like():
+            from pandas.api.types import is_numeric_dtype  # e.g. sparse columns
+
+            if is_numeric_dtype(frame.to_native()[name].dtype):
+                continue
+        raise ValueError(f"feature {name!r}: column of type {dtype} is not numeric")
     return frame
 
 

@@ -157,6 +157,14 @@ def test_union_deep_copies_and_prefixer_keeps_keys_apart(planted):
     assert twin.transform_one(samples[1]) == union.transform_one(samples[1])
 
 
+def test_sparse_pandas_columns_are_accepted(planted):
+    frame = next(_batches(planted))
+    dense, sparse = OnlineNMF(n_components=3, seed=0), OnlineNMF(n_components=3, seed=0)
+    dense.learn_many(frame)
+    sparse.learn_many(frame.astype(pd.SparseDtype(float, 0.0)))
+    assert dense.engine == sparse.engine
+
+
 def test_union_learn_many(planted):
     union = OnlineNMF(n_components=3, refresh_every=20, seed=0) + compose.Select("taxon_001")
     frame = next(_batches(planted))
