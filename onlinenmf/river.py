@@ -6,8 +6,8 @@ only translates river's calling conventions (dicts in, dicts out, ``learn_one`` 
 
 - :class:`OnlineNMF`: a ``river.base.MiniBatchTransformer`` (sample -> community weights) that is
   also a ``river.base.Clusterer`` (sample -> dominant community).
-
-The recommender adapter lives in this module too, in its own section below.
+- :class:`NMFRecommender`: a ``river.reco.base.Ranker`` (user, item -> rating), defined in
+  :mod:`onlinenmf.river_reco` and re-exported here.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import numpy as np
 from river import base, utils
 
 from onlinenmf import engine
+from onlinenmf.river_reco import NMFRecommender
 
-__all__ = ["OnlineNMF"]
+__all__ = ["NMFRecommender", "OnlineNMF"]
 
 
 # ============================================================================ transformer/clusterer
@@ -75,6 +76,23 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
     seed
         Random seed: the initial row of a new feature depends only on (seed, feature name), so
         the model does not depend on the order of a sample's keys. ``None`` draws a seed.
+    adapt_rank
+        Re-estimate the rank while streaming (relevance pruning, births from residuals): the
+        keys of :meth:`transform_one` then change as components retire and are born.
+    adapt_sparsity
+        Re-estimate the L1 weight on ``h`` (empirical Bayes).
+    adapt_forgetting
+        Re-estimate the forgetting factor (faster after a detected drift).
+    reestimate_every
+        Dictionary refreshes between two re-estimations.
+    k_min
+        Lower bound of the rank under ``adapt_rank``.
+    k_max
+        Upper bound of the rank under ``adapt_rank`` (``None``: twice ``n_components``).
+    prune_patience
+        Re-estimations a component's relevance must stay at its bound before it is retired.
+    ard_strength
+        Weight of the relevance (ARD) penalty on ``h``.
 
     Attributes
     ----------
@@ -156,6 +174,14 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
         reseed: bool = True,
         buffer_size: int = 128,
         seed: int | None = None,
+        adapt_rank: bool = False,
+        adapt_sparsity: bool = False,
+        adapt_forgetting: bool = False,
+        reestimate_every: int = 1,
+        k_min: int = 1,
+        k_max: int | None = None,
+        prune_patience: int = 3,
+        ard_strength: float = 0.01,
     ):
         # Stored verbatim: river's clone, repr and the check suite read them back by name.
         self.n_components = n_components
@@ -172,23 +198,19 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
         self.reseed = reseed
         self.buffer_size = buffer_size
         self.seed = seed
+        self.adapt_rank = adapt_rank
+        self.adapt_sparsity = adapt_sparsity
+        self.adapt_forgetting = adapt_forgetting
+        self.reestimate_every = reestimate_every
+        self.k_min = k_min
+        self.k_max = k_max
+        self.prune_patience = prune_patience
+        self.ard_strength = ard_strength
         # The engine validates the parameters: a bad one raises here, at construction.
-        self._engine = engine.OnlineNMF(
-            n_components=n_components,
-            beta=beta,
-            forget_factor=forget_factor,
-            refresh_every=refresh_every,
-            l1_h=l1_h,
-            l2_h=l2_h,
-            l1_w=l1_w,
-            l2_w=l2_w,
-            refresh_sweeps=refresh_sweeps,
-            max_iter=max_iter,
-            tol=tol,
-            reseed=reseed,
-            buffer_size=buffer_size,
-            seed=random.SystemRandom().getrandbits(32) if seed is None else seed,
-        )
+        params = {name: getattr(self, name) for name in _ENGINE_PARAMETERS}
+        if seed is None:
+            params["seed"] = random.SystemRandom().getrandbits(32)
+        self._engine = engine.OnlineNMF(**params)
 
     # ------------------------------------------------------------------ river hooks
     @classmethod
@@ -199,6 +221,8 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
         yield {"n_components": 2, "beta": 2, "l1_h": 0.1, "refresh_every": 7, "seed": 1}
         yield {"n_components": 4, "beta": 0, "forget_factor": 0.99, "refresh_every": 25,
                "seed": 2}
+        yield {"n_components": 4, "adapt_rank": True, "adapt_sparsity": True,
+               "adapt_forgetting": True, "refresh_every": 10, "k_max": 6, "seed": 3}
 
     def _more_tags(self) -> set[str]:
         return {base.tags.POSITIVE_INPUT}
@@ -266,6 +290,14 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
         return utils.dataframe.to_native_frame(columns, like=frame)
 
 
+_ENGINE_PARAMETERS = (
+    "n_components", "beta", "forget_factor", "refresh_every", "l1_h", "l2_h", "l1_w", "l2_w",
+    "refresh_sweeps", "max_iter", "tol", "reseed", "buffer_size", "seed", "adapt_rank",
+    "adapt_sparsity", "adapt_forgetting", "reestimate_every", "k_min", "k_max", "prune_patience",
+    "ard_strength",
+)
+
+
 # ============================================================================ helpers
 def _sort_key(name: Hashable) -> tuple[str, str]:
     return type(name).__name__, repr(name)
@@ -313,4 +345,3 @@ def _canonical_order(columns: list) -> list[int]:
     except TypeError:
         return sorted(positions, key=lambda i: _sort_key(columns[i]))
 
-from onlinenmf.river_reco import NMFRecommender  # noqa: E402,F401  (the recommender adapter)

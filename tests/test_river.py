@@ -221,3 +221,15 @@ def test_params_stored_verbatim_and_validated():
     with pytest.raises(ValueError, match="forget_factor"):
         OnlineNMF(forget_factor=1.5)
     assert "positive input" in nmf._tags
+
+
+def test_every_engine_parameter_is_exposed_with_the_same_default():
+    import inspect
+
+    from onlinenmf import OnlineNMF as Engine
+
+    ours = inspect.signature(OnlineNMF).parameters
+    theirs = inspect.signature(Engine).parameters
+    assert set(ours) == set(theirs)
+    assert all(ours[name].default == theirs[name].default for name in ours if name != "seed")
+    assert ours["seed"].default is None  # river's convention; the engine's is 0
