@@ -525,10 +525,9 @@ class OnlineNMF:
         self._window_loss += float(relative.sum())
         self._window_abs += float(losses.sum())
         self._window_count += count
-        if self.reseed:
-            for s in range(max(0, count - self.buffer_size), count):
-                sample = slice(indptr[s], indptr[s + 1])
-                self._recent.append((rows[sample].copy(), values[sample].copy(), relative[s]))
+        for s in range(max(0, count - self.buffer_size), count):
+            sample = slice(indptr[s], indptr[s + 1])
+            self._recent.append((rows[sample].copy(), values[sample].copy(), relative[s]))
 
     @property
     def last_loss(self) -> float:
@@ -537,6 +536,9 @@ class OnlineNMF:
 
     def refresh(self) -> None:
         """Recompute W from the statistics now, normalise it, re-seed dead components."""
+        if self.model_version == 0 and len(self._recent) >= len(self._component_ids):
+            self._initialise_from_recent()
+            return
         m = self._m
         W = self._W[:m]
         B = self._B[:m]
@@ -560,6 +562,56 @@ class OnlineNMF:
         self._since_refresh = 0
         self.model_version += 1
         self._check_components()
+        self._recompute_caches()
+
+    def _initialise_from_recent(self) -> None:
+        """The first refresh: a data-driven dictionary instead of the random initial rows.
+
+        The random rows are only there so that the first samples get an h at all; EM-like
+        updates started from them can settle in poor local optima (components that blend
+        communities). So the first refresh picks k diverse recent samples (farthest-first),
+        refines them by batch NMF on the recent buffer, then re-learns the buffered samples
+        against that dictionary, replacing the statistics gathered under the random one.
+        """
+        samples = list(self._recent)
+        used = np.unique(np.concatenate([rows for rows, _, _ in samples]))
+        position = {int(r): i for i, r in enumerate(used)}
+        V = np.zeros((len(samples), used.size))
+        for i, (rows, values, _) in enumerate(samples):
+            V[i, [position[int(r)] for r in rows]] = values
+        start = dictionary.farthest_first(V, len(self._component_ids))
+        seed_columns = V[start].T / np.maximum(V[start].sum(axis=1), 1e-300)
+        seed_columns += 1e-3 * seed_columns.mean()
+        refined = dictionary.batch_fit(V, seed_columns, self.beta)
+        m = self._m
+        self._W[:m] = 0.0 if self.beta == 2 else dictionary.W_FLOOR
+        self._W[used] = refined
+        dictionary.normalise_columns(self._W[:m])
+        self._recompute_caches()
+        # Forget the statistics gathered under the random rows; re-learn the buffer.
+        self._A[:] = 0.0
+        self._B[:m] = 0.0
+        self._D[:] = 0.0
+        self._usage[:] = 0.0
+        self._n_eff, self._scale = 0.0, 1.0
+        count = len(samples)
+        lengths = np.array([len(rows) for rows, _, _ in samples], dtype=np.int64)
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        rows = np.concatenate([rows for rows, _, _ in samples]).astype(np.int64)
+        values = np.concatenate([values for _, values, _ in samples])
+        H = np.zeros((count, len(self._component_ids)))
+        weights = self._rho ** np.arange(count - 1, -1, -1, dtype=np.float64)
+        solve.learn_batch(
+            self.beta, self._W, indptr, rows, values, self._G, self._colsum, H, self._l1,
+            float(self.l2_h), int(self.max_iter), float(self.tol), np.empty(count), weights,
+            self._B, self._D, np.zeros(count, dtype=np.bool_),
+        )
+        self._usage = weights @ H
+        if self.beta == 2:
+            self._A = (H * weights[:, None]).T @ H
+        self._n_eff = float(weights.sum())
+        self._since_refresh = 0
+        self.model_version += 1
         self._recompute_caches()
 
     def _rescale_statistics(self, c: np.ndarray) -> None:
