@@ -316,7 +316,7 @@ def add_reco_arguments(parser: argparse.ArgumentParser) -> None:
                help="explicit ratings or implicit counts (reco)")
     add_option(group, "--rating-range", default=None,
                help="LOW,HIGH: ratings outside are dead-lettered, predictions clipped (reco)")
-    add_option(group, "--history", type=int, default=100,
+    add_option(group, "--history", type=int, default=50,
                help="ratings remembered per user (reco)")
     add_option(group, "--item-forget-factor", type=float, default=1.0,
                help="per-event forgetting of the item statistics (reco)")

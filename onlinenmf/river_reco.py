@@ -92,7 +92,7 @@ class NMFRecommender(Ranker):
         rating_range: tuple[float, float] | None = None,
         biases: bool = True,
         solver: str = "cd",
-        history: int = 100,
+        history: int = 50,
         l2_bias: float = 2.0,
         l2_factors: float | None = None,
         forget_factor: float = 1.0,

@@ -213,7 +213,7 @@ def test_sigkill_gives_the_uninterrupted_model(kafka_broker, tmp_path):
     values = [encode_rating(str(u), str(i), float(v), t) for u, i, v, t in
               zip(df["user"], df["item"], df["value"], df["time"].tolist())]
     reference = reference_app(values, model_params={**PARAMS, "rating_range": (0.0, 10.0),
-                                                    "history": 100})
+                                                    "history": 50})
     ckpt = CheckpointStore(ckpt_dir, "w").read()
     model = RecoNMF.from_bytes(ckpt.blobs["model"])
     assert model.events_learned == N_EVENTS
