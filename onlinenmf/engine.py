@@ -418,10 +418,35 @@ class OnlineNMF:
         warm = self._warm_vector(warm_start, values)
         if warm is not None:
             H[0] = warm
-        indptr = np.array([0, rows.size], dtype=np.int64)
         ids = self._component_ids  # h belongs to these, even if a refresh now changes the rank
-        self._learn_csr(indptr, rows, values, H, np.array([warm is not None]))
+        self._learn_single(rows, values, H[0], warm is not None)
         return {component: float(value) for component, value in zip(ids, H[0])}
+
+    def _learn_single(self, rows: np.ndarray, values: np.ndarray, h: np.ndarray,
+                      warm: bool) -> None:
+        """:meth:`_learn_segment` for one sample in one compiled call (the per-sample hot path:
+        a few numpy calls of overhead would cost more than the solve itself)."""
+        rho = self._rho
+        scale = self._scale * rho
+        k = h.size
+        loss, norm = solve.learn_sample(
+            self.beta, self._W, rows, values, self._G, self._colsum, h, self._l1,
+            float(self.l2_h), int(self.max_iter), float(self.tol), 1.0 / scale, self._B,
+            self._D, self._A, self._usage, self._window_usage, rho, warm,
+            np.empty(rows.size), np.empty(k), np.empty(k),
+        )
+        self._scale = scale
+        self._n_eff = rho * self._n_eff + 1.0
+        self.samples_learned += 1
+        self._since_refresh += 1
+        self.last_losses = np.array([loss])
+        relative = loss / norm if norm > 0 else 0.0
+        self._window_loss += relative
+        self._window_abs += loss
+        self._window_count += 1
+        self._recent.append((rows, values, relative))  # fresh arrays from _sample_rows
+        if self._since_refresh >= self.refresh_every:
+            self.refresh()
 
     def learn_many(self, X, features: Sequence | None = None) -> np.ndarray:
         """Learn a mini-batch (rows = samples) and return H (n_samples x n_components).

@@ -309,3 +309,33 @@ def learn_batch(beta, W, indptr, indices, data, G, colsum, H, l1, l2, max_iter, 
             wh[: stop - start], work_a, work_b,
         )
         accumulate_sample(beta, W, rows, v, H[s], wh[: stop - start], weights[s], B, D)
+
+
+@njit
+def learn_sample(beta, W, rows, v, G, colsum, h, l1, l2, max_iter, tol, weight, B, D, A,
+                 usage, window_usage, rho, warm, wh, work_a, work_b):
+    """One sample, fused (the ``learn_one`` fast path): solve h, add the row statistics with
+    ``weight``, decay-and-add the k-sized ones (``usage``; ``A`` for beta = 2) with ``rho``.
+
+    Same arithmetic as :func:`learn_batch` plus the engine's k-sized updates; returns the loss
+    and the normaliser of the relative loss (sum of v, 1/2 |v|^2, or nnz).
+    """
+    if not warm:
+        initial_h(beta, v, colsum, h)
+    loss = solve_sample(beta, W, rows, v, G, colsum, h, l1, l2, max_iter, tol, wh,
+                        work_a, work_b)
+    accumulate_sample(beta, W, rows, v, h, wh, weight, B, D)
+    k = h.shape[0]
+    for j in range(k):
+        usage[j] = rho * usage[j] + h[j]
+        window_usage[j] += h[j]
+    if beta == 2:
+        for i in range(k):
+            for j in range(k):
+                A[i, j] = rho * A[i, j] + h[i] * h[j]
+        norm = 0.5 * np.dot(v, v)
+    elif beta == 1:
+        norm = np.sum(v)
+    else:
+        norm = float(v.shape[0])
+    return loss, norm
