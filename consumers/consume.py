@@ -23,6 +23,7 @@ from consumers.loop import ConsumerLoop, LoopConfig
 from consumers.messages import DEFAULT_MAX_BYTES, DEFAULT_MAX_FEATURES
 from consumers.metrics import ConsumerMetrics
 from consumers.options import (
+    add_flag,
     add_kafka_options,
     add_option,
     parse_kafka_settings,
@@ -51,6 +52,8 @@ def _microbiome_app(args: argparse.Namespace) -> Any:
         model_topic=args.model_topic or None,
         max_bytes=args.max_message_bytes,
         max_features=args.max_features,
+        track=not args.no_track,
+        tracker_params={"window": args.growth_window},
     )
 
 
@@ -110,6 +113,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--refresh-every", type=int, default=100,
                help="samples between dictionary refreshes of a new model")
     add_option(parser, "--seed", type=int, default=0, help="seed of a new model")
+    add_flag(parser, "--no-track", "no subject tracker: records without growth and events "
+             "(faster; each subject's last h is still its warm start)")
+    add_option(parser, "--growth-window", type=float, default=None,
+               help="growth rates over the last this many days of a subject (default: all "
+                    "its kept history)")
     add_option(parser, "--log-level", default="INFO", help="logging level")
     from consumers.reco import add_reco_arguments
 

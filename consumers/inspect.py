@@ -59,11 +59,10 @@ def describe(path: Path, verify: bool = False) -> dict[str, Any]:
     }
     if verify:
         ckpt = read_checkpoint(path)  # raises on a checksum mismatch
-        if "model" in ckpt.blobs:
-            from consumers.microbiome import w_sha256
-            from onlinenmf import OnlineNMF
+        if "model" in ckpt.blobs or "tracker" in ckpt.blobs:
+            from consumers.microbiome import model_from_blobs, w_sha256
 
-            model = OnlineNMF.from_bytes(ckpt.blobs["model"], source=str(path))
+            model = model_from_blobs(ckpt.blobs, source=str(path))
             digest = w_sha256(model.W)
             if digest != out["w_sha256"]:
                 raise CheckpointError(f"{path}: W digest {digest} differs from its header")

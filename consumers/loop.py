@@ -194,6 +194,7 @@ class ConsumerLoop:
         self._generation = 0
         self._errors_at_checkpoint = 0
         self._paused = False
+        self._ever_assigned = False
         self._dlt_partitions: dict[str, int | None] = {}
         self._last_version: float | None = None
         self.checkpoints_written = 0
@@ -215,6 +216,8 @@ class ConsumerLoop:
             while not self._stopping:
                 self._poll_once()
                 idle = self.config.exit_when_idle
+                if idle is not None and not self._ever_assigned:
+                    idle = max(idle, 30.0)  # joining a group can take a while on a busy host
                 if idle is not None and time.monotonic() - self._last_activity > idle:
                     log.info("no records for %.1f s: exiting", idle)
                     break
@@ -399,6 +402,7 @@ class ConsumerLoop:
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         self.metrics.rebalances.labels(kind="assigned").inc()
         self._owned |= set(assigned)
+        self._ever_assigned = True
         self._seek(set(assigned))
         self._last_activity = time.monotonic()
         self.metrics.assigned.set(len(self._owned))

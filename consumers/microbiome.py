@@ -14,7 +14,12 @@ readers should ignore unknown ones::
      "source": {"topic": "microbiome.samples", "partition": 0, "offset": 17},
      "worker": "main", "model_version": 3, "weights": {"0": 812.5, "4": 20.1, ...},
      "composition": {"0": 0.97, "4": 0.024, ...}, "dominant": 0, "loss": 153.2,
-     "total_count": 9240.0}
+     "total_count": 9240.0, "growth": {"0": 0.012, ...}, "events": [...], "meta": {...}}
+
+``growth`` (per day, Theil-Sen slope of log abundance over the subject's history) and
+``events`` (a community appears in / vanishes from the subject; births and retirements in
+the model) come from :class:`onlinenmf.tracking.Tracker`; they are absent with
+``track=False``. ``late`` is present (true) only for an out-of-order sample.
 
 Model record (``microbiome.model``)::
 
@@ -51,7 +56,7 @@ from consumers.messages import (
 )
 
 __all__ = ["MicrobiomeApp", "CommunityRecord", "ModelRecord", "SourceRef", "w_sha256",
-           "encode_sample"]
+           "encode_sample", "model_from_blobs"]
 
 DEFAULT_INPUT = "microbiome.samples"
 DEFAULT_OUTPUT = "microbiome.communities"
@@ -83,6 +88,7 @@ class CommunityRecord(msgspec.Struct, omit_defaults=True):
     # Filled by the subject tracker (onlinenmf.tracking) when one is attached.
     growth: dict[int, float] | None = None
     events: list[dict[str, Any]] | None = None
+    late: bool = False
     meta: dict[str, Any] | None = None
 
 
@@ -113,6 +119,21 @@ def w_sha256(W: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(W, dtype=np.float64).tobytes()).hexdigest()
 
 
+def model_from_blobs(blobs: Mapping[str, bytes], source: str = "checkpoint") -> Any:
+    """The :class:`onlinenmf.OnlineNMF` inside a checkpoint's state blobs.
+
+    With a subject tracker the model lives inside the ``tracker`` blob; without one it is
+    the ``model`` blob.
+    """
+    if "tracker" in blobs:
+        from onlinenmf.tracking import Tracker
+
+        return Tracker.from_bytes(blobs["tracker"], source=f"{source}:tracker").model
+    from onlinenmf import OnlineNMF
+
+    return OnlineNMF.from_bytes(blobs["model"], source=f"{source}:model")
+
+
 class MicrobiomeApp:
     """Application object for :class:`consumers.loop.ConsumerLoop`.
 
@@ -127,6 +148,12 @@ class MicrobiomeApp:
         Limits of an input message (larger ones are dead-lettered).
     top_features : int
         Features listed per component in model records.
+    track : bool
+        Follow subjects with an :class:`onlinenmf.tracking.Tracker` (growth rates and
+        appear/vanish events in the output records; it also warm-starts each subject's
+        solve). Without it, the consumer keeps only each subject's last h as warm start.
+    tracker_params : dict
+        Keyword arguments of the Tracker.
     """
 
     def __init__(
@@ -137,6 +164,8 @@ class MicrobiomeApp:
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_features: int = DEFAULT_MAX_FEATURES,
         top_features: int = 10,
+        track: bool = True,
+        tracker_params: Mapping[str, Any] | None = None,
     ) -> None:
         self.model_params = dict(model_params or {})
         self.output_topic = output_topic
@@ -144,29 +173,42 @@ class MicrobiomeApp:
         self.max_bytes = max_bytes
         self.max_features = max_features
         self.top_features = top_features
+        self.track = track
+        self.tracker_params = dict(tracker_params or {})
         self.model: Any = None
+        self.tracker: Any = None
         self.last_h: dict[str, dict[int, float]] = {}
         self.published_version = 0
 
     # ------------------------------------------------------------------ state
     def restore(self, blobs: Mapping[str, bytes] | None) -> None:
-        from onlinenmf import OnlineNMF  # the engine is imported only by the application
+        # the engine is imported only here: consumers/ modules import without it
+        from onlinenmf import OnlineNMF
+        from onlinenmf.tracking import Tracker
 
+        self.last_h, self.tracker, self.published_version = {}, None, 0
         if blobs is None:
             self.model = OnlineNMF(**self.model_params)
-            self.last_h = {}
-            self.published_version = 0
+            if self.track:
+                self.tracker = Tracker(self.model, **self.tracker_params)
             return
-        self.model = OnlineNMF.from_bytes(blobs["model"], source="checkpoint")
-        self.last_h = _SUBJECTS_DEC.decode(blobs["subjects"])
+        if "tracker" in blobs:
+            self.tracker = Tracker.from_bytes(blobs["tracker"], source="checkpoint:tracker")
+            self.model = self.tracker.model
+        else:
+            self.model = OnlineNMF.from_bytes(blobs["model"], source="checkpoint:model")
+            self.last_h = _SUBJECTS_DEC.decode(blobs["subjects"])
         self.published_version = _APP_DEC.decode(blobs["app"])["published_version"]
 
     def snapshot(self) -> dict[str, bytes]:
+        app = _STATE_ENC.encode({"published_version": self.published_version})
+        if self.tracker is not None:  # the tracker's snapshot embeds the model
+            return {"tracker": self.tracker.to_bytes(), "app": app}
         return {
             "model": self.model.to_bytes(),
             # Warm starts change h in its last bits, hence W: they are part of the state.
             "subjects": _STATE_ENC.encode(self.last_h),
-            "app": _STATE_ENC.encode({"published_version": self.published_version}),
+            "app": app,
         }
 
     def summary(self) -> dict[str, Any]:
@@ -178,7 +220,8 @@ class MicrobiomeApp:
             "w_shape": list(model.W.shape),
             "n_components": len(model.component_ids),
             "n_features": int(model.n_features),
-            "n_subjects": len(self.last_h),
+            "n_subjects": len(self.tracker) if self.tracker is not None else len(self.last_h),
+            "tracked": self.tracker is not None,
         }
 
     def gauges(self) -> dict[str, float]:
@@ -193,16 +236,21 @@ class MicrobiomeApp:
 
     def process(self, sample: Sample, source: Source) -> Result:
         model = self.model
-        try:
-            h = model.learn_one(sample.counts, warm_start=self.last_h.get(sample.subject))
-        except ValueError as err:  # the engine guarantees it changed nothing
+        try:  # both guarantee that a refused sample changed nothing
+            if self.tracker is not None:
+                tracked = self.tracker.learn_one(sample.counts, sample.subject, sample.time)
+                h = tracked["weights"]
+            else:
+                h = model.learn_one(sample.counts, warm_start=self.last_h.get(sample.subject))
+                self.last_h[sample.subject] = h
+                tracked = None
+        except ValueError as err:
             raise BadMessage("rejected", f"the model refused the sample: {err}") from err
-        self.last_h[sample.subject] = h
         outputs: list[tuple[str, bytes | None, bytes]] = []
         # prequential: the sample scored against the dictionary before it was learned
         loss = float(model.last_loss)
         if self.output_topic is not None:
-            record = self.community_record(sample, source, h, loss)
+            record = self.community_record(sample, source, h, loss, tracked)
             outputs.append((self.output_topic, sample.subject.encode(), _ENC.encode(record)))
         if model.model_version != self.published_version:
             self.published_version = int(model.model_version)
@@ -212,12 +260,19 @@ class MicrobiomeApp:
         return Result(outputs, loss)
 
     def community_record(
-        self, sample: Sample, source: Source, h: Mapping[int, float], loss: float | None
+        self, sample: Sample, source: Source, h: Mapping[int, float], loss: float | None,
+        tracked: Mapping[str, Any] | None = None,
     ) -> CommunityRecord:
-        """The output record of one learned sample."""
+        """The output record of one learned sample (``tracked``: the tracker's record)."""
         total = sum(h.values())
         composition = {c: (v / total if total > 0 else 0.0) for c, v in h.items()}
         dominant = max(h, key=h.__getitem__) if total > 0 else None
+        extra: dict[str, Any] = {}
+        if tracked is not None:
+            from onlinenmf.tracking import record_fields
+
+            extra = record_fields(tracked)
+            extra["late"] = bool(tracked.get("late", False))
         return CommunityRecord(
             subject=sample.subject,
             time=sample.time,
@@ -231,6 +286,7 @@ class MicrobiomeApp:
             loss=loss if loss is None or math.isfinite(loss) else None,
             total_count=float(math.fsum(sample.counts.values())),
             meta=sample.meta,
+            **extra,
         )
 
     def model_record(self, worker: str) -> ModelRecord:

@@ -262,3 +262,58 @@ def reference_app(values: Iterable[bytes], topic: str = "ref", **app_kwargs: Any
         except BadMessage:
             pass
     return app
+
+
+class PacedProducer:
+    """A background thread producing synthetic messages at ``rate`` per second (confluent-
+    kafka) until :meth:`stop`; ``acked`` collects their ``(partition, offset)``."""
+
+    def __init__(self, bootstrap: str, topic: str, rate: float, seed: int = 0,
+                 start: int = 0) -> None:
+        import threading
+
+        self.bootstrap, self.topic, self.rate = bootstrap, topic, rate
+        self.seed, self.start_index = seed, start
+        self.acked: list[tuple[int, int]] = []
+        self.errors: list[Any] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> PacedProducer:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        producer = ck.Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True,
+                                "linger.ms": 5, **_QUIET})
+
+        def on_delivery(err: Any, msg: Any) -> None:
+            if err is not None:
+                self.errors.append(err)
+            else:
+                self.acked.append((msg.partition(), msg.offset()))
+
+        began, sent, chunk = time.monotonic(), 0, 50
+        while not self._stop.is_set():
+            batch = synthetic_messages(chunk, seed=self.seed + sent,
+                                       start=self.start_index + sent)
+            for key, value in batch:
+                producer.produce(self.topic, key=key, value=value, on_delivery=on_delivery)
+            sent += chunk
+            producer.poll(0)
+            ahead = sent / self.rate - (time.monotonic() - began)
+            if ahead > 0:
+                self._stop.wait(ahead)
+        if producer.flush(60) != 0:
+            self.errors.append("unflushed messages")
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> list[tuple[int, int]]:
+        """Stop, wait for every acknowledgement, return the acknowledged positions."""
+        self._stop.set()
+        self._thread.join(timeout=90)
+        assert not self._thread.is_alive() and not self.errors, self.errors[:3]
+        return self.acked

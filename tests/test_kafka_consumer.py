@@ -18,8 +18,7 @@ from consumers.broker import free_port
 from consumers.checkpoint import CheckpointStore
 from consumers.loop import ConsumerLoop, LoopConfig
 from consumers.metrics import ConsumerMetrics
-from consumers.microbiome import MicrobiomeApp, w_sha256
-from onlinenmf import OnlineNMF
+from consumers.microbiome import MicrobiomeApp, model_from_blobs, w_sha256
 from tests.kafka_broker import (
     FAST_GROUP,
     TopicReader,
@@ -156,7 +155,9 @@ def test_every_valid_offset_has_an_output_record(run):
     assert seen == set(range(len(run["stream"]))) - bad
     first = records[0]
     assert set(first) >= {"subject", "time", "sample_id", "source", "model_version",
-                          "weights", "composition", "dominant", "loss", "worker"}
+                          "weights", "composition", "dominant", "loss", "worker", "growth",
+                          "events"}
+    assert any(r["growth"] for r in records) and any(r["events"] for r in records)
     assert abs(sum(first["composition"].values()) - 1) < 1e-9
     assert str(first["dominant"]) == max(first["weights"], key=first["weights"].get)
     assert all(m.key().decode() == json.loads(m.value())["subject"] for m in run["outputs"])
@@ -183,7 +184,8 @@ def test_checkpoint_and_inspect_json(run):
     assert info["w_sha256"] == w_sha256(model.W)
     assert info["dead_letters"] == {f"{run['topic']}:0": len(BAD)}
     ckpt = CheckpointStore(run["ckpt_dir"], "w1").read()
-    assert OnlineNMF.from_bytes(ckpt.blobs["model"]) == model
+    assert model_from_blobs(ckpt.blobs) == model
+    assert set(ckpt.blobs) == {"tracker", "app"}
     assert run["loop"].checkpoints_written >= 3  # every 150 records, and the final one
 
 

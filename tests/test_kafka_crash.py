@@ -1,8 +1,10 @@
 """Crash consistency: a consumer subprocess SIGKILLed at random points and restarted.
 
-Single partition: the final W equals, bit for bit, the W of an uninterrupted run over the
-same records (the application fed in-process, no Kafka). Several partitions: the final
-checkpoint has learned every message exactly once per partition. Both: every input
+Single partition (with the subject tracker, the consumer's default): the final state
+equals, bit for bit, that of an uninterrupted run over the same records (the application
+fed in-process, no Kafka). Several partitions: the final
+checkpoint has learned every message exactly once per partition (without the tracker, whose
+state the first test already covers, to keep the test short). Both: every input
 offset has at least one output record (at-least-once outputs; the duplicates come from
 work redone after a kill).
 """
@@ -18,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from consumers.checkpoint import CheckpointStore
-from consumers.microbiome import w_sha256
-from onlinenmf import OnlineNMF
+from consumers.microbiome import model_from_blobs, w_sha256
+from onlinenmf.tracking import Tracker
 from tests.kafka_broker import (
     FAST_GROUP_FLAGS,
     TopicReader,
@@ -47,7 +49,8 @@ def _consume_args(bootstrap, topic, group, ckpt_dir, *extra):
             "--log-level", "INFO", *MODEL_FLAGS, *FAST_GROUP_FLAGS, *extra]
 
 
-def _kill_and_restart(bootstrap, topic, ckpt_dir, log: Path, seed: int) -> tuple[int, list]:
+def _kill_and_restart(bootstrap, topic, ckpt_dir, log: Path, seed: int,
+                      extra: tuple[str, ...] | list[str] = ()) -> tuple[int, list]:
     """Run the consumer, SIGKILL it N_KILLS times after a random number of new outputs,
     then let a last run drain the topic and exit. Returns (kills done, output messages)."""
     rng = random.Random(seed)
@@ -56,7 +59,7 @@ def _kill_and_restart(bootstrap, topic, ckpt_dir, log: Path, seed: int) -> tuple
     kills = 0
     try:
         for _ in range(N_KILLS):
-            proc = spawn(*_consume_args(bootstrap, topic, group, ckpt_dir), log=log)
+            proc = spawn(*_consume_args(bootstrap, topic, group, ckpt_dir, *extra), log=log)
             target = outputs.poll() + rng.randint(300, 3500)
             wait_for(lambda p=proc, t=target: outputs.poll() >= t or p.poll() is not None,
                      timeout=120, interval=0, what="consumer progress")
@@ -64,7 +67,7 @@ def _kill_and_restart(bootstrap, topic, ckpt_dir, log: Path, seed: int) -> tuple
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
-        last = spawn(*_consume_args(bootstrap, topic, group, ckpt_dir,
+        last = spawn(*_consume_args(bootstrap, topic, group, ckpt_dir, *extra,
                                     "--exit-when-idle", "2"), log=log)
         assert last.wait(timeout=180) == 0, f"final consumer failed, see {log}"
         return kills, outputs.drain(idle=1.0)
@@ -86,7 +89,8 @@ def _check_outputs(outputs, produced: list[tuple[int, int]]) -> Counter:
 def test_sigkill_single_partition_gives_the_uninterrupted_w(kafka_broker, tmp_path):
     bootstrap = kafka_broker.bootstrap
     topic = create_topic(bootstrap, unique("crash1"), partitions=1)
-    messages = synthetic_messages(N_MESSAGES, seed=11)
+    # many subjects, so that the tracker's per-subject histories (and its cost) stay short
+    messages = synthetic_messages(N_MESSAGES, seed=11, subjects=2000)
     produced = produce(bootstrap, topic, messages)
 
     kills, outputs = _kill_and_restart(bootstrap, topic, tmp_path / "ckpt",
@@ -97,10 +101,14 @@ def test_sigkill_single_partition_gives_the_uninterrupted_w(kafka_broker, tmp_pa
 
     reference = reference_app([v for _, v in messages], model_params=PARAMS)
     ckpt = CheckpointStore(tmp_path / "ckpt", "w").read()
-    model = OnlineNMF.from_bytes(ckpt.blobs["model"])
+    model = model_from_blobs(ckpt.blobs)
     assert model.samples_learned == N_MESSAGES
     assert np.array_equal(model.W, reference.model.W)
     assert model == reference.model  # statistics, counters, ids: everything
+    tracker = Tracker.from_bytes(ckpt.blobs["tracker"])
+    assert tracker.events == reference.tracker.events
+    for subject in ("s0", "s1234", "s1999"):
+        assert tracker.trajectory(subject).equals(reference.tracker.trajectory(subject))
     assert ckpt.learned == {f"{topic}:0": N_MESSAGES}
     assert ckpt.offsets == {f"{topic}:0": N_MESSAGES}
     assert ckpt.sequence > kills  # checkpoints were written between the kills
@@ -119,11 +127,11 @@ def test_sigkill_multi_partition_learns_each_message_once(kafka_broker, tmp_path
     assert len(per_partition) == 4
 
     kills, outputs = _kill_and_restart(bootstrap, topic, tmp_path / "ckpt",
-                                       tmp_path / "consumer.log", seed=2)
+                                       tmp_path / "consumer.log", seed=2, extra=["--no-track"])
     assert kills >= N_KILLS
     _check_outputs(outputs, produced)
     ckpt = CheckpointStore(tmp_path / "ckpt", "w").read()
     assert ckpt.learned == {f"{topic}:{p}": n for p, n in per_partition.items()}
     assert ckpt.offsets == {f"{topic}:{p}": max(o for q, o in produced if q == p) + 1
                             for p in per_partition}
-    assert OnlineNMF.from_bytes(ckpt.blobs["model"]).samples_learned == N_MESSAGES
+    assert model_from_blobs(ckpt.blobs).samples_learned == N_MESSAGES

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections import Counter, defaultdict
 
 import pytest
@@ -13,11 +14,10 @@ import pytest
 from consumers.checkpoint import CheckpointStore
 from tests.kafka_broker import (
     FAST_GROUP_FLAGS,
+    PacedProducer,
     TopicReader,
     create_topic,
-    produce,
     spawn,
-    synthetic_messages,
     unique,
     wait_for,
 )
@@ -28,7 +28,7 @@ def _args(bootstrap, topic, group, ckpt_dir, worker, *extra):
             "--group", group, "--checkpoint-dir", str(ckpt_dir), "--worker-id", worker,
             "--output-topic", topic + ".out", "--model-topic", "",
             "--checkpoint-every", "400", "--checkpoint-interval", "0.5",
-            "--components", "4", "--log-level", "INFO", *FAST_GROUP_FLAGS, *extra]
+            "--components", "4", "--no-track", "--log-level", "INFO", *FAST_GROUP_FLAGS, *extra]
 
 
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
@@ -36,11 +36,12 @@ def test_survivor_takes_over_from_last_checkpoint(kafka_broker, tmp_path, how):
     bootstrap = kafka_broker.bootstrap
     topic = create_topic(bootstrap, unique("reb"), partitions=4)
     group, ckpt = unique("g"), tmp_path / "ckpt"
-    first = produce(bootstrap, topic, synthetic_messages(6000, seed=21))
     outputs = TopicReader(bootstrap, topic + ".out")
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
-    a = spawn(*_args(bootstrap, topic, group, ckpt, "A", "--exit-when-idle", "3"), log=log_a)
+    a = spawn(*_args(bootstrap, topic, group, ckpt, "A", "--exit-when-idle", "5"), log=log_a)
     b = spawn(*_args(bootstrap, topic, group, ckpt, "B"), log=log_b)
+    # a steady stream until B has done real work, whenever B manages to join
+    stream = PacedProducer(bootstrap, topic, rate=1500, seed=21).start()
     try:
         def both_working() -> bool:
             outputs.poll()
@@ -50,17 +51,19 @@ def test_survivor_takes_over_from_last_checkpoint(kafka_broker, tmp_path, how):
         wait_for(both_working, timeout=90, interval=0, what="both consumers to emit outputs")
         b.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
         assert b.wait(timeout=30) == (0 if how == "sigterm" else -signal.SIGKILL)
-        second = produce(bootstrap, topic, synthetic_messages(3000, seed=22, start=6000))
+        time.sleep(1.0)  # more records arrive for B's partitions after it is gone
+        produced = stream.stop()
         assert a.wait(timeout=120) == 0, f"consumer A failed, see {log_a}"
         outputs.drain(idle=1.0)
     finally:
+        if stream.running:
+            stream.stop()
         for proc in (a, b):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
         outputs.close()
 
-    produced = first + second
     per_partition = Counter(p for p, _ in produced)
     ckpt_a = CheckpointStore(ckpt, "A").read()
     ckpt_b = CheckpointStore(ckpt, "B").read()
