@@ -233,3 +233,24 @@ def test_every_engine_parameter_is_exposed_with_the_same_default():
     assert set(ours) == set(theirs)
     assert all(ours[name].default == theirs[name].default for name in ours if name != "seed")
     assert ours["seed"].default is None  # river's convention; the engine's is 0
+
+
+def test_learn_many_equals_learn_one_across_reseeded_components():
+    """Re-seeding retires a component id and births a new one: the batch path must do the same
+    at the same sample, and the outputs must carry the new id."""
+    from river import datasets
+
+    rows = [x for x, _ in datasets.TrumpApproval().take(1000)]
+    one = OnlineNMF(n_components=3, refresh_every=10, seed=7)
+    many = one.clone()
+    for x in rows:
+        one.learn_one(x)
+    for start in range(0, len(rows), 37):
+        many.learn_many(pd.DataFrame(rows[start:start + 37]))
+    births = [e for e in one.engine.events if e["kind"] == "birth"]
+    assert births, "this stream is meant to trigger re-seeding"
+    assert many.engine.events == one.engine.events
+    assert many.engine.component_ids == one.engine.component_ids != [0, 1, 2]
+    a, b = one.transform_one(rows[-1]), many.transform_one(rows[-1])
+    assert list(a) == one.engine.component_ids and a.keys() == b.keys()
+    assert all(math.isclose(a[k], b[k], rel_tol=1e-6, abs_tol=1e-9) for k in a)
