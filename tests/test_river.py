@@ -254,3 +254,18 @@ def test_learn_many_equals_learn_one_across_reseeded_components():
     a, b = one.transform_one(rows[-1]), many.transform_one(rows[-1])
     assert list(a) == one.engine.component_ids and a.keys() == b.keys()
     assert all(math.isclose(a[k], b[k], rel_tol=1e-6, abs_tol=1e-9) for k in a)
+
+
+def test_scalers_before_the_model(planted):
+    """A centring scaler makes negative values, which NMF refuses by name; MinMaxScaler keeps
+    the values in [0, 1] and works."""
+    samples = list(_dicts(planted, 0, 40))
+    ok = preprocessing.MinMaxScaler() | OnlineNMF(n_components=3, refresh_every=10, seed=0)
+    for x in samples:
+        ok.learn_one(x)
+    assert ok["OnlineNMF"].engine.samples_learned == 40
+    bad = preprocessing.StandardScaler() | OnlineNMF(n_components=3, seed=0)
+    bad.learn_one(samples[0])  # the first sample is centred to all zeros
+    with pytest.raises(ValueError, match="is negative; NMF needs non-negative data"):
+        for x in samples[1:]:
+            bad.learn_one(x)
