@@ -32,7 +32,8 @@ from onlinenmf.reco import RecoNMF
 #: The explicit model used for the reported numbers (chosen by measurement, see the README).
 EXPLICIT_PARAMS = {"n_components": 10, "l2_bias": 2.0, "l2_factors": 10.0, "history": 50}
 #: The implicit model for Online Retail (chosen on the first 150,000 events of the stream).
-IMPLICIT_PARAMS = {"n_components": 20, "refresh_every": 200, "forget_factor": 0.9995}
+IMPLICIT_PARAMS = {"n_components": 20, "refresh_every": 200, "forget_factor": 0.9995,
+                   "history": 100}
 
 
 def river_biasedmf(seed: int = 73):

@@ -120,6 +120,30 @@ class RecoNMF:
         Initial item factors are ``init_scale * U(0.5, 1.5)``, drawn from (seed, item id).
     seed
         Seeds the initial factors; a factor depends only on (seed, id), not on arrival order.
+
+    Notes
+    -----
+    Why these choices (measured with ``benchmarks/bench_reco.py``, prequential, same run):
+
+    * Per-event exact solves over the user's history beat projected SGD on MovieTweetings 100K
+      (RMSE 1.592 vs 1.619 for SGD at the best point of a small learning-rate grid); the user
+      is re-solved against the *current* item parameters, where SGD only nudges it.
+    * Biases earn their place: without them masked NMF must carry the mean rating in
+      ``p . q`` and a user with one rating is predicted near 0 (RMSE 4.4-4.8 on MovieTweetings
+      for ``l2_factors`` 1-10). On MovieTweetings the factors add nothing over the biases
+      (RMSE 1.5915 vs 1.5916; on its 5-core subset 1.4681 both, and smaller penalties that
+      let the factors grow make it worse: 1.497 at 3, 1.596 at 1); on a planted low-rank
+      stream they cut the error by more than 20 % (tests/test_reco.py).
+    * 10 coordinate-descent sweeps per solve give the same accuracy as 50 (warm starts), a
+      history of 50 ratings the same as 100 or 200.
+    * Implicit feedback needs the zeros (masked, every observed entry is positive); the KL
+      engine on user rows, with h re-solved against the current dictionary at scoring time,
+      beats popularity and river's BiasedMF on Online Retail (Recall@10 0.056 vs 0.035 and
+      0.003).
+
+    Cost per explicit event: O(history k^2 + sweeps k^2); per implicit event one engine
+    ``learn_one`` on the user's row (O(history k + sweeps k^2)); ranking all items one
+    ``items x k`` mat-vec and an ``argpartition``.
     """
 
     def __init__(
