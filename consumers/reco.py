@@ -241,12 +241,12 @@ class RecoApp:
         if blobs is None:
             self.model = RecoNMF(**self.model_params)
             return
-        self.model = RecoNMF.from_bytes(blobs["model"], source="checkpoint:model")
+        self.model = RecoNMF.from_bytes(blobs["reco"], source="checkpoint:reco")
         state = _STATE_DEC.decode(blobs["app"])
         self.active = dict.fromkeys(state["active"])
 
     def snapshot(self) -> dict[str, bytes]:
-        return {"model": self.model.to_bytes(),
+        return {"reco": self.model.to_bytes(),  # not "model": that name holds an OnlineNMF
                 "app": _STATE_ENC.encode({"active": list(self.active)})}
 
     def summary(self) -> dict[str, Any]:

@@ -134,8 +134,13 @@ def test_model_is_exactly_the_valid_events(run):
     assert run["app"].model == reference.model
     assert run["app"].model.events_learned == len(run["valid"])
     ckpt = CheckpointStore(run["ckpt_dir"], "w1").read()
-    assert RecoNMF.from_bytes(ckpt.blobs["model"]) == reference.model
+    assert RecoNMF.from_bytes(ckpt.blobs["reco"]) == reference.model
     assert ckpt.offsets == {f"{run['topic']}:0": len(run["stream"])}
+    out = run_cli("inspect", "--checkpoint-dir", str(run["ckpt_dir"]), "--json", "--verify")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["samples_learned"] == len(run["valid"])
+    assert info["summary"]["n_users"] == reference.model.n_users
     assert run["metrics"].value("onlinenmf_dead_letters_total", topic=run["topic"],
                                 reason="bad_value") == 3
 
@@ -215,7 +220,7 @@ def test_sigkill_gives_the_uninterrupted_model(kafka_broker, tmp_path):
     reference = reference_app(values, model_params={**PARAMS, "rating_range": (0.0, 10.0),
                                                     "history": 50})
     ckpt = CheckpointStore(ckpt_dir, "w").read()
-    model = RecoNMF.from_bytes(ckpt.blobs["model"])
+    model = RecoNMF.from_bytes(ckpt.blobs["reco"])
     assert model.events_learned == N_EVENTS
     assert model == reference.model  # bit for bit: factors, statistics, histories, ids
     assert ckpt.offsets == {f"{topic}:0": N_EVENTS}
