@@ -598,12 +598,7 @@ class OnlineNMF:
         refines them by batch NMF on the recent buffer, then re-learns the buffered samples
         against that dictionary, replacing the statistics gathered under the random one.
         """
-        samples = list(self._recent)
-        used = np.unique(np.concatenate([rows for rows, _, _ in samples]))
-        position = {int(r): i for i, r in enumerate(used)}
-        V = np.zeros((len(samples), used.size))
-        for i, (rows, values, _) in enumerate(samples):
-            V[i, [position[int(r)] for r in rows]] = values
+        samples, used, V = self._recent_matrix()
         start = dictionary.farthest_first(V, len(self._component_ids))
         seed_columns = V[start].T / np.maximum(V[start].sum(axis=1), 1e-300)
         seed_columns += 1e-3 * seed_columns.mean()
@@ -613,7 +608,45 @@ class OnlineNMF:
         self._W[used] = refined
         dictionary.normalise_columns(self._W[:m])
         self._recompute_caches()
-        # Forget the statistics gathered under the random rows; re-learn the buffer.
+        self._relearn_recent(samples)
+        self._since_refresh = 0
+        self.model_version += 1
+        self._recompute_caches()
+
+    def _refit_recent(self) -> None:
+        """After a detected drift (:mod:`onlinenmf.hyper`): refine W by batch NMF on the recent
+        buffer, starting from the current W, and re-learn the buffer's statistics under it.
+
+        Online EM takes one step per refresh from statistics gathered under older
+        dictionaries, so components that overlap unmix slowly after a drift; a hundred
+        multiplicative steps on the recent samples do it at once. Ids stay as they are.
+        """
+        if len(self._recent) < len(self._component_ids):
+            return
+        samples, used, V = self._recent_matrix()
+        refined = dictionary.batch_fit(V, self._W[used], self.beta)
+        old = self._W[used].sum(axis=0)
+        new = refined.sum(axis=0)
+        # keep each column's mass on the rows the buffer does not cover
+        self._W[used] = refined * np.where(new > 0, old / np.maximum(new, 1e-300), 0.0)
+        dictionary.normalise_columns(self._W[: self._m])
+        self._recompute_caches()
+        self._relearn_recent(samples)
+        self._recompute_caches()
+
+    def _recent_matrix(self) -> tuple[list, np.ndarray, np.ndarray]:
+        """The recent buffer as a dense matrix over the dictionary rows it uses."""
+        samples = list(self._recent)
+        used = np.unique(np.concatenate([rows for rows, _, _ in samples]))
+        position = {int(r): i for i, r in enumerate(used)}
+        V = np.zeros((len(samples), used.size))
+        for i, (rows, values, _) in enumerate(samples):
+            V[i, [position[int(r)] for r in rows]] = values
+        return samples, used, V
+
+    def _relearn_recent(self, samples: list) -> None:
+        """Forget the statistics and re-learn the buffered samples against the current W."""
+        m = self._m
         self._A[:] = 0.0
         self._B[:m] = 0.0
         self._D[:] = 0.0
@@ -635,9 +668,6 @@ class OnlineNMF:
         if self.beta == 2:
             self._A = (H * weights[:, None]).T @ H
         self._n_eff = float(weights.sum())
-        self._since_refresh = 0
-        self.model_version += 1
-        self._recompute_caches()
 
     def _rescale_statistics(self, c: np.ndarray) -> None:
         """W <- W / c means h <- c h: carry that into every statistic."""

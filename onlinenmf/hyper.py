@@ -34,6 +34,11 @@ Sparsity (``adapt_sparsity``), empirical Bayes: an exponential prior on the acti
 ``h ~ Exp(rate)``, with the rate re-fit to their running mean, ``rate = 1 / mean(h)``. In the
 engine's units the L1 weight is that rate times the noise scale of the loss: 1 for KL (Poisson
 counts) and IS, ``sigma^2`` for Frobenius (``sigma^2`` the mean squared residual per entry).
+Caveat for KL: with the columns of W summing to 1, a uniform L1 weight ``l`` only rescales the
+optimal h by ``1 / (1 + l)`` (the KL gradient is ``1 + l - sum_f v_f W_fk / (W h)_f``, and that
+sum is homogeneous of degree -1 in h), so it shrinks without sparsifying. For Poisson counts
+the re-fitted rate is the posterior mode and tiny (1 / mean reads); for KL on data that are not
+counts (e.g. image intensities) it has no meaning: leave ``adapt_sparsity`` off there.
 
 Forgetting (``adapt_forgetting``): a Page-Hinkley detector (``river.drift.PageHinkley``, mode
 "up") watches the log of the mean relative prequential loss of each refresh window. On a
@@ -129,6 +134,7 @@ class Reestimator:
         self.drift_sample = 0  # where the memory schedule restarts (0: the start)
         self.drift_at = -1  # samples_learned at the last detected drift (-1: none)
         self.recovering = False  # a drift was detected and the loss is not back down yet
+        self.refitted = False  # W was refitted on post-drift samples since the last drift
         self.inputs: list[float] = []  # detector inputs since its last reset, for snapshots
         self._detector = None
 
@@ -139,7 +145,8 @@ class Reestimator:
         meta = {"relevance_count": self.relevance_count, "refreshes": self.refreshes,
                 "birth_cooldown": self.birth_cooldown, "l1_base": self.l1_base,
                 "drift_sample": self.drift_sample, "floor": self.floor, "above": self.above,
-                "drift_at": self.drift_at, "recovering": self.recovering}
+                "drift_at": self.drift_at, "recovering": self.recovering,
+                "refitted": self.refitted}
         return arrays, meta
 
     def restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -217,6 +224,18 @@ class Reestimator:
             return
         if model.adapt_forgetting:
             self._set_memory(model)
+            since = model.samples_learned - self.drift_at
+            if self.recovering and since >= model.buffer_size:  # the buffer is post-drift
+                model._refit_recent()
+                self.refitted = True
+                self.above = 0  # judge births on windows learned after the refit
+                # the columns may have been repurposed: relevance restarts from the refit
+                if model._n_eff > 0:
+                    self.relevance_sum = model._usage * (self.relevance_count / model._n_eff)
+                self.at_bound[:] = 0
+                emit(model, "refit", window_loss, None,
+                     f"recovering from the drift at sample {self.drift_at}: W refined on the "
+                     f"{len(model._recent)} most recent samples")
         if model.adapt_sparsity and window_count:
             self._fit_sparsity(model, window_abs / window_count)
         if model.adapt_rank:
@@ -259,6 +278,7 @@ class Reestimator:
         if self._feed(x):
             self.drift_sample = self.drift_at = model.samples_learned
             self.recovering = True
+            self.refitted = False
             self._set_memory(model, reason="drift: Page-Hinkley detected a rise of the "
                                            "prequential loss")
 
@@ -317,7 +337,9 @@ class Reestimator:
                 model._remove_component(j, f"relevance share {share[j]:.3g} < {PRUNE_SHARE} "
                                            f"for {int(self.at_bound[j])} re-estimations")
                 share = np.delete(share, j)
-        if self.above >= BIRTH_PATIENCE and self.birth_cooldown == 0:
+        # After a drift, births wait for the first refit: it may repurpose old columns.
+        settled = not (model.adapt_forgetting and self.recovering and not self.refitted)
+        if self.above >= BIRTH_PATIENCE and self.birth_cooldown == 0 and settled:
             seed = model._residual_seed()
             if seed is None:
                 return
