@@ -446,8 +446,8 @@ class RecoNMF:
         length = kernels.remember(u, i, self._transform_value(value), self._hist_items,
                                   self._hist_values, self._hist_meta, not binary)
         engine = self._engine
-        # No warm start from the user's previous h: measured, warm starts settled the
-        # dictionary in mixed components on a planted two-taste stream (tests/test_reco.py)
+        # Cold start: the loss is convex in h, so a warm start would only change rounding
+        # (which, through later refreshes, can tip the dictionary into another local minimum)
         h = engine.learn_one(self._user_sample(u, length))
         # U[u] = [dictionary version h was solved against, h]: scores re-solve a stale h
         self._U[u, 0] = engine.model_version
