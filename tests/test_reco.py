@@ -390,3 +390,31 @@ def test_movielens_progressive_error_is_in_the_documented_range():
     events = list(zip(df["user"].tolist(), df["item"].tolist(), df["value"].tolist()))
     rmse = prequential_rmse(RecoNMF(rating_range=(1, 5)), events)
     assert math.isfinite(rmse) and rmse < 1.0  # river documents BiasedMF at 0.948 over all
+
+
+def test_pure_python_kernels_give_the_same_model():
+    """NUMBA_DISABLE_JIT=1 runs the same kernels interpreted: the same parameters."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, sys; from onlinenmf import COMPILED;"
+        "from onlinenmf.reco import RecoNMF;"
+        "rng = np.random.default_rng(0);"
+        "m = RecoNMF(n_components=3, rating_range=(1, 5), solver=sys.argv[1], l2_factors=1.0,"
+        " refresh_every=int(sys.argv[2]));"
+        "[m.learn_one(int(rng.integers(15)), int(rng.integers(12)), float(rng.integers(1, 6)))"
+        " for _ in range(300)];"
+        "sys.stdout.buffer.write(m._U[:m.n_users].tobytes() + m._I[:m.n_items].tobytes()"
+        " + bytes([COMPILED]))"
+    )
+    for solver, every in [("cd", "1"), ("cd", "7"), ("sgd", "1")]:
+        outputs = []
+        for disable in ("1", "0"):
+            env = {**os.environ, "NUMBA_DISABLE_JIT": disable}
+            result = subprocess.run([sys.executable, "-c", script, solver, every], env=env,
+                                    capture_output=True, check=True, timeout=300)
+            outputs.append(result.stdout)
+        assert outputs[0][-1] == 0 and outputs[1][-1] == 1  # interpreted, then compiled
+        interpreted, compiled = (np.frombuffer(o[:-1]) for o in outputs)
+        np.testing.assert_allclose(interpreted, compiled, rtol=1e-9, atol=1e-12)
