@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,16 +189,21 @@ class ConsumerLoop:
         self._last_checkpoint = time.monotonic()
         self._last_activity = time.monotonic()
         self._epoch = 0  # +1 whenever positions or state jump (assignment, rollback)
-        self._sent = 0  # written by the main thread only
-        self._acked = 0  # written by the producer's IO thread only
-        self._send_errors = 0  # idem
-        self._generation = 0
+        # Futures of output records not yet seen acknowledged, oldest first. Checked from
+        # the main thread only (no callbacks: they cost more than the send itself).
+        self._pending: deque[Any] = deque()
+        self._send_errors = 0
         self._errors_at_checkpoint = 0
+        self._children: dict[TopicPartition, tuple[Any, Any]] = {}
+        self._output_children: dict[str, Any] = {}
         self._paused = False
         self._ever_assigned = False
         self._dlt_partitions: dict[str, int | None] = {}
         self._last_version: float | None = None
         self.checkpoints_written = 0
+        #: perf_counter() of the first and latest handled record (throughput measurements)
+        self.first_record_time: float | None = None
+        self.last_record_time: float | None = None
 
     # ----------------------------------------------------------------- lifecycle
     def stop(self) -> None:
@@ -315,6 +321,7 @@ class ConsumerLoop:
         except KafkaError as err:
             log.warning("outputs not acknowledged, checkpoint postponed: %s", err)
             return False
+        self._prune(everything=True)
         if self._send_errors != self._errors_at_checkpoint:
             # Some output since the last checkpoint was never delivered: the offsets that
             # produced it must be processed again, so the state goes back with them.
@@ -462,51 +469,63 @@ class ConsumerLoop:
             for topic, out_key, value in result.outputs:
                 self._send(topic, out_key, value)
             self._learned[key] = self._learned.get(key, 0) + 1
-            self.metrics.learned.labels(topic=tp.topic, partition=str(tp.partition)).inc()
+            self._counters(tp)[1].inc()
             if result.loss is not None:
                 self.metrics.loss.observe(result.loss)
         self._next[key] = record.offset + 1
+        self.last_record_time = time.perf_counter()
+        if self.first_record_time is None:
+            self.first_record_time = self.last_record_time
         self._since_checkpoint += 1
         self._dirty = True
-        self.metrics.records.labels(topic=tp.topic, partition=str(tp.partition)).inc()
+        self._counters(tp)[0].inc()
         return True
 
     # ----------------------------------------------------------------- outputs
-    # Callbacks run on the producer's IO thread; each counter has a single writer, and
-    # callbacks of a replaced producer (``generation``) no longer count.
-    def _on_ack(self, generation: int, _metadata: Any) -> None:
-        if generation == self._generation:
-            self._acked += 1
-
-    def _on_error(self, generation: int, err: Exception) -> None:
-        if generation == self._generation:
-            self._acked += 1
-            self._send_errors += 1
-            self.metrics.output_errors.inc()
-            log.warning("output record not delivered: %s", err)
+    def _counters(self, tp: TopicPartition) -> tuple[Any, Any]:
+        """The (records, learned) counters of a partition (labels() per record is costly)."""
+        pair = self._children.get(tp)
+        if pair is None:
+            labels = {"topic": tp.topic, "partition": str(tp.partition)}
+            pair = (self.metrics.records.labels(**labels), self.metrics.learned.labels(**labels))
+            self._children[tp] = pair
+        return pair
 
     def _send(self, topic: str, key: bytes | None, value: bytes) -> None:
         assert self.producer is not None
-        future = self.producer.send(topic, key=key, value=value)
-        self._sent += 1
-        future.add_callback(self._on_ack, self._generation)
-        future.add_errback(self._on_error, self._generation)
-        self.metrics.outputs.labels(topic=topic).inc()
+        self._pending.append(self.producer.send(topic, key=key, value=value))
+        if len(self._pending) % 256 == 0:
+            self._prune()
+        counter = self._output_children.get(topic)
+        if counter is None:
+            counter = self._output_children[topic] = self.metrics.outputs.labels(topic=topic)
+        counter.inc()
+
+    def _prune(self, everything: bool = False) -> None:
+        """Forget acknowledged outputs (oldest first); count the failed ones."""
+        pending = self._pending
+        while pending and (everything or pending[0].is_done):
+            future = pending.popleft()
+            if not future.is_done or future.failed():
+                self._send_errors += 1
+                self.metrics.output_errors.inc()
+                if future.is_done:
+                    log.warning("output record not delivered: %s", future.exception)
 
     def _replace_producer(self) -> None:
         # kafka-python producer errors can be sticky (a fatal idempotence state): start over.
         # Outputs still buffered in it are lost: count that as a delivery failure, so the
         # next checkpoint rolls back and the records that produced them are re-read.
         old, self.producer = self.producer, None
-        self._generation += 1  # callbacks of the old producer no longer count
-        if self._sent != self._acked:
+        self._prune()
+        if self._pending:
             self._send_errors += 1
+            self._pending.clear()
         if old is not None:
             try:
                 old.close(timeout=1)
             except Exception as err:
                 log.warning("closing a failed producer: %s", err)
-        self._sent = self._acked = 0
         self.producer = self._new_producer()
 
     def _dlt_partition(self, dlt: str, partition: int) -> int | None:
@@ -600,7 +619,8 @@ class ConsumerLoop:
                 self.consumer.seek(tp, offset)
 
     def _backpressure(self) -> None:
-        inflight = self._sent - self._acked
+        self._prune()
+        inflight = len(self._pending)
         if inflight > self.config.max_inflight and not self._paused:
             log.info("%d outputs await acknowledgement: pausing input", inflight)
             self._set_paused(True)
