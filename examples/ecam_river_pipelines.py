@@ -59,18 +59,20 @@ def presence(x: dict) -> dict:
     return {name: 1.0 for name in x}
 
 
-def decompositions(k: int, seed: int) -> dict[str, Callable]:
+def decompositions(k: int, seed: int, with_lda: bool = True) -> dict[str, Callable]:
     """Fresh decomposition steps by name (a new instance for every pipeline)."""
 
     def nmf():
         return OnlineNMF(n_components=k, refresh_every=25, seed=seed)
 
-    return {
+    steps = {
         f"OnlineNMF(k={k}) counts": nmf,
         f"OnlineNMF(k={k}) log1p": lambda: compose.FuncTransformer(log_counts) | nmf(),
         f"OnlineNMF(k={k}) presence": lambda: compose.FuncTransformer(presence) | nmf(),
-        f"river LDA(k={k})": lambda: preprocessing.LDA(n_components=k, seed=seed),
     }
+    if with_lda:
+        steps[f"river LDA(k={k})"] = lambda: preprocessing.LDA(n_components=k, seed=seed)
+    return steps
 
 
 def composition(h: dict) -> dict:
@@ -83,9 +85,10 @@ def features(step) -> object:
     return step | compose.FuncTransformer(composition) | preprocessing.StandardScaler()
 
 
-def classify(samples, label: Callable, subset: Callable | None, k: int, seed: int) -> list[dict]:
+def classify(samples, label: Callable, subset: Callable | None, k: int, seed: int,
+             with_lda: bool = True) -> list[dict]:
     models = {"prior (no features)": dummy.PriorClassifier()}
-    for name, make in decompositions(k, seed).items():
+    for name, make in decompositions(k, seed, with_lda).items():
         models[name] = features(make()) | linear_model.LogisticRegression()
     rows = []
     for name, model in models.items():
@@ -107,9 +110,9 @@ def classify(samples, label: Callable, subset: Callable | None, k: int, seed: in
     return rows
 
 
-def regress(samples, k: int, seed: int) -> list[dict]:
+def regress(samples, k: int, seed: int, with_lda: bool = True) -> list[dict]:
     models = {"mean (no features)": dummy.StatisticRegressor(stats.Mean())}
-    for name, make in decompositions(k, seed).items():
+    for name, make in decompositions(k, seed, with_lda).items():
         models[f"{name} | KNN(5)"] = features(make()) | neighbors.KNNRegressor(n_neighbors=5)
         models[f"{name} | Linear"] = features(make()) | linear_model.LinearRegression()
     rows = []
@@ -128,18 +131,21 @@ def regress(samples, k: int, seed: int) -> list[dict]:
     return rows
 
 
-def main(k: int = 10, seed: int = 0) -> dict[str, pd.DataFrame]:
-    samples = list(ecam_stream())
+def main(k: int = 10, seed: int = 0, n_samples: int | None = None,
+         with_lda: bool = True) -> dict[str, pd.DataFrame]:
+    samples = list(ecam_stream())[:n_samples]
     young = [meta["time"] <= THREE_MONTHS for _, meta in samples]
     print(f"ECAM: {len(samples)} samples of {len({m['subject'] for _, m in samples})} infants, "
           f"collection order; {sum(m['time'] > SIX_MONTHS for _, m in samples)} older than six "
           f"months; {sum(m['diet'] == 'fd' for _, m in samples)} formula-dominated; "
           f"{sum(young)} of the first three months. k={k}, seed={seed}.")
     results = {
-        "age > 6 months": classify(samples, lambda m: m["time"] > SIX_MONTHS, None, k, seed),
-        "day of life": regress(samples, k, seed),
+        "age > 6 months": classify(samples, lambda m: m["time"] > SIX_MONTHS, None, k, seed,
+                                   with_lda),
+        "day of life": regress(samples, k, seed, with_lda),
         "diet fd vs bd (subset: first 3 months)": classify(
-            samples, lambda m: m["diet"] == "fd", lambda m: m["time"] <= THREE_MONTHS, k, seed),
+            samples, lambda m: m["diet"] == "fd", lambda m: m["time"] <= THREE_MONTHS, k, seed,
+            with_lda),
     }
     tables = {}
     for task, rows in results.items():

@@ -269,3 +269,20 @@ def test_scalers_before_the_model(planted):
     with pytest.raises(ValueError, match="is negative; NMF needs non-negative data"):
         for x in samples[1:]:
             bad.learn_one(x)
+
+
+def test_ecam_pipelines_example_runs():
+    """The script behind the README's ECAM numbers, on its first 120 samples, without LDA."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "examples" / "ecam_river_pipelines.py"
+    spec = importlib.util.spec_from_file_location("ecam_river_pipelines", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    tables = example.main(k=4, n_samples=120, with_lda=False)
+    age = tables["age > 6 months"]
+    assert list(age.index) == ["prior (no features)", "OnlineNMF(k=4) counts",
+                               "OnlineNMF(k=4) log1p", "OnlineNMF(k=4) presence"]
+    days = tables["day of life"]
+    assert days["MAE (days)"].notna().all() and len(days) == 7
