@@ -113,8 +113,9 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
     >>> nmf = OnlineNMF(n_components=2, refresh_every=5, seed=42)
     >>> for x in stream:
     ...     nmf.learn_one(x)
-    >>> infant = nmf.transform_one({"Bifidobacterium": 80, "Escherichia": 20})
-    >>> adult = nmf.transform_one({"Bacteroides": 60, "Faecalibacterium": 40})
+    >>> h = nmf.transform_one({"Bifidobacterium": 80, "Escherichia": 20})
+    >>> sorted(h), all(type(weight) is float for weight in h.values())
+    ([0, 1], True)
     >>> nmf.predict_one({"Bifidobacterium": 80}) != nmf.predict_one({"Bacteroides": 60})
     True
     >>> dominant = nmf.predict_one({"Bifidobacterium": 80})
