@@ -657,6 +657,16 @@ class ConsumerLoop:
         return set(self._owned)
 
     @property
+    def learned_counts(self) -> dict[str, int]:
+        """Records learned per ``topic:partition`` (as of the current state)."""
+        return dict(self._learned)
+
+    @property
+    def dead_letter_counts(self) -> dict[str, int]:
+        """Records dead-lettered per ``topic:partition`` (as of the current state)."""
+        return dict(self._dead)
+
+    @property
     def next_offsets(self) -> dict[str, int]:
         """Next offset to handle per ``topic:partition``."""
         return dict(self._next)

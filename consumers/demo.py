@@ -1,0 +1,178 @@
+"""Demo: the ECAM infant cohort streamed through Kafka into the online NMF consumer.
+
+Starts the embedded broker (Tansu, loopback, in memory), replays the 699 infant samples of
+ECAM (Bokulich et al. 2016) into ``microbiome.samples`` in time order, runs the consumer
+until the stream is drained (checkpoints, outputs, model versions, metrics), then prints
+the communities with their top taxa by name and a few infants' trajectories, and leaves
+everything in an output folder: the consumer's output records, the model versions, the
+checkpoint (``onlinenmf inspect --checkpoint-dir <folder>/checkpoints``) and an HTML report.
+The broker is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_arguments", "run", "run_demo"]
+
+TOPIC = "microbiome.samples"
+OUTPUT = "microbiome.communities"
+MODEL = "microbiome.model"
+SUBJECTS = ("C001", "C010", "C021", "C035")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``onlinenmf demo``."""
+    parser.add_argument("--out", type=Path, default=Path("demo-output"),
+                        help="folder for the outputs (default: %(default)s)")
+    parser.add_argument("--components", type=int, default=8, help="communities (rank k)")
+    parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
+
+
+def _read_topic(bootstrap: str, topic: str, expect: int | None, timeout: float = 30.0
+                ) -> list[Any]:
+    """Every record of ``topic`` from the beginning (assign, no group)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    parts = consumer.partitions_for_topic(topic) or set()
+    consumer.assign([TopicPartition(topic, p) for p in parts])
+    consumer.seek_to_beginning()
+    records: list[Any] = []
+    deadline, quiet = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline and quiet < 3:
+        batch = consumer.poll(timeout_ms=300)
+        got = [r for rs in batch.values() for r in rs]
+        records.extend(got)
+        quiet = 0 if got else quiet + 1
+        if expect is not None and len(records) >= expect and not got:
+            break
+    consumer.close()
+    return records
+
+
+def _trajectory_line(tracker: Any, subject: str, names: dict[int, str]) -> str:
+    comp = tracker.trajectory(subject, kind="composition")
+    steps = []
+    for time_, row in comp.iterrows():
+        top = int(row.idxmax())
+        steps.append((float(time_), top, float(row.max())))
+    # one entry per change of dominant community (plus the last), to keep it readable
+    kept = [s for i, s in enumerate(steps) if i == 0 or s[1] != steps[i - 1][1]]
+    if kept[-1] is not steps[-1]:
+        kept.append(steps[-1])
+    return " -> ".join(f"d{t:.0f} {names.get(c, f'C{c}')} {share:.0%}" for t, c, share in kept)
+
+
+def run_demo(out: Path, components: int = 8, report: bool = True) -> dict[str, Any]:
+    """Run the whole demo; return what it measured (used by the test)."""
+    from consumers.broker import EmbeddedBroker
+    from consumers.loop import ConsumerLoop, LoopConfig
+    from consumers.messages import encode_sample
+    from consumers.metrics import ConsumerMetrics
+    from consumers.microbiome import MicrobiomeApp
+    from onlinenmf.datasets import load_ecam
+
+    started = time.monotonic()
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "checkpoints"
+    for old in ckpt_dir.glob("*.ckpt"):  # a rerun starts a fresh model, like the broker
+        old.unlink()
+    table = load_ecam()
+    print(f"ECAM: {table.n_samples} samples of {table.metadata['subject'].nunique()} infants, "
+          f"{table.n_features} taxa (ASVs)")
+    with EmbeddedBroker(log_path=out / "broker.log") as broker:
+        print(f"broker (Tansu, in memory) on {broker.bootstrap}")
+        from kafka import KafkaProducer
+        from kafka.admin import KafkaAdminClient
+        from tqdm import tqdm
+
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        # one partition: records reach the model in one order, so every run of the demo
+        # learns the same communities (with several, the interleaving follows the polls)
+        admin.create_topics({TOPIC: {"num_partitions": 1, "replication_factor": 1}})
+        admin.close()
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
+        for rec in tqdm(table.records(), total=table.n_samples, unit="sample",
+                        desc=f"replay -> {TOPIC}"):
+            producer.send(TOPIC, key=rec["subject"].encode(), value=encode_sample(
+                rec["subject"], rec["time"], rec["sample_id"], rec["counts"], rec["meta"]))
+        producer.flush(30)
+        producer.close()
+
+        metrics = ConsumerMetrics()
+        app = MicrobiomeApp(model_params={"n_components": components, "beta": 1,
+                                          "refresh_every": 50, "seed": 0},
+                            output_topic=OUTPUT, model_topic=MODEL)
+        loop = ConsumerLoop(app, LoopConfig(
+            bootstrap_servers=broker.bootstrap, topics=[TOPIC], group_id="onlinenmf-demo",
+            checkpoint_dir=ckpt_dir, worker_id="demo", checkpoint_every=200,
+            exit_when_idle=2.0,
+            # Tansu joins a group in about session_timeout_ms / 2 (real Kafka: keep >= 6 s)
+            consumer_config={"session_timeout_ms": 2000, "heartbeat_interval_ms": 500},
+        ), metrics)
+        print("consuming until the stream is drained ...")
+        logging.getLogger("onlinenmf.consumer").setLevel(logging.WARNING)
+        loop.run()
+        outputs = _read_topic(broker.bootstrap, OUTPUT, expect=table.n_samples)
+        models = _read_topic(broker.bootstrap, MODEL, expect=None)
+    # the broker is stopped here; everything below works from what was collected
+
+    with open(out / "communities.jsonl", "w") as fh:
+        for r in outputs:
+            fh.write(r.value.decode() + "\n")
+    with open(out / "model_versions.jsonl", "w") as fh:
+        for r in models:
+            fh.write(r.value.decode() + "\n")
+
+    model, tracker = app.model, app.tracker
+    comps = model.components(top=4)
+    names = {c: f"C{c}" for c in comps}
+    print(f"\n{len(comps)} communities after {model.samples_learned} samples "
+          f"(model version {model.model_version}), top taxa by share:")
+    for c, feats in comps.items():
+        taxa = ", ".join(f"{table.taxon_name(f, unique=False)} {w:.0%}" for f, w in feats)
+        print(f"  C{c:<3} {taxa}")
+    print("\ntrajectories (dominant community by day of life, with its share):")
+    for subject in SUBJECTS:
+        if subject in tracker:
+            print(f"  {subject}: {_trajectory_line(tracker, subject, names)}")
+    growth = tracker.growth_table()
+    elapsed_stream = (loop.last_record_time or 0) - (loop.first_record_time or 0)
+    summary = {
+        "samples_produced": table.n_samples,
+        "output_records": len(outputs),
+        "model_versions": len(models),
+        "samples_learned": int(model.samples_learned),
+        "checkpoints": loop.checkpoints_written,
+        "dead_letters": sum(loop.dead_letter_counts.values()),
+        "subjects": len(tracker),
+        "growth_rows": len(growth),
+        "stream_seconds": round(elapsed_stream, 2),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if report:
+        from onlinenmf.report import write_report
+
+        write_report(tracker, out / "report.html", labels={
+            f: table.taxon_name(f) for f in model.features}, title="ECAM through Kafka")
+    print(f"\n{len(outputs)} community records, {len(models)} model versions, "
+          f"{loop.checkpoints_written} checkpoints; {summary['dead_letters']} dead letters")
+    print(f"outputs in {out.resolve()}/: communities.jsonl, model_versions.jsonl, summary.json, "
+          f"checkpoints/ (onlinenmf inspect --checkpoint-dir {out}/checkpoints --json)"
+          + (", report.html" if report else ""))
+    print(f"demo done in {time.monotonic() - started:.0f} s; broker stopped")
+    return summary
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the Kafka demo on the bundled ECAM cohort."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # shutdown chatter of the clients
+    summary = run_demo(args.out, args.components, report=not args.no_report)
+    return 0 if summary["samples_learned"] == summary["samples_produced"] else 1
