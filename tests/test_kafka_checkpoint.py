@@ -135,3 +135,25 @@ def test_app_state_round_trip_is_bit_exact(track):
         # the warm starts matter: without them W differs (so they must be checkpointed)
         cold = run(set(), forget_warm_at=250)
         assert not np.array_equal(cold.model.W, straight.model.W)
+
+
+def test_engine_refusal_is_a_rejected_dead_letter_and_leaves_no_trace():
+    from consumers.messages import BadMessage
+
+    app = MicrobiomeApp(model_params={"n_components": 3, "refresh_every": 10, "seed": 0})
+    app.restore(None)
+    stream = _stream(30)
+    for i, payload in enumerate(stream[:20]):
+        app.process(app.decode(payload), Source("t", 0, i, None, None, "w"))
+    before = app.snapshot()
+
+    def refuse(*args, **kwargs):
+        raise ValueError("time 'tuesday' is neither a number nor a timestamp")
+
+    app.tracker.learn_one = refuse
+    with pytest.raises(BadMessage) as info:
+        app.process(app.decode(stream[20]), Source("t", 0, 20, None, None, "w"))
+    assert info.value.kind == "rejected" and "tuesday" in str(info.value)
+    assert isinstance(info.value.__cause__, ValueError)
+    del app.tracker.learn_one
+    assert app.snapshot() == before

@@ -8,8 +8,12 @@ import json
 import signal
 import threading
 import time
+import urllib.request
 from collections import Counter
 
+from prometheus_client.parser import text_string_to_metric_families
+
+from consumers.broker import free_port
 from consumers.checkpoint import CheckpointStore
 from tests.kafka_broker import (
     FAST_GROUP_FLAGS,
@@ -47,10 +51,12 @@ def test_consumer_survives_a_frozen_broker(private_broker, tmp_path):
         bootstrap, topic, _paced(synthetic_messages(N, seed=31, start=BACKLOG), RATE))))
     outputs = TopicReader(bootstrap, topic + ".out")
     log = tmp_path / "consumer.log"
+    metrics_port = free_port()
     consumer = spawn("consume", "microbiome", "--bootstrap-servers", bootstrap,
                      "--topic", topic, "--group", unique("g"), "--checkpoint-dir", str(ckpt),
                      "--worker-id", "w", "--output-topic", topic + ".out", "--model-topic", "",
                      "--no-track",  # loop semantics under test; the tracker costs time
+                     "--metrics-port", str(metrics_port),
                      "--checkpoint-every", "500", "--checkpoint-interval", "1",
                      "--flush-timeout", "2",  # shorter than the outage: checkpoints wait
                      "--log-level", "DEBUG", *FAST_GROUP_FLAGS, log=log)
@@ -72,6 +78,8 @@ def test_consumer_survives_a_frozen_broker(private_broker, tmp_path):
             return header is not None and header["learned"] == expected
 
         wait_for(all_learned, timeout=120, interval=0.3, what="every record in a checkpoint")
+        scrape = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
+                                        timeout=10).read().decode()
         consumer.send_signal(signal.SIGTERM)
         assert consumer.wait(timeout=30) == 0
         outputs.drain(idle=1.0)
@@ -90,3 +98,15 @@ def test_consumer_survives_a_frozen_broker(private_broker, tmp_path):
                 json.loads(m.value())["source"]["offset"]) for m in outputs.messages}
     missing = set(produced) - sources
     assert not missing, f"{len(missing)} offsets without output, e.g. {sorted(missing)[:5]}"
+
+    # the --metrics-port endpoint of the consumer process saw it all
+    samples = {}
+    for family in text_string_to_metric_families(scrape):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(sample)
+    handled = sum(s.value for s in samples["onlinenmf_records_consumed_total"])
+    assert handled >= BACKLOG + N  # records redone after a rollback count again
+    assert {s.labels["partition"] for s in samples["onlinenmf_consumer_lag_records"]} == {
+        "0", "1"}
+    assert all(s.value == 0 for s in samples["onlinenmf_consumer_lag_records"])
+    assert samples["onlinenmf_checkpoint_duration_seconds_count"][0].value >= 1
