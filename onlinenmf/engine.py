@@ -198,6 +198,12 @@ class OnlineNMF:
             self.k_max = max(2 * int(self.n_components), int(self.k_min))
         if not isinstance(self.k_max, int | np.integer) or self.k_max < self.k_min:
             raise ValueError(f"k_max must be an integer >= k_min={self.k_min}, got {self.k_max!r}")
+        if self.adapt_rank and self.beta == 0:
+            raise ValueError(
+                "adapt_rank supports beta=1 and beta=2: Itakura-Saito is scored on the non-zero "
+                "entries only, so the scale of h (hence a component's relevance) is not tied "
+                "to the data"
+            )
         if self.adapt_rank and not self.k_min <= self.n_components <= self.k_max:
             raise ValueError(f"n_components={self.n_components} must be in k_min..k_max = "
                              f"{self.k_min}..{self.k_max}")
@@ -346,6 +352,9 @@ class OnlineNMF:
         new = [name for name in dict.fromkeys(names) if name not in self._index]
         if not new:
             return
+        # A canonical order (by type, then value), so that the rows, and every sum over them,
+        # do not depend on the order of a sample's keys or a matrix's columns.
+        new.sort(key=lambda name: (type(name).__name__, name))
         rows = self._new_rows(new)
         self._grow(len(new))
         start = self._m
@@ -370,7 +379,9 @@ class OnlineNMF:
             found = [self._index.get(name, -1) for name in names]
         rows = np.array(found, dtype=np.int64)
         keep = (values > 0) & (rows >= 0)
-        return np.ascontiguousarray(rows[keep]), np.ascontiguousarray(values[keep])
+        rows, values = rows[keep], values[keep]
+        order = np.argsort(rows)  # sums over the sample in row order: key order cannot matter
+        return rows[order], values[order]
 
     def _matrix_rows(self, X, features, register: bool) -> sp.csr_matrix:
         """Validate a matrix; return it as CSR whose column indices are dictionary rows."""
@@ -380,16 +391,17 @@ class OnlineNMF:
         mapping = np.fromiter((self._index.get(n, -1) for n in names), np.int64, len(names))
         columns = mapping[matrix.indices]
         keep = columns >= 0
-        if not keep.all():  # unknown features (transform only) are ignored
+        shape = (matrix.shape[0], max(self._m, 1))
+        if keep.all():
+            mapped = sp.csr_matrix((matrix.data, columns, matrix.indptr), shape=shape)
+        else:  # unknown features (transform only) are ignored
             row_of = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
             counts = np.bincount(row_of[keep], minlength=matrix.shape[0])
             indptr = np.concatenate([[0], np.cumsum(counts)])
-            return sp.csr_matrix(
-                (matrix.data[keep], columns[keep], indptr), shape=(matrix.shape[0], max(self._m, 1))
-            )
-        return sp.csr_matrix(
-            (matrix.data, columns, matrix.indptr), shape=(matrix.shape[0], max(self._m, 1))
-        )
+            mapped = sp.csr_matrix((matrix.data[keep], columns[keep], indptr), shape=shape)
+        mapped.has_sorted_indices = False
+        mapped.sort_indices()  # each row in dictionary-row order, as _sample_rows gives it
+        return mapped
 
     def _warm_vector(self, warm_start: Mapping | None, values: np.ndarray) -> np.ndarray | None:
         if warm_start is None:

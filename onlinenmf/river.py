@@ -254,13 +254,13 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
         if not x:  # the engine refuses empty samples; river pipelines can produce them
             H = self._engine.learn_many(np.zeros((1, 0)), features=[])
             return dict(zip(self._engine.component_ids, map(float, H[0])))
-        return self._engine.learn_one(_canonical(x))
+        return self._engine.learn_one(x)
 
     def transform_one(self, x: Mapping[Hashable, Any]) -> dict[int, float]:
         """Community weights ``{component id: weight}`` (read-only; all 0 before learning)."""
         if not x:
             return dict.fromkeys(self._engine.component_ids, 0.0)
-        return self._engine.transform_one(_canonical(x))
+        return self._engine.transform_one(x)
 
     def predict_one(self, x: Mapping[Hashable, Any]) -> int:
         """The id of the dominant community (the first one on ties, e.g. before learning)."""
@@ -275,16 +275,13 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
         zeros: fill them first (``X.fillna(0)``), a NaN raises ``ValueError``.
         """
         frame = _numeric_frame(X)
-        order = _canonical_order(frame.columns)
-        matrix = utils.dataframe.to_numpy(frame)[:, order]
-        self._engine.learn_many(matrix, features=[frame.columns[i] for i in order])
+        self._engine.learn_many(utils.dataframe.to_numpy(frame), features=list(frame.columns))
 
     def transform_many(self, X: Any) -> Any:
         """Community weights of every row, as a frame of the input's kind (and index)."""
         frame = _numeric_frame(X)
-        order = _canonical_order(frame.columns)
-        matrix = utils.dataframe.to_numpy(frame)[:, order]
-        H = self._engine.transform_many(matrix, features=[frame.columns[i] for i in order])
+        H = self._engine.transform_many(utils.dataframe.to_numpy(frame),
+                                        features=list(frame.columns))
         # The mapping form: river's array form fails on integer labels with pandas (narwhals
         # builds a schema from them); pandas keeps the int ids, other backends get strings.
         columns = {component: H[:, j] for j, component in enumerate(self._engine.component_ids)}
@@ -300,25 +297,6 @@ _ENGINE_PARAMETERS = (
 
 
 # ============================================================================ helpers
-def _sort_key(name: Hashable) -> tuple[str, str]:
-    return type(name).__name__, repr(name)
-
-
-def _canonical(x: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-    """The sample with its keys sorted.
-
-    The engine's result is independent of key order only up to rounding (new rows of W are
-    appended, and sums over a sample's entries are taken, in key order), and the inner solver
-    stops at a relative tolerance, so two key orders can differ in the trailing digits of tiny
-    weights. Sorting makes the output bit-identical for any key order (river's
-    ``check_shuffle_features_no_impact`` compares at 1e-6 relative, without absolute floor).
-    """
-    try:
-        return dict(sorted(x.items()))  # keys are unique: values are never compared
-    except TypeError:  # mixed str and int names
-        return dict(sorted(x.items(), key=lambda item: _sort_key(item[0])))
-
-
 def _numeric_frame(X: Any) -> Any:
     """The narwhals view of a frame whose columns are all numeric (or boolean).
 
@@ -336,13 +314,3 @@ def _numeric_frame(X: Any) -> Any:
                 continue
         raise ValueError(f"feature {name!r}: column of type {dtype} is not numeric")
     return frame
-
-
-def _canonical_order(columns: list) -> list[int]:
-    """Column positions in the order :func:`_canonical` gives a sample's keys."""
-    positions = range(len(columns))
-    try:
-        return sorted(positions, key=columns.__getitem__)
-    except TypeError:
-        return sorted(positions, key=lambda i: _sort_key(columns[i]))
-
