@@ -204,6 +204,12 @@ class OnlineNMF:
                 "entries only, so the scale of h (hence a component's relevance) is not tied "
                 "to the data"
             )
+        if self.adapt_rank and self.beta == 0:
+            raise ValueError(
+                "adapt_rank supports beta=1 and beta=2: Itakura-Saito is scored on the non-zero "
+                "entries only, so the scale of h (hence a component's relevance) is not tied "
+                "to the data"
+            )
         if self.adapt_rank and not self.k_min <= self.n_components <= self.k_max:
             raise ValueError(f"n_components={self.n_components} must be in k_min..k_max = "
                              f"{self.k_min}..{self.k_max}")

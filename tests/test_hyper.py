@@ -234,7 +234,8 @@ def test_rank_stays_within_bounds(small):
     ("options", "message"),
     [({"k_min": 0}, "k_min"), ({"k_max": 3}, "k_max"), ({"n_components": 9, "k_max": 8},
      "n_components"), ({"reestimate_every": 0}, "reestimate_every"),
-     ({"ard_strength": -1.0}, "ard_strength"), ({"adapt_rank": "yes"}, "adapt_rank")],
+     ({"ard_strength": -1.0}, "ard_strength"), ({"adapt_rank": "yes"}, "adapt_rank"),
+     ({"beta": 0}, "Itakura-Saito")],
 )
 def test_bad_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
@@ -250,3 +251,12 @@ def test_uniform_l1_under_kl_only_rescales_h(small):
     model._l1 = np.full(3, 0.5)
     shrunk = np.array(list(model.transform_one(x).values()))
     assert np.allclose(shrunk, free / 1.5, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(("beta", "rank"), [(2, True), (0, False)])
+def test_other_losses_run_adaptive_and_round_trip(small, beta, rank):
+    model = adaptive_model(beta=beta, adapt_rank=rank)
+    model.learn_many(small.X, features=small.features)
+    assert np.isfinite(model.W).all() and np.allclose(model.W.sum(axis=0), 1.0)
+    assert OnlineNMF.from_bytes(model.to_bytes()) == model
+    assert (model.n_components < 6) == rank  # three planted communities
