@@ -9,7 +9,7 @@ consumer's own Prometheus histogram. Also shown: the application alone (no Kafka
 separate the engine's cost from the transport's.
 
 Two streams: small synthetic samples (4-20 taxa) and the ECAM cohort replayed (real
-samples, ~100-300 taxa each). Each number is the best of two runs. Prints a table; asserts
+samples, 7-398 taxa, 56 on average). Each number is the best of two runs. Prints a table; asserts
 nothing (speed varies with the host).
 
 Run: ``python -m benchmarks kafka`` (ONLINENMF_BENCH_KAFKA_N sets the message count).
