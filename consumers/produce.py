@@ -215,6 +215,9 @@ def run(args: argparse.Namespace) -> int:
                 if ahead > 0:
                     time.sleep(ahead)
         producer.flush(timeout=60)
+    except (ValueError, KeyError, OSError) as err:  # the table or metadata is unusable
+        print(f"onlinenmf produce: {err}", file=sys.stderr)
+        return 2
     finally:
         producer.close(timeout=10)
     if failures:
