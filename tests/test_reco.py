@@ -418,3 +418,34 @@ def test_pure_python_kernels_give_the_same_model():
         assert outputs[0][-1] == 0 and outputs[1][-1] == 1  # interpreted, then compiled
         interpreted, compiled = (np.frombuffer(o[:-1]) for o in outputs)
         np.testing.assert_allclose(interpreted, compiled, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("params", [{"rating_range": (0, 10)},
+                                    {"feedback": "implicit", "refresh_every": 10}])
+def test_consumer_app_restored_from_its_snapshot_continues_identically(params):
+    """What a restart from a checkpoint relies on: restore(snapshot()) then the same records
+    give the same outputs and the same model (explicit and implicit)."""
+    from consumers.loop import Source
+    from consumers.reco import RecoApp, encode_rating
+
+    rng = np.random.default_rng(1)
+    values = [encode_rating(f"u{rng.integers(30)}", int(rng.integers(40)),
+                            float(rng.integers(1, 11)), t) for t in range(400)]
+
+    def feed(app, start, stop):
+        out = []
+        for offset in range(start, stop):
+            src = Source("r", 0, offset, None, None, "w")
+            out += app.process(app.decode(values[offset]), src).outputs
+        return out
+
+    kwargs = {"model_params": {"n_components": 3, **params}, "recommend_every": 50,
+              "top_n": 4}
+    straight = RecoApp(**kwargs)
+    straight.restore(None)
+    first = feed(straight, 0, 170)
+    restarted = RecoApp(**kwargs)
+    restarted.restore(straight.snapshot())
+    assert feed(restarted, 170, 400) == feed(straight, 170, 400)
+    assert restarted.model == straight.model
+    assert any(topic == "reco.recommendations" for topic, _, _ in first)
