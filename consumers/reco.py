@@ -4,9 +4,10 @@ Plugged into :class:`consumers.loop.ConsumerLoop` (checkpoints + offsets, dead l
 metrics, SIGKILL safety come from the loop). Per valid input record it first predicts the
 rating with the current model (the prequential prediction, for monitoring), then learns the
 event, and emits one prediction record (key = user). Every ``recommend_every`` learned events
-it also emits the top-N items of each user active since the last emission (at most
-``max_active`` users, the most recent ones) to the recommendations topic (key = user). The
-schedule counts events, not seconds, so that a replay after a crash emits the same records.
+and/or every ``recommend_interval`` seconds of *event* time, it also emits the top-N items of
+each user active since the last emission (at most ``max_active`` users, the most recent ones)
+to the recommendations topic (key = user). The schedule counts events or event time, never
+the wall clock, so that a replay after a crash emits the same records.
 
 Input (topic ``reco.ratings``, key = user), JSON; unknown fields are refused::
 
@@ -201,6 +202,9 @@ class RecoApp:
         Where prediction and recommendation records go (``None``: not produced).
     recommend_every : int
         Learned events between two emissions of recommendations (0: never).
+    recommend_interval : float, optional
+        Also emit when the event time (the input's ``time``, in seconds) has advanced by this
+        much since the last emission (or since the first event).
     top_n : int
         Items per recommendation record.
     max_active : int
@@ -217,6 +221,7 @@ class RecoApp:
         output_topic: str | None = DEFAULT_OUTPUT,
         recommendations_topic: str | None = DEFAULT_RECOMMENDATIONS,
         recommend_every: int = 1000,
+        recommend_interval: float | None = None,
         top_n: int = 10,
         max_active: int = 1000,
         exclude_seen: bool = True,
@@ -226,28 +231,32 @@ class RecoApp:
         self.output_topic = output_topic
         self.recommendations_topic = recommendations_topic
         self.recommend_every = recommend_every
+        self.recommend_interval = recommend_interval
         self.top_n = top_n
         self.max_active = max_active
         self.exclude_seen = exclude_seen
         self.max_bytes = max_bytes
         self.model: Any = None
         self.active: dict[str | int, None] = {}  # insertion-ordered set, most recent last
+        self.last_emission: float | None = None  # event time of the last emission
 
     # ------------------------------------------------------------------ state
     def restore(self, blobs: Mapping[str, bytes] | None) -> None:
         from onlinenmf.reco import RecoNMF  # the engine is imported only here
 
-        self.active = {}
+        self.active, self.last_emission = {}, None
         if blobs is None:
             self.model = RecoNMF(**self.model_params)
             return
         self.model = RecoNMF.from_bytes(blobs["reco"], source="checkpoint:reco")
         state = _STATE_DEC.decode(blobs["app"])
         self.active = dict.fromkeys(state["active"])
+        self.last_emission = state.get("last_emission")
 
     def snapshot(self) -> dict[str, bytes]:
         return {"reco": self.model.to_bytes(),  # not "model": that name holds an OnlineNMF
-                "app": _STATE_ENC.encode({"active": list(self.active)})}
+                "app": _STATE_ENC.encode({"active": list(self.active),
+                                          "last_emission": self.last_emission})}
 
     def summary(self) -> dict[str, Any]:
         model = self.model
@@ -290,7 +299,13 @@ class RecoApp:
         self.active[rating.user] = None
         while len(self.active) > self.max_active:
             del self.active[next(iter(self.active))]
-        if self.recommend_every and model.events_learned % self.recommend_every == 0:
+        due = bool(self.recommend_every) and model.events_learned % self.recommend_every == 0
+        if self.recommend_interval:
+            if self.last_emission is None:
+                self.last_emission = rating.time
+            due = due or rating.time - self.last_emission >= self.recommend_interval
+        if due:
+            self.last_emission = rating.time
             outputs.extend(self.recommendations(source.worker))
         return Result(outputs, error * error if model.explicit else None)
 
@@ -324,6 +339,8 @@ def add_reco_arguments(parser: argparse.ArgumentParser) -> None:
                help="events between item refreshes (reco; default 1 explicit, 100 implicit)")
     add_option(group, "--recommend-every", type=int, default=1000,
                help="events between two emissions of recommendations; 0: never (reco)")
+    add_option(group, "--recommend-interval", type=float, default=None,
+               help="also emit recommendations every this many seconds of event time (reco)")
     add_option(group, "--top-n", type=int, default=10, help="items per recommendation (reco)")
     add_option(group, "--max-active", type=int, default=1000,
                help="users recommended for per emission, the most recent (reco)")
@@ -356,6 +373,7 @@ def reco_app(args: argparse.Namespace) -> RecoApp:
         output_topic=args.output_topic or None,
         recommendations_topic=args.model_topic or None,
         recommend_every=args.recommend_every,
+        recommend_interval=args.recommend_interval,
         top_n=args.top_n,
         max_active=args.max_active,
         max_bytes=args.max_message_bytes,

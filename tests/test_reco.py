@@ -449,3 +449,19 @@ def test_consumer_app_restored_from_its_snapshot_continues_identically(params):
     assert feed(restarted, 170, 400) == feed(straight, 170, 400)
     assert restarted.model == straight.model
     assert any(topic == "reco.recommendations" for topic, _, _ in first)
+
+
+def test_recommendations_on_an_event_time_schedule():
+    from consumers.loop import Source
+    from consumers.reco import RecoApp, encode_rating
+
+    app = RecoApp(model_params={"rating_range": (0, 10)}, recommend_every=0,
+                  recommend_interval=100.0, top_n=2)
+    app.restore(None)
+    emitted = []
+    for t in range(0, 400, 7):  # event times 0, 7, ..., 399 seconds
+        result = app.process(app.decode(encode_rating(f"u{t % 5}", f"i{t % 9}", 5, t)),
+                             Source("r", 0, t, None, None, "w"))
+        if any(topic == "reco.recommendations" for topic, _, _ in result.outputs):
+            emitted.append(t)
+    assert emitted == [105, 210, 315]  # the first event at or after each 100 s step
