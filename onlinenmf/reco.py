@@ -13,7 +13,7 @@ the stream, in one of two modes:
     (``sum w [1,p_u][1,p_u]^T``, ``sum w [1,p_u] (r - b_u)``; mu is subtracted at solve time)
     from which ``[b_i, q_i]`` is re-solved every ``refresh_every`` events (1: at once).
     ``solver="sgd"`` replaces both solves by one projected stochastic-gradient step (kept for
-    comparison: it measured worse, see the README).
+    comparison: it measured worse, see :class:`RecoNMF` Notes).
     Predictions are clipped to ``rating_range``.
 
 ``feedback="implicit"`` (counts, purchases)
@@ -21,8 +21,9 @@ the stream, in one of two modes:
     the observed (all positive) entries would learn that everything is liked. Each user is a
     sample of the engine :class:`onlinenmf.OnlineNMF` (KL divergence, the Poisson likelihood of
     counts): ``x_u = {item: sum of transformed values}`` over the user's bounded history,
-    ``h_u`` solved at each of the user's events, the item dictionary ``W``
-    refreshed from the engine's forgetful statistics. Scores are ``(W h_u)_i``.
+    ``h_u`` solved at each of the user's events, the item dictionary ``W`` refreshed from the
+    engine's forgetful statistics. Scores are ``(W h_u)_i``, with ``h_u`` re-solved against
+    the current ``W`` when it was refreshed since the user's last event.
 
 Cold start: an unknown user gets ``mu + b_i`` (explicit) or item popularity (implicit); an
 unknown item gets ``mu + b_u``; before any event, predictions are the middle of the rating
