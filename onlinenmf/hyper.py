@@ -96,8 +96,8 @@ PRUNE_SHARE = 0.01
 #: Births need this many of the worst recent residuals pointing the same way (cosine >= 0.5).
 STRUCTURE_MIN = 3
 #: Births need the window loss above this multiple of its floor (the level reached when the
-#: model fitted well; it follows a lower level at once and a higher one slowly) for
-#: ``BIRTH_PATIENCE`` consecutive refreshes.
+#: model fitted well; it moves FLOOR_DOWN of the way to a lower window, and follows higher
+#: ones over 16 memory lengths) for ``BIRTH_PATIENCE`` consecutive refreshes.
 BIRTH_RATIO = 1.5
 FLOOR_DOWN = 0.25
 BIRTH_PATIENCE = 2
