@@ -47,11 +47,13 @@ import pandas as pd
 from scipy.special import ndtri
 
 from onlinenmf import snapshot
+from onlinenmf._growth import growth_fits
 from onlinenmf.engine import OnlineNMF
 
 __all__ = ["GrowthEstimate", "Tracker", "record_fields", "theil_sen"]
 
 _TIMESTAMP_TYPES = (_dt.datetime, _dt.date, np.datetime64, pd.Timestamp, str)
+_Z95 = float(ndtri((1.0 - 0.95) / 2.0))  # normal quantile of the 95 % growth interval
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,37 @@ class _Subject:
     samples: list[dict | None] = field(default_factory=list)
     versions: list[int] = field(default_factory=list)
     last_time: float = -math.inf  # latest time seen (for TTL and the in-order test)
+    # ``weights`` as one array (rows in step with it, columns = ``ids`` sorted, NaN where a
+    # component did not exist), so a growth fit does not rebuild it from the dicts each
+    # sample. None: stale, rebuilt when next read. Not part of the snapshot.
+    dense: np.ndarray | None = field(default=None, repr=False)
+    ids: list[int] = field(default_factory=list, repr=False)
+    columns: dict[int, int] = field(default_factory=dict, repr=False)
+
+    def dense_weights(self) -> tuple[np.ndarray, list[int]]:
+        """The weights as an array (samples x ``ids``), built if stale."""
+        if self.dense is None:
+            self.ids = sorted(set().union(*self.weights))
+            self.columns = {c: j for j, c in enumerate(self.ids)}
+            dense = np.full((len(self.weights), len(self.ids)), np.nan)
+            for i, h in enumerate(self.weights):
+                for c, w in h.items():
+                    dense[i, self.columns[c]] = w
+            self.dense = dense
+        return self.dense, self.ids
+
+    def dense_insert(self, position: int, h: Mapping[int, float]) -> None:
+        """Keep :meth:`dense_weights` in step with ``weights.insert(position, h)``."""
+        if self.dense is None:
+            return
+        row = np.full((1, len(self.ids)), np.nan)
+        for c, w in h.items():
+            j = self.columns.get(c)
+            if j is None:  # a community new to this subject: rebuild when next read
+                self.dense = None
+                return
+            row[0, j] = w
+        self.dense = np.concatenate((self.dense[:position], row, self.dense[position:]))
 
 
 class Tracker:
@@ -335,6 +368,7 @@ class Tracker:
         position = bisect.bisect_right(state.times, value)
         state.times.insert(position, value)
         state.weights.insert(position, dict(h))
+        state.dense_insert(position, h)
         if self.reproject:
             state.samples.insert(position, sample)
             state.versions.insert(position, int(self.model.model_version))
@@ -347,6 +381,8 @@ class Tracker:
             state.last_time = value
         if len(state.times) > self.max_history:
             del state.times[0], state.weights[0]
+            if state.dense is not None:
+                state.dense = state.dense[1:]
             if self.reproject:
                 del state.samples[0], state.versions[0]
             self.metrics["history_dropped"] += 1
@@ -377,6 +413,8 @@ class Tracker:
         """Mirror the model's retire/birth events that happened since the last sample."""
         out = []
         for event in self.model.events[self._model_events_seen:]:
+            if event.get("component") is None:  # hyperparameter events (onlinenmf.hyper)
+                continue
             out.append(self._add_event({
                 "kind": event["kind"], "component": int(event["component"]), "subject": None,
                 "time": time, "detail": event.get("reason", ""),
@@ -463,6 +501,7 @@ class Tracker:
                 start = previous if previous is not None else state.weights[i]
                 state.weights[i] = self.model.transform_one(sample, warm_start=start)
                 state.versions[i] = version
+                state.dense = None
             previous = state.weights[i]
 
     def trajectory(self, subject: Hashable, kind: str = "weights") -> pd.DataFrame:
@@ -501,19 +540,16 @@ class Tracker:
         """
         state = self._state_of(subject)
         self._reproject(state)
-        times = np.asarray(state.times)
-        start = 0 if self.window is None else bisect.bisect_left(state.times,
-                                                                  times[-1] - self.window)
-        times = times[start:]
-        if len(times) < self.min_points:
+        start = 0 if self.window is None else bisect.bisect_left(
+            state.times, state.times[-1] - self.window)
+        if len(state.times) - start < self.min_points:
             return {}
-        window = state.weights[start:]
-        ids = sorted(set().union(*window))
-        column = {c: j for j, c in enumerate(ids)}
-        values = np.full((len(window), len(ids)), np.nan)  # NaN: not in the model then
-        for i, h in enumerate(window):
-            for c, w in h.items():
-                values[i, column[c]] = w
+        dense, ids = state.dense_weights()
+        values = dense[start:]
+        gone = np.isnan(values).all(axis=0)  # communities held but not in the window
+        if gone.any():
+            values = values[:, ~gone]
+            ids = [c for c, g in zip(ids, gone.tolist()) if not g]
         totals = np.nansum(values, axis=1)
         if self.growth_of == "composition":
             values = values / np.where(totals > 0, totals, 1.0)[:, None]
@@ -522,30 +558,14 @@ class Tracker:
             floor = self.detection * float(totals.mean())
         if not floor > 0:
             return {}
-        alive = ~np.isnan(values)  # a component not in the model at that time is skipped
-        above = (np.where(alive, values, 0.0) > floor).sum(axis=0)
-        out = {}
-        logs = np.log(np.maximum(np.nan_to_num(values, nan=floor), floor))
-        full = alive.all(axis=0)
-        chosen = [j for j in range(len(ids)) if above[j] >= self.min_points]
-        together = [j for j in chosen if full[j]]
-        if together:  # the common case: one vectorised pass over the components
-            slope, low, high = theil_sen(times, logs[:, together])
-            for position, j in enumerate(together):
-                if np.isfinite(slope[position]):
-                    out[ids[j]] = GrowthEstimate(float(slope[position]), float(low[position]),
-                                                 float(high[position]), len(times))
-        for j in chosen:
-            if full[j]:
-                continue
-            rows = alive[:, j]
-            if rows.sum() < self.min_points:
-                continue
-            slope, low, high = theil_sen(times[rows], logs[rows, j][:, None])
-            if np.isfinite(slope[0]):
-                out[ids[j]] = GrowthEstimate(float(slope[0]), float(low[0]), float(high[0]),
-                                             int(rows.sum()))
-        return dict(sorted(out.items()))
+        # NaN (a component not in the model at that time) at the floor; those rows are
+        # skipped by the fit, which takes a component's rows where it existed.
+        logs = np.log(np.fmax(values, floor))
+        slope, low, high, points = growth_fits(np.array(state.times[start:]), values, logs,
+                                               floor, self.min_points, _Z95)
+        return {ids[j]: GrowthEstimate(float(slope[j]), float(low[j]), float(high[j]),
+                                       int(points[j]))
+                for j in np.flatnonzero(np.isfinite(slope)).tolist()}
 
     def growth_table(self) -> pd.DataFrame:
         """Growth of every (subject, community): columns subject, component, rate, low, high,

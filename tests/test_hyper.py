@@ -255,3 +255,18 @@ def test_other_losses_run_adaptive_and_round_trip(small, beta, rank):
     assert np.isfinite(model.W).all() and np.allclose(model.W.sum(axis=0), 1.0)
     assert OnlineNMF.from_bytes(model.to_bytes()) == model
     assert (model.n_components < 6) == rank  # three planted communities
+
+
+def test_tracker_follows_an_adaptive_model():
+    from onlinenmf import Tracker
+    from onlinenmf.datasets import make_longitudinal_stream
+
+    s = make_longitudinal_stream(n_subjects=30, n_times=20, seed=0)
+    tracker = Tracker(OnlineNMF(n_components=12, beta=1, seed=0, refresh_every=50,
+                                forget_factor=0.995, adapt_rank=True, adapt_forgetting=True))
+    for i in range(s.X.shape[0]):
+        tracker.learn_one(s.sample(i), subject=s.subjects[i], time=float(s.times[i]))
+    assert tracker.model.n_components == 8  # the planted communities
+    retired = {e["component"] for e in tracker.model.events if e["kind"] == "prune"}
+    assert len(retired) == 4 and not retired & set(tracker.model.component_ids)
+    assert tracker.growth(s.subjects[0])  # growth rates still come out per component id
