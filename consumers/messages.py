@@ -44,6 +44,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -112,11 +113,14 @@ class Sample:
     meta: dict[str, Any] | None = field(default=None)
 
 
-def parse_time(value: float | str) -> float:
-    """Days as a float: numbers pass through, ISO-8601 strings become days since 1970 UTC.
+def parse_time(value: float | str, unit_seconds: float = 86400.0) -> float:
+    """A time as a float: numbers pass through (already in the stream's unit), ISO-8601
+    strings become units (days by default) since 1970-01-01 UTC.
 
     >>> parse_time(12), parse_time("1970-01-03"), parse_time("1970-01-01T12:00:00+00:00")
     (12.0, 2.0, 0.5)
+    >>> parse_time("1970-01-02", unit_seconds=1.0)
+    86400.0
     """
     if isinstance(value, str):
         try:
@@ -125,11 +129,25 @@ def parse_time(value: float | str) -> float:
             raise BadMessage("bad_time", f"time {value!r} is not an ISO-8601 date") from None
         if when.tzinfo is None:  # naive times are read as UTC, so replays are reproducible
             when = when.replace(tzinfo=UTC)
-        return (when - _EPOCH).total_seconds() / 86400.0
-    days = float(value)
-    if not math.isfinite(days):
+        return (when - _EPOCH).total_seconds() / unit_seconds
+    number = float(value)
+    if not math.isfinite(number):
         raise BadMessage("bad_time", f"time {value!r} is not finite")
-    return days
+    return number
+
+
+def decode_json(payload: bytes | None, decoder: msgspec.json.Decoder, max_bytes: int,
+                diagnose: Callable[[bytes, msgspec.DecodeError], BadMessage]) -> Any:
+    """The checks every input topic shares: a value (not a tombstone), at most ``max_bytes``,
+    decodable by the schema's ``decoder``; a refusal becomes ``diagnose``'s BadMessage."""
+    if payload is None:
+        raise BadMessage("schema", "the message has no value (tombstone)")
+    if len(payload) > max_bytes:
+        raise BadMessage("oversize", f"message of {len(payload)} bytes exceeds {max_bytes}")
+    try:
+        return decoder.decode(payload)
+    except msgspec.DecodeError as err:
+        raise diagnose(payload, err) from None
 
 
 def decode_sample(
@@ -150,14 +168,7 @@ def decode_sample(
     ...     print(err.kind, "|", err)
     empty_counts | counts is empty
     """
-    if payload is None:
-        raise BadMessage("schema", "the message has no value (tombstone)")
-    if len(payload) > max_bytes:
-        raise BadMessage("oversize", f"message of {len(payload)} bytes exceeds {max_bytes}")
-    try:
-        msg = _DECODER.decode(payload)
-    except msgspec.DecodeError as err:
-        raise _diagnose(payload, err) from None
+    msg = decode_json(payload, _DECODER, max_bytes, _diagnose)
     if len(msg.counts) > max_features:
         raise BadMessage(
             "too_many_features", f"{len(msg.counts)} taxa exceed the limit of {max_features}"

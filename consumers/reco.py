@@ -45,13 +45,12 @@ import json
 import math
 import sys
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
 
 from consumers.loop import Result, Source
-from consumers.messages import DEFAULT_MAX_BYTES, BadMessage
+from consumers.messages import DEFAULT_MAX_BYTES, BadMessage, decode_json, parse_time
 from consumers.options import add_option
 
 __all__ = ["RecoApp", "Rating", "RatingMessage", "decode_rating", "encode_rating",
@@ -118,21 +117,6 @@ _DECODER = msgspec.json.Decoder(RatingMessage)
 _ENC = msgspec.json.Encoder()
 _STATE_ENC = msgspec.msgpack.Encoder()
 _STATE_DEC = msgspec.msgpack.Decoder(dict[str, Any])
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _seconds(value: float | str) -> float:
-    if isinstance(value, str):
-        try:
-            when = datetime.fromisoformat(value)
-        except ValueError:
-            raise BadMessage("bad_time", f"time {value!r} is not an ISO-8601 date") from None
-        if when.tzinfo is None:  # naive times are read as UTC, so replays are reproducible
-            when = when.replace(tzinfo=UTC)
-        return (when - _EPOCH).total_seconds()
-    if not math.isfinite(value):
-        raise BadMessage("bad_time", f"time {value!r} is not finite")
-    return float(value)
 
 
 def decode_rating(payload: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES) -> Rating:
@@ -147,15 +131,10 @@ def decode_rating(payload: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES) -> 
     ...     print(err.kind, "|", err)
     bad_value | value is NaN
     """
-    if payload is None:
-        raise BadMessage("schema", "the record has no value (a tombstone)")
-    if len(payload) > max_bytes:
-        raise BadMessage("oversize", f"{len(payload)} bytes exceeds the limit of {max_bytes}")
-    try:
-        message = _DECODER.decode(payload)
-    except msgspec.DecodeError as err:
-        raise _diagnose(payload, err) from err
-    return Rating(message.user, message.item, float(message.value), _seconds(message.time))
+    message = decode_json(payload, _DECODER, max_bytes, _diagnose)
+    # ratings carry Unix seconds (ISO-8601 strings are converted to seconds)
+    return Rating(message.user, message.item, float(message.value),
+                  parse_time(message.time, unit_seconds=1.0))
 
 
 def _diagnose(payload: bytes, err: msgspec.DecodeError) -> BadMessage:

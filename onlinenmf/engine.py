@@ -921,10 +921,7 @@ class OnlineNMF:
     def __eq__(self, other: object) -> bool:  # used by tests of bit-exact round trips
         if type(other) is not type(self):
             return NotImplemented
-        mine, theirs = self._state(), other._state()
-        return mine[1] == theirs[1] and mine[0].keys() == theirs[0].keys() and all(
-            np.array_equal(mine[0][key], theirs[0][key]) for key in mine[0]
-        )
+        return snapshot.same_state(self, other)
 
     __hash__ = None  # type: ignore[assignment]
 

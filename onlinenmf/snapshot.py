@@ -82,6 +82,15 @@ def loads(data: bytes, source: str = "<bytes>") -> tuple[dict[str, np.ndarray], 
     return arrays, meta
 
 
+def same_state(a: Any, b: Any) -> bool:
+    """Whether two models hold the same state, bit for bit: their ``_state()`` (arrays, JSON
+    metadata) are equal. The ``__eq__`` of every snapshotable model."""
+    (arrays_a, meta_a), (arrays_b, meta_b) = a._state(), b._state()
+    return meta_a == meta_b and arrays_a.keys() == arrays_b.keys() and all(
+        np.array_equal(arrays_a[key], arrays_b[key]) for key in arrays_a
+    )
+
+
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temp file, fsync, rename, fsync the folder."""
     target = Path(path)
