@@ -412,11 +412,15 @@ class OnlineNMF:
     def _warm_vector(self, warm_start: Mapping | None, values: np.ndarray) -> np.ndarray | None:
         if warm_start is None:
             return None
-        h = np.zeros(len(self._component_ids))
-        position = {c: j for j, c in enumerate(self._component_ids)}
-        for component, value in warm_start.items():
-            if component in position and np.isfinite(value) and value > 0:
-                h[position[component]] = float(value)
+        if list(warm_start) == self._component_ids:  # the usual case: the previous h
+            h = np.array(list(warm_start.values()), dtype=np.float64)
+            h[~(np.isfinite(h) & (h > 0))] = 0.0
+        else:
+            h = np.zeros(len(self._component_ids))
+            position = {c: j for j, c in enumerate(self._component_ids)}
+            for component, value in warm_start.items():
+                if component in position and np.isfinite(value) and value > 0:
+                    h[position[component]] = float(value)
         if self.beta != 2:  # keep every entry positive: multiplicative and Newton steps need it
             cold = np.empty_like(h)
             solve.initial_h(self.beta, values, self._colsum, cold)
