@@ -28,7 +28,12 @@ SUBCOMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="onlinenmf", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="onlinenmf",
+        description="Streaming non-negative matrix factorization: run the demo, the embedded "
+        "broker, replay a table into Kafka, consume it with the engine, inspect a checkpoint, "
+        "write the HTML report.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module_name in SUBCOMMANDS.items():
         try:
