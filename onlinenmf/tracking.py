@@ -47,7 +47,7 @@ import pandas as pd
 from scipy.special import ndtri
 
 from onlinenmf import snapshot
-from onlinenmf._growth import theil_sen_fits
+from onlinenmf._growth import growth_fits
 from onlinenmf.engine import OnlineNMF
 
 __all__ = ["GrowthEstimate", "Tracker", "record_fields", "theil_sen"]
@@ -561,8 +561,8 @@ class Tracker:
         # NaN (a component not in the model at that time) at the floor; those rows are
         # skipped by the fit, which takes a component's rows where it existed.
         logs = np.log(np.fmax(values, floor))
-        slope, low, high, points = theil_sen_fits(np.array(state.times[start:]), values, logs,
-                                                  floor, self.min_points, _Z95)
+        slope, low, high, points = growth_fits(np.array(state.times[start:]), values, logs,
+                                               floor, self.min_points, _Z95)
         return {ids[j]: GrowthEstimate(float(slope[j]), float(low[j]), float(high[j]),
                                        int(points[j]))
                 for j in np.flatnonzero(np.isfinite(slope)).tolist()}

@@ -243,3 +243,90 @@ def test_observe_records_weights_computed_elsewhere():
     assert rec["weights"] == h and model.samples_learned == 1
     with pytest.raises(ValueError, match="weight of component"):
         tracker.observe("s", 1.0, {0: -1.0})
+
+
+def _reference_growth(tracker: Tracker, subject) -> dict:
+    """The growth fit written plainly with numpy and :func:`theil_sen` (the Tracker's first
+    implementation), from the public trajectory: the compiled path must give the same bits."""
+    frame = tracker.trajectory(subject)
+    times = frame.index.to_numpy(dtype=np.float64)
+    start = 0 if tracker.window is None else int(np.searchsorted(
+        times, times[-1] - tracker.window, side="left"))
+    window = frame.iloc[start:].dropna(axis=1, how="all")
+    if len(window) < tracker.min_points:
+        return {}
+    times, ids, values = times[start:], list(window.columns), window.to_numpy()
+    totals = np.nansum(values, axis=1)
+    if tracker.growth_of == "composition":
+        values = values / np.where(totals > 0, totals, 1.0)[:, None]
+        floor = tracker.detection
+    else:
+        floor = tracker.detection * float(totals.mean())
+    if not floor > 0:
+        return {}
+    logs = np.log(np.maximum(np.nan_to_num(values, nan=floor), floor))
+    out = {}
+    for j, component in enumerate(ids):
+        rows = ~np.isnan(values[:, j])
+        if (values[rows, j] > floor).sum() < tracker.min_points:
+            continue
+        slope, low, high = theil_sen(times[rows], logs[rows, j][:, None])
+        if np.isfinite(slope[0]):
+            out[component] = (slope[0], low[0], high[0], int(rows.sum()))
+    return out
+
+
+@pytest.mark.parametrize("params", [
+    {},
+    {"growth_of": "composition", "window": 25.0, "reproject": True},
+    {"max_history": 6, "min_points": 2},
+])
+def test_growth_is_bit_identical_to_the_numpy_reference(params):
+    # Births (forced re-seeds), late samples, windows and dropped history exercise the
+    # tracker's cached weight array; ties in time exercise the interval's tie correction.
+    stream = make_longitudinal_stream(n_subjects=12, n_times=10, seed=4)
+    order = list(range(stream.X.shape[0]))
+    rng = np.random.default_rng(0)
+    for _ in range(10):  # delay some samples behind later ones of their subject
+        a = int(rng.integers(0, len(order) - 40))
+        order.insert(a + 30, order.pop(a))
+    tracker = Tracker(OnlineNMF(n_components=4, beta=1, refresh_every=20, seed=0), **params)
+    late = 0
+    for step, i in enumerate(order):
+        if step in (40, 80):
+            tracker.model._reseed(step % 4, "forced by the test")
+        rec = tracker.learn_one(stream.sample(i), subject=stream.subjects[i],
+                                time=float(np.round(stream.times[i])))
+        late += rec["late"]
+        expected = _reference_growth(tracker, rec["subject"])
+        got = {c: (rec["growth"][c], *rec["growth_interval"][c], rec["growth_points"][c])
+               for c in rec["growth"]}
+        assert got == expected
+    assert late > 0 and any(e["kind"] == "birth" for e in tracker.events)
+
+
+def test_growth_kernel_matches_theil_sen_bit_for_bit():
+    from onlinenmf._growth import growth_fits
+
+    rng = np.random.default_rng(2)
+    z = float(scipy.stats.norm.ppf(0.025))
+    for trial in range(300):
+        n, p = int(rng.integers(2, 40)), int(rng.integers(1, 4))
+        t = np.sort(rng.uniform(0, 20, n))
+        if trial % 2:
+            t = np.round(t)  # tied times
+        v = rng.exponential(size=(n, p))
+        v[rng.random((n, p)) < rng.random()] = 1e-9  # at the floor: many zero slopes
+        if trial % 3 == 0:
+            v[: n // 3, 0] = np.nan  # a component born later
+        floor = 1e-3
+        logs = np.log(np.fmax(v, floor))
+        slope, low, high, points = growth_fits(t, v, logs, floor, 2, z)
+        for j in range(p):
+            rows = ~np.isnan(v[:, j])
+            ref = theil_sen(t[rows], logs[rows, j][:, None])
+            if (v[rows, j] > floor).sum() < 2 or not np.isfinite(ref[0][0]):
+                assert np.isnan(slope[j])
+                continue
+            assert (slope[j], low[j], high[j]) == (ref[0][0], ref[1][0], ref[2][0])
+            assert points[j] == rows.sum()
