@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from onlinenmf import dictionary, hyper, snapshot, solve
+from onlinenmf import dictionary, hyper, sharing, snapshot, solve
 from onlinenmf.divergence import SUPPORTED_BETAS
 from onlinenmf.validation import check_feature_name, parse_matrix, parse_sample
 
@@ -258,6 +258,8 @@ class OnlineNMF:
         self._recent: deque = deque(maxlen=self.buffer_size)
         adaptive = self.adapt_rank or self.adapt_sparsity or self.adapt_forgetting
         self._hyper = hyper.Reestimator(self) if adaptive else None
+        self._peers: list[dict[str, Any]] = []  # see set_peer_statistics; not in snapshots
+        self._shared_usage: np.ndarray | None = None  # own + peers' usage at the last refresh
 
     # ------------------------------------------------------------------ public views
     @property
@@ -590,20 +592,21 @@ class OnlineNMF:
         W = self._W[:m]
         B = self._B[:m]
         B *= self._scale
+        if self.beta == 0:
+            self._D[:m] *= self._scale
+        self._scale = 1.0
+        # own statistics, or own plus the peers' (whose columns are matched to ours first)
+        A, N, D, n_eff = self._A, B, self._D[:m] if self.beta == 0 else self._usage, self._n_eff
+        self._shared_usage = None
+        if self._peers:
+            A, N, D, n_eff = self._add_peer_statistics()
         if self.beta == 2:
             dictionary.refresh_frobenius(
-                W, self._A, B, self.l1_w * self._n_eff, self.l2_w * self._n_eff,
-                int(self.refresh_sweeps),
+                W, A, N, self.l1_w * n_eff, self.l2_w * n_eff, int(self.refresh_sweeps),
             )
         else:
-            if self.beta == 0:
-                D = self._D[:m]
-                D *= self._scale
-            else:
-                D = self._usage
-            updated = dictionary.refresh_multiplicative(B, D, self.beta)
+            updated = dictionary.refresh_multiplicative(N, D, self.beta)
             W[:] = np.where(np.isnan(updated), W, updated)
-        self._scale = 1.0
         sums = dictionary.normalise_columns(W)
         self._rescale_statistics(np.where(sums > 0, sums, 1.0))
         self._since_refresh = 0
@@ -735,12 +738,14 @@ class OnlineNMF:
                 return
         if not self.reseed or not self._recent:
             return
-        share = self._usage / max(float(self._usage.sum()), 1e-300)
+        # with peers, a component is alive if anyone uses it: this worker may never see it
+        usage = self._usage if self._shared_usage is None else self._shared_usage
+        share = usage / max(float(usage.sum()), 1e-300)
         if self.samples_learned >= self.memory_length and share.min() < DEAD_SHARE:
             self._reseed(int(np.argmin(share)), "dead: its share of the activations vanished")
         elif self._alarm_count >= ALARM_PATIENCE and self._cooldown == 0:
             self._reseed(  # the component the recent samples used least
-                int(np.argmin(recent)),
+                int(np.argmin(recent if self._shared_usage is None else share)),
                 f"loss alarm: recent loss {window:.4g} > {ALARM_RATIO} x long-run "
                 f"{self._baseline:.4g}",
             )
@@ -875,6 +880,164 @@ class OnlineNMF:
             hyper.emit(self, "prune", k, k - 1, reason, component=old)
             self._hyper.update_penalties(self)
         self._recompute_caches()
+
+    # ------------------------------------------------------------------ shared dictionaries
+    def export_statistics(self) -> dict[str, Any]:
+        """This model's own forgetful statistics, for peers that share its dictionary.
+
+        A dict of copies, rows keyed by feature name: ``features``, ``W``, ``B`` (the
+        statistic of the rows at its true scale), ``usage`` (the forgetful sum of h),
+        ``A`` (beta = 2, k x k) or ``D`` (beta = 0, rows), ``n_eff``, ``samples_learned``,
+        ``beta`` and ``component_ids``. Peer statistics this model holds are not included,
+        so a peer that adds them counts each sample once. See :meth:`set_peer_statistics`.
+
+        >>> model = OnlineNMF(n_components=2, refresh_every=2, seed=0)
+        >>> for x in [{"a": 5, "b": 1}, {"c": 4}, {"a": 6}, {"c": 5, "d": 1}]:
+        ...     _ = model.learn_one(x)
+        >>> stats = model.export_statistics()
+        >>> stats["features"], stats["B"].shape, stats["samples_learned"]
+        (['a', 'b', 'c', 'd'], (4, 2), 4)
+        """
+        m = self._m
+        stats: dict[str, Any] = {
+            "features": list(self._features), "beta": self.beta, "W": self._W[:m].copy(),
+            "B": self._B[:m] * self._scale, "usage": self._usage.copy(),
+            "n_eff": float(self._n_eff), "samples_learned": int(self.samples_learned),
+            "component_ids": list(self._component_ids),
+        }
+        if self.beta == 2:
+            stats["A"] = self._A.copy()
+        if self.beta == 0:
+            stats["D"] = self._D[:m] * self._scale
+        return stats
+
+    def set_peer_statistics(self, peers: Sequence[Mapping[str, Any]]) -> None:
+        """Share the dictionary with peers: from the next refresh on, W is computed from this
+        model's statistics plus the peers' (each as :meth:`export_statistics` gives it).
+
+        Each call replaces the previous peers (pass each peer's latest statistics: they are
+        forgetful sums, so an older and a newer export of one peer must never both be
+        given). Peer features this model has not seen get rows. The peers' columns are matched
+        to this model's before each refresh (:mod:`onlinenmf.sharing`); when a peer brings a
+        component this model lacks, the model merges two of its columns that are one
+        component and takes the peer's in the freed column, under a new id (a ``retire`` and
+        a ``birth`` event). Peers are not part of snapshots: the caller keeps them. With no
+        peers (the default, or ``[]``), nothing changes.
+
+        >>> a, b = (OnlineNMF(n_components=2, refresh_every=4, seed=0) for _ in range(2))
+        >>> for _ in range(3):
+        ...     for x in [{"a": 5, "b": 1}, {"c": 4, "d": 2}, {"a": 6, "b": 2}, {"c": 5}]:
+        ...         _ = a.learn_one(x)
+        ...     for x in [{"e": 5, "f": 1}, {"g": 4, "h": 2}, {"e": 6, "f": 2}, {"g": 5}]:
+        ...         _ = b.learn_one(x)
+        >>> a.set_peer_statistics([b.export_statistics()])
+        >>> a.features
+        ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']
+        """
+        if peers and self._hyper is not None:
+            raise ValueError("set_peer_statistics: the adaptive options (adapt_rank, "
+                             "adapt_sparsity, adapt_forgetting) do not support peers")
+        checked = [self._check_peer(p, n) for n, p in enumerate(peers)]
+        self._register([name for features, _ in checked for name in features])
+        self._peers = []
+        for features, arrays in checked:
+            arrays["rows"] = np.array([self._index[name] for name in features], dtype=np.int64)
+            self._peers.append(arrays)
+
+    def _check_peer(self, peer: Mapping[str, Any], n: int) -> tuple[list, dict[str, Any]]:
+        """Validate one peer's statistics (nothing is changed before all are valid)."""
+        try:
+            features = [check_feature_name(f) for f in peer["features"]]
+            if len(set(features)) != len(features):
+                raise ValueError("duplicate feature names")
+            if int(peer["beta"]) != self.beta:
+                raise ValueError(f"beta={peer['beta']}, this model has beta={self.beta}")
+            usage = np.asarray(peer["usage"], dtype=np.float64)
+            k_p, m_p = usage.size, len(features)
+            shapes = {"W": (m_p, k_p), "B": (m_p, k_p), "usage": (k_p,)}
+            if self.beta == 2:
+                shapes["A"] = (k_p, k_p)
+            if self.beta == 0:
+                shapes["D"] = (m_p, k_p)
+            arrays = {name: np.array(peer[name], dtype=np.float64) for name in shapes}
+            arrays["n_eff"] = float(peer["n_eff"])
+            for name, shape in shapes.items():
+                if arrays[name].shape != shape:
+                    raise ValueError(f"{name} has shape {arrays[name].shape}, expected {shape}")
+                if not np.all(np.isfinite(arrays[name])) or (
+                        name != "A" and np.any(arrays[name] < 0)):
+                    raise ValueError(f"{name} holds negative or non-finite values")
+            if not np.isfinite(arrays["n_eff"]) or arrays["n_eff"] < 0:
+                raise ValueError(f"n_eff={arrays['n_eff']!r}")
+        except (KeyError, TypeError, ValueError) as err:
+            detail = f"missing {err}" if isinstance(err, KeyError) else str(err)
+            raise ValueError(f"peer statistics #{n}: {detail}") from None
+        return features, arrays
+
+    def _add_peer_statistics(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """(A, B, D, n_eff) of this model plus its peers, in this model's columns, after
+        matching the peers' columns to ours (and merging ours where a peer brings a component
+        we lack; see :mod:`onlinenmf.sharing`)."""
+        m, k = self._m, len(self._component_ids)
+
+        def full(peer: dict[str, Any], name: str) -> np.ndarray:
+            out = np.zeros((m, peer[name].shape[1]))
+            out[peer["rows"]] = peer[name]
+            return out
+
+        plan = sharing.plan_merge(self._W[:m], self._usage, [full(p, "W") for p in self._peers],
+                                  [p["usage"] for p in self._peers])
+        if not plan.identity:
+            self._merge_columns(plan)
+        A, B, usage, n_eff = self._A.copy(), self._B[:m].copy(), self._usage.copy(), self._n_eff
+        D = self._D[:m].copy() if self.beta == 0 else usage
+        W_peers = np.zeros((m, k))
+        for peer, target in zip(self._peers, plan.peers):
+            M = np.zeros((target.size, k))
+            M[np.arange(target.size), target] = 1.0  # peer column -> our column
+            rows = peer["rows"]
+            B[rows] += peer["B"] @ M
+            W_peers[rows] += peer["W"] @ (M * peer["usage"][:, None])
+            usage += peer["usage"] @ M
+            n_eff += peer["n_eff"]
+            if self.beta == 2:
+                A += M.T @ peer["A"] @ M
+            if self.beta == 0:
+                D[rows] += peer["D"] @ M
+        for j in plan.born:  # start a column new to us from the peers' profile
+            total = W_peers[:, j].sum()
+            if total > 0:
+                self._W[:m, j] = W_peers[:, j] / total
+        self._shared_usage = usage
+        return A, B, D if self.beta == 0 else usage, n_eff
+
+    def _merge_columns(self, plan: sharing.MergePlan) -> None:
+        """Move our statistics as the plan says (merged columns add up); the freed columns
+        get new ids, for components learned from peers."""
+        k = len(self._component_ids)
+        M = np.zeros((k, k))
+        M[np.arange(k), plan.own] = 1.0
+        m = self._m
+        self._B[:m] = self._B[:m] @ M
+        if self.beta == 0:
+            self._D[:m] = self._D[:m] @ M
+        self._usage = self._usage @ M
+        self._window_usage = self._window_usage @ M
+        if self.beta == 2:
+            self._A = M.T @ self._A @ M
+        ids = list(self._component_ids)
+        for j, into in plan.merged:
+            old, new = ids[j], self._next_id
+            self._next_id += 1
+            ids[j] = new
+            for kind, component, reason in (
+                ("retire", old, f"merged into component {ids[into]} (shared dictionary)"),
+                ("birth", new, "learned from peers' statistics (shared dictionary)"),
+            ):
+                self.events.append({"kind": kind, "sample": self.samples_learned,
+                                    "component": component, "old": old, "new": new,
+                                    "reason": reason})
+        self._component_ids = ids
 
     # ------------------------------------------------------------------ read-only transforms
     def _solve_readonly(self, indptr, indices, data, H) -> np.ndarray:
