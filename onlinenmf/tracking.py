@@ -144,16 +144,18 @@ class _Subject:
 
     def dense_insert(self, position: int, h: Mapping[int, float]) -> None:
         """Keep :meth:`dense_weights` in step with ``weights.insert(position, h)``."""
-        if self.dense is None:
+        dense = self.dense
+        if dense is None:
+            return
+        try:
+            columns = [self.columns[c] for c in h]
+        except KeyError:  # a community new to this subject: rebuild when next read
+            self.dense = None
             return
         row = np.full((1, len(self.ids)), np.nan)
-        for c, w in h.items():
-            j = self.columns.get(c)
-            if j is None:  # a community new to this subject: rebuild when next read
-                self.dense = None
-                return
-            row[0, j] = w
-        self.dense = np.concatenate((self.dense[:position], row, self.dense[position:]))
+        row[0, columns] = list(h.values())
+        self.dense = (np.concatenate((dense, row)) if position == len(dense) else
+                      np.concatenate((dense[:position], row, dense[position:])))
 
 
 class Tracker:
@@ -388,16 +390,16 @@ class Tracker:
             self.metrics["history_dropped"] += 1
         self._now = max(self._now, value)
         self._evict(keep=subject)
-        growth = self.growth_detail(subject)
+        ids, rate, low, high, points = self._growth_fit(subject)
         return {
             "subject": subject,
             "time": value,
             "weights": dict(h),
             "composition": composition,
             "dominant": max(h, key=h.__getitem__) if total > 0 else None,
-            "growth": {c: g.rate for c, g in growth.items()},
-            "growth_interval": {c: [g.low, g.high] for c, g in growth.items()},
-            "growth_points": {c: g.n for c, g in growth.items()},
+            "growth": dict(zip(ids, rate)),
+            "growth_interval": {c: [a, b] for c, a, b in zip(ids, low, high)},
+            "growth_points": dict(zip(ids, points)),
             "events": new_events,
             "late": late,
             "model_version": int(self.model.model_version),
@@ -430,7 +432,12 @@ class Tracker:
             state.present = {c for c, s in composition.items() if s >= self.presence}
             return []
         out = []
-        for component in sorted(set(composition) | state.present):
+        present, half = state.present, self.presence / 2
+        changed = [c for c, share in composition.items()
+                   if (share >= self.presence and c not in present)
+                   or (share < half and c in present)]
+        changed += [c for c in present if c not in composition]
+        for component in sorted(changed):  # only these can appear or vanish
             share = composition.get(component, 0.0)
             if component not in state.present and share >= self.presence:
                 state.present.add(component)
@@ -538,34 +545,46 @@ class Tracker:
         reported when at least ``min_points`` of those samples carry it above the detection
         floor; samples under the floor count at the floor (a vanishing community declines).
         """
+        ids, rate, low, high, points = self._growth_fit(subject)
+        return {c: GrowthEstimate(*fit) for c, *fit in zip(ids, rate, low, high, points)}
+
+    def _growth_fit(self, subject: Hashable) -> tuple[list[int], list[float], list[float],
+                                                      list[float], list[int]]:
+        """:meth:`growth_detail` as parallel lists (ids, rate, low, high, n), ids sorted."""
         state = self._state_of(subject)
         self._reproject(state)
         start = 0 if self.window is None else bisect.bisect_left(
             state.times, state.times[-1] - self.window)
         if len(state.times) - start < self.min_points:
-            return {}
+            return [], [], [], [], []
         dense, ids = state.dense_weights()
         values = dense[start:]
-        gone = np.isnan(values).all(axis=0)  # communities held but not in the window
-        if gone.any():
-            values = values[:, ~gone]
-            ids = [c for c, g in zip(ids, gone.tolist()) if not g]
-        totals = np.nansum(values, axis=1)
+        absent = np.isnan(values)
+        if absent.any():
+            gone = absent.all(axis=0)  # communities held but not in the window
+            if gone.any():
+                values, absent = values[:, ~gone], absent[:, ~gone]
+                ids = [c for c, g in zip(ids, gone.tolist()) if not g]
+            totals = np.where(absent, 0.0, values).sum(axis=1)  # = np.nansum(values, 1)
+        else:
+            totals = values.sum(axis=1)
         if self.growth_of == "composition":
             values = values / np.where(totals > 0, totals, 1.0)[:, None]
             floor = self.detection
         else:
             floor = self.detection * float(totals.mean())
         if not floor > 0:
-            return {}
+            return [], [], [], [], []
         # NaN (a component not in the model at that time) at the floor; those rows are
         # skipped by the fit, which takes a component's rows where it existed.
         logs = np.log(np.fmax(values, floor))
         slope, low, high, points = growth_fits(np.array(state.times[start:]), values, logs,
                                                floor, self.min_points, _Z95)
-        return {ids[j]: GrowthEstimate(float(slope[j]), float(low[j]), float(high[j]),
-                                       int(points[j]))
-                for j in np.flatnonzero(np.isfinite(slope)).tolist()}
+        keep = np.isfinite(slope)
+        if not keep.all():
+            slope, low, high, points = slope[keep], low[keep], high[keep], points[keep]
+            ids = [c for c, k in zip(ids, keep.tolist()) if k]
+        return ids, slope.tolist(), low.tolist(), high.tolist(), points.tolist()
 
     def growth_table(self) -> pd.DataFrame:
         """Growth of every (subject, community): columns subject, component, rate, low, high,
@@ -760,9 +779,16 @@ def _finite(value: float) -> float | None:
 
 def _jsonable(value: Any) -> Any:
     """Plain JSON values (numpy scalars -> Python, non-finite floats -> None)."""
-    if isinstance(value, Mapping):
-        return {str(k) if not isinstance(k, int | str) else k: _jsonable(v)
+    kind = type(value)  # exact types first: the abc checks below cost ~1 us per value
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
+        return {k if type(k) is str or type(k) is int else _json_field(k): _jsonable(v)
                 for k, v in value.items()}
+    if isinstance(value, Mapping):
+        return {_json_field(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.integer):
@@ -770,6 +796,10 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float | np.floating):
         return float(value) if math.isfinite(value) else None
     return value
+
+
+def _json_field(key: Any) -> Any:
+    return str(key) if not isinstance(key, int | str) else key
 
 
 def _json_key(value: Hashable) -> Any:
