@@ -46,6 +46,15 @@ def _microbiome_app(args: argparse.Namespace) -> Any:
         "refresh_every": args.refresh_every,
         "seed": args.seed,
     }
+    shared = None
+    if args.share_dictionary:
+        from consumers.shared import STATS_SUFFIX, SharedDictionary
+
+        settings = security_settings(parse_kafka_settings(args.kafka_config))
+        shared = SharedDictionary(args.bootstrap_servers, args.stats_topic or
+                                  args.topic + STATS_SUFFIX, args.worker_id,
+                                  share_every=args.share_every, consumer_config=settings,
+                                  max_age=args.share_max_age)
     return MicrobiomeApp(
         model_params=params,
         output_topic=args.output_topic or None,
@@ -54,6 +63,7 @@ def _microbiome_app(args: argparse.Namespace) -> Any:
         max_features=args.max_features,
         track=not args.no_track,
         tracker_params={"window": args.growth_window},
+        shared=shared,
     )
 
 
@@ -118,6 +128,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--growth-window", type=float, default=None,
                help="growth rates over the last this many days of a subject (default: all "
                     "its kept history)")
+    add_flag(parser, "--share-dictionary", "share one dictionary with the group's other "
+             "workers through a stats topic, so that each learns every community, also those "
+             "of subjects on others' partitions (microbiome; see consumers/shared.py)")
+    add_option(parser, "--share-every", type=int, default=1,
+               help="dictionary refreshes between two publications of this worker's "
+                    "statistics (with --share-dictionary)")
+    add_option(parser, "--share-max-age", type=float, default=None,
+               help="leave out peers whose latest statistics are older than this many "
+                    "seconds (a worker gone for good; default: keep them)")
+    add_option(parser, "--stats-topic", default=None,
+               help="the stats topic (default: <input topic>.stats)")
     add_option(parser, "--log-level", default="INFO", help="logging level")
     from consumers.reco import add_reco_arguments
 
@@ -147,6 +168,10 @@ def loop_config(args: argparse.Namespace, topics: list[str]) -> LoopConfig:
 def run(args: argparse.Namespace) -> int:
     """Build the application and the loop, serve metrics, run until stopped."""
     setup_logging(args.log_level)
+    if args.share_dictionary and args.kind != "microbiome":
+        print("onlinenmf consume: --share-dictionary is for the microbiome stream only",
+              file=sys.stderr)
+        return 2
     (topic, output, model), factory = APPLICATIONS[args.kind]
     args.topic = args.topic or topic
     args.output_topic = output if args.output_topic is None else args.output_topic

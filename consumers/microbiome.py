@@ -38,6 +38,7 @@ Model record (``microbiome.model``)::
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -108,6 +109,7 @@ _ENC = msgspec.json.Encoder()
 _STATE_ENC = msgspec.msgpack.Encoder()
 _SUBJECTS_DEC = msgspec.msgpack.Decoder(dict[str, dict[int, float]])
 _APP_DEC = msgspec.msgpack.Decoder(dict[str, int])
+log = logging.getLogger("onlinenmf.consumer")
 
 
 def w_sha256(W: np.ndarray) -> str:
@@ -154,6 +156,9 @@ class MicrobiomeApp:
         solve). Without it, the consumer keeps only each subject's last h as warm start.
     tracker_params : dict
         Keyword arguments of the Tracker.
+    shared : consumers.shared.SharedDictionary, optional
+        Share one dictionary with the group's other workers through a stats topic
+        (``--share-dictionary``); ``None`` (the default): this worker's own dictionary.
     """
 
     def __init__(
@@ -166,6 +171,7 @@ class MicrobiomeApp:
         top_features: int = 10,
         track: bool = True,
         tracker_params: Mapping[str, Any] | None = None,
+        shared: Any = None,
     ) -> None:
         self.model_params = dict(model_params or {})
         self.output_topic = output_topic
@@ -175,6 +181,7 @@ class MicrobiomeApp:
         self.top_features = top_features
         self.track = track
         self.tracker_params = dict(tracker_params or {})
+        self.shared = shared
         self.model: Any = None
         self.tracker: Any = None
         self.last_h: dict[str, dict[int, float]] = {}
@@ -191,14 +198,19 @@ class MicrobiomeApp:
             self.model = OnlineNMF(**self.model_params)
             if self.track:
                 self.tracker = Tracker(self.model, **self.tracker_params)
-            return
-        if "tracker" in blobs:
+        elif "tracker" in blobs:
             self.tracker = Tracker.from_bytes(blobs["tracker"], source="checkpoint:tracker")
             self.model = self.tracker.model
         else:
             self.model = OnlineNMF.from_bytes(blobs["model"], source="checkpoint:model")
             self.last_h = _SUBJECTS_DEC.decode(blobs["subjects"])
-        self.published_version = _APP_DEC.decode(blobs["app"])["published_version"]
+        if blobs is not None:
+            self.published_version = _APP_DEC.decode(blobs["app"])["published_version"]
+        if self.shared is not None:
+            # peers are not in the checkpoint: the stats topic is read again (see shared.py)
+            self.shared.start()
+            self.shared.poll()
+            self._set_peers()
 
     def snapshot(self) -> dict[str, bytes]:
         app = _STATE_ENC.encode({"published_version": self.published_version})
@@ -222,6 +234,7 @@ class MicrobiomeApp:
             "n_features": int(model.n_features),
             "n_subjects": len(self.tracker) if self.tracker is not None else len(self.last_h),
             "tracked": self.tracker is not None,
+            **({"peers": sorted(self.shared.latest)} if self.shared is not None else {}),
         }
 
     def gauges(self) -> dict[str, float]:
@@ -257,7 +270,31 @@ class MicrobiomeApp:
             if self.model_topic is not None:
                 outputs.append((self.model_topic, source.worker.encode(),
                                 _ENC.encode(self.model_record(source.worker))))
+            if self.shared is not None:
+                outputs.extend(self._share())
         return Result(outputs, loss)
+
+    def _share(self) -> list[tuple[str, bytes | None, bytes]]:
+        """After a refresh: publish our statistics when due; take the peers' latest."""
+        publication = self.shared.publication(self.model)
+        if self.shared.poll() or self.shared.max_age is not None:  # (max_age: expiries)
+            self._set_peers()
+        return [publication] if publication is not None else []
+
+    def _set_peers(self) -> None:
+        peers = self.shared.peers()
+        try:
+            self.model.set_peer_statistics(peers)
+        except ValueError as err:  # e.g. a worker with another beta: keep the usable ones
+            log.warning("peer statistics refused: %s", err)
+            usable = []
+            for peer in peers:
+                try:
+                    self.model.set_peer_statistics([peer])
+                except ValueError:
+                    continue
+                usable.append(peer)
+            self.model.set_peer_statistics(usable)
 
     def community_record(
         self, sample: Sample, source: Source, h: Mapping[int, float], loss: float | None,
