@@ -947,7 +947,8 @@ class OnlineNMF:
     def _check_peer(self, peer: Mapping[str, Any], n: int) -> tuple[list, dict[str, Any]]:
         """Validate one peer's statistics (nothing is changed before all are valid)."""
         try:
-            features = [check_feature_name(f) for f in peer["features"]]
+            known = self._index  # names already in the model were checked when they came
+            features = [f if f in known else check_feature_name(f) for f in peer["features"]]
             if len(set(features)) != len(features):
                 raise ValueError("duplicate feature names")
             if int(peer["beta"]) != self.beta:
