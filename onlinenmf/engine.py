@@ -948,7 +948,8 @@ class OnlineNMF:
         """Validate one peer's statistics (nothing is changed before all are valid)."""
         try:
             known = self._index  # names already in the model were checked when they came
-            features = [f if f in known else check_feature_name(f) for f in peer["features"]]
+            features = [f if type(f) is str and f in known else check_feature_name(f)
+                        for f in peer["features"]]
             if len(set(features)) != len(features):
                 raise ValueError("duplicate feature names")
             if int(peer["beta"]) != self.beta:
