@@ -270,15 +270,18 @@ def accumulate_sample(beta, W, rows, v, h, wh, weight, B, D):
 
 
 @njit
-def solve_batch(beta, W, indptr, indices, data, G, colsum, H, l1, l2, max_iter, tol, losses):
-    """Solve every row of a CSR batch (rows already mapped to dictionary rows), read-only on W."""
-    k = H.shape[1]
+def _workspace(indptr, k):
+    """Scratch arrays for a CSR batch: (W h) on the longest row, two k-vectors."""
     n_max = 1
     for s in range(indptr.shape[0] - 1):
         n_max = max(n_max, indptr[s + 1] - indptr[s])
-    wh = np.empty(n_max)
-    work_a = np.empty(k)
-    work_b = np.empty(k)
+    return np.empty(n_max), np.empty(k), np.empty(k)
+
+
+@njit
+def solve_batch(beta, W, indptr, indices, data, G, colsum, H, l1, l2, max_iter, tol, losses):
+    """Solve every row of a CSR batch (rows already mapped to dictionary rows), read-only on W."""
+    wh, work_a, work_b = _workspace(indptr, H.shape[1])
     for s in range(indptr.shape[0] - 1):
         start, stop = indptr[s], indptr[s + 1]
         losses[s] = solve_sample(
@@ -291,13 +294,7 @@ def solve_batch(beta, W, indptr, indices, data, G, colsum, H, l1, l2, max_iter, 
 def learn_batch(beta, W, indptr, indices, data, G, colsum, H, l1, l2, max_iter, tol,
                 losses, weights, B, D, warm):
     """Solve each row of a CSR batch, then add its statistics with its weight (W is fixed)."""
-    k = H.shape[1]
-    n_max = 1
-    for s in range(indptr.shape[0] - 1):
-        n_max = max(n_max, indptr[s + 1] - indptr[s])
-    wh = np.empty(n_max)
-    work_a = np.empty(k)
-    work_b = np.empty(k)
+    wh, work_a, work_b = _workspace(indptr, H.shape[1])
     for s in range(indptr.shape[0] - 1):
         start, stop = indptr[s], indptr[s + 1]
         rows = indices[start:stop]
