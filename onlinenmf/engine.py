@@ -585,7 +585,9 @@ class OnlineNMF:
 
     def refresh(self) -> None:
         """Recompute W from the statistics now, normalise it, re-seed dead components."""
-        if self.model_version == 0 and len(self._recent) >= len(self._component_ids):
+        if self.model_version == 0 and sum(
+            rows.size > 0 for rows, _, _ in self._recent
+        ) >= len(self._component_ids):  # enough non-empty samples to start from the data
             self._initialise_from_recent()
             return
         m = self._m

@@ -406,3 +406,18 @@ def test_planted_drift_recovers_within_four_memory_lengths():
     cosines = matched_cosines(stream.W_after_drift, aligned(model, stream, stream.W_after_drift))
     assert cosines.min() >= 0.95, cosines
     assert [e["kind"] for e in model.events].count("birth") >= 2
+
+
+@pytest.mark.parametrize("beta", BETAS)
+def test_all_zero_samples_before_the_first_refresh(beta):
+    """An all-zero start leaves nothing to initialise from: the data-driven first refresh waits
+    for enough non-empty samples instead of producing NaN."""
+    import warnings
+
+    model = OnlineNMF(n_components=2, beta=beta, refresh_every=2, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for x in [{"a": 0.0}, {"b": 0.0}, {"a": 0.0, "b": 0.0}, {"a": 3.0, "b": 1.0},
+                  {"c": 2.0}, {"a": 1.0, "c": 4.0}]:
+            model.learn_one(x)
+    assert model.model_version == 3 and np.all(np.isfinite(model.W))
