@@ -241,6 +241,7 @@ class OnlineNMF:
         self._l1 = np.full(k, float(self.l1_h))
         self.samples_learned = 0
         self.model_version = 0
+        self._initialised = False  # the data-driven first dictionary is in place
         #: Prequential loss of the latest learned samples: D_beta(v | W h) with h solved
         #: against the dictionary *before* the sample was learned.
         self.last_losses = np.zeros(0)
@@ -585,7 +586,7 @@ class OnlineNMF:
 
     def refresh(self) -> None:
         """Recompute W from the statistics now, normalise it, re-seed dead components."""
-        if self.model_version == 0 and sum(
+        if not self._initialised and sum(
             rows.size > 0 for rows, _, _ in self._recent
         ) >= len(self._component_ids):  # enough non-empty samples to start from the data
             self._initialise_from_recent()
@@ -638,6 +639,7 @@ class OnlineNMF:
         self._relearn_recent(samples)
         self._since_refresh = 0
         self.model_version += 1
+        self._initialised = True
         self._recompute_caches()
 
     def _refit_recent(self) -> None:
@@ -1206,5 +1208,5 @@ PARAMETERS = (
 SCALAR_STATE = (
     "_m", "_scale", "_n_eff", "samples_learned", "model_version", "_since_refresh",
     "_window_loss", "_window_count", "_baseline", "_alarm_count", "_cooldown",
-    "_rho", "_window_abs",
+    "_rho", "_window_abs", "_initialised",
 )

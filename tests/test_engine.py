@@ -421,3 +421,4 @@ def test_all_zero_samples_before_the_first_refresh(beta):
                   {"c": 2.0}, {"a": 1.0, "c": 4.0}]:
             model.learn_one(x)
     assert model.model_version == 3 and np.all(np.isfinite(model.W))
+    assert model._initialised  # it started from the data once there was data
