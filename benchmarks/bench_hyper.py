@@ -155,12 +155,13 @@ def stationary() -> list[str]:
     return lines
 
 
-def swimmer(ard_strength: float = 0.01, epochs: int = 60, start_rank: int = 25) -> list[str]:
+def swimmer(ard_strength: float = 0.01, epochs: int = 60, start_rank: int = 25,
+            init: str = "samples") -> list[str]:
     X, _ = load_swimmer()
     parts = swimmer_parts(X)
     rng = np.random.default_rng(0)
     model = OnlineNMF(start_rank, beta=1, seed=0, forget_factor=0.998, refresh_every=32,
-                      adapt_rank=True, k_max=30, ard_strength=ard_strength)
+                      adapt_rank=True, k_max=30, ard_strength=ard_strength, init=init)
     ranks = []
     for _ in range(epochs):
         model.learn_many(X[rng.permutation(len(X))], features=list(range(X.shape[1])))
@@ -176,7 +177,8 @@ def swimmer(ard_strength: float = 0.01, epochs: int = 60, start_rank: int = 25) 
     # a limb position carrying a quarter of the torso has cosine 3 / sqrt(3 (3 + 14/16)) =
     # 0.88 with its pure part, so cosine >= 0.9 for every limb needs a 17th (torso) component.
     quarter = best_cosine(parts[:16] + parts[16] / 4)
-    return [f"ard_strength = {ard_strength}. Rank after each of {epochs} epochs (256 images "
+    return [f"init = {init!r}, ard_strength = {ard_strength}. Rank after each of {epochs} "
+            f"epochs (256 images "
             f"each, shuffled): {' '.join(map(str, ranks))}",
             "",
             f"Limb parts matched with cosine >= 0.9: {int((cos[:16] >= 0.9).sum())} of 16 "
@@ -282,6 +284,9 @@ def main() -> None:
         ("Stationary, KL", stationary),
         ("Swimmer, KL, ARD from k = 25 (default strength)", swimmer),
         ("Swimmer, KL, ARD from k = 25 (strength 0.1)", lambda: swimmer(0.1)),
+        ("Swimmer, KL, ARD from k = 25, init='core'", lambda: swimmer(init="core")),
+        ("Swimmer, KL, ARD from k = 25, init='core' (strength 0.1)",
+         lambda: swimmer(0.1, init="core")),
         ("Swimmer, batch reference", swimmer_batch),
         ("CBCL faces, KL, k = 49", cbcl),
     ]

@@ -76,6 +76,14 @@ class OnlineNMF:
         is retired.
     ard_strength
         Weight of the relevance (ARD) penalty on h, relative to the loss's gradient scale.
+    init
+        The first dictionary, fitted at the first refresh on the recent samples: ``"samples"``
+        starts from k diverse samples; ``"core"`` from their mean profile plus the residuals of
+        k-1 diverse samples, for data whose samples share a common part (a core community, the
+        torso of every Swimmer image) that should be a component of its own rather than spread
+        over all of them. ``"core"`` finds Swimmer's torso and 16 limbs; on streams without a
+        shared part it can leave a blended column (measured: one extra component under
+        ``adapt_rank``), so it is not the default.
 
     Examples
     --------
@@ -135,6 +143,7 @@ class OnlineNMF:
         k_max: int | None = None,
         prune_patience: int = 3,
         ard_strength: float = 1e-2,
+        init: str = "samples",
     ):
         self.n_components = n_components
         self.beta = beta
@@ -158,6 +167,7 @@ class OnlineNMF:
         self.k_max = k_max
         self.prune_patience = prune_patience
         self.ard_strength = ard_strength
+        self.init = init
         self._check_params()
         self._init_state()
 
@@ -183,6 +193,8 @@ class OnlineNMF:
             raise ValueError(f"n_components must be a positive integer, got {self.n_components!r}")
         if self.beta not in SUPPORTED_BETAS:
             raise ValueError(f"beta must be one of {SUPPORTED_BETAS}, got {self.beta!r}")
+        if self.init not in ("samples", "core"):
+            raise ValueError(f"init must be 'samples' or 'core', got {self.init!r}")
         if not 0.0 < self.forget_factor <= 1.0:
             raise ValueError(f"forget_factor must be in (0, 1], got {self.forget_factor!r}")
         for name in ("refresh_every", "refresh_sweeps", "max_iter", "buffer_size",
@@ -622,15 +634,16 @@ class OnlineNMF:
 
         The random rows are only there so that the first samples get an h at all; EM-like
         updates started from them can settle in poor local optima (components that blend
-        communities). So the first refresh picks k diverse recent samples (farthest-first),
-        refines them by batch NMF on the recent buffer, then re-learns the buffered samples
+        communities). So the first refresh starts from k diverse recent samples (``init=
+        "samples"``) or from their mean profile and the residuals of k-1 of them (``init=
+        "core"``), refines them by batch NMF on the buffer, then re-learns the buffered samples
         against that dictionary, replacing the statistics gathered under the random one.
         """
         samples, used, V = self._recent_matrix()
-        start = dictionary.farthest_first(V, len(self._component_ids))
-        seed_columns = V[start].T / np.maximum(V[start].sum(axis=1), 1e-300)
-        seed_columns += 1e-3 * seed_columns.mean()
-        refined = dictionary.batch_fit(V, seed_columns, self.beta)
+        k = len(self._component_ids)
+        start = (dictionary.core_columns(V, k) if self.init == "core"
+                 else dictionary.sample_columns(V, k))
+        refined = dictionary.batch_fit(V, start + 1e-3 * start.mean(), self.beta)
         m = self._m
         self._W[:m] = 0.0 if self.beta == 2 else dictionary.W_FLOOR
         self._W[used] = refined
@@ -1203,7 +1216,7 @@ PARAMETERS = (
     "n_components", "beta", "forget_factor", "refresh_every", "l1_h", "l2_h", "l1_w", "l2_w",
     "refresh_sweeps", "max_iter", "tol", "reseed", "buffer_size", "seed",
     "adapt_rank", "adapt_sparsity", "adapt_forgetting", "reestimate_every", "k_min", "k_max",
-    "prune_patience", "ard_strength",
+    "prune_patience", "ard_strength", "init",
 )
 SCALAR_STATE = (
     "_m", "_scale", "_n_eff", "samples_learned", "model_version", "_since_refresh",

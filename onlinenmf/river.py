@@ -93,6 +93,9 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
         Re-estimations a component's relevance must stay at its bound before it is retired.
     ard_strength
         Weight of the relevance (ARD) penalty on ``h``.
+    init
+        The first dictionary: ``"samples"`` (diverse samples) or ``"core"`` (their mean profile
+        plus residuals, for data whose samples share a common part).
 
     Attributes
     ----------
@@ -183,6 +186,7 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
         k_max: int | None = None,
         prune_patience: int = 3,
         ard_strength: float = 0.01,
+        init: str = "samples",
     ):
         # Stored verbatim: river's clone, repr and the check suite read them back by name.
         self.n_components = n_components
@@ -207,6 +211,7 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
         self.k_max = k_max
         self.prune_patience = prune_patience
         self.ard_strength = ard_strength
+        self.init = init
         # The engine validates the parameters: a bad one raises here, at construction.
         params = {name: getattr(self, name) for name in _ENGINE_PARAMETERS}
         if seed is None:
@@ -292,7 +297,7 @@ _ENGINE_PARAMETERS = (
     "n_components", "beta", "forget_factor", "refresh_every", "l1_h", "l2_h", "l1_w", "l2_w",
     "refresh_sweeps", "max_iter", "tol", "reseed", "buffer_size", "seed", "adapt_rank",
     "adapt_sparsity", "adapt_forgetting", "reestimate_every", "k_min", "k_max", "prune_patience",
-    "ard_strength",
+    "ard_strength", "init",
 )
 
 
