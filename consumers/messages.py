@@ -6,8 +6,9 @@ Input (topic ``microbiome.samples``, key = subject id), JSON::
      "counts": {"<taxon>": 519, ...}, "meta": {...}}
 
 ``time`` is a number of days, or an ISO-8601 date/time (converted to days since
-1970-01-01 UTC). ``meta`` is optional and carried through untouched. Unknown fields are
-refused so that a misspelt field name is an error, not silently ignored.
+1970-01-01 UTC). ``meta`` is optional and carried through untouched. JSON nested deeper
+than :data:`MAX_DEPTH` levels is refused before any parser recurses into it. Unknown
+fields are refused so that a misspelt field name is an error, not silently ignored.
 
 The schema is declared once, as a msgspec ``Struct``; msgspec does the checking. When
 it refuses a message, :func:`decode_sample` re-reads the payload only to name the
@@ -20,7 +21,8 @@ kind                   meaning
 ``oversize``           the payload is larger than the configured limit
 ``not_json``           the payload is not JSON (or not UTF-8)
 ``truncated``          the JSON ends early (a cut record)
-``schema``             a field is missing, unknown, or of the wrong type
+``schema``             a field is missing, unknown, or of the wrong type; JSON
+                       nested deeper than :data:`MAX_DEPTH` levels
 ``bad_count``          a count is negative, NaN, infinite or out of range
 ``empty_counts``       ``counts`` is empty or sums to zero
 ``too_many_features``  more taxa than the configured limit
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +53,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
+import numpy as np
 
 __all__ = [
     "KINDS",
@@ -60,10 +64,21 @@ __all__ = [
     "encode_sample",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_FEATURES",
+    "MAX_DEPTH",
+    "json_depth",
 ]
 
 DEFAULT_MAX_BYTES = 1_048_576
 DEFAULT_MAX_FEATURES = 50_000
+#: Deepest JSON nesting (arrays and objects) accepted in an input message. msgspec (when
+#: it decodes a message, and when it encodes the output record that carries ``meta`` one
+#: level deeper) and the standard library's json (naming a culprit) recurse once per
+#: level and raise RecursionError near Python's recursion limit (1000 by default, minus
+#: the frames of the consumer that calls them). 64 keeps an order of magnitude clear of
+#: that, and the output records stay readable by parsers with stricter defaults (Ruby's
+#: JSON: 100, serde_json: 128); no sample needs more than a few levels (the document,
+#: ``counts``, a structured ``meta``).
+MAX_DEPTH = 64
 
 KINDS = (
     "oversize", "not_json", "truncated", "schema", "bad_count", "empty_counts",
@@ -136,14 +151,52 @@ def parse_time(value: float | str, unit_seconds: float = 86400.0) -> float:
     return number
 
 
+# A JSON string: from a quote to the next unescaped quote, or to the end of the payload
+# when it never closes (a parser stops there anyway). Every quote outside a string starts
+# a match that cannot fail, so a scan is linear whatever the bytes (a pattern that could
+# fail would rescan from each later quote: quadratic on '"\\"\\"...').
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(payload: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text, without parsing it (no recursion):
+    strings are cut out, the brackets left are counted. Past a syntax error the count may
+    be too high, never too low where a parser would still be reading.
+
+    >>> json_depth(b'{"a": [1, {"b": "]]]"}]}'), json_depth(b"[" * 5000), json_depth(b"7")
+    (3, 5000, 0)
+    """
+    codes = np.frombuffer(_JSON_STRING.sub(b"", payload).translate(None, _NOT_BRACKET),
+                          dtype=np.uint8)
+    if codes.size == 0:
+        return 0
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
+    return int(max(np.cumsum(steps).max(), 0))
+
+
+def _too_deep(payload: bytes) -> int:
+    """:func:`json_depth` if it exceeds :data:`MAX_DEPTH`, else 0. Cheap for the usual
+    message: with few brackets anywhere (strings included), it cannot nest deeper."""
+    if payload.count(b"[") + payload.count(b"{") <= MAX_DEPTH:
+        return 0
+    depth = json_depth(payload)
+    return depth if depth > MAX_DEPTH else 0
+
+
 def decode_json(payload: bytes | None, decoder: msgspec.json.Decoder, max_bytes: int,
                 diagnose: Callable[[bytes, msgspec.DecodeError], BadMessage]) -> Any:
     """The checks every input topic shares: a value (not a tombstone), at most ``max_bytes``,
-    decodable by the schema's ``decoder``; a refusal becomes ``diagnose``'s BadMessage."""
+    nested at most :data:`MAX_DEPTH` deep, decodable by the schema's ``decoder``; a refusal
+    becomes ``diagnose``'s BadMessage."""
     if payload is None:
         raise BadMessage("schema", "the message has no value (tombstone)")
     if len(payload) > max_bytes:
         raise BadMessage("oversize", f"message of {len(payload)} bytes exceeds {max_bytes}")
+    depth = _too_deep(payload)
+    if depth:
+        raise BadMessage("schema", f"JSON nested {depth} levels deep; at most {MAX_DEPTH} "
+                                   "are accepted")
     try:
         return decoder.decode(payload)
     except msgspec.DecodeError as err:
@@ -198,6 +251,7 @@ def _diagnose(payload: bytes, err: msgspec.DecodeError) -> BadMessage:
 
     msgspec reports the JSON path (``$.counts[...]``) but not which taxon; the payload is
     re-read with the standard library, which also accepts NaN/Infinity tokens, to find it.
+    Its recursive parser is safe here: :func:`decode_json` has bounded the nesting first.
     """
     text = str(err)
     if not isinstance(err, msgspec.ValidationError):
