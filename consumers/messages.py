@@ -27,7 +27,9 @@ kind                   meaning
 ``empty_counts``       ``counts`` is empty or sums to zero
 ``too_many_features``  more taxa than the configured limit
 ``bad_time``           ``time`` is not a finite number nor an ISO-8601 date
-``rejected``           the engine refused the sample (its ValueError message)
+``rejected``           the engine refused the sample (its ValueError message), e.g.
+                       counts summing above 1e150, beyond what its float64 arithmetic
+                       can square (rescale them)
 ``bad_value``          a rating event's value is NaN, infinite or out of range (reco)
 =====================  ============================================================
 

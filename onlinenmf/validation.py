@@ -12,6 +12,15 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+#: Largest sum of one sample's values. The engine squares what scales with a sample (the
+#: activations h in the statistics A += h h^T, the Frobenius loss 1/2 |v|^2 for beta = 2)
+#: and adds such terms over many samples, in float64, which ends at 1.8e308. A sample's sum
+#: must therefore stay well inside the square root of that range (1.3e154): 1e150 leaves
+#: squares a factor 1e8 for the sums over samples. Beyond about 1e154 (beta = 2) or
+#: 1e308 (beta = 0, 1) a sample would turn the statistics into inf/NaN or stop the solver;
+#: no count or intensity comes near either, so a larger sample is a scaling mistake.
+MAX_SAMPLE_SUM = 1e150
+
 
 def check_feature_name(name: Hashable) -> str | int:
     """Feature names are ``str`` or ``int`` (not ``bool``); NumPy integers become ``int``."""
@@ -38,11 +47,19 @@ def _describe_bad_value(name: object, value: object) -> str:
     return f"feature {name!r}: value {number!r} is negative; NMF needs non-negative data"
 
 
+def _describe_sum(total: float) -> str:
+    size = "overflows float64" if np.isinf(total) else f"is {total:.3g}"
+    return (f"the sum of the sample's values {size}, above the {MAX_SAMPLE_SUM:.0e} the "
+            "engine's float64 arithmetic allows; rescale the data (divide every value by one "
+            "constant, or use relative abundances)")
+
+
 def parse_sample(x: Mapping) -> tuple[list, np.ndarray]:
     """Split a sample ``{feature: value}`` into its names and a float64 array of values.
 
     Raises ``ValueError`` for a non-mapping, an empty sample, a non-numeric, NaN, infinite or
-    negative value (naming the feature and value).
+    negative value (naming the feature and value), or values summing above
+    :data:`MAX_SAMPLE_SUM`.
 
     >>> names, values = parse_sample({"a": 3, "b": 0.5})
     >>> names, values.tolist()
@@ -51,6 +68,10 @@ def parse_sample(x: Mapping) -> tuple[list, np.ndarray]:
     Traceback (most recent call last):
     ...
     ValueError: feature 'a': value -1.0 is negative; NMF needs non-negative data
+    >>> parse_sample({"a": 1e308, "b": 1e308})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: the sum of the sample's values overflows float64, above the 1e+150 ...
     """
     if not isinstance(x, Mapping):
         raise ValueError(f"a sample must be a mapping feature -> value, got {type(x).__name__}")
@@ -75,6 +96,10 @@ def parse_sample(x: Mapping) -> tuple[list, np.ndarray]:
                 ok = False
             if not ok:
                 raise ValueError(_describe_bad_value(name, value))
+    with np.errstate(over="ignore"):
+        total = float(values.sum())
+    if total > MAX_SAMPLE_SUM:
+        raise ValueError(_describe_sum(total))
     return names, values
 
 
@@ -82,6 +107,7 @@ def parse_matrix(X, features: Sequence | None) -> tuple[sp.csr_matrix, list]:
     """Check a 2-D array or sparse matrix of samples (rows) and return it as CSR float64.
 
     ``features`` names the columns (default: their integer positions); names must be unique.
+    Every row is checked as :func:`parse_sample` checks a sample.
     """
     if sp.issparse(X):
         matrix = sp.csr_matrix(X, dtype=np.float64)
@@ -116,6 +142,11 @@ def parse_matrix(X, features: Sequence | None) -> tuple[sp.csr_matrix, list]:
             row, column = (int(i) for i in np.argwhere(bad)[0])
             value = values[row, column]
         raise ValueError(f"row {row}, " + _describe_bad_value(names[column], value))
+    with np.errstate(over="ignore"):
+        totals = np.asarray(where.sum(axis=1)).ravel()
+    too_large = np.flatnonzero(totals > MAX_SAMPLE_SUM)
+    if too_large.size:
+        raise ValueError(f"row {int(too_large[0])}: " + _describe_sum(totals[too_large[0]]))
     if matrix is None:
         matrix = sp.csr_matrix(values)
     matrix.eliminate_zeros()

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
+from consumers.loop import Source
 from consumers.messages import MAX_DEPTH, BadMessage, decode_sample, json_depth
+from consumers.microbiome import MicrobiomeApp
 from consumers.reco import decode_rating
 
 HEAD = b'{"subject": "C1", "time": 1, "sample_id": "s1", '
@@ -69,3 +72,68 @@ def test_json_depth_is_linear_on_escaped_quotes():
     # a string pattern that could fail would rescan from every later quote (quadratic)
     assert json_depth(b'"\\"' * 300_000) == 0
     assert json_depth(b'["' + b"\\" * 100_001) == 1
+
+
+# ------------------------------------------------------------------ overflowing counts
+OVERFLOW = {"a": 1e308, "b": 1e308}
+
+
+def _app(track: bool, beta: float = 1.0) -> MicrobiomeApp:
+    app = MicrobiomeApp(model_params={"n_components": 2, "refresh_every": 3, "seed": 0,
+                                      "beta": beta}, track=track)
+    app.restore(None)
+    return app
+
+
+def _message(counts: dict, subject: str = "C1", time: float = 1.0) -> bytes:
+    return json.dumps({"subject": subject, "time": time, "sample_id": "x",
+                       "counts": counts}).encode()
+
+
+@pytest.mark.parametrize("track", [True, False], ids=["tracked", "untracked"])
+@pytest.mark.parametrize("beta", [2.0, 1.0, 0.0])
+@pytest.mark.parametrize("counts", [OVERFLOW, {"a": 1e200, "b": 3.0}, {"a": 1e155}],
+                         ids=["sum_overflows", "1e200", "square_overflows"])
+def test_overflowing_counts_are_rejected_with_the_model_unchanged(track, beta, counts):
+    app = _app(track, beta)
+    rng = np.random.default_rng(0)
+    for i in range(7):
+        counts_i = {f"t{j}": float(rng.integers(1, 40)) for j in range(5)}
+        app.process(app.decode(_message(counts_i, f"s{i % 2}", i)),
+                    Source("t", 0, i, None, None, "w"))
+    before = app.snapshot()
+    sample = app.decode(_message(counts))  # a valid message: finite, non-negative counts
+    with pytest.raises(BadMessage) as info:
+        app.process(sample, Source("t", 0, 7, None, None, "w"))
+    assert info.value.kind == "rejected"
+    assert "rescale" in str(info.value) and "sum" in str(info.value)
+    assert app.snapshot() == before
+
+
+def test_largest_accepted_sum_keeps_the_statistics_finite():
+    from onlinenmf import OnlineNMF
+    from onlinenmf.validation import MAX_SAMPLE_SUM
+
+    for beta in (2.0, 1.0, 0.0):
+        model = OnlineNMF(n_components=3, beta=beta, refresh_every=5, seed=0)
+        for i in range(50):  # the limit, over and over, new and known features
+            model.learn_one({"a": MAX_SAMPLE_SUM / 2, "b": MAX_SAMPLE_SUM / 2, f"n{i}": 1.0})
+        state = model.export_statistics()
+        assert np.isfinite(model.W).all() and np.isfinite(model.last_loss)
+        assert all(np.isfinite(np.asarray(v, dtype=float)).all() for v in state.values()
+                   if isinstance(v, np.ndarray))
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_learn_many_rejects_an_overflowing_row(sparse):
+    import scipy.sparse as sp
+
+    from onlinenmf import OnlineNMF
+
+    X = np.array([[1.0, 2.0], [1e308, 1e308], [3.0, 0.0]])
+    model = OnlineNMF(n_components=2, beta=2, seed=0)
+    model.learn_many(np.array([[1.0, 2.0]]), features=["a", "b"])
+    before = model.to_bytes()
+    with pytest.raises(ValueError, match=r"^row 1: the sum .* overflows float64.*rescale"):
+        model.learn_many(sp.csr_matrix(X) if sparse else X, features=["a", "b"])
+    assert model.to_bytes() == before
