@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean mutation
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,45 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# Mutation testing of the numeric core with cosmic-ray (not in CI: hours for the whole core;
+# run it before a release and after a change of the core). Narrow it with
+# MUTATE="onlinenmf/_growth.py" (modules) and MUTATION_TESTS="tests/test_tracking.py ..." (the
+# test paths); the rest of the configuration is [tool.cosmic-ray] in pyproject.toml. It runs in
+# a copy of the working tree, because cosmic-ray rewrites the source files in place; the session
+# (mutation.sqlite) and the report (report.txt, survivors with their diffs) stay there.
+# Numba stays on: each mutant recompiles only the mutated module, and the tests run compiled.
+MUTATION_DIR ?= /tmp/onlinenmf-mutation
+MUTATE ?=
+MUTATION_TESTS ?=
+MUTATION_STAMP := $(VENV)/.installed-mutation
+CR := $(abspath $(VENV))/bin
+
+$(MUTATION_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[test,bench,mutation]'
+	touch $@
+
+mutation: $(MUTATION_STAMP)
+	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)
+	tar -cf - --exclude=__pycache__ onlinenmf consumers tests pyproject.toml | tar -xf - -C $(MUTATION_DIR)
+	cd $(MUTATION_DIR) && $(CR)/python -c 'import sys, tomllib, toml; \
+	    config = tomllib.load(open("pyproject.toml", "rb"))["tool"]["cosmic-ray"]; \
+	    modules, tests, python = sys.argv[1:]; \
+	    config["module-path"] = modules.split() or config["module-path"]; \
+	    runner, flag, paths = config["test-command"].partition("--doctest-modules"); \
+	    config["test-command"] = python + runner.removeprefix("python") + flag + " " + (tests or paths); \
+	    toml.dump({"cosmic-ray": config}, open("cosmic-ray.toml", "w"))' \
+	    "$(MUTATE)" "$(MUTATION_TESTS)" "$(CR)/python"
+	cd $(MUTATION_DIR) && PYTHONPATH=$(MUTATION_DIR) $(CR)/python -c 'import onlinenmf, sys; \
+	    sys.exit(0 if onlinenmf.__file__.startswith(sys.argv[1]) else "mutation: imports " + onlinenmf.__file__)' \
+	    "$(MUTATION_DIR)"
+	cd $(MUTATION_DIR) && $(CR)/cosmic-ray init cosmic-ray.toml mutation.sqlite
+	cd $(MUTATION_DIR) && $(CR)/cr-filter-operators mutation.sqlite cosmic-ray.toml
+	cd $(MUTATION_DIR) && PYTHONPATH=$(MUTATION_DIR) $(CR)/cosmic-ray baseline cosmic-ray.toml
+	cd $(MUTATION_DIR) && PYTHONPATH=$(MUTATION_DIR) $(CR)/cosmic-ray exec cosmic-ray.toml mutation.sqlite
+	cd $(MUTATION_DIR) && $(CR)/cr-report mutation.sqlite --surviving-only --show-diff > report.txt
+	tail -n 3 $(MUTATION_DIR)/report.txt
+	@echo "survivors and their diffs: $(MUTATION_DIR)/report.txt"
 
 lint: $(STAMP)
 	$(PY) -m ruff check onlinenmf consumers tests benchmarks
