@@ -112,7 +112,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                help="seconds to wait for output acknowledgements before a checkpoint is "
                     "postponed (input paused meanwhile)")
     add_option(parser, "--max-message-bytes", type=int, default=DEFAULT_MAX_BYTES,
-               help="larger input messages are dead-lettered")
+               help="the largest record read or written: larger input messages are "
+                    "dead-lettered (cut to fit), and it is the producer's max_request_size "
+                    "and the least fetch size of the consumer")
     add_option(parser, "--max-features", type=int, default=DEFAULT_MAX_FEATURES,
                help="input messages with more taxa are dead-lettered")
     add_option(parser, "--components", type=int, default=10, help="rank k of a new model")
@@ -160,6 +162,7 @@ def loop_config(args: argparse.Namespace, topics: list[str]) -> LoopConfig:
         max_poll_records=args.max_poll_records,
         max_inflight=args.max_inflight,
         flush_timeout=args.flush_timeout,
+        max_message_bytes=args.max_message_bytes,
         consumer_config=settings,
         producer_config=security_settings(settings),
     )

@@ -46,13 +46,15 @@ from kafka import (
     OffsetAndMetadata,
     TopicPartition,
 )
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
+from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from consumers.checkpoint import Checkpoint, CheckpointStore, tp_key
-from consumers.messages import BadMessage
+from consumers.messages import DEFAULT_MAX_BYTES, BadMessage
 from consumers.metrics import ConsumerMetrics
 
-__all__ = ["Application", "LoopConfig", "ConsumerLoop", "Result", "Source", "DLT_HEADERS"]
+__all__ = ["Application", "LoopConfig", "ConsumerLoop", "Result", "Source", "DLT_HEADERS",
+           "dead_letter_record", "record_size"]
 
 log = logging.getLogger("onlinenmf.consumer")
 
@@ -67,7 +69,55 @@ DLT_HEADERS = (
     "kafka_dlt-exception-message",
     "onlinenmf-dlt-reason",
     "onlinenmf-worker",
+    # only on a dead letter cut to fit the producer's limit: the original lengths in bytes
+    "onlinenmf-dlt-truncated",
+    "onlinenmf-dlt-key-truncated",
 )
+#: Longest ``kafka_dlt-exception-message`` in bytes (a reason may quote a taxon name of any
+#: length); a longer one is cut and ends with "...".
+MAX_REASON_BYTES = 4096
+#: A key above this share of the record limit is cut before the value is: the value is
+#: what an operator inspects, and the dead letter's partition is chosen explicitly.
+_KEY_SHARE = 16
+#: A broker may accept less than our producer (its message.max.bytes): a dead letter it
+#: refuses as too large is cut to half, down to this, and sent again.
+_MIN_DEAD_LETTER_BYTES = 16 * 1024
+
+
+def record_size(key: bytes | None, value: bytes | None,
+                headers: list[tuple[str, bytes]] | None = None) -> int:
+    """Bytes a record counts against the producer's ``max_request_size``: kafka-python's
+    own upper bound (``KafkaProducer.send`` refuses a record above the limit with it)."""
+    return DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers or [])
+
+
+def dead_letter_record(
+    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]], limit: int,
+) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """The dead letter of a record: its key and value with ``headers``, cut to fit ``limit``.
+
+    Unchanged when the whole fits. Otherwise a key longer than ``limit / 16`` is cut to that
+    (header ``onlinenmf-dlt-key-truncated``: its length), then the value to what is left
+    (header ``onlinenmf-dlt-truncated``: its length); both keep their first bytes.
+
+    >>> key, value, headers = dead_letter_record(b"k", b"x" * 5000, [("why", b"big")], 1000)
+    >>> key, len(value) <= 1000, headers[-1], record_size(key, value, headers) <= 1000
+    (b'k', True, ('onlinenmf-dlt-truncated', b'5000'), True)
+    """
+    if record_size(key, value, headers) <= limit:
+        return key, value, headers
+    headers = list(headers)
+    if key is not None and len(key) > limit // _KEY_SHARE:
+        headers.append(("onlinenmf-dlt-key-truncated", str(len(key)).encode()))
+        key = key[: limit // _KEY_SHARE]
+        if record_size(key, value, headers) <= limit:
+            return key, value, headers
+    if value is not None:
+        headers.append(("onlinenmf-dlt-truncated", str(len(value)).encode()))
+        # the value's length prefix grows by at most 4 bytes (a varint) from empty
+        room = max(limit - record_size(key, b"", headers) - 4, 0)
+        value = value[:room]
+    return key, value, headers
 
 
 @dataclass(frozen=True)
@@ -130,8 +180,18 @@ class LoopConfig:
     max_inflight: int = 20_000
     flush_timeout: float = 10.0
     dlt_suffix: str = ".DLT"
+    #: the largest record read or written (``--max-message-bytes``): the producer's
+    #: ``max_request_size``, and the consumer's fetch sizes admit it (the application's
+    #: input limit is the same number on the command line)
+    max_message_bytes: int = DEFAULT_MAX_BYTES
     consumer_config: dict[str, Any] = field(default_factory=dict)
     producer_config: dict[str, Any] = field(default_factory=dict)
+
+    def fetch_settings(self) -> dict[str, int]:
+        """Consumer fetch sizes that admit a record of ``max_message_bytes`` (kafka-python's
+        defaults, raised when that is larger)."""
+        return {"max_partition_fetch_bytes": max(1_048_576, self.max_message_bytes),
+                "fetch_max_bytes": max(52_428_800, self.max_message_bytes)}
 
 
 class _Listener(AsyncConsumerRebalanceListener):
@@ -244,6 +304,7 @@ class ConsumerLoop:
             # that must learn everything it is credited with wants.
             "auto_offset_reset": "earliest",
             "max_poll_records": cfg.max_poll_records,
+            **cfg.fetch_settings(),
         }
         consumer_config.update(cfg.consumer_config)
         self.consumer = KafkaConsumer(**consumer_config)
@@ -256,6 +317,8 @@ class ConsumerLoop:
             "acks": "all",
             "linger_ms": 5,
             "batch_size": 256 * 1024,
+            # the one limit of records read and written (outputs, dead letters cut to fit)
+            "max_request_size": self.config.max_message_bytes,
         }
         producer_config.update(self.config.producer_config)
         return KafkaProducer(**producer_config)
@@ -543,11 +606,16 @@ class ConsumerLoop:
     def _dead_letter(self, tp: TopicPartition, record: Any, bad: BadMessage) -> bool:
         """Send the original bytes to ``<topic>.DLT`` and wait for the acknowledgement.
 
-        Retries with input paused while the broker is unreachable. Returns False if a
-        rebalance or stop intervened (the record stays unhandled and will be re-read).
+        The key and value are cut to fit the producer's ``max_request_size`` when they do
+        not (:func:`dead_letter_record`), and cut further when the broker refuses the record
+        as too large. Retries with input paused while the broker is unreachable. Returns
+        False if a rebalance or stop intervened (the record stays unhandled and is re-read).
         """
         dlt = tp.topic + self.config.dlt_suffix
         cause = bad.__cause__ or bad.__context__ or bad
+        reason = str(bad).encode("utf-8", "replace")
+        if len(reason) > MAX_REASON_BYTES:
+            reason = reason[: MAX_REASON_BYTES - 3] + b"..."
         headers = [
             ("kafka_dlt-original-topic", tp.topic.encode()),
             ("kafka_dlt-original-partition", str(tp.partition).encode()),
@@ -556,34 +624,55 @@ class ConsumerLoop:
             ("kafka_dlt-original-consumer-group", self.config.group_id.encode()),
             ("kafka_dlt-exception-fqcn",
              f"{type(cause).__module__}.{type(cause).__qualname__}".encode()),
-            ("kafka_dlt-exception-message", str(bad).encode("utf-8", "replace")),
+            ("kafka_dlt-exception-message", reason),
             ("onlinenmf-dlt-reason", bad.kind.encode()),
             ("onlinenmf-worker", self.config.worker_id.encode()),
         ]
         epoch, delay, failures = self._epoch, 0.2, 0
+        limit = self._record_limit()
         while True:
             assert self.producer is not None
+            key, value, dl_headers = dead_letter_record(record.key, record.value, headers, limit)
             try:
                 future = self.producer.send(
-                    dlt, key=record.key, value=record.value, headers=headers,
+                    dlt, key=key, value=value, headers=dl_headers,
                     partition=self._dlt_partition(dlt, tp.partition),
                 )
                 future.get(timeout=self.config.flush_timeout)
-            except KafkaError as err:
-                log.warning("dead letter for %s:%d@%d not acknowledged, retrying: %s",
-                            tp.topic, tp.partition, record.offset, err)
-                failures += 1
-                if failures % 3 == 0:  # maybe a sticky fatal producer error: start over
-                    self._replace_producer()
-                self._wait_paused(delay)
-                delay = min(delay * 2, 5.0)
-                if self._stopping or self._epoch != epoch:
+            except (MessageSizeTooLargeError, RecordListTooLargeError) as err:
+                if limit > _MIN_DEAD_LETTER_BYTES:  # the broker accepts less than we do
+                    limit = max(limit // 2, _MIN_DEAD_LETTER_BYTES)
+                    log.warning("dead letter for %s:%d@%d refused as too large (%s): cut to "
+                                "%d bytes", tp.topic, tp.partition, record.offset, err, limit)
+                    continue
+                if not self._retry_dead_letter(tp, record, err, failures, delay, epoch):
                     return False
+                failures, delay = failures + 1, min(delay * 2, 5.0)
+                continue
+            except KafkaError as err:
+                if not self._retry_dead_letter(tp, record, err, failures, delay, epoch):
+                    return False
+                failures, delay = failures + 1, min(delay * 2, 5.0)
                 continue
             self.metrics.dead_letters.labels(topic=tp.topic, reason=bad.kind).inc()
             log.info("dead letter %s:%d@%d (%s): %s", tp.topic, tp.partition, record.offset,
-                     bad.kind, bad)
+                     bad.kind, reason.decode("utf-8", "replace"))
             return True
+
+    def _retry_dead_letter(self, tp: TopicPartition, record: Any, err: Exception,
+                           failures: int, delay: float, epoch: int) -> bool:
+        """Wait before the next attempt; False if a rebalance or stop intervened."""
+        log.warning("dead letter for %s:%d@%d not acknowledged, retrying: %s",
+                    tp.topic, tp.partition, record.offset, err)
+        if (failures + 1) % 3 == 0:  # maybe a sticky fatal producer error: start over
+            self._replace_producer()
+        self._wait_paused(delay)
+        return not (self._stopping or self._epoch != epoch)
+
+    def _record_limit(self) -> int:
+        """The producer's ``max_request_size``: no record sent may count more."""
+        assert self.producer is not None
+        return int(self.producer.config["max_request_size"])
 
     # ----------------------------------------------------------------- flow control
     def _set_paused(self, paused: bool) -> None:

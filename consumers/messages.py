@@ -33,6 +33,11 @@ kind                   meaning
 ``bad_value``          a rating event's value is NaN, infinite or out of range (reco)
 =====================  ============================================================
 
+A dead letter carries the original key and value, unless the record would exceed what the
+producer may send (``--max-message-bytes``, its ``max_request_size``): then they are cut to
+fit, and the headers ``onlinenmf-dlt-truncated`` / ``onlinenmf-dlt-key-truncated`` give the
+original lengths (:func:`consumers.loop.dead_letter_record`).
+
 >>> s = decode_sample(b'{"subject": "C001", "time": 36, "sample_id": "s1", "counts": {"a": 3}}')
 >>> s.subject, s.time, s.counts
 ('C001', 36.0, {'a': 3.0})

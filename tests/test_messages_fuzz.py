@@ -12,8 +12,10 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from consumers.loop import Source
+from consumers.loop import Source, dead_letter_record, record_size
 from consumers.messages import MAX_DEPTH, BadMessage, decode_sample, json_depth
 from consumers.microbiome import MicrobiomeApp
 from consumers.reco import decode_rating
@@ -137,3 +139,45 @@ def test_learn_many_rejects_an_overflowing_row(sparse):
     with pytest.raises(ValueError, match=r"^row 1: the sum .* overflows float64.*rescale"):
         model.learn_many(sp.csr_matrix(X) if sparse else X, features=["a", "b"])
     assert model.to_bytes() == before
+
+
+# ------------------------------------------------------------------ dead letters that fit
+@given(key=st.one_of(st.none(), st.binary(max_size=3000)),
+       value=st.one_of(st.none(), st.binary(max_size=6000)),
+       reason=st.binary(max_size=600), limit=st.integers(1024, 5000))
+@settings(max_examples=300, deadline=None)
+def test_a_dead_letter_always_fits_the_producer(key, value, reason, limit):
+    headers = [("kafka_dlt-exception-message", reason), ("onlinenmf-dlt-reason", b"schema")]
+    out_key, out_value, out_headers = dead_letter_record(key, value, headers, limit)
+    assert record_size(out_key, out_value, out_headers) <= limit
+    said = dict(out_headers)
+    assert out_headers[: len(headers)] == headers  # the reasons, untouched
+    if record_size(key, value, headers) <= limit:
+        assert (out_key, out_value, out_headers) == (key, value, headers)
+    for original, kept, name in [(key, out_key, "onlinenmf-dlt-key-truncated"),
+                                 (value, out_value, "onlinenmf-dlt-truncated")]:
+        if name in said:  # cut: the first bytes, and the original length
+            assert original.startswith(kept) and len(kept) < len(original)
+            assert said[name] == str(len(original)).encode()
+        else:
+            assert kept == original
+    if "onlinenmf-dlt-truncated" in said:  # the value keeps the room the rest leaves
+        assert record_size(out_key, value[: len(out_value) + 5], out_headers) > limit
+
+
+def test_one_setting_sizes_every_client():
+    import argparse
+
+    from consumers.consume import add_arguments, loop_config
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["microbiome", "--max-message-bytes", "5000000"])
+    config = loop_config(args, ["t"])
+    assert config.max_message_bytes == 5_000_000
+    assert config.fetch_settings()["max_partition_fetch_bytes"] >= 5_000_000
+    assert config.fetch_settings()["fetch_max_bytes"] >= 5_000_000
+    default = loop_config(parser.parse_args(["microbiome"]), ["t"])
+    assert default.max_message_bytes == 1_048_576
+    assert default.fetch_settings() == {"max_partition_fetch_bytes": 1_048_576,
+                                        "fetch_max_bytes": 52_428_800}  # kafka-python's

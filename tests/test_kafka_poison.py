@@ -1,0 +1,194 @@
+"""Poison pills against the embedded broker (issue 10): records that once crashed or stalled
+the consumer must each end as one dead letter, in bounded time, with the model equal to a
+run over the valid records alone.
+
+One consumer run (module fixture) over a single-partition stream of valid records with the
+issue's hostile ones inserted at known offsets, produced by confluent-kafka (which, like a
+hostile producer, may send records up to 8 MB); the tests then read its traces.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+
+from consumers.checkpoint import CheckpointStore
+from consumers.loop import ConsumerLoop, LoopConfig, record_size
+from consumers.messages import DEFAULT_MAX_BYTES
+from consumers.microbiome import MicrobiomeApp, model_from_blobs
+from tests.kafka_broker import (
+    FAST_GROUP,
+    TopicReader,
+    create_topic,
+    produce,
+    reference_app,
+    synthetic_messages,
+    unique,
+)
+
+pytestmark = pytest.mark.kafka
+
+PARAMS = {"n_components": 3, "refresh_every": 20, "seed": 2}
+LIMIT = DEFAULT_MAX_BYTES  # the consumer's one record limit (--max-message-bytes)
+#: a consumer that has not finished by then is stalled (the run takes seconds)
+STALL = 300.0
+
+
+def _doc(**fields: Any) -> dict:
+    return {"subject": "s1", "time": 1.0, "sample_id": "poison", "counts": {"t1": 5, "t2": 1},
+            **fields}
+
+
+def _json(doc: Any) -> bytes:
+    return json.dumps(doc).encode()
+
+
+#: name -> (key, value, the dead letter's reason, words its message must contain)
+POISON: dict[str, tuple[bytes | None, bytes, str, str]] = {
+    "huge_5mb": (b"s1", _json(_doc(meta={"pad": "x" * 5_000_000})), "oversize", "exceeds"),
+    "many_taxa": (b"s1", _json(_doc(counts={f"t{i}": 1 for i in range(100_000)})),
+                  "oversize", "exceeds"),
+    "long_taxon": (b"s1", _json(_doc(counts={"a" * LIMIT: 1})), "oversize", "exceeds"),
+    "one_byte_over": (b"s1", b"", "oversize", f"{LIMIT + 1} bytes"),  # value set below
+    # a key alone above the limit: the dead letter must cut it too
+    "long_key": (b"k" * 1_100_000, b"<not json/>", "not_json", "not JSON"),
+}
+_pad = LIMIT + 1 - len(_json(_doc(meta={"pad": ""})))
+POISON["one_byte_over"] = (b"s1", _json(_doc(meta={"pad": "x" * _pad})), "oversize",
+                           f"{LIMIT + 1} bytes")
+assert len(POISON["one_byte_over"][1]) == LIMIT + 1
+
+
+def run_loop(loop: ConsumerLoop, deadline: float = STALL) -> int:
+    """``loop.run()`` in a thread; fail (after stopping it) if it is still running after
+    ``deadline`` seconds: a stalled consumer."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["status"] = loop.run()
+        except BaseException as err:  # re-raised in the test's thread
+            outcome["error"] = err
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(deadline)
+    if thread.is_alive():
+        loop.stop()
+        thread.join(60)
+        raise AssertionError(f"the consumer was still running after {deadline:.0f} s: stalled")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["status"]
+
+
+def _headers(msg) -> dict[str, bytes]:
+    return dict(msg.headers() or [])
+
+
+@pytest.fixture(scope="module")
+def poisoned(kafka_broker, tmp_path_factory):
+    bootstrap = kafka_broker.bootstrap
+    topic = create_topic(bootstrap, unique("poison"), partitions=1)
+    out_topic = topic + ".out"
+    valid = synthetic_messages(150, seed=11)
+    stream: list[tuple[bytes | None, bytes]] = list(valid)
+    offsets = {}
+    for i, name in enumerate(POISON):
+        stream.insert(10 + i * 12, POISON[name][:2])
+    for offset, (key, value) in enumerate(stream):
+        for name, (p_key, p_value, _, _) in POISON.items():
+            if key is p_key and value is p_value:
+                offsets[name] = offset
+    assert len(offsets) == len(POISON)
+    produce(bootstrap, topic, stream)
+
+    ckpt_dir = tmp_path_factory.mktemp("ckpt")
+    app = MicrobiomeApp(model_params=PARAMS, output_topic=out_topic, model_topic=None)
+    loop = ConsumerLoop(app, LoopConfig(
+        bootstrap_servers=bootstrap, topics=[topic], group_id=unique("g"),
+        checkpoint_dir=ckpt_dir, worker_id="w1", checkpoint_every=40, checkpoint_interval=60,
+        exit_when_idle=2.0, max_message_bytes=LIMIT, consumer_config=dict(FAST_GROUP),
+    ))
+    status = run_loop(loop)
+    reader = TopicReader(bootstrap, topic + ".DLT")
+    dead = reader.drain(idle=1.0)
+    reader.close()
+    reader = TopicReader(bootstrap, out_topic)
+    outputs = reader.drain(idle=1.0)
+    reader.close()
+    return {"status": status, "topic": topic, "stream": stream, "offsets": offsets,
+            "valid": valid, "dead": dead, "outputs": outputs, "app": app, "loop": loop,
+            "ckpt_dir": ckpt_dir}
+
+
+def test_the_consumer_finished_normally(poisoned):
+    assert poisoned["status"] == 0
+
+
+def _letters(run: dict, name: str) -> list:
+    offset = str(run["offsets"][name]).encode()
+    return [m for m in run["dead"] if _headers(m)["kafka_dlt-original-offset"] == offset]
+
+
+@pytest.mark.parametrize("name", list(POISON))
+def test_each_poison_pill_is_one_dead_letter_that_fits(poisoned, name):
+    key, value, kind, needle = POISON[name]
+    letters = _letters(poisoned, name)
+    assert len(letters) == 1, f"{name}: {len(letters)} dead letters"
+    msg = letters[0]
+    headers = _headers(msg)
+    assert headers["onlinenmf-dlt-reason"] == kind.encode()
+    assert needle in headers["kafka_dlt-exception-message"].decode()
+    # no more than the producer may send, whatever came in
+    assert record_size(msg.key(), msg.value(), msg.headers()) <= LIMIT
+    if "onlinenmf-dlt-truncated" in headers:  # cut, says so, keeps the first bytes
+        assert headers["onlinenmf-dlt-truncated"] == str(len(value)).encode()
+        assert value.startswith(msg.value()) and len(msg.value()) > LIMIT // 2
+    else:
+        assert msg.value() == value
+    if "onlinenmf-dlt-key-truncated" in headers:
+        assert headers["onlinenmf-dlt-key-truncated"] == str(len(key)).encode()
+        assert key.startswith(msg.key()) and len(msg.key()) < len(key)
+    else:
+        assert msg.key() == key
+
+
+@pytest.mark.parametrize("name", ["huge_5mb", "many_taxa", "long_taxon", "one_byte_over"])
+def test_oversize_values_are_cut_to_fit(poisoned, name):
+    (msg,) = _letters(poisoned, name)
+    assert _headers(msg)["onlinenmf-dlt-truncated"] == str(len(POISON[name][1])).encode()
+
+
+def test_a_long_key_is_cut_and_the_value_kept(poisoned):
+    (msg,) = _letters(poisoned, "long_key")
+    assert _headers(msg)["onlinenmf-dlt-key-truncated"] == b"1100000"
+    assert "onlinenmf-dlt-truncated" not in _headers(msg)
+
+
+def test_no_other_dead_letters(poisoned):
+    assert len(poisoned["dead"]) == len(POISON)
+
+
+def test_every_valid_record_learned_once_as_without_the_poison(poisoned):
+    reference = reference_app([v for _, v in poisoned["valid"]], model_params=PARAMS)
+    assert poisoned["app"].model == reference.model  # every array and counter, bit for bit
+    records = [json.loads(m.value()) for m in poisoned["outputs"]]
+    seen = sorted(r["source"]["offset"] for r in records)
+    assert seen == sorted(set(range(len(poisoned["stream"])))
+                          - set(poisoned["offsets"].values()))
+
+
+def test_checkpoint_offsets_and_model_agree(poisoned):
+    ckpt = CheckpointStore(poisoned["ckpt_dir"], "w1").read()
+    key = f"{poisoned['topic']}:0"
+    assert ckpt.offsets == {key: len(poisoned["stream"])}
+    assert ckpt.learned == {key: len(poisoned["valid"])}
+    assert ckpt.dead_letters == {key: len(POISON)}
+    model = model_from_blobs(ckpt.blobs)
+    assert model.samples_learned == len(poisoned["valid"])
+    assert np.array_equal(model.W, poisoned["app"].model.W)
