@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import gzip
 import hashlib
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -108,6 +109,153 @@ def test_short_taxon_rules():
     assert ds.short_taxon("k__Bacteria; p__Firmicutes; c__; o__; f__; g__; s__") == "p__Firmicutes"
     assert ds.short_taxon("k__Bacteria; g__Alistipes; s__onderdonkii") == "s__Alistipes onderdonkii"
     assert ds.short_taxon("Unassigned") == "Unassigned"
+
+
+@pytest.mark.parametrize(("taxon", "expected"), [
+    ("k__Bacteria; g__Bacteroides; s__none", "g__Bacteroides"),  # not "s__Bacteroides none"
+    ("k__Bacteria; f__Lachnospiraceae; g__uncultured; s__uncultured_bacterium",
+     "f__Lachnospiraceae"),
+    ("k__Bacteria; o__Clostridiales; f__unclassified; g__; s__", "o__Clostridiales"),
+    ("d__Bacteria; p__Firmicutes; g__Blautia; s__Ambiguous_taxa", "g__Blautia"),
+    ("Bacteria;Bacteroidetes;Bacteroidia;unclassified", "Bacteroidia"),
+    ("k__Bacteria; g__Blautia; s__unidentified", "g__Blautia"),
+    ("k__Bacteria; g__Faecalibacterium; s__gut_metagenome", "g__Faecalibacterium"),
+    ("d__Bacteria; g__Bacteroides; s__Bacteroides_dorei", "s__Bacteroides dorei"),
+    ("k__Bacteria; f__[Tissierellaceae]; g__WAL_1855D; s__", "g__WAL_1855D"),
+    ("Unassigned", "Unassigned"),
+])
+def test_placeholder_ranks_fall_back_to_the_deepest_named_rank(taxon, expected):
+    assert ds.short_taxon(taxon) == expected
+
+
+def test_unique_names_suffix_shared_names_only():
+    names = ds.unique_names({
+        "ac5402de1ddf427ab8d2b0a8a0a44f19": "g__Bacteroides",
+        "4b5eeb300368260019c1fbc7a3c718fc": "g__Bacteroides",
+        "fe30ff0f71a38a39cf1717ec2be3a2fc": "g__Neisseria",
+        "seq_3": "g__Alistipes", "seq_44": "g__Alistipes",
+        "abcdefgh11": "f__X", "abcdefgh22": "f__X",  # 8-char prefixes alike: longer ones
+    })
+    assert names == {
+        "ac5402de1ddf427ab8d2b0a8a0a44f19": "g__Bacteroides (ac5402de)",
+        "4b5eeb300368260019c1fbc7a3c718fc": "g__Bacteroides (4b5eeb30)",
+        "fe30ff0f71a38a39cf1717ec2be3a2fc": "g__Neisseria",
+        "seq_3": "g__Alistipes (seq_3)", "seq_44": "g__Alistipes (seq_44)",
+        "abcdefgh11": "f__X (abcdefgh11)", "abcdefgh22": "f__X (abcdefgh22)",
+    }
+    assert len(set(names.values())) == len(names)
+
+
+# --- a user's own files ------------------------------------------------------------------
+
+
+OTU_ROWS = ("# Constructed from biom file\n#OTU ID\tS1\tS2\tS3\tS4\ttaxonomy\n"
+            "asv1\t5\t0\t2\t0\tk__Bacteria; g__Bacteroides; s__\n"
+            "asv2\t0\t7\t2\t0\tk__Bacteria; g__Bacteroides; s__none\n"
+            "asv3\t1\t0\t0\t0\tk__Bacteria; g__Bacteroides; s__uniformis\n")
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(("column", "values", "times"), [
+    ("day", ["10", "3", "1", "4"], [1.0, 3.0, 10.0]),
+    ("days", ["10", "3", "1.5", "4"], [1.5, 3.0, 10.0]),
+    ("collection-day", ["10", "3", "1", "4"], [1.0, 3.0, 10.0]),
+    ("day_of_life", ["10", "3", "1", "4"], [1.0, 3.0, 10.0]),
+    # dates: days since 1970-01-01 (2020-01-02 is day 18263)
+    ("date", ["2020-01-11", "2020-01-04", "2020-01-02", "2020-01-05"],
+     [18263.0, 18265.0, 18272.0]),
+    ("collection_date", ["01/11/2020", "01/04/2020", "01/02/2020", ""],
+     [18263.0, 18265.0, 18272.0]),
+    ("timestamp", ["2020-01-11T12:00:00Z", "2020-01-04 00:00", "2020-01-02", "2020-01-05"],
+     [18263.0, 18265.0, 18272.5]),
+])
+def test_load_table_finds_common_time_columns(tmp_path, column, values, times):
+    meta = f"#SampleID\thost_subject_id\t{column}\tdiet\n#q2:types\tcategorical\tnumeric\t" \
+           "categorical\n" + "".join(f"S{i + 1}\t{'AB'[i % 2]}\t{v}\tbd\n"
+                                     for i, v in enumerate(values))
+    t = ds.load_table(_write(tmp_path / "t.tsv", OTU_ROWS), _write(tmp_path / "m.tsv", meta))
+    assert t.features == ["asv1", "asv2", "asv3"]
+    # S4 has no reads: left out; the rest in time order, counts from their own column
+    assert t.metadata["sample_id"].tolist() == ["S3", "S2", "S1"]
+    assert t.metadata["time"].tolist() == times
+    assert t.metadata["subject"].tolist() == ["A", "B", "A"]
+    assert [t.sample(i) for i in range(3)] == [{"asv1": 2.0, "asv2": 2.0}, {"asv2": 7.0},
+                                               {"asv1": 5.0, "asv3": 1.0}]
+    # s__ and s__none skipped: two features named g__Bacteroides, told apart by their ids
+    assert [t.taxon_name("asv1"), t.taxon_name("asv2")] == ["g__Bacteroides (asv1)",
+                                                            "g__Bacteroides (asv2)"]
+    assert t.taxon_name("asv3") == "s__Bacteroides uniformis"
+    assert next(t.records())["meta"] == {"diet": "bd"}
+
+
+def test_load_table_samples_as_rows_csv_and_biom_json(tmp_path):
+    meta = _write(tmp_path / "m.csv", "sample_name,subject,date\nS1,A,2021-03-02\n"
+                                      "S2,A,2021-03-01\n")
+    rows = _write(tmp_path / "rows.csv", "id,asv1,asv2\nS1,5,0\nS2,1,3\n")
+    t = ds.load_table(rows, meta)
+    assert t.metadata["sample_id"].tolist() == ["S2", "S1"]
+    assert [t.sample(0), t.sample(1)] == [{"asv1": 1.0, "asv2": 3.0}, {"asv1": 5.0}]
+    biom = {"shape": [2, 2], "matrix_type": "sparse", "data": [[0, 0, 5], [0, 1, 1], [1, 1, 3]],
+            "rows": [{"id": "asv1", "metadata": {"taxonomy": ["k__Bacteria", "g__Blautia"]}},
+                     {"id": "asv2", "metadata": None}],
+            "columns": [{"id": "S1"}, {"id": "S2"}]}
+    t = ds.load_table(_write(tmp_path / "t.biom", json.dumps(biom)), meta)
+    assert [t.sample(0), t.sample(1)] == [{"asv1": 1.0, "asv2": 3.0}, {"asv1": 5.0}]
+    assert t.taxonomy == {"asv1": "k__Bacteria; g__Blautia"}
+
+
+@pytest.mark.parametrize(("table", "meta", "flags", "message"), [
+    (None, "sample_id\tsubject\tday\nS1\tA\t1\n", {}, "no such file"),
+    (OTU_ROWS, "sample_id\tsubject\tweek\nS1\tA\t1\n", {}, "--time-column"),
+    (OTU_ROWS, "sample_id\tsubject\tday\nS1\tA\t1\n", {"time_column": "visit"},
+     "no column 'visit'"),
+    (OTU_ROWS, "sample_id\tcage\tday\nS1\tA\t1\n", {}, "--subject-column"),
+    (OTU_ROWS, "sample_id\tsubject\tday\nX1\tA\t1\n", {}, "--sample-column"),
+    (OTU_ROWS, "sample_id\tsubject\tday\nS1\tA\tday one\n", {}, "neither a number nor a date"),
+    (OTU_ROWS, "sample_id\tsubject\tday\nS1\tA\t1\nS1\tB\t2\n", {}, "appear twice"),
+    ("#OTU ID\tS1\nasv1\tfive\n", "sample_id\tsubject\tday\nS1\tA\t1\n", {}, "'five'"),
+    ("#OTU ID\tS1\nasv1\t-3\n", "sample_id\tsubject\tday\nS1\tA\t1\n", {}, "non-negative"),
+    (b"PK\x03\x04zip", "sample_id\tsubject\tday\nS1\tA\t1\n", {}, "qiime tools export"),
+    (b"\xff\xfe\x00binary\x00", "sample_id\tsubject\tday\nS1\tA\t1\n", {}, "UTF-8"),
+    ("{not json", "sample_id\tsubject\tday\nS1\tA\t1\n", {}, "not a BIOM 1.0 JSON table"),
+])
+def test_load_table_mistakes_are_one_line_errors(tmp_path, table, meta, flags, message):
+    path = tmp_path / "t.tsv"
+    if isinstance(table, bytes):
+        path.write_bytes(table)
+    elif table is not None:
+        path.write_text(table)
+    with pytest.raises(ds.TableError, match=re.escape(message)) as caught:
+        ds.load_table(path, _write(tmp_path / "m.tsv", meta), **flags)
+    assert "\n" not in str(caught.value)
+
+
+def test_read_taxonomy_formats(tmp_path):
+    qiime = _write(tmp_path / "taxonomy.tsv", "Feature ID\tTaxon\tConfidence\n"
+                   "a\tk__Bacteria; g__Blautia; s__\t0.99\nb\tk__Bacteria; g__Dorea\t0.9\n")
+    assert ds.read_taxonomy(qiime) == {"a": "k__Bacteria; g__Blautia; s__",
+                                       "b": "k__Bacteria; g__Dorea"}
+    ranks = _write(tmp_path / "ranks.tsv", "ASV\tKingdom\tPhylum\tGenus\tSpecies\n"
+                   "a\tBacteria\tFirmicutes\tBlautia\t\nb\tBacteria\tFirmicutes\t\tNA\n")
+    assert ds.read_taxonomy(ranks) == {"a": "k__Bacteria; p__Firmicutes; g__Blautia; s__",
+                                       "b": "k__Bacteria; p__Firmicutes; g__; s__NA"}
+    assert ds.short_taxon(ds.read_taxonomy(ranks)["b"]) == "p__Firmicutes"
+    bare = _write(tmp_path / "bare.tsv", "a\tk__Bacteria; g__Blautia\n")
+    assert ds.read_taxonomy(bare) == {"a": "k__Bacteria; g__Blautia"}
+    gut = ds.read_taxonomy(data_path("artificial_gut", "taxonomy.tsv.gz"))  # rank columns
+    assert ds.short_taxon(gut["seq_2"]) == "s__Bacteroides uniformis"
+    biom = {"shape": [1, 1], "matrix_type": "dense", "data": [[4]],
+            "rows": [{"id": "a", "metadata": {"taxonomy": ["k__Bacteria", "g__Blautia"]}}],
+            "columns": [{"id": "S1"}]}
+    assert ds.read_taxonomy(_write(tmp_path / "t.biom", json.dumps(biom))) == {
+        "a": "k__Bacteria; g__Blautia"}
+    one_column = _write(tmp_path / "one.tsv", "a\nb\n")
+    with pytest.raises(ds.TableError, match="Feature ID, Taxon"):
+        ds.read_taxonomy(one_column)
 
 
 def test_records_and_select(ecam):

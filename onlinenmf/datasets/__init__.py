@@ -8,6 +8,8 @@ and licence; see ``README.md`` here):
 - :func:`load_movietweetings`, :func:`load_online_retail`: recommender event streams
   (DataFrame ``user, item, value, time, ...`` in time order); :func:`load_movielens` reads a
   MovieLens 100K copy the user supplies;
+- :func:`load_table` reads a user's own counts table and sample metadata (TSV, BIOM) into
+  the same :class:`MicrobiomeTable`; :func:`read_taxonomy` a taxonomy file;
 - :func:`load_swimmer` and :func:`swimmer_parts` (bundled), :func:`load_cbcl` (never bundled).
 
 Synthetic (numpy only, deterministic by seed): :func:`make_poisson_stream`,
@@ -22,7 +24,8 @@ Examples
 'f__Enterobacteriaceae'
 """
 
-from ._table import MicrobiomeTable, short_taxon
+from ._table import MicrobiomeTable, short_taxon, unique_names
+from .files import TableError, load_table, read_taxonomy
 from .images import ImageSet, load_cbcl, load_swimmer, swimmer_parts
 from .microbiome import load_artificial_gut, load_ecam, load_moving_pictures
 from .reco import load_movielens, load_movietweetings, load_online_retail
@@ -38,6 +41,7 @@ __all__ = [
     "LongitudinalStream",
     "MicrobiomeTable",
     "PoissonStream",
+    "TableError",
     "load_artificial_gut",
     "load_cbcl",
     "load_ecam",
@@ -46,8 +50,11 @@ __all__ = [
     "load_moving_pictures",
     "load_online_retail",
     "load_swimmer",
+    "load_table",
     "make_longitudinal_stream",
     "make_poisson_stream",
+    "read_taxonomy",
     "short_taxon",
     "swimmer_parts",
+    "unique_names",
 ]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -21,11 +21,46 @@ def data_path(*parts: str) -> Path:
     return Path(str(resources.files("onlinenmf.datasets").joinpath("data", *parts)))
 
 
-def short_taxon(taxon: str) -> str:
-    """Deepest assigned rank of a Greengenes-style taxonomy string.
+#: Rank names that say "not known" rather than name a taxon (compared lower-case, with
+#: ``_``/``-`` read as spaces): a label falls back past them to the deepest named rank.
+PLACEHOLDERS = frozenset({
+    "", "none", "na", "n/a", "nan", "null", "unknown", "unclassified", "unidentified",
+    "uncultured", "unassigned", "ambiguous taxa", "incertae sedis", "metagenome",
+    "uncultured bacterium", "uncultured organism", "uncultured prokaryote",
+    "unidentified bacterium", "bacterium", "gut metagenome", "human gut metagenome",
+    "mouse gut metagenome",
+})
+#: Prefixes of names that are placeholders too (``uncultured Lachnospiraceae bacterium``,
+#: ``unclassified_Clostridiales``).
+_PLACEHOLDER_PREFIXES = ("uncultured ", "unclassified ", "unidentified ", "unknown ")
+_RANK_PREFIX = re.compile(r"^([a-zA-Z])__")
+#: Rank columns of a taxonomy table and the Greengenes letter of each.
+RANK_COLUMNS = {"kingdom": "k", "domain": "d", "phylum": "p", "class": "c", "order": "o",
+                "family": "f", "genus": "g", "species": "s"}
 
-    Empty ranks (``g__``) are skipped; a species is written with its genus, since an
-    epithet alone (``s__longum``) reads poorly.
+
+def is_placeholder(rank: str) -> bool:
+    """Is this rank (``g__uncultured``, ``s__``, ``unclassified``...) a non-name?
+
+    Examples
+    --------
+    >>> [is_placeholder(r) for r in ("s__", "s__none", "g__uncultured", "Unclassified",
+    ...                              "g__Bacteroides", "f__[Tissierellaceae]")]
+    [True, True, True, True, False, False]
+    """
+    name = _RANK_PREFIX.sub("", str(rank).strip()).strip().strip("[]'\"").lower()
+    name = re.sub(r"[_\-\s]+", " ", name).strip()
+    return name in PLACEHOLDERS or name.startswith(_PLACEHOLDER_PREFIXES) \
+        or name.endswith(" metagenome")
+
+
+def short_taxon(taxon: str) -> str:
+    """Deepest named rank of a taxonomy string (Greengenes, SILVA, GTDB or plain ranks).
+
+    Placeholder ranks (``g__``, ``s__none``, ``g__uncultured``, ``unclassified``... see
+    :func:`is_placeholder`) are skipped; a species is written with its genus, since an
+    epithet alone (``s__longum``) reads poorly, unless the species name already starts with
+    it (SILVA, GTDB). Underscores inside a species name are read as spaces.
 
     Examples
     --------
@@ -35,19 +70,81 @@ def short_taxon(taxon: str) -> str:
     'f__Enterobacteriaceae'
     >>> short_taxon("k__Bacteria; g__Bifidobacterium; s__longum")
     's__Bifidobacterium longum'
+    >>> short_taxon("d__Bacteria; f__Bacteroidaceae; g__Bacteroides; s__Bacteroides_dorei")
+    's__Bacteroides dorei'
+    >>> short_taxon("k__Bacteria; g__Bacteroides; s__none")
+    'g__Bacteroides'
+    >>> short_taxon("Bacteria;Firmicutes;Clostridia;Clostridiales;uncultured")
+    'Clostridiales'
     >>> short_taxon("Unassigned")
     'Unassigned'
     """
     ranks = [r.strip() for r in str(taxon).split(";") if r.strip()]
-    named = [r for r in ranks if "__" not in r or r.split("__", 1)[1]]
+    named = [r for r in ranks if not is_placeholder(r)]
     if not named:
         return ranks[0] if ranks else "Unassigned"
     deepest = named[-1]
     if deepest.startswith("s__"):
-        genus = [r for r in named if r.startswith("g__")]
-        if genus:
-            return f"s__{genus[-1][3:]} {deepest[3:]}"
+        species = deepest[3:].replace("_", " ").strip()
+        genus = [r[3:].strip() for r in named if r.startswith("g__")]
+        if genus and not species.lower().startswith(genus[-1].lower()):
+            return f"s__{genus[-1]} {species}"
+        return f"s__{species}"
     return deepest
+
+
+def taxon_from_ranks(ranks: Mapping[str, Any]) -> str:
+    """A Greengenes-style string from rank columns (``Kingdom`` ... ``Species``, any case).
+
+    Missing and empty ranks are left empty (``g__``), so :func:`short_taxon` skips them.
+
+    Examples
+    --------
+    >>> taxon_from_ranks({"Kingdom": "Bacteria", "Genus": "Bacteroides", "Species": ""})
+    'k__Bacteria; g__Bacteroides; s__'
+    """
+    parts = []
+    for column, value in ranks.items():
+        letter = RANK_COLUMNS.get(str(column).strip().lower())
+        if letter is not None:
+            text = "" if value is None or (isinstance(value, float) and math.isnan(value)) \
+                else str(value).strip()
+            parts.append(f"{letter}__{_RANK_PREFIX.sub('', text)}")
+    return "; ".join(parts)
+
+
+def unique_names(names: Mapping[Hashable, str], width: int = 8) -> dict[Hashable, str]:
+    """Make names unique by a short id suffix where two ids share a name.
+
+    ``name (id[:width])``, the prefix lengthened until the names differ (an id no longer
+    than ``width + 2`` characters is written whole). Names that are the id itself, and
+    names no other id shares, are left as they are.
+
+    Examples
+    --------
+    >>> unique_names({"ac5402de1ddf": "g__Bacteroides", "4b5eeb300368": "g__Bacteroides",
+    ...               "seq_9": "g__Alistipes", "x1": "x1"})  # doctest: +NORMALIZE_WHITESPACE
+    {'ac5402de1ddf': 'g__Bacteroides (ac5402de)', '4b5eeb300368': 'g__Bacteroides (4b5eeb30)',
+     'seq_9': 'g__Alistipes', 'x1': 'x1'}
+    """
+    groups: dict[str, list[Hashable]] = {}
+    for key, name in names.items():
+        groups.setdefault(name, []).append(key)
+    out = dict(names)
+    for name, keys in groups.items():
+        if len(keys) < 2:
+            continue
+        ids = [str(k) for k in keys]
+        size = width
+        while len({_cut(i, size) for i in ids}) < len(ids) and size < max(map(len, ids)):
+            size += 4
+        for key, text in zip(keys, ids, strict=True):
+            out[key] = name if text == name else f"{name} ({_cut(text, size)})"
+    return out
+
+
+def _cut(text: str, size: int) -> str:
+    return text if len(text) <= size + 2 else text[:size]
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,17 +194,8 @@ class MicrobiomeTable:
 
     @cached_property
     def _unique(self) -> dict[str, str]:
-        # Many ASVs share a genus: suffix an id prefix only where the short name repeats,
-        # lengthening the prefix until the names are unique.
-        seen = Counter(self._short)
-        out = {}
-        for feature, short in zip(self.features, self._short, strict=True):
-            out[feature] = short if seen[short] == 1 else f"{short} ({feature[:8]})"
-        if len(set(out.values())) < len(out):
-            for feature, short in zip(self.features, self._short, strict=True):
-                if seen[short] > 1:
-                    out[feature] = f"{short} ({feature})"
-        return out
+        # Many ASVs share a genus: an id suffix only where the short name repeats.
+        return unique_names(dict(zip(self.features, self._short, strict=True)))
 
     def taxon_name(self, feature: str, unique: bool = True) -> str:
         """Readable short name of a feature: its deepest assigned rank.
@@ -117,8 +205,8 @@ class MicrobiomeTable:
         feature : str
             A feature id from :attr:`features`.
         unique : bool
-            Append the first 8 characters of the id when other features share the
-            short name, so names stay unique across the table.
+            Append the first 8 characters of the id (more if needed) when other features
+            share the short name, so names stay unique across the table.
 
         Examples
         --------

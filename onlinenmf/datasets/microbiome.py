@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ._table import MicrobiomeTable, data_path, read_counts, time_order
+from ._table import MicrobiomeTable, data_path, read_counts, taxon_from_ranks, time_order
 
 _RANKS = ("Kingdom", "Phylum", "Class", "Order", "Family", "Genus", "Species")
 
@@ -130,10 +130,8 @@ def load_artificial_gut(include_empty: bool = False) -> MicrobiomeTable:
     meta["time"] = meta["hours_since_first_sample"].astype(float)
     meta = _front(meta, ["sample_id", "subject", "time", "vessel"])
     tax = _read_tsv("artificial_gut", "taxonomy.tsv.gz")
-    taxonomy = {
-        row.feature_id: "; ".join(f"{r[0].lower()}__{getattr(row, r)}" for r in _RANKS)
-        for row in tax.itertuples(index=False)
-    }
+    ranks = tax[list(_RANKS)].to_dict("records")
+    taxonomy = dict(zip(tax["feature_id"], map(taxon_from_ranks, ranks), strict=True))
     keep = meta["time"].notna()
     if not include_empty:
         depth = read_counts("artificial_gut").sum(axis=1).A1
