@@ -22,6 +22,13 @@ same loop, and inherit its correctness contract:
 - A record the application refuses (:class:`~consumers.messages.BadMessage`) goes to
   ``<topic>.DLT`` with its original bytes and the reason in headers; its offset counts
   as handled only once the dead letter is acknowledged.
+- The model and the offsets move together or not at all. A record whose output can never
+  be sent (larger than the producer's ``max_request_size``, or refused by the broker as
+  too large) was learned already: the loop rolls back to its last checkpoint and, when the
+  record comes round again, dead-letters it (``oversize``) instead of learning it. When
+  the application fails half-way (an exception other than BadMessage), the loop rolls back
+  before the exception leaves it, so no checkpoint can hold a record its offsets call
+  unprocessed.
 - Backpressure: when more than ``max_inflight`` output records await acknowledgement,
   or a checkpoint cannot be written, the input partitions are paused (``poll`` keeps
   the group membership alive) instead of buffering without bound.
@@ -251,7 +258,10 @@ class ConsumerLoop:
         self._epoch = 0  # +1 whenever positions or state jump (assignment, rollback)
         # Futures of output records not yet seen acknowledged, oldest first. Checked from
         # the main thread only (no callbacks: they cost more than the send itself).
-        self._pending: deque[Any] = deque()
+        # Each with the (partition key, offset) of the record that produced it.
+        self._pending: deque[tuple[Any, tuple[str, int]]] = deque()
+        # Records learned whose output could never be sent: dead-lettered when re-read.
+        self._refused: dict[tuple[str, int], BadMessage] = {}
         self._send_errors = 0
         self._errors_at_checkpoint = 0
         self._children: dict[TopicPartition, tuple[Any, Any]] = {}
@@ -521,16 +531,29 @@ class ConsumerLoop:
             return False  # already in the state: replayed after a seek
         source = Source(tp.topic, tp.partition, record.offset, record.timestamp, record.key,
                         self.config.worker_id)
-        try:
-            item = self.app.decode(record.value)
-            result = self.app.process(item, source)
-        except BadMessage as bad:
+        origin = (key, record.offset)
+        bad = self._refused.get(origin)
+        if bad is None:
+            try:
+                item = self.app.decode(record.value)
+                result = self.app.process(item, source)
+            except BadMessage as refusal:  # the application left no trace of the record
+                bad = refusal
+            except BaseException:
+                # The application failed half-way: its state may hold part of this record,
+                # which no checkpoint may cover while the offsets call it unprocessed
+                # (not dirty: nothing is saved even if the rollback fails too).
+                self._dirty = False
+                self._rollback(f"the application failed on {key}@{record.offset}")
+                raise
+        if bad is not None:
             if not self._dead_letter(tp, record, bad):
                 return False
+            self._refused.pop(origin, None)
             self._dead[key] = self._dead.get(key, 0) + 1
         else:
-            for topic, out_key, value in result.outputs:
-                self._send(topic, out_key, value)
+            if not self._emit(origin, result):
+                return False
             self._learned[key] = self._learned.get(key, 0) + 1
             self._counters(tp)[1].inc()
             if result.loss is not None:
@@ -554,9 +577,41 @@ class ConsumerLoop:
             self._children[tp] = pair
         return pair
 
-    def _send(self, topic: str, key: bytes | None, value: bytes) -> None:
+    def _emit(self, origin: tuple[str, int], result: Result) -> bool:
+        """Send the outputs of the record at ``origin`` (learned already). False if one can
+        never be sent: the state is then rolled back and the record will be dead-lettered."""
+        limit = self._record_limit()
+        for topic, key, value in result.outputs:
+            # (cheap test first: the record's own overhead is a few dozen bytes)
+            if len(value) + len(key or b"") + 1024 > limit:
+                size = record_size(key, value)
+                if size > limit:
+                    self._refuse(origin, BadMessage(
+                        "oversize", f"its output record to {topic} would be {size} bytes, "
+                        f"above the producer's limit of {limit} (--max-message-bytes)"))
+                    return False
+        for topic, key, value in result.outputs:
+            self._send(topic, key, value, origin)
+        return True
+
+    def _refuse(self, origin: tuple[str, int], bad: BadMessage) -> None:
+        """The record at ``origin`` was learned but its output can never be delivered: back
+        to the last checkpoint, and dead-letter the record when it is read again."""
+        self._refused[origin] = bad
+        self._rollback(f"{origin[0]}@{origin[1]}: {bad}")
+
+    def _send(self, topic: str, key: bytes | None, value: bytes,
+              origin: tuple[str, int]) -> None:
         assert self.producer is not None
-        self._pending.append(self.producer.send(topic, key=key, value=value))
+        try:
+            future = self.producer.send(topic, key=key, value=value)
+        except (MessageSizeTooLargeError, RecordListTooLargeError) as err:
+            self._undelivered(origin, err)
+            return
+        except KafkaError as err:  # e.g. no metadata within max_block_ms: redone after rollback
+            self._undelivered(None, err)
+            return
+        self._pending.append((future, origin))
         if len(self._pending) % 256 == 0:
             self._prune()
         counter = self._output_children.get(topic)
@@ -567,13 +622,26 @@ class ConsumerLoop:
     def _prune(self, everything: bool = False) -> None:
         """Forget acknowledged outputs (oldest first); count the failed ones."""
         pending = self._pending
-        while pending and (everything or pending[0].is_done):
-            future = pending.popleft()
-            if not future.is_done or future.failed():
-                self._send_errors += 1
-                self.metrics.output_errors.inc()
-                if future.is_done:
-                    log.warning("output record not delivered: %s", future.exception)
+        while pending and (everything or pending[0][0].is_done):
+            future, origin = pending.popleft()
+            if not future.is_done:
+                self._undelivered(None, None)
+            elif future.failed():
+                too_large = (MessageSizeTooLargeError, RecordListTooLargeError)
+                self._undelivered(origin if isinstance(future.exception, too_large) else None,
+                                  future.exception)
+
+    def _undelivered(self, origin: tuple[str, int] | None, err: Exception | None) -> None:
+        """Count an output that was not delivered: the next checkpoint rolls back instead,
+        and the records since the last one are redone. ``origin``: the record whose output
+        the broker refused as too large, dead-lettered when redone (it would fail again)."""
+        self._send_errors += 1
+        self.metrics.output_errors.inc()
+        if err is not None:
+            log.warning("output record not delivered: %s", err)
+        if origin is not None:
+            self._refused[origin] = BadMessage(
+                "oversize", f"its output record was refused as too large: {err}")
 
     def _replace_producer(self) -> None:
         # kafka-python producer errors can be sticky (a fatal idempotence state): start over.

@@ -6,9 +6,13 @@ Input (topic ``microbiome.samples``, key = subject id), JSON::
      "counts": {"<taxon>": 519, ...}, "meta": {...}}
 
 ``time`` is a number of days, or an ISO-8601 date/time (converted to days since
-1970-01-01 UTC). ``meta`` is optional and carried through untouched. JSON nested deeper
-than :data:`MAX_DEPTH` levels is refused before any parser recurses into it. Unknown
-fields are refused so that a misspelt field name is an error, not silently ignored.
+1970-01-01 UTC). ``meta`` is optional and carried through untouched into the output
+record, so it may use at most half of ``max_bytes`` (the largest record the consumer
+reads or writes): the other half is kept for the record's own fields. ``subject`` and
+``sample_id`` have at most :data:`MAX_ID_CHARS` characters (they are repeated in output
+records, keys and events, and kept per subject). JSON nested deeper than
+:data:`MAX_DEPTH` levels is refused before any parser recurses into it. Unknown fields
+are refused so that a misspelt field name is an error, not silently ignored.
 
 The schema is declared once, as a msgspec ``Struct``; msgspec does the checking. When
 it refuses a message, :func:`decode_sample` re-reads the payload only to name the
@@ -18,11 +22,13 @@ goes into the dead-letter headers:
 =====================  ============================================================
 kind                   meaning
 =====================  ============================================================
-``oversize``           the payload is larger than the configured limit
+``oversize``           the payload is larger than the configured limit, or its
+                       ``meta`` larger than the half of it an output record can carry;
+                       (by the consumer loop) its output record could not be sent
 ``not_json``           the payload is not JSON (or not UTF-8)
 ``truncated``          the JSON ends early (a cut record)
-``schema``             a field is missing, unknown, or of the wrong type; JSON
-                       nested deeper than :data:`MAX_DEPTH` levels
+``schema``             a field is missing, unknown, or of the wrong type; an id
+                       too long; JSON nested deeper than :data:`MAX_DEPTH` levels
 ``bad_count``          a count is negative, NaN, infinite or out of range
 ``empty_counts``       ``counts`` is empty or sums to zero
 ``too_many_features``  more taxa than the configured limit
@@ -72,9 +78,12 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_FEATURES",
     "MAX_DEPTH",
+    "MAX_ID_CHARS",
     "json_depth",
 ]
 
+#: The largest record the consumer reads or writes (input values; output and dead-letter
+#: records through the producer's ``max_request_size``): ``--max-message-bytes``.
 DEFAULT_MAX_BYTES = 1_048_576
 DEFAULT_MAX_FEATURES = 50_000
 #: Deepest JSON nesting (arrays and objects) accepted in an input message. msgspec (when
@@ -86,6 +95,8 @@ DEFAULT_MAX_FEATURES = 50_000
 #: JSON: 100, serde_json: 128); no sample needs more than a few levels (the document,
 #: ``counts``, a structured ``meta``).
 MAX_DEPTH = 64
+#: Longest ``subject`` / ``sample_id`` (also the reco consumer's ``user`` / ``item``).
+MAX_ID_CHARS = 256
 
 KINDS = (
     "oversize", "not_json", "truncated", "schema", "bad_count", "empty_counts",
@@ -98,14 +109,15 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # numbers beyond the float range on its own; the upper bound keeps +inf out as well.
 Count = Annotated[float, msgspec.Meta(ge=0.0, le=sys.float_info.max)]
 NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
 
 
 class SampleMessage(msgspec.Struct, forbid_unknown_fields=True):
     """Wire schema of one microbiome sample (the input topic's value)."""
 
-    subject: NonEmptyStr
+    subject: Id
     time: float | str
-    sample_id: NonEmptyStr
+    sample_id: Id
     counts: Annotated[dict[NonEmptyStr, Count], msgspec.Meta(min_length=1)]
     meta: dict[str, Any] | None = None
 
@@ -229,6 +241,12 @@ def decode_sample(
     empty_counts | counts is empty
     """
     msg = decode_json(payload, _DECODER, max_bytes, _diagnose)
+    if msg.meta is not None and len(payload) > max_bytes // 2:  # (meta is part of payload)
+        size = len(_ENCODER.encode(msg.meta))
+        if size > max_bytes // 2:
+            raise BadMessage("oversize", f"meta of {size} bytes exceeds {max_bytes // 2}: "
+                             "output records carry meta, and may use at most half of the "
+                             f"{max_bytes}-byte record limit for it")
     if len(msg.counts) > max_features:
         raise BadMessage(
             "too_many_features", f"{len(msg.counts)} taxa exceed the limit of {max_features}"

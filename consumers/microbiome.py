@@ -147,7 +147,9 @@ class MicrobiomeApp:
     output_topic, model_topic : str
         Where community records and model versions go (``None``: not produced).
     max_bytes, max_features : int
-        Limits of an input message (larger ones are dead-lettered).
+        Limits of an input message (larger ones are dead-lettered). ``max_bytes`` is also
+        the largest output record (``--max-message-bytes`` sets both): an input's ``meta``,
+        carried into its output record, may use at most half of it.
     top_features : int
         Features listed per component in model records.
     track : bool

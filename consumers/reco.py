@@ -50,7 +50,13 @@ from typing import Annotated, Any
 import msgspec
 
 from consumers.loop import Result, Source
-from consumers.messages import DEFAULT_MAX_BYTES, BadMessage, decode_json, parse_time
+from consumers.messages import (
+    DEFAULT_MAX_BYTES,
+    MAX_ID_CHARS,
+    BadMessage,
+    decode_json,
+    parse_time,
+)
 from consumers.options import add_option
 
 __all__ = ["RecoApp", "Rating", "RatingMessage", "decode_rating", "encode_rating",
@@ -60,7 +66,7 @@ DEFAULT_INPUT = "reco.ratings"
 DEFAULT_OUTPUT = "reco.predictions"
 DEFAULT_RECOMMENDATIONS = "reco.recommendations"
 
-NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
 Id = NonEmptyStr | int
 Finite = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
 

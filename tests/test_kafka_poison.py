@@ -60,7 +60,13 @@ POISON: dict[str, tuple[bytes | None, bytes, str, str]] = {
 _pad = LIMIT + 1 - len(_json(_doc(meta={"pad": ""})))
 POISON["one_byte_over"] = (b"s1", _json(_doc(meta={"pad": "x" * _pad})), "oversize",
                            f"{LIMIT + 1} bytes")
+# exactly the limit, but its output (which carries meta) would not fit: it was learned,
+# then its output failed to send, the consumer exited 1 and its checkpoint held one sample
+# more than its offsets
+POISON["output_too_large"] = (b"s1", _json(_doc(meta={"pad": "x" * (_pad - 1)})),
+                              "oversize", "meta of")
 assert len(POISON["one_byte_over"][1]) == LIMIT + 1
+assert len(POISON["output_too_large"][1]) == LIMIT
 
 
 def run_loop(loop: ConsumerLoop, deadline: float = STALL) -> int:
@@ -158,7 +164,8 @@ def test_each_poison_pill_is_one_dead_letter_that_fits(poisoned, name):
         assert msg.key() == key
 
 
-@pytest.mark.parametrize("name", ["huge_5mb", "many_taxa", "long_taxon", "one_byte_over"])
+@pytest.mark.parametrize("name", ["huge_5mb", "many_taxa", "long_taxon", "one_byte_over",
+                                  "output_too_large"])
 def test_oversize_values_are_cut_to_fit(poisoned, name):
     (msg,) = _letters(poisoned, name)
     assert _headers(msg)["onlinenmf-dlt-truncated"] == str(len(POISON[name][1])).encode()
@@ -192,3 +199,68 @@ def test_checkpoint_offsets_and_model_agree(poisoned):
     model = model_from_blobs(ckpt.blobs)
     assert model.samples_learned == len(poisoned["valid"])
     assert np.array_equal(model.W, poisoned["app"].model.W)
+
+
+# ------------------------------------------------------------------ the last defences
+def _run_app(bootstrap: str, app: MicrobiomeApp, stream: list, ckpt_dir, **config: Any):
+    topic = create_topic(bootstrap, unique("defence"), partitions=1)
+    produce(bootstrap, topic, stream)
+    app.output_topic = topic + ".out"
+    loop = ConsumerLoop(app, LoopConfig(
+        bootstrap_servers=bootstrap, topics=[topic], group_id=unique("g"),
+        checkpoint_dir=ckpt_dir, worker_id="w1", checkpoint_interval=60, exit_when_idle=2.0,
+        consumer_config=dict(FAST_GROUP), **config))
+    return topic, loop
+
+
+def test_an_output_over_the_producer_limit_is_undone_and_dead_lettered(kafka_broker, tmp_path):
+    """The application's own budget is off (its input limit is above the loop's record
+    limit): the record is learned, its output cannot be sent. The loop goes back to its
+    last checkpoint and dead-letters the record when it comes round again."""
+    valid = synthetic_messages(60, seed=4)
+    big = _json(_doc(meta={"pad": "x" * 1_500_000}))
+    stream = valid[:35] + [(b"s1", big)] + valid[35:]
+    app = MicrobiomeApp(model_params=PARAMS, model_topic=None, max_bytes=8 * LIMIT)
+    topic, loop = _run_app(kafka_broker.bootstrap, app, stream, tmp_path,
+                           checkpoint_every=20, max_message_bytes=LIMIT)
+    assert run_loop(loop) == 0
+    reader = TopicReader(kafka_broker.bootstrap, topic + ".DLT")
+    (letter,) = reader.drain(idle=1.0)
+    reader.close()
+    headers = _headers(letter)
+    assert headers["kafka_dlt-original-offset"] == b"35"
+    assert headers["onlinenmf-dlt-reason"] == b"oversize"
+    assert b"output record" in headers["kafka_dlt-exception-message"]
+    assert app.model == reference_app([v for _, v in valid], model_params=PARAMS).model
+    ckpt = CheckpointStore(tmp_path, "w1").read()
+    assert ckpt.offsets == {f"{topic}:0": 61} and ckpt.learned == {f"{topic}:0": 60}
+    assert model_from_blobs(ckpt.blobs).samples_learned == 60
+    reader = TopicReader(kafka_broker.bootstrap, app.output_topic)
+    offsets = {json.loads(m.value())["source"]["offset"] for m in reader.drain(idle=1.0)}
+    reader.close()
+    assert offsets == set(range(61)) - {35}
+
+
+class _FailingApp(MicrobiomeApp):
+    """Learns the record at ``fail_at``, then fails (a bug, an exhausted resource)."""
+
+    fail_at = 40
+
+    def process(self, sample, source):
+        result = super().process(sample, source)
+        if source.offset == self.fail_at:
+            raise RuntimeError("the application failed half-way")
+        return result
+
+
+def test_an_application_failing_half_way_leaves_no_torn_checkpoint(kafka_broker, tmp_path):
+    app = _FailingApp(model_params=PARAMS, model_topic=None)
+    topic, loop = _run_app(kafka_broker.bootstrap, app, synthetic_messages(60, seed=6),
+                           tmp_path, checkpoint_every=25)
+    with pytest.raises(RuntimeError, match="half-way"):
+        run_loop(loop)
+    ckpt = CheckpointStore(tmp_path, "w1").read()
+    offset = ckpt.offsets[f"{topic}:0"]
+    # the model holds exactly the records its offsets call processed
+    assert offset <= _FailingApp.fail_at
+    assert model_from_blobs(ckpt.blobs).samples_learned == ckpt.learned[f"{topic}:0"] == offset

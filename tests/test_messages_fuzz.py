@@ -16,7 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumers.loop import Source, dead_letter_record, record_size
-from consumers.messages import MAX_DEPTH, BadMessage, decode_sample, json_depth
+from consumers.messages import (
+    MAX_DEPTH,
+    MAX_ID_CHARS,
+    BadMessage,
+    decode_sample,
+    json_depth,
+)
 from consumers.microbiome import MicrobiomeApp
 from consumers.reco import decode_rating
 
@@ -74,6 +80,28 @@ def test_json_depth_is_linear_on_escaped_quotes():
     # a string pattern that could fail would rescan from every later quote (quadratic)
     assert json_depth(b'"\\"' * 300_000) == 0
     assert json_depth(b'["' + b"\\" * 100_001) == 1
+
+
+# ------------------------------------------------------------------ what outputs carry
+def test_meta_may_use_half_the_record_limit():
+    def with_meta(size: int) -> bytes:
+        return HEAD + b'"counts": {"a": 1}, "meta": {"p": "' + b"x" * size + b'"}}'
+
+    assert decode_sample(with_meta(400), max_bytes=1000).meta == {"p": "x" * 400}  # 408 bytes
+    meta_bytes = len(b'{"p":""}') + 600
+    with pytest.raises(BadMessage) as info:
+        decode_sample(with_meta(600), max_bytes=1000)
+    assert info.value.kind == "oversize"
+    assert f"meta of {meta_bytes} bytes exceeds 500" in str(info.value)
+
+
+@pytest.mark.parametrize("field", ["subject", "sample_id"])
+def test_ids_are_bounded(field):
+    doc = {"subject": "C1", "time": 1, "sample_id": "s1", "counts": {"a": 1}}
+    assert decode_sample(json.dumps({**doc, field: "x" * MAX_ID_CHARS}).encode())
+    with pytest.raises(BadMessage) as info:
+        decode_sample(json.dumps({**doc, field: "x" * (MAX_ID_CHARS + 1)}).encode())
+    assert info.value.kind == "schema" and f"$.{field}" in str(info.value)
 
 
 # ------------------------------------------------------------------ overflowing counts
