@@ -4,46 +4,96 @@
 consumer checkpoints (``*.ckpt``: the newest one, or ``--worker``'s) or of snapshots
 (``*.npz``: a saved :class:`~onlinenmf.Tracker` preferred over a bare model), or one such
 file. A checkpoint holding a ``tracker`` blob gives the full report; one holding only the
-``model`` blob gives the communities (sections needing trajectories say they have none).
+``model`` blob gives the communities (sections needing trajectories say they have none). A
+recommender (reco) checkpoint is refused with a message saying so.
 
 The HTML has every figure embedded (base64 PNGs from matplotlib) and no script or link to
-fetch: it can be mailed or archived as one file. Features are named by taxonomy when the
-tracker carries labels, when ``--taxonomy`` gives a TSV (feature id, taxonomy string), or
-when the features are those of a bundled data set (ECAM, artificial gut, Moving Pictures).
+fetch: it can be mailed or archived as one file. Features are named, in this order of
+precedence, by ``--taxonomy`` (a QIIME 2 ``taxonomy.tsv``, a table of Kingdom ... Species
+columns, or a BIOM table's observation metadata: :func:`onlinenmf.datasets.read_taxonomy`),
+by the tracker's labels, or by the taxonomy of a bundled data set (ECAM, artificial gut,
+Moving Pictures) that holds them; otherwise by their ids. A name is the deepest named rank
+(placeholders such as ``s__`` or ``g__uncultured`` skipped), with a short id suffix when two
+features shown share it.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import hashlib
 import html
 import io
 import json
+import sys
 import zipfile
-from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from onlinenmf import snapshot
 from onlinenmf.engine import OnlineNMF
 from onlinenmf.tracking import Tracker
 
-__all__ = ["add_arguments", "load_source", "run", "write_report"]
+__all__ = ["HELP", "add_arguments", "bundled_labels", "feature_labels", "load_source",
+           "read_taxonomy", "run", "write_report"]
 
 CHECKPOINT_FORMAT = "onlinenmf-checkpoint/1"  # consumers/checkpoint.py writes it
+#: Bundled microbiome data sets whose features the report can name, with their time unit.
+BUNDLED_TIME_UNITS = {"ecam": "days", "artificial_gut": "hours", "moving_pictures": "days"}
+#: Seconds per time unit -> its name (for trackers whose times are timestamps).
+_UNIT_NAMES = {1.0: "seconds", 60.0: "minutes", 3600.0: "hours", 86400.0: "days",
+               604800.0: "weeks"}
+
+#: ``onlinenmf report --help`` (plain text for the command line).
+HELP = """\
+Write a self-contained HTML report (figures embedded, nothing fetched) of what a consumer
+or a saved tracker has learned: the communities and their top taxa, population and
+subject trajectories, growth rates and events.
+
+--checkpoint takes a consumer's checkpoint directory (the newest *.ckpt, or --worker's),
+one .ckpt file, or a snapshot (.npz) saved by Tracker.save or OnlineNMF.save.
+
+Features are named from --taxonomy when given, then from the tracker's own labels, then
+from a bundled data set holding them (ECAM, artificial gut, Moving Pictures), else shown
+by id. --taxonomy reads:
+  a QIIME 2 taxonomy.tsv          Feature ID <TAB> Taxon [<TAB> Confidence]
+  rank columns                    id, Kingdom (or Domain), Phylum, ..., Genus, Species
+  id <TAB> taxonomy lines         no header
+  a BIOM table (JSON or HDF5)     its 'taxonomy' observation metadata
+A name is the deepest named rank ('s__', 's__none', 'g__uncultured', 'unclassified' are
+skipped), with a short id suffix when two features shown share it.
+
+Times of a consumer's stream are days unless the data set says otherwise (the bundled
+artificial gut counts hours); name the unit with --time-unit-name.
+
+examples:
+  onlinenmf report --checkpoint demo-output/checkpoints
+  onlinenmf report --checkpoint ckpt --taxonomy taxonomy.tsv --out my-report.html
+  onlinenmf report --checkpoint ckpt --taxonomy feature-table.biom --subjects A,B
+  onlinenmf report --checkpoint tracker.npz --time-unit-name hours --bin-width 24
+"""
 
 
 # ---------------------------------------------------------------------- loading
+def _not_microbiome(source: str) -> ValueError:
+    return ValueError(f"{source}: a recommender (reco) model: this report draws microbiome "
+                      "communities and trajectories; see the model with onlinenmf inspect "
+                      "--checkpoint-dir DIR --json")
+
+
 def _from_snapshot(data: bytes, source: str) -> Tracker:
     arrays, meta = snapshot.loads(data, source)
     if meta.get("class") == "Tracker":
         return Tracker._from_state(arrays, meta, source)
     if meta.get("class") == "OnlineNMF":
         return Tracker(OnlineNMF._from_state(arrays, meta, source))
+    if meta.get("class") == "RecoNMF":
+        raise _not_microbiome(source)
     raise snapshot.SnapshotError(f"{source}: holds a {meta.get('class')!r}, not a Tracker "
                                  "or an OnlineNMF")
 
@@ -76,6 +126,8 @@ def _from_checkpoint(path: Path) -> Tracker:
     for name in ("tracker", "model"):
         if name in blobs:
             return _from_snapshot(blobs[name], f"{path}:{name}")
+    if "reco" in blobs:  # consumers/reco.py's state
+        raise _not_microbiome(str(path))
     raise ValueError(f"{path}: the checkpoint holds neither a 'tracker' nor a 'model' blob "
                      f"(it has {sorted(blobs)})")
 
@@ -121,34 +173,75 @@ def load_source(path: str | Path, worker: str | None = None) -> Tracker:
     return max(found, key=lambda item: (item[0] > 0, item[1]))[2]
 
 
-def bundled_labels(features: Sequence[Hashable]) -> dict[Hashable, str]:
-    """Taxonomy names of features found in a bundled microbiome data set (else empty)."""
-    from onlinenmf.datasets import short_taxon
+@functools.cache
+def _bundled_taxonomy(name: str) -> dict[str, str]:
+    from onlinenmf.datasets import read_taxonomy as read
     from onlinenmf.datasets._table import data_path
 
+    return read(data_path(name, "taxonomy.tsv.gz"))
+
+
+def bundled_dataset(features: Sequence[Hashable]) -> str | None:
+    """The bundled data set that holds most of ``features`` (at least half), else None."""
     wanted = {f for f in features if isinstance(f, str)}
+    if not wanted:
+        return None
+    shares = {name: len(wanted & _bundled_taxonomy(name).keys()) for name in BUNDLED_TIME_UNITS}
+    best = max(shares, key=shares.get)
+    return best if shares[best] * 2 >= len(features) else None
+
+
+def bundled_labels(features: Sequence[Hashable]) -> dict[Hashable, str]:
+    """Short taxonomy names of features found in a bundled microbiome data set (else empty)."""
+    from onlinenmf.datasets import short_taxon
+
     labels: dict[Hashable, str] = {}
-    for name in ("ecam", "artificial_gut", "moving_pictures"):
+    wanted = {f for f in features if isinstance(f, str)}
+    for name in BUNDLED_TIME_UNITS:
         if not wanted:
             break
-        table = pd.read_csv(data_path(name, "taxonomy.tsv.gz"), sep="\t", dtype=str,
-                            keep_default_na=False)
-        hits = table[table["feature_id"].isin(wanted)]
-        labels.update(zip(hits["feature_id"], map(short_taxon, hits["Taxon"])))
-        wanted -= set(hits["feature_id"])
+        taxonomy = _bundled_taxonomy(name)
+        for feature in wanted & taxonomy.keys():
+            labels[feature] = short_taxon(taxonomy[feature])
+        wanted -= taxonomy.keys()
     return labels
 
 
 def read_taxonomy(path: str | Path) -> dict[str, str]:
-    """A TSV of feature id and taxonomy string (a header line is skipped if present)."""
+    """Feature id -> short name from a taxonomy file (see
+    :func:`onlinenmf.datasets.read_taxonomy` for the formats)."""
+    from onlinenmf.datasets import read_taxonomy as read
     from onlinenmf.datasets import short_taxon
 
-    table = pd.read_csv(path, sep="\t", dtype=str, header=None, keep_default_na=False)
-    if table.shape[1] < 2:
-        raise ValueError(f"{path}: expected two tab-separated columns: feature id, taxonomy")
-    if str(table.iloc[0, 0]).lower() in ("feature_id", "feature id", "#otu id", "id"):
-        table = table.iloc[1:]
-    return dict(zip(table[0], map(short_taxon, table[1])))
+    return {feature: short_taxon(taxon) for feature, taxon in read(path).items()}
+
+
+def feature_labels(
+    features: Sequence[Hashable],
+    *,
+    taxonomy: Mapping[Hashable, str] | None = None,
+    tracker_labels: Mapping[Hashable, str] | None = None,
+    bundled: bool = True,
+) -> dict[Hashable, str]:
+    """Readable names of ``features``: from ``taxonomy`` (taxonomy strings, shortened),
+    else ``tracker_labels`` (names as they are), else a bundled data set's taxonomy.
+
+    Features none of them names are left out (a report shows their id).
+    """
+    from onlinenmf.datasets import short_taxon
+
+    names: dict[Hashable, str] = {}
+    taxonomy = taxonomy or {}
+    tracker_labels = tracker_labels or {}
+    for feature in features:
+        if feature in taxonomy:
+            names[feature] = short_taxon(taxonomy[feature])
+        elif feature in tracker_labels:
+            names[feature] = str(tracker_labels[feature])
+    if bundled:
+        rest = [f for f in features if f not in names]
+        names.update(bundled_labels(rest) if rest else {})
+    return names
 
 
 # ---------------------------------------------------------------------- figures
@@ -168,35 +261,48 @@ def _colour(component: int):
     return matplotlib.colormaps["tab20"](component % 20)
 
 
+def _fit(name: str, width: int = 48) -> str:
+    """``name`` cut to ``width`` characters, keeping an id suffix ``(...)`` whole."""
+    if len(name) <= width:
+        return name
+    head, sep, suffix = name.rpartition(" (")
+    if sep and suffix.endswith(")") and len(suffix) + 4 < width:
+        return head[:width - len(suffix) - 4] + "… (" + suffix
+    return name[:width - 1] + "…"
+
+
 def _top_features(model: OnlineNMF, labels: Mapping[Hashable, str], top: int
                   ) -> dict[int, list[tuple[str, float]]]:
-    """Each component's top features, named; repeated names get an id prefix."""
-    out = {}
-    for component, pairs in model.components(top=top).items():
-        names = [labels.get(f, str(f)) for f, _ in pairs]
-        repeated = Counter(names)
-        out[component] = [
-            (f"{name} ({str(f)[:8]})" if repeated[name] > 1 and name != str(f) else name, share)
-            for name, (f, share) in zip(names, pairs)]
-    return out
+    """Each community's top features by name; names shared by features shown get an id
+    suffix, so one feature has one name across the communities and two never share one."""
+    from onlinenmf.datasets import unique_names
+
+    tops = model.components(top=top)
+    shown = {f: labels.get(f, str(f)) for pairs in tops.values() for f, _ in pairs}
+    names = unique_names(shown)
+    return {c: [(names[f], share) for f, share in pairs] for c, pairs in tops.items()}
 
 
 def _community_figure(tops: dict[int, list[tuple[str, float]]]) -> str:
     import matplotlib.pyplot as plt
 
-    columns = 3
+    columns = min(3, max(1, len(tops)))
     rows = max(1, -(-len(tops) // columns))
     figure, axes = plt.subplots(rows, columns, figsize=(13, 2.6 * rows), squeeze=False)
     for axis in axes.ravel()[len(tops):]:
         axis.set_visible(False)
     for axis, (component, pairs) in zip(axes.ravel(), tops.items()):
-        names = [name[:48] for name, _ in pairs][::-1]
+        names = [_fit(name) for name, _ in pairs][::-1]
         axis.barh(names, [share for _, share in pairs][::-1], color=_colour(component))
         axis.set_title(f"community {component}", fontsize=10)
         axis.tick_params(labelsize=7)
         axis.set_xlabel("share of the community", fontsize=7)
     figure.tight_layout()
     return _png(figure)
+
+
+def _time_label(tracker: Tracker, unit: str) -> str:
+    return "date" if tracker._timestamps else f"time ({unit})"
 
 
 def _population_figure(tracker: Tracker, population: pd.DataFrame, unit: str) -> str:
@@ -209,33 +315,39 @@ def _population_figure(tracker: Tracker, population: pd.DataFrame, unit: str) ->
                         label=str(component))
         carrier_axis.plot(x, part["carriers"] / part["n_subjects"], marker="o", ms=3,
                           color=_colour(component))
-    share_axis.set(title="mean share per time bin", xlabel=f"time ({unit})", ylabel="share")
+    share_axis.set(title="mean share per time bin", xlabel=_time_label(tracker, unit),
+                   ylabel="share")
     carrier_axis.set(title="subjects carrying the community",
-                     xlabel=f"time ({unit})", ylabel="fraction of subjects in the bin")
+                     xlabel=_time_label(tracker, unit), ylabel="fraction of subjects in the bin")
     share_axis.legend(title="community", fontsize=7, ncol=2)
     figure.tight_layout()
     return _png(figure)
 
 
-def _bin_axis(tracker: Tracker, bins: pd.Series):
+def _bin_axis(tracker: Tracker, bins: pd.Series | np.ndarray):
+    values = np.asarray(bins, dtype=float)
     if tracker._timestamps:
-        return pd.to_datetime(bins.to_numpy() * tracker.time_unit, unit="s")
-    return bins.to_numpy()
+        return pd.to_datetime(values * tracker.time_unit, unit="s")
+    return values
 
 
-def _subject_figures(tracker: Tracker, subjects: Sequence[Hashable], per_page: int = 12
-                     ) -> list[str]:
+def _subject_figures(tracker: Tracker, subjects: Sequence[Hashable], unit: str,
+                     per_page: int = 12) -> list[str]:
+    """Stacked-area compositions, 3 per row; fewer subjects get the full width."""
     import matplotlib.pyplot as plt
 
     pages = []
     for start in range(0, len(subjects), per_page):
         chunk = subjects[start:start + per_page]
-        columns = 3
+        columns = min(3, len(chunk))
         rows = -(-len(chunk) // columns)
-        figure, axes = plt.subplots(rows, columns, figsize=(13, 2.5 * rows), squeeze=False)
+        height = {1: 4.5, 2: 3.5}.get(columns, 2.5)
+        figure, axes = plt.subplots(rows, columns, figsize=(13, height * rows), squeeze=False)
         for axis in axes.ravel()[len(chunk):]:
             axis.set_visible(False)
-        for axis, subject in zip(axes.ravel(), chunk):
+        for i, (axis, subject) in enumerate(zip(axes.ravel(), chunk)):
+            if i + columns >= len(chunk):  # the lowest plot of its column
+                axis.set_xlabel(_time_label(tracker, unit), fontsize=8)
             frame = tracker.trajectory(subject, "composition").fillna(0.0)
             if len(frame) == 1:  # a stackplot needs two points: draw one bar instead
                 frame = pd.concat([frame, frame])
@@ -248,25 +360,50 @@ def _subject_figures(tracker: Tracker, subjects: Sequence[Hashable], per_page: i
         handles, names = axes.ravel()[0].get_legend_handles_labels()
         figure.legend(handles, names, title="community", loc="upper right", fontsize=7,
                       ncol=min(len(names), 10))
-        figure.tight_layout(rect=(0, 0, 1, 0.93))
+        figure.tight_layout(rect=(0, 0, 1, 0.93 if rows > 1 else 0.85))
         pages.append(_png(figure))
     return pages
 
 
-def _events_figure(tracker: Tracker, events: list[dict[str, Any]], unit: str) -> str:
+_EVENT_COLOURS = {"appear": "tab:green", "vanish": "tab:red", "birth": "tab:blue",
+                  "retire": "black"}
+
+
+def event_bin_width(events: Sequence[Mapping[str, Any]], n_bins: int = 20) -> float:
+    """A bin width giving ``n_bins`` bins over the events' times (1 if they share one)."""
+    times = [float(e["time"]) for e in events if e.get("time") is not None]
+    span = max(times) - min(times) if times else 0.0
+    return span / n_bins if span > 0 else 1.0
+
+
+def event_counts(events: Sequence[Mapping[str, Any]], bin_width: float) -> pd.DataFrame:
+    """Events counted per time bin (rows: bin start) and kind (columns, appear / vanish /
+    birth / retire first). Events without a time are left out."""
+    frame = pd.DataFrame([(e.get("time"), e.get("kind")) for e in events],
+                         columns=["time", "kind"]).dropna()
+    if frame.empty:
+        return pd.DataFrame()
+    times = frame["time"].astype(float).to_numpy()
+    frame["bin"] = np.floor(times / bin_width) * bin_width
+    counts = frame.groupby(["bin", "kind"]).size().unstack("kind", fill_value=0)
+    known = [k for k in _EVENT_COLOURS if k in counts.columns]
+    return counts[known + sorted(set(counts.columns) - set(known))]
+
+
+def _events_figure(tracker: Tracker, counts: pd.DataFrame, width: float, unit: str) -> str:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(13, 3.5))
-    styles = {"appear": ("^", "tab:green"), "vanish": ("v", "tab:red"),
-              "birth": ("*", "tab:blue"), "retire": ("x", "black")}
-    for kind, (marker, colour) in styles.items():
-        chosen = [e for e in events if e["kind"] == kind and e.get("time") is not None]
-        if chosen:
-            times = pd.Series([e["time"] for e in chosen], dtype=float)
-            axis.scatter(_bin_axis(tracker, times), [e["component"] for e in chosen],
-                         marker=marker, color=colour, label=f"{kind} ({len(chosen)})",
-                         alpha=0.7, s=40 if kind in ("birth", "retire") else 18)
-    axis.set(xlabel=f"time ({unit})", ylabel="community", title="events")
+    x = _bin_axis(tracker, counts.index.to_numpy() + width / 2)
+    bar = width * 0.9 * (tracker.time_unit / 86400.0 if tracker._timestamps else 1.0)
+    bottom = np.zeros(len(counts))
+    for kind in counts.columns:
+        values = counts[kind].to_numpy()
+        axis.bar(x, values, width=bar, bottom=bottom, label=f"{kind} ({values.sum()})",
+                 color=_EVENT_COLOURS.get(kind, "tab:grey"), alpha=0.85)
+        bottom += values
+    axis.set(xlabel=_time_label(tracker, unit), ylabel="events in the bin",
+             title="events per time bin")
     axis.legend(fontsize=8, loc="upper left")
     figure.tight_layout()
     return _png(figure)
@@ -276,6 +413,10 @@ def _events_figure(tracker: Tracker, events: list[dict[str, Any]], unit: str) ->
 def _table(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
     return frame.to_html(index=False, border=0, classes="data", na_rep="",
                          float_format=float_format.format, escape=True)
+
+
+def _note(text: str, warn: bool = False) -> str:
+    return f"<p class='{'warn' if warn else 'note'}'>{html.escape(text)}</p>"
 
 
 def _growth_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -288,6 +429,41 @@ def _growth_summary(table: pd.DataFrame) -> pd.DataFrame:
     return summary.reset_index()
 
 
+def time_unit(tracker: Tracker, dataset: str | None = None) -> tuple[str, str | None]:
+    """The name of the tracker's time unit, and a note when it is an assumption.
+
+    Timestamps: the tracker's ``time_unit`` (days by default). Numbers: the unit of the
+    bundled data set the features come from, else days (the unit of the consumer's input
+    format), with a note saying how to name another.
+    """
+    if tracker._timestamps:
+        return _UNIT_NAMES.get(float(tracker.time_unit), f"units of {tracker.time_unit:g} s"), None
+    if dataset is not None:
+        return BUNDLED_TIME_UNITS[dataset], None
+    return "days", ("Times are read as days (the unit of the consumer's input format); if "
+                    "they are in another unit, name it with --time-unit-name.")
+
+
+def _history_notes(tracker: Tracker) -> list[str]:
+    """What the tracker's bounds dropped, in words (from its public metrics)."""
+    metrics = tracker.metrics
+    notes = []
+    dropped = int(metrics.get("history_dropped", 0))
+    if dropped:
+        notes.append(
+            f"History was cut: the tracker keeps at most {tracker.max_history} samples per "
+            f"subject and dropped {dropped} older samples, so trajectories and growth rates "
+            "start later than the stream did. Raise the tracker's max_history to keep them.")
+    evicted = int(metrics.get("evicted_lru", 0)) + int(metrics.get("evicted_ttl", 0))
+    if evicted:
+        notes.append(f"{evicted} subjects were evicted (max_subjects {tracker.max_subjects}, "
+                     f"ttl {tracker.ttl}): they are not drawn.")
+    if int(metrics.get("events_dropped", 0)):
+        notes.append(f"{metrics['events_dropped']} of the oldest events were dropped "
+                     f"(max_events {tracker.max_events}).")
+    return notes
+
+
 STYLE = """
 body { font-family: sans-serif; margin: 2em; max-width: 1300px; color: #222; }
 h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
@@ -296,7 +472,45 @@ table.data td, table.data th { padding: 2px 8px; border-bottom: 1px solid #eee;
   text-align: right; }
 img { max-width: 100%; display: block; margin: 0.5em 0; }
 .note { color: #666; font-size: 0.9em; }
+.warn { background: #fff4d6; border-left: 4px solid #e0a800; padding: 0.4em 0.8em; }
 """
+
+
+def _as_tracker(source: Tracker | OnlineNMF | str | Path) -> Tracker:
+    if isinstance(source, str | Path):
+        return load_source(source)
+    if isinstance(source, OnlineNMF):
+        return Tracker(source)
+    return source
+
+
+def _taxonomy_strings(taxonomy: Mapping[Hashable, str] | str | Path | None
+                      ) -> dict[Hashable, str]:
+    """Taxonomy strings by feature, read from a file when given a path."""
+    if taxonomy is None:
+        return {}
+    if isinstance(taxonomy, str | Path):
+        from onlinenmf.datasets import read_taxonomy as read
+
+        return dict(read(taxonomy))
+    return dict(taxonomy)
+
+
+def _naming_notes(model: OnlineNMF, names: Mapping[Hashable, str],
+                  taxonomy: Mapping[Hashable, str]) -> list[str]:
+    notes = []
+    if taxonomy:
+        found = sum(1 for f in model.features if f in taxonomy)
+        if model.n_features and not found:
+            return [f"None of the model's {model.n_features} feature ids is in the taxonomy "
+                    f"given (the model has e.g. {', '.join(map(repr, model.features[:2]))}; "
+                    f"the taxonomy {', '.join(map(repr, list(taxonomy)[:2]))})."]
+        notes.append(f"{found} of {model.n_features} features named from the taxonomy given.")
+    unnamed = sum(1 for f in model.features if f not in names)
+    if unnamed and model.n_features:
+        notes.append(f"{unnamed} of {model.n_features} features have no taxonomy and are "
+                     "shown by id (name them with --taxonomy).")
+    return notes
 
 
 def write_report(
@@ -304,6 +518,7 @@ def write_report(
     out: str | Path = "report.html",
     *,
     labels: Mapping[Hashable, str] | None = None,
+    taxonomy: Mapping[Hashable, str] | str | Path | None = None,
     subjects: Sequence[Hashable] | None = None,
     n_subjects: int = 12,
     top: int = 8,
@@ -321,16 +536,22 @@ def write_report(
     out
         The HTML file to write (its folder is created).
     labels
-        Feature -> readable name; by default the tracker's labels, then bundled taxonomies.
+        Feature -> readable name, used as given (features it leaves out are shown by id).
+        Default: named as :func:`feature_labels` does, from ``taxonomy``, the tracker's
+        labels and the bundled taxonomies.
+    taxonomy
+        Feature -> taxonomy string, or a file :func:`onlinenmf.datasets.read_taxonomy`
+        reads; it takes precedence over every other name.
     subjects, n_subjects
         Subjects drawn as stacked-area trajectories (default: the ``n_subjects`` with the most
         samples held), 12 per figure.
     top
         Features listed per community.
     bin_width
-        Time bin of the population view (default: the tracker's, else 10 bins).
+        Time bin of the population view and of the event counts (default: the tracker's,
+        else 10 and 20 bins over the times seen).
     time_unit_name
-        How to name the time axis (default "days" for timestamps, else "time units").
+        How to name the time unit (default: see :func:`time_unit`).
     title
         The page title.
     max_rows
@@ -344,101 +565,152 @@ def write_report(
     import matplotlib
 
     matplotlib.use("Agg")
-    if isinstance(source, str | Path):
-        tracker = load_source(source)
-    elif isinstance(source, OnlineNMF):
-        tracker = Tracker(source)
-    else:
-        tracker = source
+    tracker = _as_tracker(source)
     model = tracker.model
-    names: dict[Hashable, str] = {}
-    if labels is None:
-        names.update(bundled_labels(model.features))
-        names.update(tracker.labels)
-    else:
-        names.update(labels)
-    unit = time_unit_name or ("days" if tracker._timestamps else "time units")
-    esc = html.escape
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
-             f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1>"]
-    overview = pd.DataFrame([
-        ("communities", len(model.component_ids)), ("features", model.n_features),
-        ("samples learned", model.samples_learned), ("model version", model.model_version),
-        ("beta", model.beta), ("subjects held", len(tracker)),
-        ("events", len(tracker.events)),
-        *[(name.replace("_", " "), value) for name, value in tracker.metrics.items()],
-    ], columns=["", "value"])
-    parts.append(_table(overview))
-
-    parts.append("<h2 id='communities'>Communities: top taxa</h2>")
-    if model.n_features == 0:
-        parts.append("<p class='note'>The model has learned nothing yet.</p>")
-    else:
-        tops = _top_features(model, names, top)
-        parts.append(_community_figure(tops))
-        rows = [{"community": c, "rank": r + 1, "taxon": n, "share": s}
-                for c, pairs in tops.items() for r, (n, s) in enumerate(pairs)]
-        parts.append("<details><summary>as a table</summary>" + _table(pd.DataFrame(rows))
-                     + "</details>")
-
-    no_history = ("<p class='note'>This source holds no subject histories (a model without "
-                  "its tracker): nothing to draw here.</p>")
-    parts.append("<h2 id='population'>Population trajectories by time bin</h2>")
-    population = tracker.population(bin_width=bin_width)
-    if population.empty:
-        parts.append(no_history)
-    else:
-        parts.append(_population_figure(tracker, population, unit))
-        parts.append("<p class='note'>Mean share of each community over the samples in each "
-                     "bin (absent = 0); right: the fraction of the bin's subjects in which the "
-                     f"community reached a share of {tracker.presence:g}.</p>")
-
-    parts.append("<h2 id='subjects'>Subject trajectories</h2>")
-    held = tracker.subjects
-    if subjects is None:
-        sizes = {s: len(tracker._subjects[s].times) for s in held}
-        chosen = sorted(held, key=lambda s: (-sizes[s], str(s)))[:n_subjects]
-        chosen = sorted(chosen, key=str)
-    else:
+    if subjects is not None:
         missing = [s for s in subjects if s not in tracker]
         if missing:
             raise KeyError(f"subjects not held by the tracker: {missing}")
-        chosen = list(subjects)
-    if not chosen:
-        parts.append(no_history)
+    strings = _taxonomy_strings(taxonomy)
+    dataset = bundled_dataset(model.features)
+    if labels is None:
+        names = feature_labels(model.features, taxonomy=strings,
+                               tracker_labels=tracker.labels)
     else:
-        parts.append(f"<p class='note'>Composition (h / sum h) of {len(chosen)} of "
-                     f"{len(held)} subjects.</p>")
-        parts.extend(_subject_figures(tracker, chosen))
-
-    parts.append("<h2 id='growth'>Growth rates</h2>")
-    table = tracker.growth_table()
-    if table.empty:
-        parts.append(no_history if not held else
-                     "<p class='note'>No subject has enough samples for a growth rate.</p>")
-    else:
-        parts.append(f"<p class='note'>Theil-Sen slope of log {tracker.growth_of} per "
-                     f"{unit[:-1] if unit.endswith('s') else unit} with its 95 % interval; "
-                     "growing / declining: subjects whose interval excludes 0.</p>")
-        parts.append(_table(_growth_summary(table)))
-        shown = table[table["subject"].isin(chosen)] if len(table) > max_rows else table
-        parts.append("<details><summary>per subject</summary>"
-                     + _table(shown.head(max_rows)) + "</details>")
-
-    parts.append("<h2 id='events'>Events</h2>")
-    events = tracker.events
-    if not events:
-        parts.append("<p class='note'>No events.</p>")
-    else:
-        parts.append(_events_figure(tracker, events, unit))
-        frame = pd.DataFrame(events)[["time", "kind", "component", "subject", "detail"]]
-        parts.append(f"<details><summary>last {min(len(frame), max_rows)} events</summary>"
-                     + _table(frame.tail(max_rows)) + "</details>")
+        names = dict(labels)
+    unit, unit_note = (time_unit_name, None) if time_unit_name else time_unit(tracker, dataset)
+    esc = html.escape
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
+             f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1>"]
+    parts.extend(_note(text, warn=True) for text in _history_notes(tracker))
+    parts.append(_overview(tracker, dataset, unit))
+    parts.extend(_communities_section(model, names, top, strings))
+    parts.extend(_population_section(tracker, bin_width, unit, unit_note))
+    chosen = subjects if subjects is not None else _busiest(tracker, n_subjects)
+    parts.extend(_subjects_section(tracker, list(chosen), unit))
+    parts.extend(_growth_section(tracker, chosen, unit, max_rows))
+    parts.extend(_events_section(tracker, bin_width, unit, max_rows))
     parts.append("</body></html>")
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
+
+
+_NO_HISTORY = _note("This source holds no subject histories (a model without its tracker): "
+                    "nothing to draw here.")
+
+
+def _overview(tracker: Tracker, dataset: str | None, unit: str) -> str:
+    model = tracker.model
+    rows = [
+        ("communities", len(model.component_ids)), ("features", model.n_features),
+        ("samples learned", model.samples_learned), ("model version", model.model_version),
+        ("beta", model.beta), ("subjects held", len(tracker)),
+        ("samples kept per subject (max_history)", tracker.max_history),
+        ("events", len(tracker.events)), ("time unit", unit),
+        *[(name.replace("_", " "), value) for name, value in tracker.metrics.items()],
+    ]
+    if dataset is not None:
+        rows.append(("bundled data set", dataset))
+    return _table(pd.DataFrame(rows, columns=["", "value"]))
+
+
+def _communities_section(model: OnlineNMF, names: Mapping[Hashable, str], top: int,
+                         taxonomy: Mapping[Hashable, str]) -> list[str]:
+    parts = ["<h2 id='communities'>Communities: top taxa</h2>"]
+    if model.n_features == 0:
+        return [*parts, _note("The model has learned nothing yet.")]
+    tops = _top_features(model, names, top)
+    parts.extend(_note(text) for text in _naming_notes(model, names, taxonomy))
+    parts.append(_community_figure(tops))
+    rows = [{"community": c, "rank": r + 1, "taxon": n, "share": s}
+            for c, pairs in tops.items() for r, (n, s) in enumerate(pairs)]
+    parts.append("<details><summary>as a table</summary>" + _table(pd.DataFrame(rows))
+                 + "</details>")
+    return parts
+
+
+def _population_section(tracker: Tracker, bin_width: float | None, unit: str,
+                        unit_note: str | None) -> list[str]:
+    parts = ["<h2 id='population'>Population trajectories by time bin</h2>"]
+    if unit_note:
+        parts.append(_note(unit_note))
+    if len(tracker) == 1:
+        return [*parts, _note("One subject: its trajectory below is the whole population.")]
+    population = tracker.population(bin_width=bin_width)
+    if population.empty:
+        return [*parts, _NO_HISTORY]
+    parts.append(_population_figure(tracker, population, unit))
+    parts.append(_note("Mean share of each community over the samples in each bin (absent = "
+                       "0); right: the fraction of the bin's subjects in which the community "
+                       f"reached a share of {tracker.presence:g}."))
+    return parts
+
+
+def _busiest(tracker: Tracker, n: int) -> list[Hashable]:
+    sizes = {s: len(tracker._subjects[s].times) for s in tracker.subjects}
+    chosen = sorted(sizes, key=lambda s: (-sizes[s], str(s)))[:n]
+    return sorted(chosen, key=str)
+
+
+def _subjects_section(tracker: Tracker, chosen: list[Hashable], unit: str) -> list[str]:
+    parts = ["<h2 id='subjects'>Subject trajectories</h2>"]
+    if not chosen:
+        return [*parts, _NO_HISTORY]
+    parts.append(_note(f"Composition (h / sum h) of {len(chosen)} of {len(tracker)} "
+                       "subjects."))
+    if tracker.metrics.get("history_dropped", 0):
+        parts.append(_note(f"Each subject shows at most its last {tracker.max_history} "
+                           "samples (see the note at the top).", warn=True))
+    parts.extend(_subject_figures(tracker, chosen, unit))
+    return parts
+
+
+def _growth_section(tracker: Tracker, chosen: Sequence[Hashable], unit: str,
+                    max_rows: int) -> list[str]:
+    parts = ["<h2 id='growth'>Growth rates</h2>"]
+    table = tracker.growth_table()
+    if table.empty:
+        return [*parts, _NO_HISTORY if not len(tracker) else
+                _note("No subject has enough samples for a growth rate.")]
+    per = unit[:-1] if unit.endswith("s") else unit
+    parts.append(_note(f"Theil-Sen slope of log {tracker.growth_of} per {per} with its 95 % "
+                       "interval; growing / declining: subjects whose interval excludes 0."))
+    parts.append(_table(_growth_summary(table)))
+    shown = table[table["subject"].isin(chosen)] if len(table) > max_rows else table
+    parts.append("<details><summary>per subject</summary>" + _table(shown.head(max_rows))
+                 + "</details>")
+    return parts
+
+
+def _events_section(tracker: Tracker, bin_width: float | None, unit: str,
+                    max_rows: int) -> list[str]:
+    parts = ["<h2 id='events'>Events</h2>"]
+    events = tracker.events
+    if not events:
+        return [*parts, _note("No events.")]
+    width = bin_width or tracker.bin_width or event_bin_width(events)
+    counts = event_counts(events, width)
+    if not counts.empty:
+        parts.append(_events_figure(tracker, counts, width, unit))
+    frame = pd.DataFrame(events)
+    summary = frame.groupby("kind").agg(
+        events=("kind", "size"), communities=("component", "nunique"),
+        subjects=("subject", "nunique")).reset_index()
+    parts.append(_note("Events counted per kind and time bin: appear / vanish (a community "
+                       "crosses its presence threshold in a subject), birth / retire (the "
+                       "model adds or drops a community)."))
+    parts.append(_table(summary))
+    model_events = frame[frame["kind"].isin(["birth", "retire"])]
+    if not model_events.empty:
+        columns = [c for c in ("time", "kind", "component", "detail") if c in frame]
+        parts.append("<p>Births and retirements:</p>" + _table(model_events[columns].tail(
+            max_rows)))
+    columns = [c for c in ("time", "kind", "component", "subject", "detail") if c in frame]
+    parts.append(f"<details><summary>last {min(len(frame), max_rows)} events</summary>"
+                 + _table(frame[columns].tail(max_rows)) + "</details>")
+    return parts
 
 
 # ---------------------------------------------------------------------- command line
@@ -448,31 +720,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("report.html"),
                         help="HTML file to write (default: report.html)")
     parser.add_argument("--worker", help="report on this worker's checkpoint (default: newest)")
-    parser.add_argument("--taxonomy", type=Path,
-                        help="TSV of feature id and taxonomy string, to name the features")
+    parser.add_argument("--taxonomy", type=Path, metavar="FILE",
+                        help="names for the features: QIIME 2 taxonomy.tsv, Kingdom..Species "
+                        "columns, id<TAB>taxonomy lines, or a BIOM table with taxonomy")
     parser.add_argument("--subjects", help="comma-separated subjects to draw (default: the "
                         "--n-subjects with the most samples)")
-    parser.add_argument("--n-subjects", type=int, default=12)
-    parser.add_argument("--top", type=int, default=8, help="features listed per community")
-    parser.add_argument("--bin-width", type=float, help="time bin of the population view")
-    parser.add_argument("--time-unit-name", help="name of the time axis (e.g. days)")
-    parser.add_argument("--title", default="onlinenmf report")
+    parser.add_argument("--n-subjects", type=int, default=12,
+                        help="subjects drawn by default (default: %(default)s)")
+    parser.add_argument("--top", type=int, default=8,
+                        help="features listed per community (default: %(default)s)")
+    parser.add_argument("--bin-width", type=float,
+                        help="time bin of the population view and event counts, in the "
+                        "stream's time unit (default: 10 or 20 bins)")
+    parser.add_argument("--time-unit-name", metavar="UNIT",
+                        help="the stream's time unit, e.g. days or hours (default: days, or "
+                        "the bundled data set's)")
+    parser.add_argument("--title", default="onlinenmf report", help="title of the page")
 
 
 def run(args: argparse.Namespace) -> int:
-    tracker = load_source(args.checkpoint, worker=args.worker)
-    labels = None
-    if args.taxonomy is not None:
-        labels = {**bundled_labels(tracker.model.features), **tracker.labels,
-                  **read_taxonomy(args.taxonomy)}
-    subjects = None
-    if args.subjects:
-        subjects = [_subject_key(tracker, s.strip()) for s in args.subjects.split(",")]
-    path = write_report(tracker, args.out, labels=labels, subjects=subjects,
+    try:
+        tracker = load_source(args.checkpoint, worker=args.worker)
+    except (OSError, ValueError) as err:  # missing, unreadable or corrupt (SnapshotError)
+        print(f"onlinenmf report: {err}", file=sys.stderr)
+        return 1
+    try:  # a --taxonomy or --subjects the report cannot use: one line, nothing written
+        taxonomy = _taxonomy_strings(args.taxonomy)
+        subjects = _subjects_option(tracker, args.subjects)
+    except (OSError, ValueError) as err:
+        print(f"onlinenmf report: {err}", file=sys.stderr)
+        return 2
+    path = write_report(tracker, args.out, taxonomy=taxonomy, subjects=subjects,
                         n_subjects=args.n_subjects, top=args.top, bin_width=args.bin_width,
                         time_unit_name=args.time_unit_name, title=args.title)
     print(path)
     return 0
+
+
+def _subjects_option(tracker: Tracker, text: str | None) -> list[Hashable] | None:
+    """``--subjects A,B``: the subjects as held; one not held is a ValueError naming it."""
+    if not text:
+        return None
+    subjects = [_subject_key(tracker, s.strip()) for s in text.split(",") if s.strip()]
+    missing = [s for s in subjects if s not in tracker]
+    if missing:
+        held = sorted(map(str, tracker.subjects))
+        raise ValueError(f"--subjects: {', '.join(map(str, missing))} not held by the tracker "
+                         f"(it holds {len(held)}: {', '.join(held[:5])}"
+                         f"{', ...' if len(held) > 5 else ''})")
+    return subjects
 
 
 def _subject_key(tracker: Tracker, text: str) -> Hashable:
@@ -483,8 +779,6 @@ def _subject_key(tracker: Tracker, text: str) -> Hashable:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    import sys
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
     sys.exit(run(parser.parse_args()))

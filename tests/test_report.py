@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import base64
+import html
+import io
+import json
 import re
 import shutil
 import subprocess
+from collections import Counter
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from consumers.checkpoint import Checkpoint, CheckpointStore
 from onlinenmf import OnlineNMF, Tracker
 from onlinenmf.cli import main
-from onlinenmf.datasets import load_ecam
-from onlinenmf.report import load_source, write_report
+from onlinenmf.datasets import load_artificial_gut, load_ecam
+from onlinenmf.report import event_counts, feature_labels, load_source, write_report
+from tests.kafka_broker import run_cli
 
 IMG = re.compile(r'<img alt="figure" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
 SECTIONS = ("communities", "population", "subjects", "growth", "events")
@@ -86,6 +93,38 @@ def test_report_from_saved_tracker_file(tracker, tmp_path):
         load_source(tmp_path / "empty")
 
 
+def test_report_on_a_missing_or_corrupt_checkpoint_is_a_one_line_error(tracker, tmp_path,
+                                                                       capsys):
+    """Issue 10, defect 7: exit 1 and one line naming the path, no traceback, no page."""
+    healthy = tmp_path / "healthy"
+    CheckpointStore(healthy, "w1").write(Checkpoint(
+        offsets={"t:0": 5}, blobs={"tracker": tracker.to_bytes()}))
+    flipped = tmp_path / "flipped"
+    flipped.mkdir()
+    data = bytearray((healthy / "w1.ckpt").read_bytes())
+    data[len(data) // 2] ^= 0x01  # inside the tracker blob, the bulk of the file
+    (flipped / "w1.ckpt").write_bytes(bytes(data))
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "w1.ckpt").write_bytes(b"not a zip archive")
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 truncated")
+    out = tmp_path / "r.html"
+    cases = {
+        "no such": [str(tmp_path / "missing")],
+        "flipped": [str(flipped)],
+        "garbage": [str(garbage / "w1.ckpt")],
+        "healthy": [str(healthy), "--worker", "w2"],  # no checkpoint of that worker
+        "broken.npz": [str(tmp_path / "broken.npz")],
+    }
+    for named, source in cases.items():
+        assert main(["report", "--checkpoint", *source, "--out", str(out)]) == 1, named
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("onlinenmf report: "), captured.err
+        assert named in lines[0]
+        assert captured.out == "" and not out.exists()
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -109,3 +148,183 @@ def test_report_renders_in_headless_chromium(tracker, tmp_path):
                     (tmp_path / "r.html").as_uri()], capture_output=True, timeout=120,
                    check=True)
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 50_000
+
+
+# ---------------------------------------------------------------------- any table (issue 14)
+@pytest.fixture(scope="module")
+def gut(tmp_path_factory) -> tuple[Path, Tracker]:
+    """A consumer checkpoint of the artificial gut (hours; taxonomy in rank columns, no
+    'Taxon'), with a short history so that samples are dropped."""
+    table = load_artificial_gut()
+    t = Tracker(OnlineNMF(n_components=4, beta=1, refresh_every=40, seed=0), max_history=30)
+    for i, record in enumerate(table.records()):
+        if i == 240:
+            break
+        t.learn_one(record["counts"], subject=record["subject"], time=record["time"])
+    folder = tmp_path_factory.mktemp("gut")
+    CheckpointStore(folder, "w1").write(Checkpoint(offsets={"t:0": 240},
+                                                   blobs={"tracker": t.to_bytes()}))
+    return folder, t
+
+
+def _community_rows(page: str) -> list[tuple[int, int, str]]:
+    """(community, rank, name) rows of the communities table."""
+    block = page.split("<summary>as a table</summary>")[1].split("</details>")[0]
+    rows = re.findall(r"<tr>\s*<td>(\d+)</td>\s*<td>(\d+)</td>\s*<td>(.*?)</td>", block)
+    assert rows
+    return [(int(c), int(r), html.unescape(name)) for c, r, name in rows]
+
+
+def _named(model: OnlineNMF, page: str) -> dict[str, str]:
+    """Feature -> the name the report gave it (one name per feature, checked)."""
+    tops = model.components(top=8)
+    out: dict[str, str] = {}
+    for community, rank, name in _community_rows(page):
+        feature = tops[community][rank - 1][0]
+        assert out.setdefault(feature, name) == name, "one feature, one name"
+    assert len(set(out.values())) == len(out), "two features shown under one name"
+    return out
+
+
+def test_artificial_gut_checkpoint_named_from_its_rank_columns(gut, tmp_path, capsys):
+    folder, tracker = gut
+    out = tmp_path / "gut.html"
+    assert main(["report", "--checkpoint", str(folder), "--out", str(out)]) == 0
+    page = out.read_text()
+    table = load_artificial_gut()
+    named = _named(tracker.model, page)
+    for feature, name in named.items():
+        plain = table.taxon_name(feature, unique=False)
+        assert name in (plain, f"{plain} ({feature})"), (feature, name)
+    assert any(name.endswith(f"({f})") for f, name in named.items())  # a shared genus
+    assert "s__Bacteroides uniformis" in page and "g__Alistipes" in page
+    assert "<td>time unit</td>\n      <td>hours</td>" in page  # the data set's own unit
+    assert "log weights per hour" in page
+
+
+def test_taxonomy_file_takes_precedence_over_bundled_names(gut, tmp_path, capsys):
+    folder, tracker = gut
+    features = tracker.model.features
+    qiime = tmp_path / "taxonomy.tsv"
+    qiime.write_text("Feature ID\tTaxon\tConfidence\n" + "".join(
+        f"{f}\tk__Bacteria; g__Mine{f[4:]}; s__none\t0.9\n" for f in features))
+    biom = tmp_path / "table.biom"
+    biom.write_text(json.dumps({
+        "shape": [len(features), 1], "matrix_type": "sparse", "data": [[0, 0, 1]],
+        "columns": [{"id": "S1"}],
+        "rows": [{"id": f, "metadata": {"taxonomy": ["k__Bacteria", "g__Biom" + f[4:]]}}
+                 for f in features]}))
+    for path, prefix in ((qiime, "g__Mine"), (biom, "g__Biom")):
+        out = tmp_path / f"{path.suffix}.html"
+        assert main(["report", "--checkpoint", str(folder), "--out", str(out),
+                     "--taxonomy", str(path)]) == 0
+        page = out.read_text()
+        named = _named(tracker.model, page)
+        assert named == {f: f"{prefix}{f[4:]}" for f in named}
+        assert "g__Alistipes" not in page and "uniformis" not in page
+        assert f"{len(features)} of {len(features)} features named" in page
+
+
+def test_feature_labels_precedence():
+    names = feature_labels(["a", "b", "seq_2", "seq_1", "zz"],
+                           taxonomy={"a": "k__Bacteria; g__Blautia; s__none"},
+                           tracker_labels={"a": "L", "b": "M", "seq_2": "N"})
+    assert names == {"a": "g__Blautia", "b": "M", "seq_2": "N", "seq_1": "g__Alistipes"}
+
+
+def _coloured_width(png: bytes) -> float:
+    """Fraction of the image's width holding strongly coloured pixels (plotted areas)."""
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    saturated = (rgb.max(axis=2) - rgb.min(axis=2)) > 60
+    columns = np.flatnonzero(saturated.sum(axis=0) > rgb.shape[0] // 4)
+    return (columns.max() - columns.min()) / rgb.shape[1] if columns.size else 0.0
+
+
+def test_one_subject_unnamed_features_full_width_and_days(tmp_path):
+    rng = np.random.default_rng(0)
+    t = Tracker(OnlineNMF(n_components=3, beta=1, refresh_every=10, seed=0))
+    for day in range(40):
+        counts = {f"otu_{j}": float(c) for j, c in enumerate(rng.poisson(20, 12)) if c}
+        t.learn_one(counts, subject="patient", time=float(day))
+    page = write_report(t, tmp_path / "one.html").read_text()
+    named = _named(t.model, page)
+    assert named == {f: f for f in named}  # no taxonomy anywhere: the ids
+    assert "have no taxonomy and are shown by id" in page
+    assert "Times are read as days" in page and "log weights per day" in page
+    assert "One subject" in page  # no population panels that repeat it
+    subjects = page.split("id='subjects'")[1].split("id='growth'")[0]
+    (figure,) = _figures(subjects)
+    assert _coloured_width(figure) > 0.8  # the trajectory spans the page, not a third of it
+    # the same subject in a 3-column grid (the old layout) would not
+    crowded = Tracker.from_bytes(t.to_bytes())
+    for name in ("b", "c"):
+        crowded.learn_one({"otu_1": 3.0}, subject=name, time=50.0)
+    page = write_report(crowded, tmp_path / "three.html", subjects=["patient"]).read_text()
+    assert _coloured_width(_figures(page.split("id='subjects'")[1])[0]) > 0.8
+
+
+def test_events_summarised_per_kind_and_time_bin(gut, tmp_path):
+    _, tracker = gut
+    events = tracker.events
+    kinds = Counter(e["kind"] for e in events)
+    assert kinds["appear"] > 10  # enough to have drawn a crowd of marks before
+    counts = event_counts(events, 24.0)
+    assert counts.sum().to_dict() == dict(kinds)
+    for e in events[:50]:
+        assert counts.loc[np.floor(e["time"] / 24.0) * 24.0, e["kind"]] >= 1
+    assert list(counts.index) == sorted({np.floor(e["time"] / 24.0) * 24.0 for e in events})
+    page = write_report(tracker, tmp_path / "e.html", bin_width=24.0).read_text()
+    section = page.split("id='events'")[1]
+    assert len(_figures(section)) == 1
+    for kind, n in kinds.items():
+        assert re.search(rf"<td>{kind}</td>\s*<td>{n}</td>", section), kind
+
+
+def test_a_visible_note_when_history_was_dropped(gut, tracker, tmp_path):
+    _, cut = gut
+    dropped = cut.metrics["history_dropped"]
+    assert dropped > 0
+    page = write_report(cut, tmp_path / "cut.html").read_text()
+    assert f"keeps at most 30 samples per subject and dropped {dropped} older" in page
+    assert page.index("History was cut") < page.index("id='communities'")  # at the top
+    assert tracker.metrics["history_dropped"] == 0
+    assert "History was cut" not in write_report(tracker, tmp_path / "ok.html").read_text()
+
+
+def test_reco_checkpoint_gets_a_message_not_a_crash(tmp_path, capsys):
+    from onlinenmf.reco import RecoNMF
+
+    model = RecoNMF(n_components=2, rating_range=(1, 5), seed=0)
+    for user, item, r in [("ann", "matrix", 5), ("bob", "up", 2), ("ann", "up", 3)]:
+        model.learn_one(user, item, r)
+    CheckpointStore(tmp_path / "reco", "w1").write(Checkpoint(
+        offsets={"reco.ratings:0": 3}, blobs={"reco": model.to_bytes(), "app": b"{}"}))
+    model.save(tmp_path / "reco.npz")
+    for source in (tmp_path / "reco", tmp_path / "reco.npz"):
+        assert main(["report", "--checkpoint", str(source), "--out",
+                     str(tmp_path / "r.html")]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "a recommender (reco) model" in err[0], err
+        assert "onlinenmf inspect" in err[0] and not (tmp_path / "r.html").exists()
+
+
+def test_report_mistakes_are_one_line_and_exit_2(gut, tmp_path):
+    """Through the command line as a user runs it: one line on stderr, status 2, no page."""
+    folder, _ = gut
+    (tmp_path / "artifact.qza").write_bytes(b"PK\x03\x04 a zip")
+    (tmp_path / "one-column.tsv").write_text("seq_1\nseq_2\n")
+    cases = {
+        "no such file": ["--taxonomy", str(tmp_path / "missing.tsv")],
+        "qiime tools export": ["--taxonomy", str(tmp_path / "artifact.qza")],
+        "Feature ID, Taxon": ["--taxonomy", str(tmp_path / "one-column.tsv")],
+        "vessel_9 not held": ["--subjects", "vessel_1,vessel_9"],
+    }
+    out = tmp_path / "r.html"
+    for expected, flags in cases.items():
+        done = run_cli("report", "--checkpoint", str(folder), "--out", str(out), *flags)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert lines[0].startswith("onlinenmf report: ") and expected in lines[0], lines
+        assert not out.exists()
