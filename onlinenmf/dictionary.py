@@ -6,6 +6,8 @@
   ``W = (N / D)^gamma``. For beta = 1 this is the M-step of online EM for Poisson NMF: ``N``
   holds the reads each component explains per feature, ``D`` its total activation.
 
+Which one a model uses is its divergence's choice (:mod:`onlinenmf.divergences`).
+
 After either, :func:`normalise_columns` scales every column of W to sum 1 (each community a
 distribution over features); the engine moves that scale into the statistics.
 """
@@ -17,15 +19,6 @@ import numpy as np
 #: Smallest dictionary entry kept for beta != 2: multiplicative updates cannot leave an exact
 #: zero, and a taxon that returns after a long absence must not meet a zero row (infinite KL).
 W_FLOOR = 1e-12
-
-
-def mu_exponent(beta: float) -> float:
-    """The exponent gamma of the MM update (Fevotte & Idier 2011): 1/(2-beta), 1, or 1/(beta-1)."""
-    if beta < 1:
-        return 1.0 / (2.0 - beta)
-    if beta > 2:
-        return 1.0 / (beta - 1.0)
-    return 1.0
 
 
 def refresh_frobenius(
@@ -47,16 +40,15 @@ def refresh_frobenius(
             W[:, j] = column
 
 
-def refresh_multiplicative(N: np.ndarray, D: np.ndarray, beta: float) -> np.ndarray:
+def refresh_multiplicative(N: np.ndarray, D: np.ndarray, gamma: float) -> np.ndarray:
     """``W = (N / D)^gamma`` where ``D > 0``, floored at :data:`W_FLOOR`.
 
-    ``D`` is either a k-vector (beta = 1: the same denominator for every feature) or m x k.
-    Rows whose denominator is zero (a feature never observed since the last refresh, beta = 0)
-    get NaN here and are kept by the caller.
+    ``D`` is either a k-vector (Kullback-Leibler: the same denominator for every feature) or
+    m x k. Rows whose denominator is zero (a feature never observed since the last refresh,
+    Itakura-Saito) get NaN here and are kept by the caller.
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = N / D
-    gamma = mu_exponent(beta)
     if gamma != 1.0:
         ratio = ratio**gamma
     return np.maximum(ratio, W_FLOOR, where=np.isfinite(ratio), out=ratio)
@@ -117,37 +109,29 @@ def sample_columns(V: np.ndarray, k: int) -> np.ndarray:
     return columns / np.maximum(columns.sum(axis=0), 1e-300)
 
 
-def batch_fit(V: np.ndarray, W: np.ndarray, beta: float, n_iter: int = 100) -> np.ndarray:
+def batch_fit(V: np.ndarray, W: np.ndarray, divergence, n_iter: int = 100) -> np.ndarray:
     """Refine W (features x k) on a small dense batch V (samples x features) by alternating
-    multiplicative updates of H and W (Lee & Seung 2001; Fevotte & Idier 2011); return W.
+    multiplicative updates of H and W (Lee & Seung 2001; Fevotte & Idier 2011) for the
+    divergence (an :class:`onlinenmf.divergences.Divergence`); return W.
 
+    >>> from onlinenmf.divergences import for_beta
     >>> V = np.array([[4.0, 4.0, 0.0, 0.0], [0.0, 0.0, 3.0, 3.0], [2.0, 2.0, 1.0, 1.0]])
-    >>> W = batch_fit(V, V[:2].T + 0.1, beta=1)
+    >>> W = batch_fit(V, V[:2].T + 0.1, for_beta(1))
     >>> bool(np.allclose(W / W.sum(axis=0), [[.5, 0], [.5, 0], [0, .5], [0, .5]], atol=1e-3))
     True
     """
-    if beta not in (0, 1, 2):
-        raise ValueError(f"batch_fit supports beta 0, 1, 2, got {beta!r}")
-    gamma = mu_exponent(beta)
     W = np.maximum(W, W_FLOOR)
-    ones = np.ones_like(V)
-    observed = (V > 0).astype(np.float64)
+    context = divergence.batch_context(V)
     H = np.full((V.shape[0], W.shape[1]), V.sum(axis=1, keepdims=True).mean() / W.shape[1])
     for _ in range(n_iter):
         for update_h in (True, False):
             WH = np.maximum(H @ W.T, W_FLOOR)
-            if beta == 1:  # no powers on the common paths: they dominate the cost
-                numerator, weight = V / WH, ones
-            elif beta == 2:
-                numerator, weight = V, WH
-            else:  # Itakura-Saito, scored on the non-zero entries only
-                inverse = observed / WH
-                numerator, weight = V * inverse * inverse, inverse
+            numerator, weight = divergence.batch_terms(V, WH, context)
             if update_h:
                 ratio = np.maximum(numerator @ W, 0.0) / np.maximum(weight @ W, 1e-300)
-                H *= ratio if gamma == 1.0 else np.sqrt(ratio)
+                H *= divergence.mu_step(ratio)
             else:
                 ratio = np.maximum(numerator.T @ H, 0.0) / np.maximum(weight.T @ H, 1e-300)
-                W *= ratio if gamma == 1.0 else np.sqrt(ratio)
+                W *= divergence.mu_step(ratio)
                 W = np.maximum(W, W_FLOOR)
     return W

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from onlinenmf import dictionary, hyper, sharing, snapshot, solve
-from onlinenmf.divergence import SUPPORTED_BETAS
+from onlinenmf import dictionary, hyper, sharing, snapshot
+from onlinenmf.divergences import Solver, Totals, for_beta
+from onlinenmf.statistics import Statistics
 from onlinenmf.validation import check_feature_name, parse_matrix, parse_sample
 
 #: Monitoring of the prequential loss (see ``OnlineNMF`` notes, "Dead components").
@@ -37,8 +38,11 @@ class OnlineNMF:
     n_components
         Number of components k (the starting rank).
     beta
-        The beta-divergence: 2 (Frobenius), 1 (generalized KL, the Poisson likelihood of counts;
-        Lee & Seung's objective), 0 (Itakura-Saito, scored on the non-zero entries only).
+        The beta-divergence, any number >= 0 (:mod:`onlinenmf.divergences`): 2 (Frobenius),
+        1 (generalized KL, the Poisson likelihood of counts; Lee & Seung's objective) and 0
+        (Itakura-Saito, scored on the non-zero entries only) have exact solvers of their own;
+        any other beta is fitted by multiplicative updates, at O(m k) per sample (its zero
+        entries have no k-sized summary).
     forget_factor
         rho, per sample: a sample's statistics weigh ``rho**age``. The memory length is
         ``1 / (1 - rho)`` samples (500 for the default), whatever the caller's batch sizes.
@@ -191,8 +195,10 @@ class OnlineNMF:
     def _check_params(self) -> None:
         if not isinstance(self.n_components, int | np.integer) or self.n_components < 1:
             raise ValueError(f"n_components must be a positive integer, got {self.n_components!r}")
-        if self.beta not in SUPPORTED_BETAS:
-            raise ValueError(f"beta must be one of {SUPPORTED_BETAS}, got {self.beta!r}")
+        if (not isinstance(self.beta, int | float | np.integer | np.floating)
+                or not np.isfinite(self.beta) or self.beta < 0):
+            raise ValueError(f"beta must be a finite number >= 0, got {self.beta!r}")
+        divergence = for_beta(self.beta)
         if self.init not in ("samples", "core"):
             raise ValueError(f"init must be 'samples' or 'core', got {self.init!r}")
         if not 0.0 < self.forget_factor <= 1.0:
@@ -206,49 +212,37 @@ class OnlineNMF:
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
-        if self.k_max is None:
-            self.k_max = max(2 * int(self.n_components), int(self.k_min))
-        if not isinstance(self.k_max, int | np.integer) or self.k_max < self.k_min:
+        if self.k_max is not None and (not isinstance(self.k_max, int | np.integer)
+                                       or self.k_max < self.k_min):
             raise ValueError(f"k_max must be an integer >= k_min={self.k_min}, got {self.k_max!r}")
-        if self.adapt_rank and self.beta == 0:
-            raise ValueError(
-                "adapt_rank supports beta=1 and beta=2: Itakura-Saito is scored on the non-zero "
-                "entries only, so the scale of h (hence a component's relevance) is not tied "
-                "to the data"
-            )
-        if self.adapt_rank and self.beta == 0:
-            raise ValueError(
-                "adapt_rank supports beta=1 and beta=2: Itakura-Saito is scored on the non-zero "
-                "entries only, so the scale of h (hence a component's relevance) is not tied "
-                "to the data"
-            )
-        if self.adapt_rank and not self.k_min <= self.n_components <= self.k_max:
+        if self.adapt_rank and divergence.no_rank_adaptation:
+            raise ValueError(divergence.no_rank_adaptation)
+        if self.adapt_rank and not self.k_min <= self.n_components <= self.rank_bounds[1]:
             raise ValueError(f"n_components={self.n_components} must be in k_min..k_max = "
-                             f"{self.k_min}..{self.k_max}")
+                             f"{self.k_min}..{self.rank_bounds[1]}")
         for name in ("adapt_rank", "adapt_sparsity", "adapt_forgetting"):
             if not isinstance(getattr(self, name), bool | np.bool_):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if self.beta != 2 and (self.l1_w or self.l2_w):
+        if not divergence.penalises_w and (self.l1_w or self.l2_w):
             raise ValueError(
                 "l1_w and l2_w apply to beta=2 only: with columns normalised to sum 1 a penalty "
                 "in the multiplicative update would only rescale W"
             )
 
+    @property
+    def rank_bounds(self) -> tuple[int, int]:
+        """``(k_min, k_max)`` in force: ``k_max`` defaults to twice the starting rank."""
+        k_max = self.k_max
+        if k_max is None:
+            k_max = max(2 * int(self._initial_rank), int(self.k_min))
+        return int(self.k_min), int(k_max)
+
     def _init_state(self) -> None:
         k = int(self._initial_rank)
-        self.beta = int(self.beta)
+        self._divergence = for_beta(self.beta)
+        self._stats = Statistics(self._divergence.layout, k)
         self._features: list[str | int] = []
         self._index: dict[Hashable, int] = {}
-        self._m = 0
-        self._W = np.zeros((16, k))
-        self._B = np.zeros((16, k))  # beta=2: Mairal's B; else the MU numerator N
-        self._D = np.zeros((16 if self.beta == 0 else 1, k))  # beta=0 denominator per row
-        self._A = np.zeros((k, k))
-        self._G = np.zeros((k, k))
-        self._colsum = np.zeros(k)
-        self._usage = np.zeros(k)  # forgetful sum of h (the beta=1 MU denominator)
-        self._scale = 1.0  # the statistics of rows are stored divided by this running scale
-        self._n_eff = 0.0  # forgetful count of samples
         self._rho = float(self.forget_factor)  # the forgetting in force (adapt_forgetting)
         self._l1 = np.full(k, float(self.l1_h))
         self.samples_learned = 0
@@ -264,7 +258,6 @@ class OnlineNMF:
         self._window_loss = 0.0
         self._window_abs = 0.0  # sum of the absolute losses (empirical-Bayes noise level)
         self._window_count = 0
-        self._window_usage = np.zeros(k)  # sum of h since the last refresh
         self._baseline = -1.0  # long-run relative loss; < 0 until the first memory length
         self._alarm_count = 0
         self._cooldown = 0
@@ -278,7 +271,7 @@ class OnlineNMF:
     @property
     def W(self) -> np.ndarray:
         """The dictionary, n_features x n_components (a read-only view)."""
-        view = self._W[: self._m]
+        view = self._stats.W[: self._stats.m]
         view.flags.writeable = False
         return view
 
@@ -294,7 +287,7 @@ class OnlineNMF:
 
     @property
     def n_features(self) -> int:
-        return self._m
+        return self._stats.m
 
     @property
     def memory_length(self) -> float:
@@ -347,26 +340,14 @@ class OnlineNMF:
     def _new_rows(self, names: Sequence) -> np.ndarray:
         """Initial rows for new features: U(0.5, 1.5) from (seed, name), times the mean entry."""
         k = len(self._component_ids)
-        level = self._colsum / self._m if self._m else np.ones(k)
-        level = np.where(level > 0, level, 1.0 / max(self._m, 1))
+        level = self._stats.colsum / self._stats.m if self._stats.m else np.ones(k)
+        level = np.where(level > 0, level, 1.0 / max(self._stats.m, 1))
         rows = np.empty((len(names), k))
         for i, name in enumerate(names):
             key = f"{self.seed}|{type(name).__name__}|{name}".encode()
             entropy = int.from_bytes(hashlib.blake2b(key, digest_size=16).digest(), "little")
             rows[i] = np.random.default_rng(entropy).uniform(0.5, 1.5, k)
         return rows * level
-
-    def _grow(self, n_new: int) -> None:
-        needed = self._m + n_new
-        capacity = self._W.shape[0]
-        if needed <= capacity:
-            return
-        capacity = max(needed, 2 * capacity)
-        for name in ("_W", "_B") + (("_D",) if self.beta == 0 else ()):
-            old = getattr(self, name)
-            grown = np.zeros((capacity, old.shape[1]))
-            grown[: self._m] = old[: self._m]
-            setattr(self, name, grown)
 
     def _register(self, names: Sequence) -> None:
         """Append rows for the names not seen before (names already validated)."""
@@ -377,16 +358,11 @@ class OnlineNMF:
         # do not depend on the order of a sample's keys or a matrix's columns.
         new.sort(key=lambda name: (type(name).__name__, name))
         rows = self._new_rows(new)
-        self._grow(len(new))
-        start = self._m
-        self._W[start : start + len(new)] = rows
+        start = self._stats.m
         for offset, name in enumerate(new):
             self._index[name] = start + offset
             self._features.append(name)
-        self._m += len(new)
-        self._colsum += rows.sum(axis=0)
-        if self.beta == 2:
-            self._G += rows.T @ rows
+        self._stats.add_rows(rows)
 
     def _sample_rows(self, x: Mapping, register: bool) -> tuple[np.ndarray, np.ndarray]:
         """Validate a sample and return (dictionary rows, values) of its non-zero entries."""
@@ -412,7 +388,7 @@ class OnlineNMF:
         mapping = np.fromiter((self._index.get(n, -1) for n in names), np.int64, len(names))
         columns = mapping[matrix.indices]
         keep = columns >= 0
-        shape = (matrix.shape[0], max(self._m, 1))
+        shape = (matrix.shape[0], max(self._stats.m, 1))
         if keep.all():
             mapped = sp.csr_matrix((matrix.data, columns, matrix.indptr), shape=shape)
         else:  # unknown features (transform only) are ignored
@@ -436,9 +412,9 @@ class OnlineNMF:
             for component, value in warm_start.items():
                 if component in position and np.isfinite(value) and value > 0:
                     h[position[component]] = float(value)
-        if self.beta != 2:  # keep every entry positive: multiplicative and Newton steps need it
+        if self._divergence.positive_h:  # multiplicative and Newton steps need h > 0
             cold = np.empty_like(h)
-            solve.initial_h(self.beta, values, self._colsum, cold)
+            self._divergence.initial_h(values, self._stats.colsum, cold)
             h = np.maximum(h, 1e-3 * cold)
         return h
 
@@ -459,21 +435,21 @@ class OnlineNMF:
         self._learn_single(rows, values, H[0], warm is not None)
         return {component: float(value) for component, value in zip(ids, H[0])}
 
+    def _solver(self) -> Solver:
+        """The per-sample solve as the parameters set it now (tests may change them)."""
+        return Solver(self._l1, float(self.l2_h), int(self.max_iter), float(self.tol))
+
     def _learn_single(self, rows: np.ndarray, values: np.ndarray, h: np.ndarray,
                       warm: bool) -> None:
         """:meth:`_learn_segment` for one sample in one compiled call (the per-sample hot path:
         a few numpy calls of overhead would cost more than the solve itself)."""
+        stats = self._stats
         rho = self._rho
-        scale = self._scale * rho
-        k = h.size
-        loss, norm = solve.learn_sample(
-            self.beta, self._W, rows, values, self._G, self._colsum, h, self._l1,
-            float(self.l2_h), int(self.max_iter), float(self.tol), 1.0 / scale, self._B,
-            self._D, self._A, self._usage, self._window_usage, rho, warm,
-            np.empty(rows.size), np.empty(k), np.empty(k),
-        )
-        self._scale = scale
-        self._n_eff = rho * self._n_eff + 1.0
+        scale = stats.scale * rho
+        loss, norm = self._divergence.learn_sample(stats, rows, values, h, self._solver(),
+                                                   1.0 / scale, rho, warm)
+        stats.scale = scale
+        stats.n_eff = rho * stats.n_eff + 1.0
         self.samples_learned += 1
         self._since_refresh += 1
         self.last_losses = np.array([loss])
@@ -553,21 +529,10 @@ class OnlineNMF:
         rows = indices[base : indptr[-1]]
         values = data[base : indptr[-1]]
         rho = self._rho
-        scales = self._scale * rho ** np.arange(1, count + 1)
-        losses = np.empty(count)
-        solve.learn_batch(
-            self.beta, self._W, local_indptr, rows, values, self._G, self._colsum, H,
-            self._l1, float(self.l2_h), int(self.max_iter), float(self.tol), losses,
-            1.0 / scales, self._B, self._D, warm,
-        )
-        self._scale = float(scales[-1])
-        decay = rho ** np.arange(count - 1, -1, -1)
-        carry = rho**count
-        self._usage = carry * self._usage + decay @ H
-        self._window_usage += H.sum(axis=0)
-        if self.beta == 2:
-            self._A = carry * self._A + (H * decay[:, None]).T @ H
-        self._n_eff = carry * self._n_eff + decay.sum()
+        scales = self._stats.scale * rho ** np.arange(1, count + 1)
+        losses = self._divergence.learn_batch(self._stats, local_indptr, rows, values, H,
+                                              self._solver(), 1.0 / scales, warm)
+        self._stats.add_batch(H, rho, scales)
         self.samples_learned += count
         self._since_refresh += count
         self.last_losses = np.concatenate([self.last_losses, losses])
@@ -576,13 +541,7 @@ class OnlineNMF:
     def _monitor(self, indptr, rows, values, losses) -> None:
         """Track the relative prequential loss and keep recent samples for re-seeding."""
         count = indptr.size - 1
-        owner = np.repeat(np.arange(count), np.diff(indptr))
-        if self.beta == 1:
-            norms = np.bincount(owner, weights=values, minlength=count)
-        elif self.beta == 2:
-            norms = 0.5 * np.bincount(owner, weights=values * values, minlength=count)
-        else:
-            norms = np.diff(indptr).astype(np.float64)
+        norms = self._divergence.normalisers(indptr, values)
         relative = np.divide(losses, norms, out=np.zeros(count), where=norms > 0)
         self._window_loss += float(relative.sum())
         self._window_abs += float(losses.sum())
@@ -603,31 +562,22 @@ class OnlineNMF:
         ) >= len(self._component_ids):  # enough non-empty samples to start from the data
             self._initialise_from_recent()
             return
-        m = self._m
-        W = self._W[:m]
-        B = self._B[:m]
-        B *= self._scale
-        if self.beta == 0:
-            self._D[:m] *= self._scale
-        self._scale = 1.0
+        stats = self._stats
+        W = stats.W[: stats.m]
+        stats.unscale()
         # own statistics, or own plus the peers' (whose columns are matched to ours first)
-        A, N, D, n_eff = self._A, B, self._D[:m] if self.beta == 0 else self._usage, self._n_eff
+        totals = stats.totals()
         self._shared_usage = None
         if self._peers:
-            A, N, D, n_eff = self._add_peer_statistics()
-        if self.beta == 2:
-            dictionary.refresh_frobenius(
-                W, A, N, self.l1_w * n_eff, self.l2_w * n_eff, int(self.refresh_sweeps),
-            )
-        else:
-            updated = dictionary.refresh_multiplicative(N, D, self.beta)
-            W[:] = np.where(np.isnan(updated), W, updated)
+            totals = self._add_peer_statistics()
+        self._divergence.update_dictionary(W, totals, self.l1_w * totals.n_eff,
+                                           self.l2_w * totals.n_eff, int(self.refresh_sweeps))
         sums = dictionary.normalise_columns(W)
-        self._rescale_statistics(np.where(sums > 0, sums, 1.0))
+        stats.rescale_columns(np.where(sums > 0, sums, 1.0))
         self._since_refresh = 0
         self.model_version += 1
         self._check_components()
-        self._recompute_caches()
+        stats.recompute_caches()
 
     def _initialise_from_recent(self) -> None:
         """The first refresh: a data-driven dictionary instead of the random initial rows.
@@ -643,17 +593,17 @@ class OnlineNMF:
         k = len(self._component_ids)
         start = (dictionary.core_columns(V, k) if self.init == "core"
                  else dictionary.sample_columns(V, k))
-        refined = dictionary.batch_fit(V, start + 1e-3 * start.mean(), self.beta)
-        m = self._m
-        self._W[:m] = 0.0 if self.beta == 2 else dictionary.W_FLOOR
-        self._W[used] = refined
-        dictionary.normalise_columns(self._W[:m])
-        self._recompute_caches()
+        refined = dictionary.batch_fit(V, start + 1e-3 * start.mean(), self._divergence)
+        m = self._stats.m
+        self._stats.W[:m] = self._divergence.w_floor
+        self._stats.W[used] = refined
+        dictionary.normalise_columns(self._stats.W[:m])
+        self._stats.recompute_caches()
         self._relearn_recent(samples)
         self._since_refresh = 0
         self.model_version += 1
         self._initialised = True
-        self._recompute_caches()
+        self._stats.recompute_caches()
 
     def _refit_recent(self) -> None:
         """After a detected drift (:mod:`onlinenmf.hyper`): refine W by batch NMF on the recent
@@ -666,15 +616,15 @@ class OnlineNMF:
         if len(self._recent) < len(self._component_ids):
             return
         samples, used, V = self._recent_matrix()
-        refined = dictionary.batch_fit(V, self._W[used], self.beta)
-        old = self._W[used].sum(axis=0)
+        refined = dictionary.batch_fit(V, self._stats.W[used], self._divergence)
+        old = self._stats.W[used].sum(axis=0)
         new = refined.sum(axis=0)
         # keep each column's mass on the rows the buffer does not cover
-        self._W[used] = refined * np.where(new > 0, old / np.maximum(new, 1e-300), 0.0)
-        dictionary.normalise_columns(self._W[: self._m])
-        self._recompute_caches()
+        self._stats.W[used] = refined * np.where(new > 0, old / np.maximum(new, 1e-300), 0.0)
+        dictionary.normalise_columns(self._stats.W[: self._stats.m])
+        self._stats.recompute_caches()
         self._relearn_recent(samples)
-        self._recompute_caches()
+        self._stats.recompute_caches()
 
     def _recent_matrix(self) -> tuple[list, np.ndarray, np.ndarray]:
         """The recent buffer as a dense matrix over the dictionary rows it uses."""
@@ -688,12 +638,7 @@ class OnlineNMF:
 
     def _relearn_recent(self, samples: list) -> None:
         """Forget the statistics and re-learn the buffered samples against the current W."""
-        m = self._m
-        self._A[:] = 0.0
-        self._B[:m] = 0.0
-        self._D[:] = 0.0
-        self._usage[:] = 0.0
-        self._n_eff, self._scale = 0.0, 1.0
+        self._stats.reset()
         count = len(samples)
         lengths = np.array([len(rows) for rows, _, _ in samples], dtype=np.int64)
         indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -701,43 +646,18 @@ class OnlineNMF:
         values = np.concatenate([values for _, values, _ in samples])
         H = np.zeros((count, len(self._component_ids)))
         weights = self._rho ** np.arange(count - 1, -1, -1, dtype=np.float64)
-        solve.learn_batch(
-            self.beta, self._W, indptr, rows, values, self._G, self._colsum, H, self._l1,
-            float(self.l2_h), int(self.max_iter), float(self.tol), np.empty(count), weights,
-            self._B, self._D, np.zeros(count, dtype=np.bool_),
-        )
-        self._usage = weights @ H
-        if self.beta == 2:
-            self._A = (H * weights[:, None]).T @ H
-        self._n_eff = float(weights.sum())
-
-    def _rescale_statistics(self, c: np.ndarray) -> None:
-        """W <- W / c means h <- c h: carry that into every statistic."""
-        m = self._m
-        self._usage *= c
-        if self.beta == 2:
-            self._A *= np.outer(c, c)
-            self._B[:m] *= c
-        else:
-            exponent = 1.0 - 1.0 / dictionary.mu_exponent(self.beta)
-            if exponent:
-                self._B[:m] *= c**exponent
-            if self.beta == 0:
-                self._D[:m] *= c
-
-    def _recompute_caches(self) -> None:
-        W = self._W[: self._m]
-        self._colsum = W.sum(axis=0)
-        if self.beta == 2:
-            self._G = W.T @ W
+        self._divergence.learn_batch(self._stats, indptr, rows, values, H, self._solver(),
+                                     weights, np.zeros(count, dtype=np.bool_))
+        self._stats.set_learned(H, weights)
 
     # ------------------------------------------------------------------ dead components
     def _check_components(self) -> None:
         window = self._window_loss / max(self._window_count, 1)
-        window_usage, window_abs, count = self._window_usage, self._window_abs, self._window_count
-        recent = self._window_usage / max(float(self._window_usage.sum()), 1e-300)
+        window_usage, window_abs = self._stats.window_usage, self._window_abs
+        count = self._window_count
+        recent = self._stats.window_usage / max(float(self._stats.window_usage.sum()), 1e-300)
         self._window_loss, self._window_abs, self._window_count = 0.0, 0.0, 0
-        self._window_usage = np.zeros(len(self._component_ids))
+        self._stats.window_usage = np.zeros(len(self._component_ids))
         if self._baseline < 0:
             if self.samples_learned >= min(self.memory_length, 10 * self.refresh_every):
                 self._baseline = window
@@ -756,7 +676,7 @@ class OnlineNMF:
         if not self.reseed or not self._recent:
             return
         # with peers, a component is alive if anyone uses it: this worker may never see it
-        usage = self._usage if self._shared_usage is None else self._shared_usage
+        usage = self._stats.usage if self._shared_usage is None else self._shared_usage
         share = usage / max(float(usage.sum()), 1e-300)
         if self.samples_learned >= self.memory_length and share.min() < DEAD_SHARE:
             self._reseed(int(np.argmin(share)), "dead: its share of the activations vanished")
@@ -774,18 +694,15 @@ class OnlineNMF:
         of those residuals point the same way as the worst one (cosine >= 0.5)."""
         if not self._recent:
             return None
-        m, k = self._m, len(self._component_ids)
+        m, k = self._stats.m, len(self._component_ids)
         worst = sorted(self._recent, key=lambda item: -item[2])[:WORST_SAMPLES]
-        self._recompute_caches()
+        self._stats.recompute_caches()
         h = np.empty(k)
         wh = np.empty(max(max(len(rows) for rows, _, _ in worst), 1))
-        work_a, work_b = np.empty(k), np.empty(k)
         residuals = []
+        solver = self._solver()
         for rows, values, _ in worst:
-            solve.initial_h(self.beta, values, self._colsum, h)
-            solve.solve_sample(self.beta, self._W, rows, values, self._G, self._colsum, h,
-                               self._l1, float(self.l2_h), int(self.max_iter), float(self.tol),
-                               wh[: rows.size], work_a, work_b)
+            self._divergence.solve_one(self._stats, rows, values, h, solver, wh[: rows.size])
             positive = np.maximum(values - wh[: rows.size], 0.0)
             if positive.sum() > 0:
                 dense = np.zeros(m)
@@ -800,45 +717,17 @@ class OnlineNMF:
         alike = unit @ unit[0] >= 0.5
         residual = stacked[alike].sum(axis=0)
         column = residual / residual.sum()
-        if self.beta != 2:
-            column = np.maximum(column, dictionary.W_FLOOR)
+        if self._divergence.w_floor:
+            column = np.maximum(column, self._divergence.w_floor)
             column /= column.sum()
         return column, int(alike.sum())
-
-    def _seed_weights(self) -> tuple[float, float]:
-        """Pseudo-statistics of a seeded column: 1 % of the mean usage (and of A or D)."""
-        pseudo = 0.01
-        usage = pseudo * float(np.mean(self._usage)) if self._usage.size else 0.0
-        if self.beta == 2:
-            weight = pseudo * float(np.mean(np.diag(self._A))) if self._A.size else 0.0
-        elif self.beta == 0:
-            weight = pseudo * float(np.mean(self._D[: self._m])) if self._D.size else 0.0
-        else:
-            weight = usage
-        return usage, weight
-
-    def _install(self, j: int, column: np.ndarray, usage: float, weight: float) -> None:
-        """Put ``column`` in column j with fresh pseudo-statistics."""
-        m = self._m
-        self._W[:m, j] = column
-        self._usage[j] = usage
-        if self.beta == 2:
-            self._A[j, :] = 0.0
-            self._A[:, j] = 0.0
-            self._A[j, j] = weight
-            self._B[:m, j] = column * weight
-        elif self.beta == 1:
-            self._B[:m, j] = column * usage
-        else:
-            self._D[:m, j] = weight
-            self._B[:m, j] = column ** (1.0 / dictionary.mu_exponent(self.beta)) * weight
 
     def _reseed(self, j: int, reason: str) -> None:
         """Replace column j by the positive residual of the worst recent samples."""
         seed = self._residual_seed()
         if seed is None:
             return
-        self._install(j, seed[0], *self._seed_weights())
+        self._divergence.seed(self._stats, j, seed[0], *self._divergence.seed_weights(self._stats))
         old = self._component_ids[j]
         new = self._next_id
         self._next_id += 1
@@ -850,32 +739,22 @@ class OnlineNMF:
                                 "reason": reason})
         if self._hyper is not None:
             self._hyper.on_replace(j)
-        self._recompute_caches()
+        self._stats.recompute_caches()
 
     # ------------------------------------------------------------------ rank changes
     def _resize_columns(self, keep: np.ndarray, add: int) -> None:
         """Keep the columns ``keep`` (in order) of every k-sized array and append ``add`` zero
         columns: W, the statistics, the caches, the windows and the L1 vector."""
-        def cut(a: np.ndarray, axis: int) -> np.ndarray:
-            a = np.take(a, keep, axis=axis)
-            if add:
-                shape = list(a.shape)
-                shape[axis] = add
-                a = np.concatenate([a, np.zeros(shape)], axis=axis)
-            return a
-
-        self._W, self._B, self._D = cut(self._W, 1), cut(self._B, 1), cut(self._D, 1)
-        self._A = cut(cut(self._A, 0), 1)
-        self._G = cut(cut(self._G, 0), 1)
-        for name in ("_colsum", "_usage", "_window_usage", "_l1"):
-            setattr(self, name, cut(getattr(self, name), 0))
+        self._stats.resize_columns(keep, add)
+        l1 = np.take(self._l1, keep)
+        self._l1 = np.concatenate([l1, np.zeros(add)]) if add else l1
 
     def _add_component(self, column: np.ndarray, reason: str) -> int:
         """Append a new component (a new id) seeded with ``column``; return its id."""
-        usage, weight = self._seed_weights()
+        usage, weight = self._divergence.seed_weights(self._stats)
         k = len(self._component_ids)
         self._resize_columns(np.arange(k), 1)
-        self._install(k, column, usage, weight)
+        self._divergence.seed(self._stats, k, column, usage, weight)
         new = self._next_id
         self._next_id += 1
         self._component_ids = [*self._component_ids, new]
@@ -883,7 +762,7 @@ class OnlineNMF:
             self._hyper.on_add()
             hyper.emit(self, "grow", k, k + 1, reason, component=new)
             self._hyper.update_penalties(self)
-        self._recompute_caches()
+        self._stats.recompute_caches()
         return new
 
     def _remove_component(self, j: int, reason: str) -> None:
@@ -896,7 +775,7 @@ class OnlineNMF:
             self._hyper.on_remove(j)
             hyper.emit(self, "prune", k, k - 1, reason, component=old)
             self._hyper.update_penalties(self)
-        self._recompute_caches()
+        self._stats.recompute_caches()
 
     # ------------------------------------------------------------------ shared dictionaries
     def export_statistics(self) -> dict[str, Any]:
@@ -915,17 +794,11 @@ class OnlineNMF:
         >>> stats["features"], stats["B"].shape, stats["samples_learned"]
         (['a', 'b', 'c', 'd'], (4, 2), 4)
         """
-        m = self._m
         stats: dict[str, Any] = {
-            "features": list(self._features), "beta": self.beta, "W": self._W[:m].copy(),
-            "B": self._B[:m] * self._scale, "usage": self._usage.copy(),
-            "n_eff": float(self._n_eff), "samples_learned": int(self.samples_learned),
+            "features": list(self._features), "beta": self.beta, **self._stats.export(),
+            "n_eff": float(self._stats.n_eff), "samples_learned": int(self.samples_learned),
             "component_ids": list(self._component_ids),
         }
-        if self.beta == 2:
-            stats["A"] = self._A.copy()
-        if self.beta == 0:
-            stats["D"] = self._D[:m] * self._scale
         return stats
 
     def set_peer_statistics(self, peers: Sequence[Mapping[str, Any]]) -> None:
@@ -969,15 +842,14 @@ class OnlineNMF:
                         for f in peer["features"]]
             if len(set(features)) != len(features):
                 raise ValueError("duplicate feature names")
-            if int(peer["beta"]) != self.beta:
+            if float(peer["beta"]) != float(self.beta):
                 raise ValueError(f"beta={peer['beta']}, this model has beta={self.beta}")
             usage = np.asarray(peer["usage"], dtype=np.float64)
             k_p, m_p = usage.size, len(features)
-            shapes = {"W": (m_p, k_p), "B": (m_p, k_p), "usage": (k_p,)}
-            if self.beta == 2:
+            shapes = {"W": (m_p, k_p), "usage": (k_p,)}
+            shapes.update({name: (m_p, k_p) for name in self._stats.layout.rows})
+            if self._stats.layout.gram:
                 shapes["A"] = (k_p, k_p)
-            if self.beta == 0:
-                shapes["D"] = (m_p, k_p)
             arrays = {name: np.array(peer[name], dtype=np.float64) for name in shapes}
             arrays["n_eff"] = float(peer["n_eff"])
             for name, shape in shapes.items():
@@ -993,42 +865,42 @@ class OnlineNMF:
             raise ValueError(f"peer statistics #{n}: {detail}") from None
         return features, arrays
 
-    def _add_peer_statistics(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """(A, B, D, n_eff) of this model plus its peers, in this model's columns, after
+    def _add_peer_statistics(self) -> Totals:
+        """The statistics of this model plus its peers, in this model's columns, after
         matching the peers' columns to ours (and merging ours where a peer brings a component
         we lack; see :mod:`onlinenmf.sharing`)."""
-        m, k = self._m, len(self._component_ids)
+        stats = self._stats
+        m, k = stats.m, len(self._component_ids)
 
         def full(peer: dict[str, Any], name: str) -> np.ndarray:
             out = np.zeros((m, peer[name].shape[1]))
             out[peer["rows"]] = peer[name]
             return out
 
-        plan = sharing.plan_merge(self._W[:m], self._usage, [full(p, "W") for p in self._peers],
+        plan = sharing.plan_merge(stats.W[:m], stats.usage, [full(p, "W") for p in self._peers],
                                   [p["usage"] for p in self._peers])
         if not plan.identity:
             self._merge_columns(plan)
-        A, B, usage, n_eff = self._A.copy(), self._B[:m].copy(), self._usage.copy(), self._n_eff
-        D = self._D[:m].copy() if self.beta == 0 else usage
+        own = stats.totals()
+        A, usage, n_eff = own.A.copy(), own.usage.copy(), own.n_eff
+        rows = {name: getattr(own, name).copy() for name in stats.layout.rows}
         W_peers = np.zeros((m, k))
         for peer, target in zip(self._peers, plan.peers):
             M = np.zeros((target.size, k))
             M[np.arange(target.size), target] = 1.0  # peer column -> our column
-            rows = peer["rows"]
-            B[rows] += peer["B"] @ M
-            W_peers[rows] += peer["W"] @ (M * peer["usage"][:, None])
+            for name in rows:
+                rows[name][peer["rows"]] += peer[name] @ M
+            W_peers[peer["rows"]] += peer["W"] @ (M * peer["usage"][:, None])
             usage += peer["usage"] @ M
             n_eff += peer["n_eff"]
-            if self.beta == 2:
+            if stats.layout.gram:
                 A += M.T @ peer["A"] @ M
-            if self.beta == 0:
-                D[rows] += peer["D"] @ M
         for j in plan.born:  # start a column new to us from the peers' profile
             total = W_peers[:, j].sum()
             if total > 0:
-                self._W[:m, j] = W_peers[:, j] / total
+                stats.W[:m, j] = W_peers[:, j] / total
         self._shared_usage = usage
-        return A, B, D if self.beta == 0 else usage, n_eff
+        return Totals(A, rows["B"], rows.get("D", own.D), usage, n_eff)
 
     def _merge_columns(self, plan: sharing.MergePlan) -> None:
         """Move our statistics as the plan says (merged columns add up); the freed columns
@@ -1036,14 +908,7 @@ class OnlineNMF:
         k = len(self._component_ids)
         M = np.zeros((k, k))
         M[np.arange(k), plan.own] = 1.0
-        m = self._m
-        self._B[:m] = self._B[:m] @ M
-        if self.beta == 0:
-            self._D[:m] = self._D[:m] @ M
-        self._usage = self._usage @ M
-        self._window_usage = self._window_usage @ M
-        if self.beta == 2:
-            self._A = M.T @ self._A @ M
+        self._stats.move_columns(M)
         ids = list(self._component_ids)
         for j, into in plan.merged:
             old, new = ids[j], self._next_id
@@ -1060,17 +925,15 @@ class OnlineNMF:
 
     # ------------------------------------------------------------------ read-only transforms
     def _solve_readonly(self, indptr, indices, data, H) -> np.ndarray:
-        losses = np.empty(indptr.size - 1)
-        if self._m == 0:
+        if self._stats.m == 0:
             H[:] = 0.0
-            losses[:] = 0.0
-            return losses
+            return np.zeros(indptr.size - 1)
         for s in range(indptr.size - 1):
             start, stop = indptr[s], indptr[s + 1]
             if not H[s].any():
-                solve.initial_h(self.beta, data[start:stop], self._colsum, H[s])
-        solve.solve_batch(self.beta, self._W, indptr, indices, data, self._G, self._colsum, H,
-                          self._l1, float(self.l2_h), int(self.max_iter), float(self.tol), losses)
+                self._divergence.initial_h(data[start:stop], self._stats.colsum, H[s])
+        losses = self._divergence.solve_batch(self._stats, indptr, indices, data, H,
+                                              self._solver())
         empty = np.diff(indptr) == 0
         H[empty] = 0.0
         return losses
@@ -1112,27 +975,30 @@ class OnlineNMF:
     __hash__ = None  # type: ignore[assignment]
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        m = self._m
+        arrays, statistics = self._stats.state()
         recent_rows = [r for r, _, _ in self._recent]
-        arrays = {
-            "W": self._W[:m].copy(), "B": self._B[:m].copy(),
-            "D": self._D[:m].copy() if self.beta == 0 else self._D.copy(),
-            "A": self._A, "G": self._G, "colsum": self._colsum, "usage": self._usage,
-            "window_usage": self._window_usage,
+        arrays.update({
             "l1": self._l1,
             "recent_lengths": np.array([len(r) for r in recent_rows], dtype=np.int64),
             "recent_rows": np.concatenate(recent_rows) if recent_rows else np.zeros(0, np.int64),
             "recent_values": (np.concatenate([v for _, v, _ in self._recent])
                               if self._recent else np.zeros(0)),
             "recent_losses": np.array([loss for _, _, loss in self._recent], dtype=np.float64),
-        }
+        })
         meta = {
             "class": type(self).__name__,
             "params": self._params(),
             "features": self._features,
-            "component_ids": self._component_ids,
-            "next_id": self._next_id,
-            "scalars": {name: getattr(self, name) for name in SCALAR_STATE},
+            "statistics": statistics,
+            "components": {"ids": self._component_ids, "next_id": self._next_id,
+                           "cooldown": self._cooldown},
+            "monitor": {"window_loss": self._window_loss, "window_abs": self._window_abs,
+                        "window_count": self._window_count, "baseline": self._baseline,
+                        "alarm_count": self._alarm_count},
+            "stream": {"samples_learned": self.samples_learned,
+                       "model_version": self.model_version,
+                       "since_refresh": self._since_refresh, "initialised": self._initialised,
+                       "forget_factor": self._rho},
             "events": self.events,
         }
         if self._hyper is not None:
@@ -1171,32 +1037,33 @@ class OnlineNMF:
 
     @classmethod
     def _from_state(cls, arrays, meta, source: str) -> OnlineNMF:
+        arrays, meta = snapshot.upgrade(arrays, meta)
         if meta.get("class") != cls.__name__:
             raise snapshot.SnapshotError(
                 f"{source}: holds a {meta.get('class')}, not {cls.__name__}"
             )
         model = cls(**meta["params"])
-        k = len(meta["component_ids"])
-        if k != len(model._component_ids):  # the rank moved since the start (adapt_rank)
-            model._resize_columns(np.arange(0), k)
         features = [check_feature_name(f) for f in meta["features"]]
-        m = len(features)
-        model._grow(m)
-        model._m = m
         model._features = features
         model._index = {name: i for i, name in enumerate(features)}
-        model._W[:m] = arrays["W"]
-        model._B[:m] = arrays["B"]
-        if model.beta == 0:
-            model._D[:m] = arrays["D"]
-        else:
-            model._D = arrays["D"].copy()
-        for name in ("A", "G", "colsum", "usage", "window_usage", "l1"):
-            setattr(model, "_" + name, arrays[name].copy())
-        model._component_ids = [int(c) for c in meta["component_ids"]]
-        model._next_id = int(meta["next_id"])
-        for name, value in meta["scalars"].items():
-            setattr(model, name, value)
+        model._stats.restore(arrays, meta["statistics"])
+        model._l1 = arrays["l1"].copy()
+        components = meta["components"]
+        model._component_ids = [int(c) for c in components["ids"]]
+        model._next_id = int(components["next_id"])
+        model._cooldown = int(components["cooldown"])
+        monitor = meta["monitor"]
+        model._window_loss = float(monitor["window_loss"])
+        model._window_abs = float(monitor["window_abs"])
+        model._window_count = int(monitor["window_count"])
+        model._baseline = float(monitor["baseline"])
+        model._alarm_count = int(monitor["alarm_count"])
+        stream = meta["stream"]
+        model.samples_learned = int(stream["samples_learned"])
+        model.model_version = int(stream["model_version"])
+        model._since_refresh = int(stream["since_refresh"])
+        model._initialised = bool(stream["initialised"])
+        model._rho = float(stream["forget_factor"])
         model.events = list(meta["events"])
         if model._hyper is not None and "hyper" in meta:
             model._hyper.restore(arrays, meta["hyper"])
@@ -1209,7 +1076,7 @@ class OnlineNMF:
 
     def __repr__(self) -> str:
         return (f"OnlineNMF(n_components={len(self._component_ids)}, beta={self.beta}, "
-                f"n_features={self._m}, samples_learned={self.samples_learned})")
+                f"n_features={self._stats.m}, samples_learned={self.samples_learned})")
 
 
 PARAMETERS = (
@@ -1217,9 +1084,4 @@ PARAMETERS = (
     "refresh_sweeps", "max_iter", "tol", "reseed", "buffer_size", "seed",
     "adapt_rank", "adapt_sparsity", "adapt_forgetting", "reestimate_every", "k_min", "k_max",
     "prune_patience", "ard_strength", "init",
-)
-SCALAR_STATE = (
-    "_m", "_scale", "_n_eff", "samples_learned", "model_version", "_since_refresh",
-    "_window_loss", "_window_count", "_baseline", "_alarm_count", "_cooldown",
-    "_rho", "_window_abs", "_initialised",
 )

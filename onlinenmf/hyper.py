@@ -242,8 +242,9 @@ class Reestimator:
                 self.refitted = True
                 self.above = 0  # judge births on windows learned after the refit
                 # the columns may have been repurposed: relevance restarts from the refit
-                if model._n_eff > 0:
-                    self.relevance_sum = model._usage * (self.relevance_count / model._n_eff)
+                stats = model._stats
+                if stats.n_eff > 0:
+                    self.relevance_sum = stats.usage * (self.relevance_count / stats.n_eff)
                 self.at_bound[:] = 0
                 emit(model, "refit", window_loss, None,
                      f"recovering from the drift at sample {self.drift_at}: W refined on the "
@@ -315,16 +316,13 @@ class Reestimator:
     # -------------------------------------------------------------- sparsity
     def _fit_sparsity(self, model: OnlineNMF, mean_loss: float) -> None:
         k = len(model.component_ids)
-        n = model._n_eff
+        n = model._stats.n_eff
         if n <= 0 or k == 0:
             return
-        mean_h = float(model._usage.sum()) / (n * k)
+        mean_h = float(model._stats.usage.sum()) / (n * k)
         if mean_h <= 0:
             return
-        if model.beta == 2:  # sigma^2: mean squared residual per entry (loss = 1/2 |r|^2)
-            noise = 2.0 * mean_loss / max(model.n_features, 1)
-        else:
-            noise = 1.0
+        noise = model._divergence.noise_scale(mean_loss, model.n_features)
         new = float(noise / mean_h)
         old = self.l1_base
         if not math.isfinite(new) or (old > 0 and abs(new - old) <= 0.05 * old):
@@ -341,7 +339,7 @@ class Reestimator:
         low = share < PRUNE_SHARE
         self.at_bound = np.where(low, self.at_bound + 1, 0)
         if warm:
-            while len(model.component_ids) > model.k_min:
+            while len(model.component_ids) > model.rank_bounds[0]:
                 candidates = np.flatnonzero(self.at_bound >= model.prune_patience)
                 if candidates.size == 0:
                     break
@@ -360,7 +358,7 @@ class Reestimator:
                 return  # the residual looks like noise: a new component would fit noise
             reason = (f"loss alarm with structured residual ({similar} of the worst recent "
                       f"samples alike)")
-            if len(model.component_ids) < model.k_max:
+            if len(model.component_ids) < model.rank_bounds[1]:
                 model._add_component(column, reason)
             else:
                 recent = self.relevance_sum
@@ -376,12 +374,7 @@ class Reestimator:
             lam = self.relevance(model)
             mean = float(lam.mean())
             if mean > 0:
-                if model.beta == 1:
-                    scale = 1.0
-                elif model.beta == 2:
-                    scale = float(np.mean(np.diag(model._G))) * mean
-                else:
-                    scale = 1.0 / mean
+                scale = model._divergence.ard_scale(model._stats, lam)
                 l1 += model.ard_strength * scale * mean / np.maximum(lam, 1e-300)
         model._l1 = l1
 

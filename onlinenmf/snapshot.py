@@ -10,6 +10,15 @@ Layout (a standard NumPy ``.npz`` zip archive, readable with ``numpy.load`` and 
 Writes are atomic: a temporary file in the target's folder, flushed and fsync'ed, renamed over
 the target, then the folder fsync'ed, so a crash leaves either the old or the new file. Reading
 a truncated, corrupted or newer-version file raises :class:`SnapshotError` naming the file.
+
+Older versions are read through :func:`upgrade`, one migration per version and class:
+
+* version 1 -> 2 (``OnlineNMF``, the core redesign of issue 11): the statistics are kept as the
+  divergence's layout says (``D`` only for the multiplicative updates with a per-feature
+  denominator, ``A`` and ``G`` only for beta = 2; version 1 kept placeholders); the scalar
+  state is grouped by the part of the model that owns it (``statistics``, ``components``,
+  ``monitor``, ``stream``); events lose their wall-clock ``time`` (stream time, unknown to
+  the model, is None) and every event has every field.
 """
 
 from __future__ import annotations
@@ -26,8 +35,9 @@ from typing import Any
 import numpy as np
 
 FORMAT = "onlinenmf.snapshot"
-#: Bumped whenever the layout changes; older versions stay readable, newer ones are refused.
-FORMAT_VERSION = 1
+#: Bumped whenever the layout changes; older versions stay readable (:func:`upgrade`), newer
+#: ones are refused.
+FORMAT_VERSION = 2
 META_KEY = "__meta__"
 
 
@@ -79,6 +89,55 @@ def loads(data: bytes, source: str = "<bytes>") -> tuple[dict[str, np.ndarray], 
         )
     if arrays_digest(arrays) != meta.get("sha256"):
         raise SnapshotError(f"{source}: checksum mismatch; the file is corrupted")
+    return arrays, meta
+
+
+#: The fields of a model event (see :class:`onlinenmf.events.Event`).
+EVENT_FIELDS = ("kind", "sample", "time", "component", "old", "new", "reason")
+
+
+def _online_nmf_v1(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """``OnlineNMF`` version 1 -> 2 (see the module notes)."""
+    beta = meta["params"]["beta"]
+    if beta != 0:
+        del arrays["D"]  # a (1, k) placeholder
+    if beta != 2:
+        del arrays["A"], arrays["G"]  # zeros
+    scalars = meta.pop("scalars")
+    meta["statistics"] = {"m": scalars["_m"], "scale": scalars["_scale"],
+                          "n_eff": scalars["_n_eff"]}
+    meta["components"] = {"ids": meta.pop("component_ids"), "next_id": meta.pop("next_id"),
+                          "cooldown": scalars["_cooldown"]}
+    meta["monitor"] = {"window_loss": scalars["_window_loss"],
+                       "window_abs": scalars["_window_abs"],
+                       "window_count": scalars["_window_count"],
+                       "baseline": scalars["_baseline"], "alarm_count": scalars["_alarm_count"]}
+    meta["stream"] = {"samples_learned": scalars["samples_learned"],
+                      "model_version": scalars["model_version"],
+                      "since_refresh": scalars["_since_refresh"],
+                      "initialised": scalars["_initialised"], "forget_factor": scalars["_rho"]}
+    meta["events"] = [{**{name: event.get(name) for name in EVENT_FIELDS}, "time": None}
+                      for event in meta["events"]]
+
+
+#: (class, version) -> the migration that brings that version to the next one, in place.
+MIGRATIONS = {("OnlineNMF", 1): _online_nmf_v1}
+
+
+def upgrade(arrays: dict[str, np.ndarray], meta: dict[str, Any]
+            ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Bring a verified snapshot of an older version to :data:`FORMAT_VERSION`.
+
+    >>> arrays, meta = upgrade({}, {"class": "Tracker", "version": 1})
+    >>> meta["version"]
+    2
+    """
+    arrays, meta = dict(arrays), dict(meta)
+    while meta["version"] < FORMAT_VERSION:
+        migration = MIGRATIONS.get((meta.get("class"), meta["version"]))
+        if migration is not None:
+            migration(arrays, meta)
+        meta["version"] += 1
     return arrays, meta
 
 

@@ -1,18 +1,28 @@
-"""Per-sample solvers for the activations h, and the statistics each sample adds.
+"""The compiled kernels of the divergences: per-sample solvers for the activations h, and the
+statistics each sample adds.
 
-Every kernel works on one sample given as the rows ``rows`` of the dictionary it touches (its
-non-zero features) and their values ``v``, so its cost is O(nnz(v) k + sweeps k^2) whatever the
-number of features m. The terms of the loss that involve the zero entries of v are carried by
-two cached k-sized quantities: the Gram matrix ``G = W^T W`` (beta = 2) and the column sums of W
-(beta = 1). Itakura-Saito (beta = 0) is defined on the non-zero entries only.
+Each divergence object (:mod:`onlinenmf.divergences`) names its kernel by a number below and
+calls the drivers at the end of this file (:func:`solve_batch`, :func:`learn_batch`,
+:func:`learn_sample`). The drivers switch on that number because numba caches no compiled
+function that takes another function as an argument (every process would compile them again).
 
-Solvers (each runs to the optimum, to a relative tolerance on the change of h):
+Every exact kernel works on one sample given as the rows ``rows`` of the dictionary it touches
+(its non-zero features) and their values ``v``, so its cost is O(nnz(v) k + sweeps k^2) whatever
+the number of features m. The terms of the loss that involve the zero entries of v are carried
+by two cached k-sized quantities: the Gram matrix ``G = W^T W`` (Frobenius) and the column sums
+of W (Kullback-Leibler). Itakura-Saito is defined on the non-zero entries only. The per-entry
+terms of every loss are those of :mod:`onlinenmf.divergence`.
 
-* beta = 2: cyclic coordinate descent (HALS) on ``G`` and ``b = W^T v``;
-* beta = 1: cyclic coordinate descent with one 1-D Newton step per coordinate (Hsieh & Dhillon
-  2011), safeguarded so a step never uncovers a non-zero entry of v;
-* beta = 0: multiplicative updates with the Fevotte & Idier (2011) exponent 1/2, h floored at a
-  tiny positive value so that no entry locks at zero and no division gives inf or NaN.
+Kernels (each runs to the optimum, to a relative tolerance on the change of h):
+
+* ``HALS`` (beta = 2): cyclic coordinate descent on ``G`` and ``b = W^T v``;
+* ``KL_NEWTON`` (beta = 1): cyclic coordinate descent with one 1-D Newton step per coordinate
+  (Hsieh & Dhillon 2011), safeguarded so a step never uncovers a non-zero entry of v;
+* ``IS_MU`` (beta = 0): multiplicative updates with the Fevotte & Idier (2011) exponent 1/2, h
+  floored at a tiny positive value so that no entry locks at zero and no division gives inf;
+* ``BETA_MU`` (any other beta >= 0): multiplicative updates with the exponent gamma(beta) of
+  Fevotte & Idier (2011). The zero entries of v enter through ``sum_f W_fk (W h)_f^(beta-1)``,
+  which has no k-sized summary, so this kernel reads every row of W: O(m k) per iteration.
 
 Penalties: ``l1`` is a per-component vector (so automatic relevance determination can weight
 components differently), ``l2`` a scalar; the objective is
@@ -23,10 +33,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from onlinenmf import divergence
 from onlinenmf._jit import njit, njit_fast
 
 TINY = 1e-300
 H_FLOOR = 1e-12
+#: Kernel numbers (see the module notes).
+HALS, KL_NEWTON, IS_MU, BETA_MU = 0, 1, 2, 3
 
 
 @njit
@@ -155,7 +168,7 @@ def _kl_loss(v, wh, colsum, h):
     # sum_f v log(v/Wh) - v + Wh ; sum_f (Wh)_f = colsum . h covers the zeros of v.
     total = np.dot(colsum, h)
     for i in range(v.shape[0]):
-        total += v[i] * np.log(v[i] / wh[i]) - v[i]
+        total += divergence.kl_nonzero(v[i], wh[i])
     return total
 
 
@@ -205,31 +218,106 @@ def _is_mu(W, rows, v, h, l1, l2, max_iter, tol, wh, numerator, denominator):
 def _is_loss(v, wh):
     total = 0.0
     for i in range(v.shape[0]):
-        ratio = v[i] / wh[i]
-        total += ratio - np.log(ratio) - 1.0
+        total += divergence.itakura_saito(v[i], wh[i])
     return total
 
 
 @njit
-def solve_sample(beta, W, rows, v, G, colsum, h, l1, l2, max_iter, tol, wh, work_a, work_b):
-    """Solve h in place for one sample; return its loss. ``wh`` receives (W h) on ``rows``."""
-    if beta == 2:
-        _hals(W, rows, v, G, h, l1, l2, max_iter, tol, work_a)
-        _reconstruct(W, rows, h, wh)
-        return _frobenius_loss(v, G, h, work_a)
-    if beta == 1:
-        _kl_newton(W, rows, v, colsum, h, l1, l2, max_iter, tol, wh)
-        return _kl_loss(v, wh, colsum, h)
-    # MU converges linearly and slowly: it gets a larger budget than the coordinate solvers.
-    _is_mu(W, rows, v, h, l1, l2, 20 * max_iter, tol, wh, work_a, work_b)
-    return _is_loss(v, wh)
+def _reconstruct_all(W, m, h, dense):
+    """(W h) on every row of the dictionary, floored at TINY."""
+    k = h.shape[0]
+    for f in range(m):
+        total = 0.0
+        for j in range(k):
+            total += W[f, j] * h[j]
+        dense[f] = max(total, TINY)
 
 
 @njit
-def initial_h(beta, v, colsum, h):
+def _beta_mu(W, m, rows, v, h, l1, l2, max_iter, tol, beta, gamma, dense, numerator,
+             denominator):
+    k = h.shape[0]
+    for j in range(k):
+        if h[j] < H_FLOOR:
+            h[j] = H_FLOOR
+    sweeps = 0
+    for sweeps in range(1, max_iter + 1):
+        _reconstruct_all(W, m, h, dense)
+        for j in range(k):
+            numerator[j] = 0.0
+            denominator[j] = l1[j] + l2 * h[j]
+        for f in range(m):  # every row: the zero entries of v are observed zeros
+            power = dense[f] ** (beta - 1.0)
+            for j in range(k):
+                denominator[j] += W[f, j] * power
+        for i in range(rows.shape[0]):
+            r = rows[i]
+            weighted = v[i] * dense[r] ** (beta - 2.0)
+            for j in range(k):
+                numerator[j] += W[r, j] * weighted
+        max_change = 0.0
+        max_h = 0.0
+        for j in range(k):
+            new = h[j]
+            if denominator[j] > 0.0:
+                new = h[j] * (numerator[j] / denominator[j]) ** gamma
+            if new < H_FLOOR:
+                new = H_FLOOR
+            change = abs(new - h[j])
+            h[j] = new
+            if change > max_change:
+                max_change = change
+            if new > max_h:
+                max_h = new
+        if max_change <= 0.01 * tol * max_h:  # as for IS_MU: MU steps shrink near the optimum
+            break
+    _reconstruct_all(W, m, h, dense)
+    return sweeps
+
+
+@njit
+def _beta_loss(m, rows, v, dense, beta):
+    # every row as a zero entry, then the non-zero entries corrected to their own term
+    total = 0.0
+    for f in range(m):
+        total += divergence.general(0.0, dense[f], beta)
+    for i in range(rows.shape[0]):
+        x = dense[rows[i]]
+        total += divergence.general(v[i], x, beta) - divergence.general(0.0, x, beta)
+    return total
+
+
+@njit
+def solve_sample(div, W, m, rows, v, G, colsum, h, solver, wh, work_a, work_b, dense):
+    """Solve h in place for one sample; return its loss. ``wh`` receives (W h) on ``rows``.
+
+    ``div`` = (kernel, beta, gamma) of the divergence; ``solver`` = (l1, l2, max_iter, tol);
+    ``dense`` is scratch of m entries for ``BETA_MU`` (empty for the other kernels).
+    """
+    kernel, beta, gamma = div
+    l1, l2, max_iter, tol = solver
+    if kernel == HALS:
+        _hals(W, rows, v, G, h, l1, l2, max_iter, tol, work_a)
+        _reconstruct(W, rows, h, wh)
+        return _frobenius_loss(v, G, h, work_a)
+    if kernel == KL_NEWTON:
+        _kl_newton(W, rows, v, colsum, h, l1, l2, max_iter, tol, wh)
+        return _kl_loss(v, wh, colsum, h)
+    # MU converges linearly and slowly: it gets a larger budget than the coordinate solvers.
+    if kernel == IS_MU:
+        _is_mu(W, rows, v, h, l1, l2, 20 * max_iter, tol, wh, work_a, work_b)
+        return _is_loss(v, wh)
+    _beta_mu(W, m, rows, v, h, l1, l2, 20 * max_iter, tol, beta, gamma, dense, work_a, work_b)
+    for i in range(rows.shape[0]):
+        wh[i] = dense[rows[i]]
+    return _beta_loss(m, rows, v, dense, beta)
+
+
+@njit
+def initial_h(kernel, v, colsum, h):
     """Cold start: zero for HALS; otherwise spread the sample's mass evenly over components."""
     k = h.shape[0]
-    if beta == 2:
+    if kernel == HALS:
         h[:] = 0.0
         return
     total_colsum = 0.0
@@ -241,32 +329,56 @@ def initial_h(beta, v, colsum, h):
 
 
 @njit
-def accumulate_sample(beta, W, rows, v, h, wh, weight, B, D):
-    """Add one sample's sufficient statistics, multiplied by ``weight``, to its own rows.
+def accumulate_sample(div, W, m, rows, v, h, wh, dense, weight, B, D):
+    """Add one sample's sufficient statistics, multiplied by ``weight``.
 
-    beta = 2 (Mairal et al. 2010): ``B[rows] += v h^T``; A is updated by the caller (k x k).
-    beta != 2 (Lefevre, Bach & Fevotte 2011, the MU numerator and denominator):
-    ``N[rows] += W^(1/gamma) * (v (Wh)^(beta-2)) h^T`` stored in ``B``, and for beta = 0 the
-    denominator ``(Wh)^(beta-1) h^T`` in ``D`` (for beta = 1 it is the same for every row, so
-    the caller keeps it as one k-vector).
+    HALS (Mairal et al. 2010): ``B[rows] += v h^T``; A is updated by the caller (k x k).
+    The others (Lefevre, Bach & Fevotte 2011, the MU numerator and denominator):
+    ``N[rows] += W^(1/gamma) * (v (Wh)^(beta-2)) h^T`` stored in ``B``, and the denominator
+    ``(Wh)^(beta-1) h^T`` in ``D``: on the sample's rows for IS_MU (zeros are unobserved), on
+    every row for BETA_MU; for KL_NEWTON it is the same for every row, so the caller keeps it
+    as one k-vector (the usage).
     """
+    kernel, beta, gamma = div
     k = h.shape[0]
     for i in range(rows.shape[0]):
         r = rows[i]
-        if beta == 2:
+        if kernel == HALS:
             scaled = v[i] * weight
             for j in range(k):
                 B[r, j] += scaled * h[j]
-        elif beta == 1:
+        elif kernel == KL_NEWTON:
             scaled = v[i] / wh[i] * weight
             for j in range(k):
                 B[r, j] += W[r, j] * scaled * h[j]
-        else:
+        elif kernel == IS_MU:
             inverse = 1.0 / wh[i]
             scaled = v[i] * inverse * inverse * weight
             for j in range(k):
                 B[r, j] += W[r, j] * W[r, j] * scaled * h[j]
                 D[r, j] += inverse * weight * h[j]
+        else:
+            scaled = v[i] * wh[i] ** (beta - 2.0) * weight
+            for j in range(k):
+                B[r, j] += W[r, j] ** (1.0 / gamma) * scaled * h[j]
+    if kernel == BETA_MU:
+        for f in range(m):
+            power = dense[f] ** (beta - 1.0) * weight
+            for j in range(k):
+                D[f, j] += power * h[j]
+
+
+@njit
+def _normaliser(kernel, beta, v):
+    """The scale of a sample for its relative loss (homogeneous of degree beta, like the loss):
+    1/2 |v|^2, sum v, nnz, or sum v^beta."""
+    if kernel == HALS:
+        return 0.5 * np.dot(v, v)
+    if kernel == KL_NEWTON:
+        return np.sum(v)
+    if kernel == IS_MU:
+        return float(v.shape[0])
+    return np.sum(v**beta)
 
 
 @njit
@@ -279,20 +391,20 @@ def _workspace(indptr, k):
 
 
 @njit
-def solve_batch(beta, W, indptr, indices, data, G, colsum, H, l1, l2, max_iter, tol, losses):
+def solve_batch(div, W, m, indptr, indices, data, G, colsum, H, solver, losses, dense):
     """Solve every row of a CSR batch (rows already mapped to dictionary rows), read-only on W."""
     wh, work_a, work_b = _workspace(indptr, H.shape[1])
     for s in range(indptr.shape[0] - 1):
         start, stop = indptr[s], indptr[s + 1]
         losses[s] = solve_sample(
-            beta, W, indices[start:stop], data[start:stop], G, colsum, H[s],
-            l1, l2, max_iter, tol, wh[: stop - start], work_a, work_b,
+            div, W, m, indices[start:stop], data[start:stop], G, colsum, H[s], solver,
+            wh[: stop - start], work_a, work_b, dense,
         )
 
 
 @njit
-def learn_batch(beta, W, indptr, indices, data, G, colsum, H, l1, l2, max_iter, tol,
-                losses, weights, B, D, warm):
+def learn_batch(div, W, m, indptr, indices, data, G, colsum, H, solver, losses, weights, B, D,
+                warm, dense):
     """Solve each row of a CSR batch, then add its statistics with its weight (W is fixed)."""
     wh, work_a, work_b = _workspace(indptr, H.shape[1])
     for s in range(indptr.shape[0] - 1):
@@ -300,39 +412,32 @@ def learn_batch(beta, W, indptr, indices, data, G, colsum, H, l1, l2, max_iter, 
         rows = indices[start:stop]
         v = data[start:stop]
         if not warm[s]:
-            initial_h(beta, v, colsum, H[s])
-        losses[s] = solve_sample(
-            beta, W, rows, v, G, colsum, H[s], l1, l2, max_iter, tol,
-            wh[: stop - start], work_a, work_b,
-        )
-        accumulate_sample(beta, W, rows, v, H[s], wh[: stop - start], weights[s], B, D)
+            initial_h(div[0], v, colsum, H[s])
+        losses[s] = solve_sample(div, W, m, rows, v, G, colsum, H[s], solver,
+                                 wh[: stop - start], work_a, work_b, dense)
+        accumulate_sample(div, W, m, rows, v, H[s], wh[: stop - start], dense, weights[s], B, D)
 
 
 @njit
-def learn_sample(beta, W, rows, v, G, colsum, h, l1, l2, max_iter, tol, weight, B, D, A,
-                 usage, window_usage, rho, warm, wh, work_a, work_b):
+def learn_sample(div, W, m, rows, v, G, colsum, h, solver, weight, B, D, A, usage,
+                 window_usage, rho, warm, wh, work_a, work_b, dense):
     """One sample, fused (the ``learn_one`` fast path): solve h, add the row statistics with
-    ``weight``, decay-and-add the k-sized ones (``usage``; ``A`` for beta = 2) with ``rho``.
+    ``weight``, decay-and-add the k-sized ones (``usage``; ``A`` when the divergence keeps it,
+    i.e. when it is not empty) with ``rho``.
 
     Same arithmetic as :func:`learn_batch` plus the engine's k-sized updates; returns the loss
-    and the normaliser of the relative loss (sum of v, 1/2 |v|^2, or nnz).
+    and the normaliser of the relative loss (:func:`_normaliser`).
     """
     if not warm:
-        initial_h(beta, v, colsum, h)
-    loss = solve_sample(beta, W, rows, v, G, colsum, h, l1, l2, max_iter, tol, wh,
-                        work_a, work_b)
-    accumulate_sample(beta, W, rows, v, h, wh, weight, B, D)
+        initial_h(div[0], v, colsum, h)
+    loss = solve_sample(div, W, m, rows, v, G, colsum, h, solver, wh, work_a, work_b, dense)
+    accumulate_sample(div, W, m, rows, v, h, wh, dense, weight, B, D)
     k = h.shape[0]
     for j in range(k):
         usage[j] = rho * usage[j] + h[j]
         window_usage[j] += h[j]
-    if beta == 2:
+    if A.shape[0] != 0:
         for i in range(k):
             for j in range(k):
                 A[i, j] = rho * A[i, j] + h[i] * h[j]
-        norm = 0.5 * np.dot(v, v)
-    elif beta == 1:
-        norm = np.sum(v)
-    else:
-        norm = float(v.shape[0])
-    return loss, norm
+    return loss, _normaliser(div[0], div[1], v)

@@ -195,7 +195,8 @@ def test_ids_stay_stable_while_the_rank_moves(small):
     assert len(one.component_ids) == len(set(one.component_ids))
     state = one._state()[0]
     k = one.n_components
-    assert state["W"].shape[1] == state["A"].shape[0] == state["l1"].size == k
+    assert state["W"].shape[1] == state["B"].shape[1] == state["usage"].size == k
+    assert state["l1"].size == state["hyper_relevance_sum"].size == k
     assert np.allclose(one.W.sum(axis=0), 1.0)
 
 

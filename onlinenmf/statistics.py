@@ -1,0 +1,207 @@
+"""The dictionary W and the forgetful sufficient statistics it is refreshed from.
+
+:class:`Statistics` keeps the arrays a divergence's layout names
+(:class:`onlinenmf.divergences.base.Layout`): W and the per-feature statistics (``B``, and
+``D`` for the multiplicative updates) with one row per feature, in arrays that grow by
+doubling (the first ``m`` rows are in use); ``A`` (k x k, when the layout keeps it); the
+usage (forgetful sum of h) and the sum of h since the last refresh; the caches the solvers
+read (column sums of W, and ``G = W^T W`` with ``A``).
+
+Forgetting is lazy: the per-feature statistics are stored divided by a running ``scale``
+(multiplied by rho per sample), so a sample writes only its own rows; :meth:`unscale` brings
+them to their true scale before a refresh. The k-sized ones are decayed in place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from onlinenmf.divergences.base import Layout, Totals
+
+#: Rows allocated at first; the arrays double when they fill.
+INITIAL_ROWS = 16
+
+
+def _unused() -> np.ndarray:
+    """The kernels take every array: a statistic the layout does not keep is empty."""
+    return np.zeros((0, 0))
+
+
+class Statistics:
+    """W and the statistics of one model, laid out as its divergence says.
+
+    >>> from onlinenmf.divergences import for_beta
+    >>> stats = Statistics(for_beta(2).layout, k=2)
+    >>> stats.add_rows(np.array([[1.0, 0.0], [1.0, 2.0]]))
+    >>> stats.m, stats.W[:2].tolist(), stats.G.tolist()
+    (2, [[1.0, 0.0], [1.0, 2.0]], [[2.0, 2.0], [2.0, 4.0]])
+    """
+
+    def __init__(self, layout: Layout, k: int):
+        self.layout = layout
+        self.m = 0
+        self.W = np.zeros((INITIAL_ROWS, k))
+        self.B = np.zeros((INITIAL_ROWS, k))
+        self.D = np.zeros((INITIAL_ROWS, k)) if "D" in layout.rows else _unused()
+        self.A = np.zeros((k, k)) if layout.gram else _unused()
+        self.G = np.zeros((k, k)) if layout.gram else _unused()
+        self.colsum = np.zeros(k)
+        self.usage = np.zeros(k)  # forgetful sum of h
+        self.window_usage = np.zeros(k)  # sum of h since the last refresh
+        self.scale = 1.0  # the per-feature statistics are stored divided by this running scale
+        self.n_eff = 0.0  # forgetful count of samples
+
+    @property
+    def k(self) -> int:
+        return self.W.shape[1]
+
+    def _row_arrays(self) -> list[str]:
+        return list(self.layout.rows)
+
+    # -------------------------------------------------------------- features (rows)
+    def add_rows(self, rows: np.ndarray) -> None:
+        """Append rows of W for new features (their statistics start at zero)."""
+        n = rows.shape[0]
+        needed = self.m + n
+        capacity = self.W.shape[0]
+        if needed > capacity:
+            capacity = max(needed, 2 * capacity)
+            for name in ["W", *self._row_arrays()]:
+                old = getattr(self, name)
+                grown = np.zeros((capacity, old.shape[1]))
+                grown[: self.m] = old[: self.m]
+                setattr(self, name, grown)
+        self.W[self.m : needed] = rows
+        self.m = needed
+        self.colsum += rows.sum(axis=0)
+        if self.layout.gram:
+            self.G += rows.T @ rows
+
+    # -------------------------------------------------------------- learning
+    def add_batch(self, H: np.ndarray, rho: float, scales: np.ndarray) -> None:
+        """After a batch whose row statistics were added with weights ``1 / scales``: decay and
+        add the k-sized statistics (the rows' lazy scale moves to ``scales[-1]``)."""
+        count = H.shape[0]
+        self.scale = float(scales[-1])
+        decay = rho ** np.arange(count - 1, -1, -1)
+        carry = rho**count
+        self.usage = carry * self.usage + decay @ H
+        self.window_usage += H.sum(axis=0)
+        if self.layout.gram:
+            self.A = carry * self.A + (H * decay[:, None]).T @ H
+        self.n_eff = carry * self.n_eff + decay.sum()
+
+    def reset(self) -> None:
+        """Forget every statistic (before re-learning a buffer of samples)."""
+        self.A[:] = 0.0
+        self.B[: self.m] = 0.0
+        self.D[:] = 0.0
+        self.usage[:] = 0.0
+        self.n_eff, self.scale = 0.0, 1.0
+
+    def set_learned(self, H: np.ndarray, weights: np.ndarray) -> None:
+        """The k-sized statistics of a re-learned buffer: its h with their weights."""
+        self.usage = weights @ H
+        if self.layout.gram:
+            self.A = (H * weights[:, None]).T @ H
+        self.n_eff = float(weights.sum())
+
+    # -------------------------------------------------------------- refresh
+    def unscale(self) -> None:
+        """Bring the per-feature statistics to their true scale (the running scale to 1)."""
+        for name in self._row_arrays():
+            getattr(self, name)[: self.m] *= self.scale
+        self.scale = 1.0
+
+    def totals(self) -> Totals:
+        """The statistics a refresh reads (views; call :meth:`unscale` first)."""
+        m = self.m
+        return Totals(self.A, self.B[:m], self.D[:m], self.usage, self.n_eff)
+
+    def rescale_columns(self, c: np.ndarray) -> None:
+        """W <- W / c means h <- c h: carry that into every statistic."""
+        self.usage *= c
+        if self.layout.gram:
+            self.A *= np.outer(c, c)
+        for name, exponent in self.layout.rows.items():
+            rows = getattr(self, name)[: self.m]
+            if exponent == 1.0:
+                rows *= c
+            elif exponent:
+                rows *= c**exponent
+
+    def recompute_caches(self) -> None:
+        W = self.W[: self.m]
+        self.colsum = W.sum(axis=0)
+        if self.layout.gram:
+            self.G = W.T @ W
+
+    # -------------------------------------------------------------- columns
+    def resize_columns(self, keep: np.ndarray, add: int) -> None:
+        """Keep the columns ``keep`` (in order) of every k-sized array and append ``add`` zero
+        columns."""
+        def cut(a: np.ndarray, axis: int) -> np.ndarray:
+            a = np.take(a, keep, axis=axis)
+            if add:
+                shape = list(a.shape)
+                shape[axis] = add
+                a = np.concatenate([a, np.zeros(shape)], axis=axis)
+            return a
+
+        for name in ["W", *self._row_arrays()]:
+            setattr(self, name, cut(getattr(self, name), 1))
+        if self.layout.gram:
+            self.A = cut(cut(self.A, 0), 1)
+            self.G = cut(cut(self.G, 0), 1)
+        for name in ("colsum", "usage", "window_usage"):
+            setattr(self, name, cut(getattr(self, name), 0))
+
+    def move_columns(self, M: np.ndarray) -> None:
+        """Move the statistics of column j to the columns ``M[j]`` says (k x k, 0/1; merged
+        columns add up). W and the caches are the caller's."""
+        m = self.m
+        for name in self._row_arrays():
+            rows = getattr(self, name)
+            rows[:m] = rows[:m] @ M
+        self.usage = self.usage @ M
+        self.window_usage = self.window_usage @ M
+        if self.layout.gram:
+            self.A = M.T @ self.A @ M
+
+    # -------------------------------------------------------------- views and snapshots
+    def export(self) -> dict[str, np.ndarray]:
+        """Copies at their true scale: W, the per-feature statistics, A, usage."""
+        m = self.m
+        stats = {"W": self.W[:m].copy()}
+        for name in self._row_arrays():
+            stats[name] = getattr(self, name)[:m] * self.scale
+        stats["usage"] = self.usage.copy()
+        if self.layout.gram:
+            stats["A"] = self.A.copy()
+        return stats
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        m = self.m
+        arrays = {name: getattr(self, name)[:m].copy() for name in ["W", *self._row_arrays()]}
+        if self.layout.gram:
+            arrays.update(A=self.A, G=self.G)
+        arrays.update(colsum=self.colsum, usage=self.usage, window_usage=self.window_usage)
+        return arrays, {"m": m, "scale": self.scale, "n_eff": self.n_eff}
+
+    def restore(self, arrays: dict[str, np.ndarray], scalars: dict[str, Any]) -> None:
+        k = arrays["usage"].size
+        m = int(scalars["m"])
+        capacity = max(INITIAL_ROWS, m)
+        for name in ["W", *self._row_arrays()]:
+            full = np.zeros((capacity, k))
+            full[:m] = arrays[name]
+            setattr(self, name, full)
+        if self.layout.gram:
+            self.A, self.G = arrays["A"].copy(), arrays["G"].copy()
+        for name in ("colsum", "usage", "window_usage"):
+            setattr(self, name, arrays[name].copy())
+        self.m = m
+        self.scale = float(scalars["scale"])
+        self.n_eff = float(scalars["n_eff"])
