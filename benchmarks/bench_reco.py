@@ -1,6 +1,7 @@
 """Recommender benchmarks: prequential accuracy on real streams, throughput, ranking latency.
 
-Run ``python -m benchmarks.bench_reco`` (all parts) or pick parts with ``--parts``:
+Run ``python -m benchmarks.bench_reco`` or ``python -m benchmarks reco`` (the default parts)
+or pick parts with ``--parts``:
 
 * ``movietweetings``: prequential RMSE/MAE (predict, then learn, every event in time order)
   of :class:`onlinenmf.reco.RecoNMF` against river's ``reco.BiasedMF`` and ``reco.Baseline``
@@ -11,8 +12,10 @@ Run ``python -m benchmarks.bench_reco`` (all parts) or pick parts with ``--parts
   the same events with y = 1) and the customer's own most-bought items.
 * ``throughput``: learn_one + predict_one events/s on MovieTweetings, RecoNMF vs BiasedMF.
 * ``latency``: rank-all (top 20 over 10,000 items, k = 20) per call.
-* ``movielens``: with ``--movielens PATH`` (u.data of ml-100k, not bundled), the progressive
-  RMSE/MAE against river's documented BiasedMF numbers (MAE 0.7486, RMSE 0.9479).
+* ``movielens``: with ``--movielens PATH`` (u.data of ml-100k or its folder, not bundled; or
+  the environment variable ``ONLINENMF_MOVIELENS``), the progressive RMSE/MAE against river's
+  documented BiasedMF numbers (MAE 0.7486, RMSE 0.9479). ``python -m benchmarks reco
+  --movielens PATH`` runs it after the default parts.
 
 Speed is reported as ratios against a peer measured in the same run, never as a bare figure.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from collections import defaultdict, deque
 
@@ -246,8 +250,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--movielens", default=None, help="path to ml-100k u.data (optional)")
     parser.add_argument("--every", type=int, default=25, help="retail: rank every n-th event")
     parser.add_argument("--seconds", type=float, default=None, help="retail: time limit")
-    args = parser.parse_args([] if argv is None else argv)  # `python -m benchmarks` calls main()
+    args = parser.parse_args([] if argv is None else argv)  # `python -m benchmarks` may call main()
     parts = set(args.parts.split(","))
+    movielens = None
+    if args.movielens or "movielens" in parts:  # read first: a wrong path fails before the rest
+        try:
+            movielens = load_movielens(args.movielens)
+        except (OSError, ValueError) as err:
+            print(f"bench_reco: --movielens: {str(err).splitlines()[0]}", file=sys.stderr)
+            return 2
     if "movietweetings" in parts:
         bench_ratings(load_movietweetings(), 0.0, 10.0, "MovieTweetings 100K")
     if "retail" in parts:
@@ -256,13 +267,11 @@ def main(argv: list[str] | None = None) -> int:
         bench_throughput(load_movietweetings())
     if "latency" in parts:
         bench_latency()
-    if args.movielens or "movielens" in parts:
-        bench_ratings(load_movielens(args.movielens), 1.0, 5.0,
+    if movielens is not None:
+        bench_ratings(movielens, 1.0, 5.0,
                       "MovieLens 100K (river documents BiasedMF MAE 0.7486, RMSE 0.9479)")
     return 0
 
 
 if __name__ == "__main__":
-    import sys
-
     raise SystemExit(main(sys.argv[1:]))

@@ -1,15 +1,20 @@
 """The ``onlinenmf`` command: a thin dispatcher over subcommand modules.
 
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
-``run(args) -> int``; the module's docstring first line is its help. Kafka commands live
-in ``consumers`` (the engine never imports them); they are imported only here.
+``run(args) -> int``; the module's docstring first line is its one-line summary. Its
+``--help`` text is the module's ``HELP`` string when it has one (written for the command
+line, with examples), else its docstring made plain by :func:`plain_help` (doctest examples
+and reST markup removed). Kafka commands live in ``consumers`` (the engine never imports
+them); they are imported only here.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import os
+import re
 import sys
 
 # Before numpy is imported: one BLAS thread. The engine's matrices are small and OpenBLAS
@@ -27,12 +32,56 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
+EXAMPLES = """\
+examples:
+  onlinenmf demo                                   # the whole pipeline on the ECAM cohort
+  onlinenmf broker --port 9092 &                   # an embedded broker for trying things
+  onlinenmf produce microbiome --bootstrap-servers 127.0.0.1:9092 \\
+      --table feature-table.tsv --metadata samples.tsv
+  onlinenmf consume microbiome --bootstrap-servers 127.0.0.1:9092 \\
+      --checkpoint-dir ckpt --exit-when-idle 10
+  onlinenmf inspect --checkpoint-dir ckpt --json
+  onlinenmf report --checkpoint ckpt --taxonomy taxonomy.tsv --out report.html
+
+'onlinenmf COMMAND --help' explains each command.
+"""
+
+_ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`<]*?)(?:\s*<[^>]*>)?`")
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def plain_help(doc: str | None) -> str:
+    """A docstring as command-line help: doctest examples dropped, reST markup removed.
+
+    ``:mod:`a.b``` becomes ``a.b`` (``~a.b`` becomes ``b``), double backticks and the
+    ``::`` of literal blocks go, and a heading left with nothing under it is dropped.
+    """
+    lines: list[str] = []
+    in_doctest = False
+    for line in inspect.cleandoc(doc or "").splitlines():
+        stripped = line.strip()
+        if stripped.startswith(">>>"):
+            in_doctest = True
+        if in_doctest:
+            in_doctest = bool(stripped)
+            continue
+        lines.append(line.rstrip())
+    text = "\n".join(lines)
+    text = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1] if m.group(0).count("~")
+                     else m.group(1), text)
+    text = _LITERAL.sub(r"\1", text).replace("::\n", ":\n")
+    text = re.sub(r"\n[A-Z][A-Za-z ]*\n-{3,}\n*(?=\n[A-Z][A-Za-z ]*\n-{3,}|\Z)", "\n", text)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.strip() + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="onlinenmf",
-        description="Streaming non-negative matrix factorization: run the demo, the embedded "
-        "broker, replay a table into Kafka, consume it with the engine, inspect a checkpoint, "
+        description="Streaming non-negative matrix factorization: run the demo, the embedded\n"
+        "broker, replay a table into Kafka, consume it with the engine, inspect a checkpoint,\n"
         "write the HTML report.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module_name in SUBCOMMANDS.items():
@@ -42,8 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
             if err.name != module_name:
                 raise
             continue
-        doc = (module.__doc__ or name).strip().splitlines()[0]
-        command = sub.add_parser(name, help=doc, description=module.__doc__)
+        summary = plain_help(module.__doc__ or name).splitlines()[0]
+        description = getattr(module, "HELP", None) or plain_help(module.__doc__)
+        command = sub.add_parser(name, help=summary, description=description,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(command)
         command.set_defaults(_run=module.run)
     return parser
