@@ -29,6 +29,7 @@ import json
 import sys
 import zipfile
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,9 @@ from onlinenmf import snapshot
 from onlinenmf.engine import OnlineNMF
 from onlinenmf.tracking import Tracker
 
-__all__ = ["HELP", "add_arguments", "bundled_labels", "feature_labels", "load_source",
-           "read_taxonomy", "run", "write_report"]
+__all__ = ["HELP", "TimeAxis", "add_arguments", "bundled_labels", "event_counts",
+           "feature_labels", "load_source", "read_taxonomy", "run", "time_axis", "time_unit",
+           "write_report"]
 
 CHECKPOINT_FORMAT = "onlinenmf-checkpoint/1"  # consumers/checkpoint.py writes it
 #: Bundled microbiome data sets whose features the report can name, with their time unit.
@@ -69,12 +71,13 @@ A name is the deepest named rank ('s__', 's__none', 'g__uncultured', 'unclassifi
 skipped), with a short id suffix when two features shown share it.
 
 Times of a consumer's stream are days unless the data set says otherwise (the bundled
-artificial gut counts hours); name the unit with --time-unit-name.
+artificial gut counts hours); name the unit with --time-unit-name. A table whose times were
+dates is streamed as days since 1970-01-01: --dates draws them as calendar dates.
 
 examples:
   onlinenmf report --checkpoint demo-output/checkpoints
   onlinenmf report --checkpoint ckpt --taxonomy taxonomy.tsv --out my-report.html
-  onlinenmf report --checkpoint ckpt --taxonomy feature-table.biom --subjects A,B
+  onlinenmf report --checkpoint ckpt --taxonomy feature-table.biom --subjects A,B --dates
   onlinenmf report --checkpoint tracker.npz --time-unit-name hours --bin-width 24
 """
 
@@ -301,37 +304,59 @@ def _community_figure(tops: dict[int, list[tuple[str, float]]]) -> str:
     return _png(figure)
 
 
-def _time_label(tracker: Tracker, unit: str) -> str:
-    return "date" if tracker._timestamps else f"time ({unit})"
+@dataclass(frozen=True)
+class TimeAxis:
+    """How the report draws time: in ``unit``, or as calendar dates when ``seconds`` (per
+    time unit since 1970-01-01) is set."""
+
+    unit: str
+    seconds: float | None = None
+
+    @property
+    def label(self) -> str:
+        return "date" if self.seconds else f"time ({self.unit})"
+
+    def x(self, values) -> Any:
+        """Times as plotted: the numbers, or datetimes."""
+        values = np.asarray(values, dtype=float)
+        return pd.to_datetime(values * self.seconds, unit="s") if self.seconds else values
+
+    def width(self, width: float) -> float:
+        """A bar ``width`` time units wide, in the axis' own units (days for dates)."""
+        return width * self.seconds / 86400.0 if self.seconds else width
+
+    def ticks(self, axis) -> None:
+        """Few, short date labels on a small plot (default ones overlap)."""
+        if self.seconds:
+            import matplotlib.dates as mdates
+
+            locator = mdates.AutoDateLocator(minticks=3, maxticks=6)
+            axis.xaxis.set_major_locator(locator)
+            axis.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+            axis.xaxis.get_offset_text().set_fontsize(7)
 
 
-def _population_figure(tracker: Tracker, population: pd.DataFrame, unit: str) -> str:
+def _population_figure(population: pd.DataFrame, time: TimeAxis) -> str:
     import matplotlib.pyplot as plt
 
     figure, (share_axis, carrier_axis) = plt.subplots(1, 2, figsize=(13, 4))
     for component, part in population.groupby("component"):
-        x = _bin_axis(tracker, part["bin"])
+        x = time.x(part["bin"])
         share_axis.plot(x, part["mean_share"], marker="o", ms=3, color=_colour(component),
                         label=str(component))
         carrier_axis.plot(x, part["carriers"] / part["n_subjects"], marker="o", ms=3,
                           color=_colour(component))
-    share_axis.set(title="mean share per time bin", xlabel=_time_label(tracker, unit),
-                   ylabel="share")
+    share_axis.set(title="mean share per time bin", xlabel=time.label, ylabel="share")
+    time.ticks(share_axis)
+    time.ticks(carrier_axis)
     carrier_axis.set(title="subjects carrying the community",
-                     xlabel=_time_label(tracker, unit), ylabel="fraction of subjects in the bin")
+                     xlabel=time.label, ylabel="fraction of subjects in the bin")
     share_axis.legend(title="community", fontsize=7, ncol=2)
     figure.tight_layout()
     return _png(figure)
 
 
-def _bin_axis(tracker: Tracker, bins: pd.Series | np.ndarray):
-    values = np.asarray(bins, dtype=float)
-    if tracker._timestamps:
-        return pd.to_datetime(values * tracker.time_unit, unit="s")
-    return values
-
-
-def _subject_figures(tracker: Tracker, subjects: Sequence[Hashable], unit: str,
+def _subject_figures(tracker: Tracker, subjects: Sequence[Hashable], time: TimeAxis,
                      per_page: int = 12) -> list[str]:
     """Stacked-area compositions, 3 per row; fewer subjects get the full width."""
     import matplotlib.pyplot as plt
@@ -347,14 +372,16 @@ def _subject_figures(tracker: Tracker, subjects: Sequence[Hashable], unit: str,
             axis.set_visible(False)
         for i, (axis, subject) in enumerate(zip(axes.ravel(), chunk)):
             if i + columns >= len(chunk):  # the lowest plot of its column
-                axis.set_xlabel(_time_label(tracker, unit), fontsize=8)
+                axis.set_xlabel(time.label, fontsize=8)
             frame = tracker.trajectory(subject, "composition").fillna(0.0)
             if len(frame) == 1:  # a stackplot needs two points: draw one bar instead
                 frame = pd.concat([frame, frame])
-            axis.stackplot(frame.index, frame.to_numpy().T,
+            x = frame.index if isinstance(frame.index, pd.DatetimeIndex) else time.x(frame.index)
+            axis.stackplot(x, frame.to_numpy().T,
                            colors=[_colour(c) for c in frame.columns],
                            labels=[str(c) for c in frame.columns])
             axis.set_title(f"subject {subject}", fontsize=9)
+            time.ticks(axis)
             axis.set_ylim(0, 1)
             axis.tick_params(labelsize=7)
         handles, names = axes.ravel()[0].get_legend_handles_labels()
@@ -390,19 +417,20 @@ def event_counts(events: Sequence[Mapping[str, Any]], bin_width: float) -> pd.Da
     return counts[known + sorted(set(counts.columns) - set(known))]
 
 
-def _events_figure(tracker: Tracker, counts: pd.DataFrame, width: float, unit: str) -> str:
+def _events_figure(counts: pd.DataFrame, width: float, time: TimeAxis) -> str:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(13, 3.5))
-    x = _bin_axis(tracker, counts.index.to_numpy() + width / 2)
-    bar = width * 0.9 * (tracker.time_unit / 86400.0 if tracker._timestamps else 1.0)
+    x = time.x(counts.index.to_numpy() + width / 2)
+    bar = time.width(width * 0.9)
     bottom = np.zeros(len(counts))
     for kind in counts.columns:
         values = counts[kind].to_numpy()
         axis.bar(x, values, width=bar, bottom=bottom, label=f"{kind} ({values.sum()})",
                  color=_EVENT_COLOURS.get(kind, "tab:grey"), alpha=0.85)
         bottom += values
-    axis.set(xlabel=_time_label(tracker, unit), ylabel="events in the bin",
+    time.ticks(axis)
+    axis.set(xlabel=time.label, ylabel="events in the bin",
              title="events per time bin")
     axis.legend(fontsize=8, loc="upper left")
     figure.tight_layout()
@@ -427,6 +455,37 @@ def _growth_summary(table: pd.DataFrame) -> pd.DataFrame:
         subjects=("subject", "nunique"), median_rate=("rate", "median"),
         growing=("up", "sum"), declining=("down", "sum"), mean_share=("share", "mean"))
     return summary.reset_index()
+
+
+#: Days since 1970-01-01 of 1990-01-01 and 2100-01-01: times between them look like dates
+#: read as days (what produce and the consumer make of dates).
+_DATE_DAYS = (7305.0, 47482.0)
+
+
+def _looks_like_dates(tracker: Tracker) -> bool:
+    times = [t for s in tracker.subjects for t in tracker._subjects[s].times]
+    return bool(times) and _DATE_DAYS[0] <= min(times) and max(times) <= _DATE_DAYS[1]
+
+
+def time_axis(tracker: Tracker, dataset: str | None = None, unit: str | None = None,
+              dates: bool = False) -> tuple[TimeAxis, list[str]]:
+    """How to draw the tracker's times, and notes on what was assumed.
+
+    ``dates``: the times are days since 1970-01-01 (a stream whose times were dates) and are
+    drawn as calendar dates. ``unit`` names the unit; default: see :func:`time_unit`.
+    """
+    if tracker._timestamps:
+        return TimeAxis(unit or time_unit(tracker)[0], float(tracker.time_unit)), []
+    if dates:
+        return TimeAxis("days", 86400.0), []
+    notes = []
+    if unit is None:
+        unit, note = time_unit(tracker, dataset)
+        notes += [note] if note else []
+    if _looks_like_dates(tracker):
+        notes.append("These times look like dates read as days since 1970-01-01 (how produce "
+                     "and the consumer read dates): --dates draws them as calendar dates.")
+    return TimeAxis(unit), notes
 
 
 def time_unit(tracker: Tracker, dataset: str | None = None) -> tuple[str, str | None]:
@@ -524,6 +583,7 @@ def write_report(
     top: int = 8,
     bin_width: float | None = None,
     time_unit_name: str | None = None,
+    dates: bool = False,
     title: str = "onlinenmf report",
     max_rows: int = 300,
 ) -> Path:
@@ -552,6 +612,9 @@ def write_report(
         else 10 and 20 bins over the times seen).
     time_unit_name
         How to name the time unit (default: see :func:`time_unit`).
+    dates
+        The times are days since 1970-01-01 (dates, as produce and the consumer read them):
+        draw them as calendar dates.
     title
         The page title.
     max_rows
@@ -578,18 +641,18 @@ def write_report(
                                tracker_labels=tracker.labels)
     else:
         names = dict(labels)
-    unit, unit_note = (time_unit_name, None) if time_unit_name else time_unit(tracker, dataset)
+    time, time_notes = time_axis(tracker, dataset, time_unit_name, dates)
     esc = html.escape
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
              f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1>"]
     parts.extend(_note(text, warn=True) for text in _history_notes(tracker))
-    parts.append(_overview(tracker, dataset, unit))
+    parts.append(_overview(tracker, dataset, time.unit))
     parts.extend(_communities_section(model, names, top, strings))
-    parts.extend(_population_section(tracker, bin_width, unit, unit_note))
+    parts.extend(_population_section(tracker, bin_width, time, time_notes))
     chosen = subjects if subjects is not None else _busiest(tracker, n_subjects)
-    parts.extend(_subjects_section(tracker, list(chosen), unit))
-    parts.extend(_growth_section(tracker, chosen, unit, max_rows))
-    parts.extend(_events_section(tracker, bin_width, unit, max_rows))
+    parts.extend(_subjects_section(tracker, list(chosen), time))
+    parts.extend(_growth_section(tracker, chosen, time.unit, max_rows))
+    parts.extend(_events_section(tracker, bin_width, time, max_rows))
     parts.append("</body></html>")
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -631,17 +694,16 @@ def _communities_section(model: OnlineNMF, names: Mapping[Hashable, str], top: i
     return parts
 
 
-def _population_section(tracker: Tracker, bin_width: float | None, unit: str,
-                        unit_note: str | None) -> list[str]:
+def _population_section(tracker: Tracker, bin_width: float | None, time: TimeAxis,
+                        notes: Sequence[str]) -> list[str]:
     parts = ["<h2 id='population'>Population trajectories by time bin</h2>"]
-    if unit_note:
-        parts.append(_note(unit_note))
+    parts.extend(_note(text) for text in notes)
     if len(tracker) == 1:
         return [*parts, _note("One subject: its trajectory below is the whole population.")]
     population = tracker.population(bin_width=bin_width)
     if population.empty:
         return [*parts, _NO_HISTORY]
-    parts.append(_population_figure(tracker, population, unit))
+    parts.append(_population_figure(population, time))
     parts.append(_note("Mean share of each community over the samples in each bin (absent = "
                        "0); right: the fraction of the bin's subjects in which the community "
                        f"reached a share of {tracker.presence:g}."))
@@ -654,7 +716,8 @@ def _busiest(tracker: Tracker, n: int) -> list[Hashable]:
     return sorted(chosen, key=str)
 
 
-def _subjects_section(tracker: Tracker, chosen: list[Hashable], unit: str) -> list[str]:
+def _subjects_section(tracker: Tracker, chosen: list[Hashable], time: TimeAxis
+                      ) -> list[str]:
     parts = ["<h2 id='subjects'>Subject trajectories</h2>"]
     if not chosen:
         return [*parts, _NO_HISTORY]
@@ -663,7 +726,7 @@ def _subjects_section(tracker: Tracker, chosen: list[Hashable], unit: str) -> li
     if tracker.metrics.get("history_dropped", 0):
         parts.append(_note(f"Each subject shows at most its last {tracker.max_history} "
                            "samples (see the note at the top).", warn=True))
-    parts.extend(_subject_figures(tracker, chosen, unit))
+    parts.extend(_subject_figures(tracker, chosen, time))
     return parts
 
 
@@ -684,7 +747,7 @@ def _growth_section(tracker: Tracker, chosen: Sequence[Hashable], unit: str,
     return parts
 
 
-def _events_section(tracker: Tracker, bin_width: float | None, unit: str,
+def _events_section(tracker: Tracker, bin_width: float | None, time: TimeAxis,
                     max_rows: int) -> list[str]:
     parts = ["<h2 id='events'>Events</h2>"]
     events = tracker.events
@@ -693,7 +756,7 @@ def _events_section(tracker: Tracker, bin_width: float | None, unit: str,
     width = bin_width or tracker.bin_width or event_bin_width(events)
     counts = event_counts(events, width)
     if not counts.empty:
-        parts.append(_events_figure(tracker, counts, width, unit))
+        parts.append(_events_figure(counts, width, time))
     frame = pd.DataFrame(events)
     summary = frame.groupby("kind").agg(
         events=("kind", "size"), communities=("component", "nunique"),
@@ -735,6 +798,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-unit-name", metavar="UNIT",
                         help="the stream's time unit, e.g. days or hours (default: days, or "
                         "the bundled data set's)")
+    parser.add_argument("--dates", action="store_true",
+                        help="the times are days since 1970-01-01 (the table's times were "
+                        "dates): draw calendar dates")
     parser.add_argument("--title", default="onlinenmf report", help="title of the page")
 
 
@@ -752,7 +818,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     path = write_report(tracker, args.out, taxonomy=taxonomy, subjects=subjects,
                         n_subjects=args.n_subjects, top=args.top, bin_width=args.bin_width,
-                        time_unit_name=args.time_unit_name, title=args.title)
+                        time_unit_name=args.time_unit_name, dates=args.dates,
+                        title=args.title)
     print(path)
     return 0
 

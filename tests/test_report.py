@@ -13,13 +13,20 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from consumers.checkpoint import Checkpoint, CheckpointStore
 from onlinenmf import OnlineNMF, Tracker
 from onlinenmf.cli import main
 from onlinenmf.datasets import load_artificial_gut, load_ecam
-from onlinenmf.report import event_counts, feature_labels, load_source, write_report
+from onlinenmf.report import (
+    event_counts,
+    feature_labels,
+    load_source,
+    time_axis,
+    write_report,
+)
 from tests.kafka_broker import run_cli
 
 IMG = re.compile(r'<img alt="figure" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
@@ -328,3 +335,25 @@ def test_report_mistakes_are_one_line_and_exit_2(gut, tmp_path):
         assert done.returncode == 2 and len(lines) == 1, done.stderr
         assert lines[0].startswith("onlinenmf report: ") and expected in lines[0], lines
         assert not out.exists()
+
+
+def test_times_that_were_dates_can_be_drawn_as_dates(tmp_path):
+    """produce and the consumer turn dates into days since 1970-01-01: the report says so and
+    --dates draws the calendar."""
+    t = Tracker(OnlineNMF(n_components=2, beta=1, refresh_every=5, seed=0))
+    for day in range(12):
+        for subject in ("A", "B"):
+            t.learn_one({"x": 5.0 + day, "y": 3.0, "z": float(day % 3)}, subject=subject,
+                        time=18262.0 + day)  # 2020-01-01 onwards
+    axis, notes = time_axis(t)
+    assert axis.label == "time (days)" and any("--dates" in n for n in notes)
+    axis, notes = time_axis(t, dates=True)
+    assert axis.label == "date" and notes == []
+    assert list(axis.x([18262.0, 18262.5])) == [pd.Timestamp("2020-01-01"),
+                                                pd.Timestamp("2020-01-01 12:00")]
+    assert "--dates draws them" in write_report(t, tmp_path / "a.html").read_text()
+    page = write_report(t, tmp_path / "b.html", dates=True).read_text()
+    assert "--dates draws them" not in page and len(_figures(page)) == 4
+    young = Tracker(OnlineNMF(n_components=2, seed=0))
+    young.learn_one({"x": 1.0}, subject="A", time=30.0)  # day of life: no such note
+    assert all("--dates" not in n for n in time_axis(young)[1])
