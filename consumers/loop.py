@@ -105,12 +105,16 @@ def dead_letter_record(
 
     Unchanged when the whole fits. Otherwise a key longer than ``limit / 16`` is cut to that
     (header ``onlinenmf-dlt-key-truncated``: its length), then the value to what is left
-    (header ``onlinenmf-dlt-truncated``: its length); both keep their first bytes.
+    (header ``onlinenmf-dlt-truncated``: its length); both keep their first bytes. A record
+    with neither key nor value (a tombstone without a key) gets an empty value: Kafka
+    clients refuse to send one with neither.
 
     >>> key, value, headers = dead_letter_record(b"k", b"x" * 5000, [("why", b"big")], 1000)
     >>> key, len(value) <= 1000, headers[-1], record_size(key, value, headers) <= 1000
     (b'k', True, ('onlinenmf-dlt-truncated', b'5000'), True)
     """
+    if key is None and value is None:
+        value = b""
     if record_size(key, value, headers) <= limit:
         return key, value, headers
     headers = list(headers)

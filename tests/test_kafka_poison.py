@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import strategies as st
 
 from consumers.checkpoint import CheckpointStore
 from consumers.loop import ConsumerLoop, LoopConfig, record_size
@@ -264,3 +266,107 @@ def test_an_application_failing_half_way_leaves_no_torn_checkpoint(kafka_broker,
     # the model holds exactly the records its offsets call processed
     assert offset <= _FailingApp.fail_at
     assert model_from_blobs(ckpt.blobs).samples_learned == ckpt.learned[f"{topic}:0"] == offset
+
+
+# ------------------------------------------------------------------ property: any input
+def _produce_with_headers(bootstrap: str, topic: str, records: list) -> None:
+    import confluent_kafka as ck
+
+    producer = ck.Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
+                            "linger.ms": 5, "message.max.bytes": 8_000_000, "log_level": 3})
+    errors: list = []
+    for key, value, headers in records:
+        producer.produce(topic, key=key, value=value, headers=headers or None, partition=0,
+                         on_delivery=lambda err, _msg: errors.append(err) if err else None)
+        producer.poll(0)
+    assert producer.flush(60) == 0 and not errors, errors[:3]
+
+
+class Blob(bytes):
+    """A large payload, cheap to draw (one byte repeated) and short to print."""
+
+    def __new__(cls, size: int, byte: int = 120) -> Blob:
+        return super().__new__(cls, bytes([byte]) * size)
+
+    def __repr__(self) -> str:
+        return f"Blob({len(self)}, {self[0] if self else 0})"
+
+
+_keys = st.none() | st.binary(max_size=40) | st.builds(Blob, st.integers(0, 1_200_000),
+                                                      st.integers(0, 255))
+_header_lists = st.lists(st.tuples(st.text(max_size=12),
+                              st.binary(max_size=40) | st.builds(Blob, st.integers(0, 300_000),
+                                                                 st.integers(0, 255))),
+                    max_size=3)
+_values = st.one_of(
+    st.none(),
+    st.binary(max_size=200),
+    st.builds(Blob, st.integers(LIMIT - 100, LIMIT + 100_000), st.integers(0, 255)),
+    st.builds(lambda depth: b'{"subject": "s1", "time": 1, "sample_id": "x", "counts": {"a": 1},'
+              b' "meta": ' + b"[" * depth + b"]" * depth + b"}", st.integers(0, 6000)),
+    st.builds(lambda counts: _json(_doc(counts=counts)),
+              st.dictionaries(st.text(max_size=6), st.floats(min_value=0, allow_infinity=False)
+                              | st.integers(-3, 3), max_size=5)),
+    st.builds(lambda size: _json(_doc(meta={"pad": "x" * size})),
+              st.integers(LIMIT // 2 - 1000, LIMIT)),
+)
+#: a stream: valid records (drawn from a fixed pool, in order) with hostile ones among them
+_streams = st.lists(st.one_of(st.just(None), st.tuples(_keys, _values, _header_lists)),
+                    min_size=5, max_size=30)
+_POOL = synthetic_messages(30, seed=21)
+
+
+@given(stream=_streams)
+# found by this test: a tombstone without a key crashed the dead-letter send
+@example(stream=[None, (None, None, []), None,
+                 (Blob(1_100_000), b"[" * 5000, [("h", Blob(300_000))]), None])
+# Few examples, the same in every run (derandomize), not shrunk: each costs a consumer run of
+# seconds, and hypothesis would spend its five minutes shrinking. A failure prints its stream.
+@settings(max_examples=6, deadline=None, database=None, derandomize=True,
+          phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.large_base_example])
+def test_any_stream_ends_learned_or_dead_lettered(kafka_broker, stream):
+    """Arbitrary keys, values and headers interleaved with valid records: no crash, no
+    stall, every record the application refuses on the dead-letter topic with its reason
+    (and no more than the producer may send), the model equal to a run over the rest."""
+    import tempfile
+
+    from consumers.loop import Source
+    from consumers.messages import BadMessage
+
+    pool = iter(_POOL)
+    records = [(*next(pool), []) if item is None else item for item in stream]
+    expected: dict[int, str] = {}  # offset -> dead-letter kind, by the application itself
+    probe = MicrobiomeApp(model_params=PARAMS, model_topic=None)
+    probe.restore(None)
+    for offset, (_, value, _) in enumerate(records):
+        try:
+            probe.process(probe.decode(value), Source("ref", 0, offset, None, None, "ref"))
+        except BadMessage as bad:
+            expected[offset] = bad.kind
+    learned = [value for offset, (_, value, _) in enumerate(records) if offset not in expected]
+
+    bootstrap = kafka_broker.bootstrap
+    topic = create_topic(bootstrap, unique("fuzz"), partitions=1)
+    create_topic(bootstrap, topic + ".DLT", partitions=1)  # read even if nothing lands
+    _produce_with_headers(bootstrap, topic, records)
+    app = MicrobiomeApp(model_params=PARAMS, output_topic=topic + ".out", model_topic=None)
+    with tempfile.TemporaryDirectory() as ckpt_dir:
+        loop = ConsumerLoop(app, LoopConfig(
+            bootstrap_servers=bootstrap, topics=[topic], group_id=unique("g"),
+            checkpoint_dir=ckpt_dir, worker_id="w1", checkpoint_every=7,
+            checkpoint_interval=60, exit_when_idle=1.5, max_message_bytes=LIMIT,
+            consumer_config=dict(FAST_GROUP)))
+        assert run_loop(loop) == 0
+        ckpt = CheckpointStore(ckpt_dir, "w1").read()
+    reader = TopicReader(bootstrap, topic + ".DLT")
+    dead = reader.drain(idle=1.0)
+    reader.close()
+    got = {int(_headers(m)["kafka_dlt-original-offset"]): _headers(m)["onlinenmf-dlt-reason"]
+           .decode() for m in dead}
+    assert len(dead) == len(got) and got == expected
+    assert all(record_size(m.key(), m.value(), m.headers()) <= LIMIT for m in dead)
+    assert app.model == reference_app(learned, model_params=PARAMS).model
+    assert ckpt.offsets == {f"{topic}:0": len(records)}
+    assert ckpt.learned.get(f"{topic}:0", 0) == len(learned)

@@ -12,15 +12,17 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumers.loop import Source, dead_letter_record, record_size
 from consumers.messages import (
+    KINDS,
     MAX_DEPTH,
     MAX_ID_CHARS,
     BadMessage,
     decode_sample,
+    encode_sample,
     json_depth,
 )
 from consumers.microbiome import MicrobiomeApp
@@ -180,6 +182,9 @@ def test_a_dead_letter_always_fits_the_producer(key, value, reason, limit):
     assert record_size(out_key, out_value, out_headers) <= limit
     said = dict(out_headers)
     assert out_headers[: len(headers)] == headers  # the reasons, untouched
+    assert out_key is not None or out_value is not None  # a record Kafka clients can send
+    if key is None and value is None:
+        value = b""
     if record_size(key, value, headers) <= limit:
         assert (out_key, out_value, out_headers) == (key, value, headers)
     for original, kept, name in [(key, out_key, "onlinenmf-dlt-key-truncated"),
@@ -209,3 +214,87 @@ def test_one_setting_sizes_every_client():
     assert default.max_message_bytes == 1_048_576
     assert default.fetch_settings() == {"max_partition_fetch_bytes": 1_048_576,
                                         "fetch_max_bytes": 52_428_800}  # kafka-python's
+
+
+# ------------------------------------------------------------------ fuzz: any bytes at all
+def _valid(i: int) -> bytes:
+    return encode_sample(f"s{i % 3}", float(i), f"x{i}", {f"t{j}": j + i % 5 for j in range(4)},
+                         {"diet": "bd"} if i % 2 else None)
+
+
+VALID = [_valid(i) for i in range(12)]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12)
+    | st.floats(allow_nan=True, allow_infinity=True),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=25)
+
+
+def _splice(base: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
+    for at, cut, insert in edits:
+        at %= len(base) + 1
+        base = base[:at] + insert + base[at + cut:]
+    return base
+
+
+#: byte sequences a hostile or broken producer may send
+payloads = st.one_of(
+    st.binary(max_size=300),
+    # documents of the right shape whose fields may hold anything (NaN/Infinity tokens too)
+    st.fixed_dictionaries(
+        {"subject": st.text(max_size=5) | json_values, "time": st.floats() | json_values,
+         "sample_id": st.text(max_size=5) | json_values,
+         "counts": st.dictionaries(st.text(max_size=6), st.floats(min_value=0) | json_values
+                                   | st.integers(min_value=0), max_size=6)},
+        optional={"meta": json_values, "extra": json_values},
+    ).map(lambda doc: json.dumps(doc).encode()),
+    # valid messages with bytes cut, replaced or inserted
+    st.builds(_splice, st.sampled_from(VALID), st.lists(st.tuples(
+        st.integers(0, 400), st.integers(0, 8), st.binary(max_size=6)), min_size=1, max_size=4)),
+    # bracket soup: nesting of any depth, with quotes and escapes that hide brackets
+    st.text(alphabet='[]{}",:\\ 1a', max_size=4000).map(str.encode),
+    # deep nesting that parses (at the top, in counts, in meta), closed or not
+    st.builds(lambda where, opener, depth, closed: where + opener * depth + b"1"
+              + closed * (opener.count(b"[") * b"]" + opener.count(b"{") * b"}") * depth + b"}",
+              st.sampled_from([b"", HEAD + b'"counts": ', HEAD + b'"counts": {"a": 1}, "meta": ']),
+              st.sampled_from([b"[", b'{"a": ', b'{"a": [', b'[{"\\"[": ']),
+              st.integers(0, 3000), st.booleans()),
+)
+
+
+@given(payload=payloads)
+@settings(max_examples=1500, deadline=None, database=None)
+def test_any_payload_decodes_or_is_a_dead_letter(payload):
+    for decode in (decode_sample, decode_rating):
+        try:
+            decode(payload)
+        except BadMessage as bad:  # nothing else may escape (RecursionError, ValueError...)
+            assert bad.kind in KINDS
+            assert str(bad) and "\n" not in str(bad)
+
+
+@pytest.fixture(scope="module")
+def learning_app():
+    return _app(track=True)
+
+
+@given(payload=payloads | st.sampled_from(VALID))
+@settings(max_examples=400, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_decoded_sample_is_learned_or_refused_leaving_no_trace(learning_app, payload):
+    app = learning_app
+    try:
+        sample = app.decode(payload)
+    except BadMessage:
+        return
+    before = app.summary()
+    try:
+        result = app.process(sample, Source("t", 0, 0, None, None, "w"))
+    except BadMessage as bad:
+        assert bad.kind == "rejected"
+        assert app.summary() == before
+        return
+    assert app.summary()["samples_learned"] == before["samples_learned"] + 1
+    for _, key, value in result.outputs:  # what the producer may send
+        assert record_size(key, value) <= app.max_bytes
