@@ -1,27 +1,28 @@
-"""The online model: per-sample NMF with a dictionary refreshed from forgetful statistics."""
+"""The online model: per-sample NMF with a dictionary refreshed from forgetful statistics.
+
+:class:`OnlineNMF` holds the parameters, answers the public calls and keeps the schedule
+(learn, refresh every ``refresh_every`` samples, re-estimate); each job is done by one of its
+parts (see the class notes).
+"""
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections import deque
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from onlinenmf import dictionary, hyper, sharing, snapshot
-from onlinenmf.divergences import Solver, Totals, for_beta
+from onlinenmf import dictionary, hyper, snapshot
+from onlinenmf.components import Components
+from onlinenmf.divergences import for_beta
+from onlinenmf.events import EventLog
+from onlinenmf.features import FeatureIndex, initial_rows
+from onlinenmf.learner import Learner
+from onlinenmf.monitor import Monitor
+from onlinenmf.sharing import Peers
 from onlinenmf.statistics import Statistics
-from onlinenmf.validation import check_feature_name, parse_matrix, parse_sample
-
-#: Monitoring of the prequential loss (see ``OnlineNMF`` notes, "Dead components").
-ALARM_RATIO = 1.5
-ALARM_PATIENCE = 2
-RESEED_COOLDOWN = 2
-DEAD_SHARE = 1e-3
-WORST_SAMPLES = 10
 
 
 class OnlineNMF:
@@ -106,10 +107,18 @@ class OnlineNMF:
 
     Notes
     -----
-    Cost per sample is O(nnz(v) k + sweeps k^2): the zeros of v enter the loss only through the
-    cached Gram matrix ``W^T W`` (beta = 2) or the column sums of W (beta = 1), forgetting is
-    lazy (one running scale instead of a pass over the statistics), and a sample reads and
-    writes only the rows of its non-zero features. A refresh costs O(m k^2).
+    Cost per sample is O(nnz(v) k + sweeps k^2) for the exact divergences (beta 0, 1, 2): the
+    zeros of v enter the loss only through the cached Gram matrix ``W^T W`` (beta = 2) or the
+    column sums of W (beta = 1), forgetting is lazy (one running scale instead of a pass over
+    the statistics), and a sample reads and writes only the rows of its non-zero features. A
+    refresh costs O(m k^2).
+
+    The model is a conductor over its parts, one job each: the divergence
+    (:mod:`onlinenmf.divergences`), the feature index (:mod:`onlinenmf.features`), W and its
+    statistics (:mod:`onlinenmf.statistics`), the learner (:mod:`onlinenmf.learner`), the
+    loss monitor (:mod:`onlinenmf.monitor`), the components (:mod:`onlinenmf.components`), the
+    peers (:mod:`onlinenmf.sharing`), the events (:mod:`onlinenmf.events`), the re-estimator
+    (:mod:`onlinenmf.hyper`) and the snapshot format (:mod:`onlinenmf.snapshot`).
 
     Features are keyed by name: a feature seen for the first time gets a row whose values
     depend on (seed, name) and on the columns' mean entry before the sample, never on the order
@@ -180,8 +189,8 @@ class OnlineNMF:
     def n_components(self) -> int:
         """The current rank. With ``adapt_rank`` it changes while streaming; the constructor's
         value (the starting rank) is what :meth:`_params` and snapshots record."""
-        ids = self.__dict__.get("_component_ids")
-        return self._initial_rank if ids is None else len(ids)
+        components = self.__dict__.get("_components")
+        return self._initial_rank if components is None else len(components)
 
     @n_components.setter
     def n_components(self, value: int) -> None:
@@ -231,7 +240,7 @@ class OnlineNMF:
 
     @property
     def rank_bounds(self) -> tuple[int, int]:
-        """``(k_min, k_max)`` in force: ``k_max`` defaults to twice the starting rank."""
+        """``(k_min, k_max)`` in force: ``k_max`` (None) defaults to twice the starting rank."""
         k_max = self.k_max
         if k_max is None:
             k_max = max(2 * int(self._initial_rank), int(self.k_min))
@@ -240,60 +249,60 @@ class OnlineNMF:
     def _init_state(self) -> None:
         k = int(self._initial_rank)
         self._divergence = for_beta(self.beta)
-        self._stats = Statistics(self._divergence.layout, k)
-        self._features: list[str | int] = []
-        self._index: dict[Hashable, int] = {}
-        self._rho = float(self.forget_factor)  # the forgetting in force (adapt_forgetting)
-        self._l1 = np.full(k, float(self.l1_h))
+        self._statistics = Statistics(self._divergence.layout, k)
+        self._feature_index = FeatureIndex()
+        self._events = EventLog()
+        self._components = Components(k, self.l1_h, self._statistics, self._divergence,
+                                      self._events)
+        self._monitor = Monitor(self.buffer_size)
+        self._learner = Learner(self._divergence, self._statistics, self._monitor,
+                                self._components, self, self.forget_factor)
+        self._peers = Peers()  # see set_peer_statistics; not in snapshots
+        adaptive = self.adapt_rank or self.adapt_sparsity or self.adapt_forgetting
+        self._hyper = (hyper.Reestimator(self, self._learner, self._components, self._events)
+                       if adaptive else None)
         self.samples_learned = 0
         self.model_version = 0
+        self._since_refresh = 0
         self._initialised = False  # the data-driven first dictionary is in place
         #: Prequential loss of the latest learned samples: D_beta(v | W h) with h solved
         #: against the dictionary *before* the sample was learned.
         self.last_losses = np.zeros(0)
-        self._since_refresh = 0
-        self._component_ids = list(range(k))
-        self._next_id = k
-        self.events: list[dict[str, Any]] = []
-        self._window_loss = 0.0
-        self._window_abs = 0.0  # sum of the absolute losses (empirical-Bayes noise level)
-        self._window_count = 0
-        self._baseline = -1.0  # long-run relative loss; < 0 until the first memory length
-        self._alarm_count = 0
-        self._cooldown = 0
-        self._recent: deque = deque(maxlen=self.buffer_size)
-        adaptive = self.adapt_rank or self.adapt_sparsity or self.adapt_forgetting
-        self._hyper = hyper.Reestimator(self) if adaptive else None
-        self._peers: list[dict[str, Any]] = []  # see set_peer_statistics; not in snapshots
-        self._shared_usage: np.ndarray | None = None  # own + peers' usage at the last refresh
 
     # ------------------------------------------------------------------ public views
     @property
     def W(self) -> np.ndarray:
         """The dictionary, n_features x n_components (a read-only view)."""
-        view = self._stats.W[: self._stats.m]
+        view = self._statistics.W[: self._statistics.m]
         view.flags.writeable = False
         return view
 
     @property
     def features(self) -> list:
         """Row names of W, in order of first appearance."""
-        return list(self._features)
+        return list(self._feature_index.names)
 
     @property
     def component_ids(self) -> list[int]:
         """Stable ids of the columns of W; an id is never reused."""
-        return list(self._component_ids)
+        return list(self._components.ids)
 
     @property
     def n_features(self) -> int:
-        return self._stats.m
+        return self._statistics.m
+
+    @property
+    def events(self) -> EventLog:
+        """What happened while learning, oldest first (:class:`onlinenmf.events.Event`):
+        re-seeded, merged, pruned and born components, re-estimated hyperparameters."""
+        return self._events
 
     @property
     def memory_length(self) -> float:
         """``1 / (1 - rho)``: how many recent samples the statistics remember, for the
         forgetting factor rho in force (``forget_factor`` unless ``adapt_forgetting``)."""
-        return float("inf") if self._rho == 1 else 1.0 / (1.0 - self._rho)
+        rho = self._learner.rho
+        return float("inf") if rho == 1 else 1.0 / (1.0 - rho)
 
     @property
     def base_memory_length(self) -> float:
@@ -303,7 +312,7 @@ class OnlineNMF:
     @property
     def current_forget_factor(self) -> float:
         """The forgetting factor in force (re-estimated under ``adapt_forgetting``)."""
-        return self._rho
+        return self._learner.rho
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
@@ -315,11 +324,10 @@ class OnlineNMF:
         """
         relevance = {}
         if self._hyper is not None and self.adapt_rank:
-            lam = self._hyper.relevance(self)
-            relevance = {c: float(v) for c, v in zip(self._component_ids, lam)}
+            relevance = dict(zip(self._components.ids, map(float, self._hyper.relevance())))
         l1 = self._hyper.l1_base if self._hyper is not None else float(self.l1_h)
         return {"n_components": self.n_components, "l1_h": l1,
-                "forget_factor": self._rho, "relevance": relevance}
+                "forget_factor": self._learner.rho, "relevance": relevance}
 
     def components(self, top: int = 10) -> dict[int, list[tuple[Hashable, float]]]:
         """Each component's ``top`` features with their share, largest first.
@@ -330,93 +338,48 @@ class OnlineNMF:
         ['x', 'y']
         """
         result = {}
-        W = self.W
-        for j, component in enumerate(self._component_ids):
+        W, names = self.W, self._feature_index.names
+        for j, component in enumerate(self._components.ids):
             order = np.argsort(-W[:, j], kind="stable")[:top]
-            result[component] = [(self._features[i], float(W[i, j])) for i in order]
+            result[component] = [(names[i], float(W[i, j])) for i in order]
         return result
 
-    # ------------------------------------------------------------------ features
-    def _new_rows(self, names: Sequence) -> np.ndarray:
-        """Initial rows for new features: U(0.5, 1.5) from (seed, name), times the mean entry."""
-        k = len(self._component_ids)
-        level = self._stats.colsum / self._stats.m if self._stats.m else np.ones(k)
-        level = np.where(level > 0, level, 1.0 / max(self._stats.m, 1))
-        rows = np.empty((len(names), k))
-        for i, name in enumerate(names):
-            key = f"{self.seed}|{type(name).__name__}|{name}".encode()
-            entropy = int.from_bytes(hashlib.blake2b(key, digest_size=16).digest(), "little")
-            rows[i] = np.random.default_rng(entropy).uniform(0.5, 1.5, k)
-        return rows * level
+    @property
+    def _index(self) -> dict[Hashable, int]:
+        """Feature name -> row of W (kept for ``benchmarks/bench_engine.py``)."""
+        return self._feature_index.index
 
-    def _register(self, names: Sequence) -> None:
-        """Append rows for the names not seen before (names already validated)."""
-        new = [name for name in dict.fromkeys(names) if name not in self._index]
-        if not new:
-            return
-        # A canonical order (by type, then value), so that the rows, and every sum over them,
-        # do not depend on the order of a sample's keys or a matrix's columns.
-        new.sort(key=lambda name: (type(name).__name__, name))
-        rows = self._new_rows(new)
-        start = self._stats.m
-        for offset, name in enumerate(new):
-            self._index[name] = start + offset
-            self._features.append(name)
-        self._stats.add_rows(rows)
+    # ------------------------------------------------------------------ features
+    def _add_features(self, names: Sequence) -> None:
+        """Rows for the names not seen before (names already validated)."""
+        new = self._feature_index.new_names(names)
+        if new:
+            stats = self._statistics
+            rows = initial_rows(self.seed, new, stats.colsum, stats.m)
+            self._feature_index.add(new)
+            stats.add_rows(rows)
 
     def _sample_rows(self, x: Mapping, register: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Validate a sample and return (dictionary rows, values) of its non-zero entries."""
-        names, values = parse_sample(x)
-        found = list(map(self._index.get, names))  # the hot path: one C-level pass
-        if None in found:
-            unknown = [name for name, row in zip(names, found) if row is None]
-            checked = [check_feature_name(name) for name in unknown]
-            if register:
-                self._register(checked)
-            found = [self._index.get(name, -1) for name in names]
-        rows = np.array(found, dtype=np.int64)
-        keep = (values > 0) & (rows >= 0)
-        rows, values = rows[keep], values[keep]
-        order = np.argsort(rows)  # sums over the sample in row order: key order cannot matter
-        return rows[order], values[order]
+        return self._feature_index.sample_rows(x, self._add_features if register else None)
 
     def _matrix_rows(self, X, features, register: bool) -> sp.csr_matrix:
-        """Validate a matrix; return it as CSR whose column indices are dictionary rows."""
-        matrix, names = parse_matrix(X, features)
-        if register:
-            self._register(names)
-        mapping = np.fromiter((self._index.get(n, -1) for n in names), np.int64, len(names))
-        columns = mapping[matrix.indices]
-        keep = columns >= 0
-        shape = (matrix.shape[0], max(self._stats.m, 1))
-        if keep.all():
-            mapped = sp.csr_matrix((matrix.data, columns, matrix.indptr), shape=shape)
-        else:  # unknown features (transform only) are ignored
-            row_of = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-            counts = np.bincount(row_of[keep], minlength=matrix.shape[0])
-            indptr = np.concatenate([[0], np.cumsum(counts)])
-            mapped = sp.csr_matrix((matrix.data[keep], columns[keep], indptr), shape=shape)
-        mapped.has_sorted_indices = False
-        mapped.sort_indices()  # each row in dictionary-row order, as _sample_rows gives it
-        return mapped
+        return self._feature_index.matrix_rows(X, features,
+                                               self._add_features if register else None)
 
     def _warm_vector(self, warm_start: Mapping | None, values: np.ndarray) -> np.ndarray | None:
         if warm_start is None:
             return None
-        if list(warm_start) == self._component_ids:  # the usual case: the previous h
+        ids = self._components.ids
+        if list(warm_start) == ids:  # the usual case: the previous h
             h = np.array(list(warm_start.values()), dtype=np.float64)
             h[~(np.isfinite(h) & (h > 0))] = 0.0
         else:
-            h = np.zeros(len(self._component_ids))
-            position = {c: j for j, c in enumerate(self._component_ids)}
+            h = np.zeros(len(ids))
+            position = {c: j for j, c in enumerate(ids)}
             for component, value in warm_start.items():
                 if component in position and np.isfinite(value) and value > 0:
                     h[position[component]] = float(value)
-        if self._divergence.positive_h:  # multiplicative and Newton steps need h > 0
-            cold = np.empty_like(h)
-            self._divergence.initial_h(values, self._stats.colsum, cold)
-            h = np.maximum(h, 1e-3 * cold)
-        return h
+        return self._learner.warm_start(h, values)
 
     # ------------------------------------------------------------------ learning
     def learn_one(self, x: Mapping, warm_start: Mapping | None = None) -> dict[int, float]:
@@ -427,39 +390,16 @@ class OnlineNMF:
         nothing.
         """
         rows, values = self._sample_rows(x, register=True)
-        H = np.zeros((1, len(self._component_ids)))
+        ids = self._components.ids  # h belongs to these, even if a refresh changes the rank
         warm = self._warm_vector(warm_start, values)
-        if warm is not None:
-            H[0] = warm
-        ids = self._component_ids  # h belongs to these, even if a refresh now changes the rank
-        self._learn_single(rows, values, H[0], warm is not None)
-        return {component: float(value) for component, value in zip(ids, H[0])}
-
-    def _solver(self) -> Solver:
-        """The per-sample solve as the parameters set it now (tests may change them)."""
-        return Solver(self._l1, float(self.l2_h), int(self.max_iter), float(self.tol))
-
-    def _learn_single(self, rows: np.ndarray, values: np.ndarray, h: np.ndarray,
-                      warm: bool) -> None:
-        """:meth:`_learn_segment` for one sample in one compiled call (the per-sample hot path:
-        a few numpy calls of overhead would cost more than the solve itself)."""
-        stats = self._stats
-        rho = self._rho
-        scale = stats.scale * rho
-        loss, norm = self._divergence.learn_sample(stats, rows, values, h, self._solver(),
-                                                   1.0 / scale, rho, warm)
-        stats.scale = scale
-        stats.n_eff = rho * stats.n_eff + 1.0
+        h = np.zeros(len(ids)) if warm is None else warm
+        loss = self._learner.learn_one(rows, values, h, warm is not None)
         self.samples_learned += 1
         self._since_refresh += 1
         self.last_losses = np.array([loss])
-        relative = loss / norm if norm > 0 else 0.0
-        self._window_loss += relative
-        self._window_abs += loss
-        self._window_count += 1
-        self._recent.append((rows, values, relative))  # fresh arrays from _sample_rows
         if self._since_refresh >= self.refresh_every:
             self.refresh()
+        return {component: float(value) for component, value in zip(ids, h)}
 
     def learn_many(self, X, features: Sequence | None = None) -> np.ndarray:
         """Learn a mini-batch (rows = samples) and return H (n_samples x n_components).
@@ -484,298 +424,98 @@ class OnlineNMF:
         indices = matrix.indices.astype(np.int64)
         n = matrix.shape[0]
         warm = np.zeros(n, dtype=np.bool_)
-        if not self.adapt_rank:
-            H = np.zeros((n, len(self._component_ids)))
-            self._learn_csr(indptr, indices, matrix.data, H, warm)
-            return H
         pieces = []
         start = 0
         self.last_losses = np.zeros(0)
-        while start < n:  # the schedule of _learn_csr, one H per stretch of constant rank
+        while start < n:  # one piece per stretch between refreshes: each sees one W
             stop = min(n, start + self.refresh_every - self._since_refresh)
-            ids = self._component_ids
+            ids = self._components.ids
             piece = np.zeros((stop - start, len(ids)))
-            self._learn_segment(indptr[start : stop + 1], indices, matrix.data, piece,
-                                warm[start:stop])
+            losses = self._learner.learn_segment(indptr[start : stop + 1], indices, matrix.data,
+                                                 piece, warm[start:stop])
+            self.samples_learned += stop - start
+            self._since_refresh += stop - start
+            self.last_losses = np.concatenate([self.last_losses, losses])
             pieces.append((start, stop, ids, piece))
             start = stop
             if self._since_refresh >= self.refresh_every:
                 self.refresh()
-        position = {c: j for j, c in enumerate(self._component_ids)}
+        return self._gather(n, pieces)
+
+    def _gather(self, n: int, pieces: list) -> np.ndarray:
+        """The pieces' H: by column at a fixed rank (a re-seeded column changes id inside it),
+        else in the columns of the components now (see :meth:`learn_many`)."""
+        ids = self._components.ids
+        if not self.adapt_rank:
+            return np.vstack([np.zeros((0, len(ids)))] + [piece for *_, piece in pieces])
+        position = {c: j for j, c in enumerate(ids)}
         H = np.zeros((n, len(position)))
-        for start, stop, ids, piece in pieces:
-            for column, component in enumerate(ids):
+        for start, stop, piece_ids, piece in pieces:
+            for column, component in enumerate(piece_ids):
                 if component in position:
                     H[start:stop, position[component]] = piece[:, column]
         return H
-
-    def _learn_csr(self, indptr, indices, data, H, warm) -> None:
-        n = indptr.size - 1
-        start = 0
-        self.last_losses = np.zeros(0)
-        while start < n:
-            stop = min(n, start + self.refresh_every - self._since_refresh)
-            self._learn_segment(indptr[start : stop + 1], indices, data, H[start:stop],
-                                warm[start:stop])
-            start = stop
-            if self._since_refresh >= self.refresh_every:
-                self.refresh()
-
-    def _learn_segment(self, indptr, indices, data, H, warm) -> None:
-        """Learn samples that all see the same W (no refresh inside)."""
-        count = indptr.size - 1
-        base = indptr[0]
-        local_indptr = indptr - base
-        rows = indices[base : indptr[-1]]
-        values = data[base : indptr[-1]]
-        rho = self._rho
-        scales = self._stats.scale * rho ** np.arange(1, count + 1)
-        losses = self._divergence.learn_batch(self._stats, local_indptr, rows, values, H,
-                                              self._solver(), 1.0 / scales, warm)
-        self._stats.add_batch(H, rho, scales)
-        self.samples_learned += count
-        self._since_refresh += count
-        self.last_losses = np.concatenate([self.last_losses, losses])
-        self._monitor(local_indptr, rows, values, losses)
-
-    def _monitor(self, indptr, rows, values, losses) -> None:
-        """Track the relative prequential loss and keep recent samples for re-seeding."""
-        count = indptr.size - 1
-        norms = self._divergence.normalisers(indptr, values)
-        relative = np.divide(losses, norms, out=np.zeros(count), where=norms > 0)
-        self._window_loss += float(relative.sum())
-        self._window_abs += float(losses.sum())
-        self._window_count += count
-        for s in range(max(0, count - self.buffer_size), count):
-            sample = slice(indptr[s], indptr[s + 1])
-            self._recent.append((rows[sample].copy(), values[sample].copy(), relative[s]))
 
     @property
     def last_loss(self) -> float:
         """Prequential loss of the latest learned sample (see :attr:`last_losses`)."""
         return float(self.last_losses[-1]) if self.last_losses.size else float("nan")
 
+    # ------------------------------------------------------------------ the refresh
     def refresh(self) -> None:
         """Recompute W from the statistics now, normalise it, re-seed dead components."""
-        if not self._initialised and sum(
-            rows.size > 0 for rows, _, _ in self._recent
-        ) >= len(self._component_ids):  # enough non-empty samples to start from the data
-            self._initialise_from_recent()
+        if not self._initialised and self._learner.can_initialise():
+            self._learner.initialise(self.init)  # the first W, from the data
+            self._initialised = True
+            self._since_refresh = 0
+            self.model_version += 1
             return
-        stats = self._stats
+        stats = self._statistics
         W = stats.W[: stats.m]
         stats.unscale()
         # own statistics, or own plus the peers' (whose columns are matched to ours first)
-        totals = stats.totals()
-        self._shared_usage = None
-        if self._peers:
-            totals = self._add_peer_statistics()
+        self._peers.shared_usage = None
+        totals = (self._peers.totals(stats, self._components, self.samples_learned)
+                  if self._peers else stats.totals())
         self._divergence.update_dictionary(W, totals, self.l1_w * totals.n_eff,
                                            self.l2_w * totals.n_eff, int(self.refresh_sweeps))
         sums = dictionary.normalise_columns(W)
         stats.rescale_columns(np.where(sums > 0, sums, 1.0))
         self._since_refresh = 0
         self.model_version += 1
-        self._check_components()
+        self._after_refresh()
         stats.recompute_caches()
 
-    def _initialise_from_recent(self) -> None:
-        """The first refresh: a data-driven dictionary instead of the random initial rows.
-
-        The random rows are only there so that the first samples get an h at all; EM-like
-        updates started from them can settle in poor local optima (components that blend
-        communities). So the first refresh starts from k diverse recent samples (``init=
-        "samples"``) or from their mean profile and the residuals of k-1 of them (``init=
-        "core"``), refines them by batch NMF on the buffer, then re-learns the buffered samples
-        against that dictionary, replacing the statistics gathered under the random one.
-        """
-        samples, used, V = self._recent_matrix()
-        k = len(self._component_ids)
-        start = (dictionary.core_columns(V, k) if self.init == "core"
-                 else dictionary.sample_columns(V, k))
-        refined = dictionary.batch_fit(V, start + 1e-3 * start.mean(), self._divergence)
-        m = self._stats.m
-        self._stats.W[:m] = self._divergence.w_floor
-        self._stats.W[used] = refined
-        dictionary.normalise_columns(self._stats.W[:m])
-        self._stats.recompute_caches()
-        self._relearn_recent(samples)
-        self._since_refresh = 0
-        self.model_version += 1
-        self._initialised = True
-        self._stats.recompute_caches()
-
-    def _refit_recent(self) -> None:
-        """After a detected drift (:mod:`onlinenmf.hyper`): refine W by batch NMF on the recent
-        buffer, starting from the current W, and re-learn the buffer's statistics under it.
-
-        Online EM takes one step per refresh from statistics gathered under older
-        dictionaries, so components that overlap unmix slowly after a drift; a hundred
-        multiplicative steps on the recent samples do it at once. Ids stay as they are.
-        """
-        if len(self._recent) < len(self._component_ids):
-            return
-        samples, used, V = self._recent_matrix()
-        refined = dictionary.batch_fit(V, self._stats.W[used], self._divergence)
-        old = self._stats.W[used].sum(axis=0)
-        new = refined.sum(axis=0)
-        # keep each column's mass on the rows the buffer does not cover
-        self._stats.W[used] = refined * np.where(new > 0, old / np.maximum(new, 1e-300), 0.0)
-        dictionary.normalise_columns(self._stats.W[: self._stats.m])
-        self._stats.recompute_caches()
-        self._relearn_recent(samples)
-        self._stats.recompute_caches()
-
-    def _recent_matrix(self) -> tuple[list, np.ndarray, np.ndarray]:
-        """The recent buffer as a dense matrix over the dictionary rows it uses."""
-        samples = list(self._recent)
-        used = np.unique(np.concatenate([rows for rows, _, _ in samples]))
-        position = {int(r): i for i, r in enumerate(used)}
-        V = np.zeros((len(samples), used.size))
-        for i, (rows, values, _) in enumerate(samples):
-            V[i, [position[int(r)] for r in rows]] = values
-        return samples, used, V
-
-    def _relearn_recent(self, samples: list) -> None:
-        """Forget the statistics and re-learn the buffered samples against the current W."""
-        self._stats.reset()
-        count = len(samples)
-        lengths = np.array([len(rows) for rows, _, _ in samples], dtype=np.int64)
-        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        rows = np.concatenate([rows for rows, _, _ in samples]).astype(np.int64)
-        values = np.concatenate([values for _, values, _ in samples])
-        H = np.zeros((count, len(self._component_ids)))
-        weights = self._rho ** np.arange(count - 1, -1, -1, dtype=np.float64)
-        self._divergence.learn_batch(self._stats, indptr, rows, values, H, self._solver(),
-                                     weights, np.zeros(count, dtype=np.bool_))
-        self._stats.set_learned(H, weights)
-
-    # ------------------------------------------------------------------ dead components
-    def _check_components(self) -> None:
-        window = self._window_loss / max(self._window_count, 1)
-        window_usage, window_abs = self._stats.window_usage, self._window_abs
-        count = self._window_count
-        recent = self._stats.window_usage / max(float(self._stats.window_usage.sum()), 1e-300)
-        self._window_loss, self._window_abs, self._window_count = 0.0, 0.0, 0
-        self._stats.window_usage = np.zeros(len(self._component_ids))
-        if self._baseline < 0:
-            if self.samples_learned >= min(self.memory_length, 10 * self.refresh_every):
-                self._baseline = window
-            alarm = False
-        else:
-            alarm = window > ALARM_RATIO * self._baseline
-            self._alarm_count = self._alarm_count + 1 if alarm else 0
-            weight = min(1.0, self.refresh_every / (4.0 * self.memory_length))
-            self._baseline += weight * (window - self._baseline)
-        if self._cooldown > 0:
-            self._cooldown -= 1
-        if self._hyper is not None:  # re-estimation; under adapt_rank it owns births and deaths
-            self._hyper.on_refresh(self, window, window_abs, count, window_usage)
+    def _after_refresh(self) -> None:
+        """Close the loss window; re-estimate (:mod:`onlinenmf.hyper`, which under
+        ``adapt_rank`` owns births and deaths) and re-seed dead components."""
+        stats = self._statistics
+        window = self._monitor.close_window(stats.window_usage, self.samples_learned,
+                                            self.memory_length, self.refresh_every)
+        stats.window_usage = np.zeros(len(self._components))
+        self._components.observe(window)
+        if self._hyper is not None:
+            self._hyper.on_refresh(window.loss, window.abs, window.count, window.usage)
             if self.adapt_rank:
                 return
-        if not self.reseed or not self._recent:
+        if not self.reseed or not self._monitor.recent:
             return
-        # with peers, a component is alive if anyone uses it: this worker may never see it
-        usage = self._stats.usage if self._shared_usage is None else self._shared_usage
-        share = usage / max(float(usage.sum()), 1e-300)
-        if self.samples_learned >= self.memory_length and share.min() < DEAD_SHARE:
-            self._reseed(int(np.argmin(share)), "dead: its share of the activations vanished")
-        elif self._alarm_count >= ALARM_PATIENCE and self._cooldown == 0:
-            self._reseed(  # the component the recent samples used least
-                int(np.argmin(recent if self._shared_usage is None else share)),
-                f"loss alarm: recent loss {window:.4g} > {ALARM_RATIO} x long-run "
-                f"{self._baseline:.4g}",
-            )
-            self._alarm_count = 0
-            self._cooldown = RESEED_COOLDOWN
-
-    def _residual_seed(self) -> tuple[np.ndarray, int] | None:
-        """A new column from the positive residuals of the worst recent samples, and how many
-        of those residuals point the same way as the worst one (cosine >= 0.5)."""
-        if not self._recent:
-            return None
-        m, k = self._stats.m, len(self._component_ids)
-        worst = sorted(self._recent, key=lambda item: -item[2])[:WORST_SAMPLES]
-        self._stats.recompute_caches()
-        h = np.empty(k)
-        wh = np.empty(max(max(len(rows) for rows, _, _ in worst), 1))
-        residuals = []
-        solver = self._solver()
-        for rows, values, _ in worst:
-            self._divergence.solve_one(self._stats, rows, values, h, solver, wh[: rows.size])
-            positive = np.maximum(values - wh[: rows.size], 0.0)
-            if positive.sum() > 0:
-                dense = np.zeros(m)
-                dense[rows] = positive / positive.sum()
-                residuals.append(dense)
-        if not residuals:
-            return None
-        # Average the worst sample's residual with those that look like it (cosine >= 0.5), so
-        # that two different new communities are not blended into one seed.
-        stacked = np.array(residuals)
-        unit = stacked / np.linalg.norm(stacked, axis=1, keepdims=True)
-        alike = unit @ unit[0] >= 0.5
-        residual = stacked[alike].sum(axis=0)
-        column = residual / residual.sum()
-        if self._divergence.w_floor:
-            column = np.maximum(column, self._divergence.w_floor)
-            column /= column.sum()
-        return column, int(alike.sum())
+        shared = self._peers.shared_usage
+        choice = self._components.to_reseed(
+            window, stats.usage if shared is None else shared, shared is not None,
+            self._monitor.baseline, self.samples_learned >= self.memory_length)
+        if choice is not None:
+            self._reseed(*choice)
 
     def _reseed(self, j: int, reason: str) -> None:
         """Replace column j by the positive residual of the worst recent samples."""
-        seed = self._residual_seed()
+        seed = self._learner.residual_seed()
         if seed is None:
             return
-        self._divergence.seed(self._stats, j, seed[0], *self._divergence.seed_weights(self._stats))
-        old = self._component_ids[j]
-        new = self._next_id
-        self._next_id += 1
-        # a new list, never an in-place change: learn_one holds on to the ids h was solved for
-        self._component_ids = [*self._component_ids[:j], new, *self._component_ids[j + 1 :]]
-        for kind, component in (("retire", old), ("birth", new)):
-            self.events.append({"kind": kind, "sample": self.samples_learned,
-                                "component": component, "old": old, "new": new,
-                                "reason": reason})
+        self._components.replace(j, seed[0], reason, self.samples_learned)
         if self._hyper is not None:
             self._hyper.on_replace(j)
-        self._stats.recompute_caches()
-
-    # ------------------------------------------------------------------ rank changes
-    def _resize_columns(self, keep: np.ndarray, add: int) -> None:
-        """Keep the columns ``keep`` (in order) of every k-sized array and append ``add`` zero
-        columns: W, the statistics, the caches, the windows and the L1 vector."""
-        self._stats.resize_columns(keep, add)
-        l1 = np.take(self._l1, keep)
-        self._l1 = np.concatenate([l1, np.zeros(add)]) if add else l1
-
-    def _add_component(self, column: np.ndarray, reason: str) -> int:
-        """Append a new component (a new id) seeded with ``column``; return its id."""
-        usage, weight = self._divergence.seed_weights(self._stats)
-        k = len(self._component_ids)
-        self._resize_columns(np.arange(k), 1)
-        self._divergence.seed(self._stats, k, column, usage, weight)
-        new = self._next_id
-        self._next_id += 1
-        self._component_ids = [*self._component_ids, new]
-        if self._hyper is not None:
-            self._hyper.on_add()
-            hyper.emit(self, "grow", k, k + 1, reason, component=new)
-            self._hyper.update_penalties(self)
-        self._stats.recompute_caches()
-        return new
-
-    def _remove_component(self, j: int, reason: str) -> None:
-        """Retire column j: its id is never reused; the other columns keep theirs."""
-        k = len(self._component_ids)
-        old = self._component_ids[j]
-        self._resize_columns(np.delete(np.arange(k), j), 0)
-        self._component_ids = [c for c in self._component_ids if c != old]
-        if self._hyper is not None:
-            self._hyper.on_remove(j)
-            hyper.emit(self, "prune", k, k - 1, reason, component=old)
-            self._hyper.update_penalties(self)
-        self._stats.recompute_caches()
+        self._statistics.recompute_caches()
 
     # ------------------------------------------------------------------ shared dictionaries
     def export_statistics(self) -> dict[str, Any]:
@@ -783,9 +523,10 @@ class OnlineNMF:
 
         A dict of copies, rows keyed by feature name: ``features``, ``W``, ``B`` (the
         statistic of the rows at its true scale), ``usage`` (the forgetful sum of h),
-        ``A`` (beta = 2, k x k) or ``D`` (beta = 0, rows), ``n_eff``, ``samples_learned``,
-        ``beta`` and ``component_ids``. Peer statistics this model holds are not included,
-        so a peer that adds them counts each sample once. See :meth:`set_peer_statistics`.
+        ``A`` (beta = 2, k x k) or ``D`` (the MU denominator per row: beta not in 1, 2),
+        ``n_eff``, ``samples_learned``, ``beta`` and ``component_ids``. Peer statistics this
+        model holds are not included, so a peer that adds them counts each sample once. See
+        :meth:`set_peer_statistics`.
 
         >>> model = OnlineNMF(n_components=2, refresh_every=2, seed=0)
         >>> for x in [{"a": 5, "b": 1}, {"c": 4}, {"a": 6}, {"c": 5, "d": 1}]:
@@ -794,12 +535,11 @@ class OnlineNMF:
         >>> stats["features"], stats["B"].shape, stats["samples_learned"]
         (['a', 'b', 'c', 'd'], (4, 2), 4)
         """
-        stats: dict[str, Any] = {
-            "features": list(self._features), "beta": self.beta, **self._stats.export(),
-            "n_eff": float(self._stats.n_eff), "samples_learned": int(self.samples_learned),
-            "component_ids": list(self._component_ids),
+        return {
+            "features": self.features, "beta": self.beta, **self._statistics.export(),
+            "n_eff": float(self._statistics.n_eff), "samples_learned": int(self.samples_learned),
+            "component_ids": self.component_ids,
         }
-        return stats
 
     def set_peer_statistics(self, peers: Sequence[Mapping[str, Any]]) -> None:
         """Share the dictionary with peers: from the next refresh on, W is computed from this
@@ -827,144 +567,37 @@ class OnlineNMF:
         if peers and self._hyper is not None:
             raise ValueError("set_peer_statistics: the adaptive options (adapt_rank, "
                              "adapt_sparsity, adapt_forgetting) do not support peers")
-        checked = [self._check_peer(p, n) for n, p in enumerate(peers)]
-        self._register([name for features, _ in checked for name in features])
-        self._peers = []
-        for features, arrays in checked:
-            arrays["rows"] = np.array([self._index[name] for name in features], dtype=np.int64)
-            self._peers.append(arrays)
-
-    def _check_peer(self, peer: Mapping[str, Any], n: int) -> tuple[list, dict[str, Any]]:
-        """Validate one peer's statistics (nothing is changed before all are valid)."""
-        try:
-            known = self._index  # names already in the model were checked when they came
-            features = [f if type(f) is str and f in known else check_feature_name(f)
-                        for f in peer["features"]]
-            if len(set(features)) != len(features):
-                raise ValueError("duplicate feature names")
-            if float(peer["beta"]) != float(self.beta):
-                raise ValueError(f"beta={peer['beta']}, this model has beta={self.beta}")
-            usage = np.asarray(peer["usage"], dtype=np.float64)
-            k_p, m_p = usage.size, len(features)
-            shapes = {"W": (m_p, k_p), "usage": (k_p,)}
-            shapes.update({name: (m_p, k_p) for name in self._stats.layout.rows})
-            if self._stats.layout.gram:
-                shapes["A"] = (k_p, k_p)
-            arrays = {name: np.array(peer[name], dtype=np.float64) for name in shapes}
-            arrays["n_eff"] = float(peer["n_eff"])
-            for name, shape in shapes.items():
-                if arrays[name].shape != shape:
-                    raise ValueError(f"{name} has shape {arrays[name].shape}, expected {shape}")
-                if not np.all(np.isfinite(arrays[name])) or (
-                        name != "A" and np.any(arrays[name] < 0)):
-                    raise ValueError(f"{name} holds negative or non-finite values")
-            if not np.isfinite(arrays["n_eff"]) or arrays["n_eff"] < 0:
-                raise ValueError(f"n_eff={arrays['n_eff']!r}")
-        except (KeyError, TypeError, ValueError) as err:
-            detail = f"missing {err}" if isinstance(err, KeyError) else str(err)
-            raise ValueError(f"peer statistics #{n}: {detail}") from None
-        return features, arrays
-
-    def _add_peer_statistics(self) -> Totals:
-        """The statistics of this model plus its peers, in this model's columns, after
-        matching the peers' columns to ours (and merging ours where a peer brings a component
-        we lack; see :mod:`onlinenmf.sharing`)."""
-        stats = self._stats
-        m, k = stats.m, len(self._component_ids)
-
-        def full(peer: dict[str, Any], name: str) -> np.ndarray:
-            out = np.zeros((m, peer[name].shape[1]))
-            out[peer["rows"]] = peer[name]
-            return out
-
-        plan = sharing.plan_merge(stats.W[:m], stats.usage, [full(p, "W") for p in self._peers],
-                                  [p["usage"] for p in self._peers])
-        if not plan.identity:
-            self._merge_columns(plan)
-        own = stats.totals()
-        A, usage, n_eff = own.A.copy(), own.usage.copy(), own.n_eff
-        rows = {name: getattr(own, name).copy() for name in stats.layout.rows}
-        W_peers = np.zeros((m, k))
-        for peer, target in zip(self._peers, plan.peers):
-            M = np.zeros((target.size, k))
-            M[np.arange(target.size), target] = 1.0  # peer column -> our column
-            for name in rows:
-                rows[name][peer["rows"]] += peer[name] @ M
-            W_peers[peer["rows"]] += peer["W"] @ (M * peer["usage"][:, None])
-            usage += peer["usage"] @ M
-            n_eff += peer["n_eff"]
-            if stats.layout.gram:
-                A += M.T @ peer["A"] @ M
-        for j in plan.born:  # start a column new to us from the peers' profile
-            total = W_peers[:, j].sum()
-            if total > 0:
-                stats.W[:m, j] = W_peers[:, j] / total
-        self._shared_usage = usage
-        return Totals(A, rows["B"], rows.get("D", own.D), usage, n_eff)
-
-    def _merge_columns(self, plan: sharing.MergePlan) -> None:
-        """Move our statistics as the plan says (merged columns add up); the freed columns
-        get new ids, for components learned from peers."""
-        k = len(self._component_ids)
-        M = np.zeros((k, k))
-        M[np.arange(k), plan.own] = 1.0
-        self._stats.move_columns(M)
-        ids = list(self._component_ids)
-        for j, into in plan.merged:
-            old, new = ids[j], self._next_id
-            self._next_id += 1
-            ids[j] = new
-            for kind, component, reason in (
-                ("retire", old, f"merged into component {ids[into]} (shared dictionary)"),
-                ("birth", new, "learned from peers' statistics (shared dictionary)"),
-            ):
-                self.events.append({"kind": kind, "sample": self.samples_learned,
-                                    "component": component, "old": old, "new": new,
-                                    "reason": reason})
-        self._component_ids = ids
+        index = self._feature_index.index
+        checked = [Peers.check(peer, n, index, self.beta, self._statistics.layout)
+                   for n, peer in enumerate(peers)]
+        self._add_features([name for features, _ in checked for name in features])
+        self._peers.set(checked, index)
 
     # ------------------------------------------------------------------ read-only transforms
-    def _solve_readonly(self, indptr, indices, data, H) -> np.ndarray:
-        if self._stats.m == 0:
-            H[:] = 0.0
-            return np.zeros(indptr.size - 1)
-        for s in range(indptr.size - 1):
-            start, stop = indptr[s], indptr[s + 1]
-            if not H[s].any():
-                self._divergence.initial_h(data[start:stop], self._stats.colsum, H[s])
-        losses = self._divergence.solve_batch(self._stats, indptr, indices, data, H,
-                                              self._solver())
-        empty = np.diff(indptr) == 0
-        H[empty] = 0.0
-        return losses
-
     def transform_one(self, x: Mapping, warm_start: Mapping | None = None) -> dict[int, float]:
         """h for one sample against the current W, without learning. Unknown features are
         ignored; before any learning every weight is 0."""
         rows, values = self._sample_rows(x, register=False)
-        H = np.zeros((1, len(self._component_ids)))
+        H = np.zeros((1, len(self._components)))
         warm = self._warm_vector(warm_start, values)
         if warm is not None:
             H[0] = warm
-        self._solve_readonly(np.array([0, rows.size], dtype=np.int64), rows, values, H)
-        return self._as_dict(H[0])
+        self._learner.solve(np.array([0, rows.size], dtype=np.int64), rows, values, H)
+        return dict(zip(self._components.ids, map(float, H[0])))
 
     def transform_many(self, X, features: Sequence | None = None) -> np.ndarray:
         """H for a batch against the current W, without learning (n_samples x n_components)."""
         matrix = self._matrix_rows(X, features, register=False)
-        H = np.zeros((matrix.shape[0], len(self._component_ids)))
-        self._solve_readonly(matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64),
-                             matrix.data, H)
+        H = np.zeros((matrix.shape[0], len(self._components)))
+        self._learner.solve(matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64),
+                            matrix.data, H)
         return H
 
     def loss_one(self, x: Mapping) -> float:
         """The beta-divergence of a sample from its best reconstruction ``W h`` (read-only)."""
         rows, values = self._sample_rows(x, register=False)
-        H = np.zeros((1, len(self._component_ids)))
-        return float(self._solve_readonly(np.array([0, rows.size], np.int64), rows, values, H)[0])
-
-    def _as_dict(self, h: np.ndarray) -> dict[int, float]:
-        return {component: float(value) for component, value in zip(self._component_ids, h)}
+        H = np.zeros((1, len(self._components)))
+        return float(self._learner.solve(np.array([0, rows.size], np.int64), rows, values, H)[0])
 
     # ------------------------------------------------------------------ persistence
     def __eq__(self, other: object) -> bool:  # used by tests of bit-exact round trips
@@ -975,31 +608,24 @@ class OnlineNMF:
     __hash__ = None  # type: ignore[assignment]
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays, statistics = self._stats.state()
-        recent_rows = [r for r, _, _ in self._recent]
-        arrays.update({
-            "l1": self._l1,
-            "recent_lengths": np.array([len(r) for r in recent_rows], dtype=np.int64),
-            "recent_rows": np.concatenate(recent_rows) if recent_rows else np.zeros(0, np.int64),
-            "recent_values": (np.concatenate([v for _, v, _ in self._recent])
-                              if self._recent else np.zeros(0)),
-            "recent_losses": np.array([loss for _, _, loss in self._recent], dtype=np.float64),
-        })
+        """The snapshot's arrays and JSON metadata: each part's own state."""
+        arrays, statistics = self._statistics.state()
+        component_arrays, components = self._components.state()
+        recent, monitor = self._monitor.state()
+        arrays.update(component_arrays)
+        arrays.update(recent)
         meta = {
             "class": type(self).__name__,
             "params": self._params(),
-            "features": self._features,
+            "features": self._feature_index.names,
             "statistics": statistics,
-            "components": {"ids": self._component_ids, "next_id": self._next_id,
-                           "cooldown": self._cooldown},
-            "monitor": {"window_loss": self._window_loss, "window_abs": self._window_abs,
-                        "window_count": self._window_count, "baseline": self._baseline,
-                        "alarm_count": self._alarm_count},
+            "components": components,
+            "monitor": monitor,
             "stream": {"samples_learned": self.samples_learned,
                        "model_version": self.model_version,
                        "since_refresh": self._since_refresh, "initialised": self._initialised,
-                       "forget_factor": self._rho},
-            "events": self.events,
+                       "forget_factor": self._learner.rho},
+            "events": self._events.state(),
         }
         if self._hyper is not None:
             hyper_arrays, meta["hyper"] = self._hyper.state()
@@ -1037,46 +663,31 @@ class OnlineNMF:
 
     @classmethod
     def _from_state(cls, arrays, meta, source: str) -> OnlineNMF:
+        """A model from a verified snapshot (older formats upgraded first)."""
         arrays, meta = snapshot.upgrade(arrays, meta)
         if meta.get("class") != cls.__name__:
             raise snapshot.SnapshotError(
                 f"{source}: holds a {meta.get('class')}, not {cls.__name__}"
             )
         model = cls(**meta["params"])
-        features = [check_feature_name(f) for f in meta["features"]]
-        model._features = features
-        model._index = {name: i for i, name in enumerate(features)}
-        model._stats.restore(arrays, meta["statistics"])
-        model._l1 = arrays["l1"].copy()
-        components = meta["components"]
-        model._component_ids = [int(c) for c in components["ids"]]
-        model._next_id = int(components["next_id"])
-        model._cooldown = int(components["cooldown"])
-        monitor = meta["monitor"]
-        model._window_loss = float(monitor["window_loss"])
-        model._window_abs = float(monitor["window_abs"])
-        model._window_count = int(monitor["window_count"])
-        model._baseline = float(monitor["baseline"])
-        model._alarm_count = int(monitor["alarm_count"])
+        model._feature_index.restore(meta["features"])
+        model._statistics.restore(arrays, meta["statistics"])
+        model._components.restore(arrays, meta["components"])
+        model._monitor.restore(arrays, meta["monitor"])
         stream = meta["stream"]
         model.samples_learned = int(stream["samples_learned"])
         model.model_version = int(stream["model_version"])
         model._since_refresh = int(stream["since_refresh"])
         model._initialised = bool(stream["initialised"])
-        model._rho = float(stream["forget_factor"])
-        model.events = list(meta["events"])
+        model._learner.rho = float(stream["forget_factor"])
+        model._events[:] = EventLog.restore(meta["events"])
         if model._hyper is not None and "hyper" in meta:
             model._hyper.restore(arrays, meta["hyper"])
-        model._recent = deque(maxlen=model.buffer_size)
-        ends = np.cumsum(arrays["recent_lengths"])
-        for end, length, loss in zip(ends, arrays["recent_lengths"], arrays["recent_losses"]):
-            model._recent.append((arrays["recent_rows"][end - length : end].copy(),
-                                  arrays["recent_values"][end - length : end].copy(), float(loss)))
         return model
 
     def __repr__(self) -> str:
-        return (f"OnlineNMF(n_components={len(self._component_ids)}, beta={self.beta}, "
-                f"n_features={self._stats.m}, samples_learned={self.samples_learned})")
+        return (f"OnlineNMF(n_components={len(self._components)}, beta={self.beta}, "
+                f"n_features={self._statistics.m}, samples_learned={self.samples_learned})")
 
 
 PARAMETERS = (

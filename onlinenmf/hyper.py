@@ -3,9 +3,11 @@
 :class:`Reestimator` is owned by an :class:`~onlinenmf.engine.OnlineNMF` built with
 ``adapt_rank``, ``adapt_sparsity`` or ``adapt_forgetting``; the engine calls
 :meth:`Reestimator.on_refresh` at every dictionary refresh (never per sample, so the per-sample
-cost is unchanged) and re-estimation runs every ``reestimate_every`` refreshes. Each change of
-a value is an event in ``model.events``: ``{"kind", "sample", "time", "old", "new", "reason"}``
-(plus ``"component"`` for rank changes).
+cost is unchanged) and re-estimation runs every ``reestimate_every`` refreshes. It reads the
+model's public parameters and counters (:class:`Settings`) and acts through the model's parts
+(:class:`~onlinenmf.learner.Learner`, :class:`~onlinenmf.components.Components`); it imports
+no engine. Each change of a value is an :class:`~onlinenmf.events.Event` in ``model.events``
+(kind ``prune``, ``grow``, ``l1_h``, ``forget_factor`` or ``refit``).
 
 Rank (``adapt_rank``), a streaming form of automatic relevance determination (Tan & Fevotte
 2013, IEEE TPAMI 35(7)):
@@ -49,8 +51,9 @@ memory and held there while the model recovers (until the window loss is back un
 ``RECOVERED_RATIO`` times its floor, at most ``RECOVERY_LIMIT`` memory lengths). While it
 recovers, once the recent buffer holds only post-drift samples, each re-estimation refits W by
 batch multiplicative updates on that buffer, starting from the current W, and re-learns the
-buffer's statistics (``OnlineNMF._refit_recent``): online EM alone takes one step per refresh
-from statistics gathered under older dictionaries and unmixes overlapping components slowly
+buffer's statistics (:meth:`onlinenmf.learner.Learner.refit_recent`): online EM alone takes one
+step per refresh from statistics gathered under older dictionaries and unmixes overlapping
+components slowly
 (KL: about 1.6 times the oracle for ten memory lengths; with the refit, 1.02 after two).
 Afterwards the memory doubles whenever the samples seen since the recovery exceed it, up to
 ``SLOW_FACTOR`` times the user's memory, so a stationary stream ends with a long memory
@@ -82,13 +85,13 @@ Examples
 from __future__ import annotations
 
 import math
-import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:  # the engine owns a Reestimator; no import cycle at run time
-    from onlinenmf.engine import OnlineNMF
+from onlinenmf.components import Components
+from onlinenmf.events import EventLog
+from onlinenmf.learner import Learner
 
 #: A component is retired when its relevance share stays under this for ``prune_patience``
 #: consecutive re-estimations.
@@ -130,11 +133,46 @@ def _page_hinkley():
                        mode="up")
 
 
-class Reestimator:
-    """Re-estimation state of one model (see the module docstring for the rules)."""
+class Settings(Protocol):
+    """What the re-estimator reads of its model: public parameters and counters only."""
 
-    def __init__(self, model: OnlineNMF):
-        k = len(model.component_ids)
+    samples_learned: int
+    refresh_every: int
+    reestimate_every: int
+    buffer_size: int
+    adapt_rank: bool
+    adapt_sparsity: bool
+    adapt_forgetting: bool
+    prune_patience: int
+    ard_strength: float
+    l1_h: float
+
+    @property
+    def base_memory_length(self) -> float: ...
+
+    @property
+    def rank_bounds(self) -> tuple[int, int]: ...
+
+    @property
+    def n_features(self) -> int: ...
+
+
+class Reestimator:
+    """Re-estimation state of one model (see the module docstring for the rules).
+
+    It reads the model's parameters and counters (:class:`Settings`) and acts through the
+    model's parts: the learner (the forgetting in force, refits, residual seeds), the
+    components (births, retirements, re-seeding, the L1 weights in force), the statistics
+    (read) and the event log.
+    """
+
+    def __init__(self, model: Settings, learner: Learner, components: Components,
+                 events: EventLog):
+        self.model = model
+        self.learner = learner
+        self.components = components
+        self.events = events
+        k = len(components)
         self.relevance_sum = np.zeros(k)
         self.relevance_count = 0.0
         self.at_bound = np.zeros(k, dtype=np.int64)
@@ -205,57 +243,61 @@ class Reestimator:
         self.at_bound[j] = 0
 
     # -------------------------------------------------------------- the refresh hook
-    def relevance(self, model: OnlineNMF) -> np.ndarray:
+    def relevance(self) -> np.ndarray:
         """ARD relevance ``lambda_k = (S_k + b) / (N + a + 1)`` of every component."""
+        model = self.model
         n = self.relevance_count
         a = math.log(max(model.n_features + n, 3.0))
         mean = float(self.relevance_sum.mean()) / max(n, 1e-300) if self.relevance_sum.size else 0
         b = math.sqrt(max((a - 1.0) * (a - 2.0), 0.0) * mean / max(model.n_features, 1))
         return (self.relevance_sum + b) / (n + a + 1.0)
 
-    def on_refresh(self, model: OnlineNMF, window_loss: float, window_abs: float,
-                   window_count: int, window_usage: np.ndarray) -> None:
-        """Called by the engine after each refresh, before the windows are cleared."""
+    def on_refresh(self, window_loss: float, window_abs: float, window_count: int,
+                   window_usage: np.ndarray) -> None:
+        """Called by the engine after each refresh with the refresh window's mean relative
+        loss, sum of losses, sample count and sum of h."""
+        model = self.model
         base = min(model.base_memory_length, LONGEST_MEMORY)
         decay = (1.0 - 1.0 / max(0.5 * base, 1.0)) ** window_count
         self.relevance_sum = decay * self.relevance_sum + window_usage
         self.relevance_count = decay * self.relevance_count + window_count
         if model.adapt_forgetting and window_count and window_loss > 0:
-            self._watch_loss(model, math.log(window_loss))
+            self._watch_loss(math.log(window_loss))
             if self.recovering:
                 base = min(model.base_memory_length, LONGEST_MEMORY)
                 if (window_loss <= RECOVERED_RATIO * self.floor
                         or model.samples_learned - self.drift_at >= RECOVERY_LIMIT * base):
                     self.recovering = False
                 self.drift_sample = model.samples_learned  # the schedule restarts from here
-        self._track_floor(model, window_loss, window_count)
+        self._track_floor(window_loss, window_count)
         self.refreshes += 1
         if self.birth_cooldown > 0:
             self.birth_cooldown -= 1
         if self.refreshes % model.reestimate_every:
             return
         if model.adapt_forgetting:
-            self._set_memory(model)
+            self._set_memory()
             since = model.samples_learned - self.drift_at
             if self.recovering and since >= model.buffer_size:  # the buffer is post-drift
-                model._refit_recent()
+                self.learner.refit_recent()
                 self.refitted = True
                 self.above = 0  # judge births on windows learned after the refit
                 # the columns may have been repurposed: relevance restarts from the refit
-                stats = model._stats
+                stats = self.learner.statistics
                 if stats.n_eff > 0:
                     self.relevance_sum = stats.usage * (self.relevance_count / stats.n_eff)
                 self.at_bound[:] = 0
-                emit(model, "refit", window_loss, None,
-                     f"recovering from the drift at sample {self.drift_at}: W refined on the "
-                     f"{len(model._recent)} most recent samples")
+                self.emit("refit", window_loss, None,
+                          f"recovering from the drift at sample {self.drift_at}: W refined on "
+                          f"the {len(self.learner.monitor.recent)} most recent samples")
         if model.adapt_sparsity and window_count:
-            self._fit_sparsity(model, window_abs / window_count)
+            self._fit_sparsity(window_abs / window_count)
         if model.adapt_rank:
-            self._adapt_rank(model)
-        self.update_penalties(model)
+            self._adapt_rank()
+        self.update_penalties()
 
-    def _track_floor(self, model: OnlineNMF, window_loss: float, count: int) -> None:
+    def _track_floor(self, window_loss: float, count: int) -> None:
+        model = self.model
         if count == 0:
             return
         if self.floor < 0:
@@ -287,15 +329,16 @@ class Reestimator:
             self.inputs = kept
         return False
 
-    def _watch_loss(self, model: OnlineNMF, x: float) -> None:
+    def _watch_loss(self, x: float) -> None:
         if self._feed(x):
-            self.drift_sample = self.drift_at = model.samples_learned
+            self.drift_sample = self.drift_at = self.model.samples_learned
             self.recovering = True
             self.refitted = False
-            self._set_memory(model, reason="drift: Page-Hinkley detected a rise of the "
-                                           "prequential loss")
+            self._set_memory(reason="drift: Page-Hinkley detected a rise of the prequential "
+                                    "loss")
 
-    def _set_memory(self, model: OnlineNMF, reason: str | None = None) -> None:
+    def _set_memory(self, reason: str | None = None) -> None:
+        model = self.model
         base = model.base_memory_length
         fast = max(float(model.refresh_every), FAST_SHARE * min(base, LONGEST_MEMORY))
         slow = SLOW_FACTOR * base
@@ -305,52 +348,55 @@ class Reestimator:
             memory *= 2.0
         memory = min(memory, slow)
         rho = 1.0 if math.isinf(memory) else 1.0 - 1.0 / memory
-        if rho != model.current_forget_factor:
+        current = self.learner.rho
+        if rho != current:
             if reason is None:
                 reason = (f"stationary for {elapsed} samples: memory {memory:.4g} samples"
-                          if rho > model.current_forget_factor else
-                          f"memory {memory:.4g} samples")
-            emit(model, "forget_factor", model.current_forget_factor, rho, reason)
-            model._rho = rho
+                          if rho > current else f"memory {memory:.4g} samples")
+            self.emit("forget_factor", current, rho, reason)
+            self.learner.rho = rho
 
     # -------------------------------------------------------------- sparsity
-    def _fit_sparsity(self, model: OnlineNMF, mean_loss: float) -> None:
-        k = len(model.component_ids)
-        n = model._stats.n_eff
+    def _fit_sparsity(self, mean_loss: float) -> None:
+        k = len(self.components)
+        stats = self.learner.statistics
+        n = stats.n_eff
         if n <= 0 or k == 0:
             return
-        mean_h = float(model._stats.usage.sum()) / (n * k)
+        mean_h = float(stats.usage.sum()) / (n * k)
         if mean_h <= 0:
             return
-        noise = model._divergence.noise_scale(mean_loss, model.n_features)
+        noise = self.learner.divergence.noise_scale(mean_loss, self.model.n_features)
         new = float(noise / mean_h)
         old = self.l1_base
         if not math.isfinite(new) or (old > 0 and abs(new - old) <= 0.05 * old):
             return  # changes under 5 % are noise: not worth an event
         self.l1_base = new
-        emit(model, "l1_h", old, new,
-             f"empirical Bayes: exponential prior on h, mean activation {mean_h:.4g}")
+        self.emit("l1_h", old, new,
+                  f"empirical Bayes: exponential prior on h, mean activation {mean_h:.4g}")
 
     # -------------------------------------------------------------- rank
-    def _adapt_rank(self, model: OnlineNMF) -> None:
-        lam = self.relevance(model)
+    def _adapt_rank(self) -> None:
+        model, components = self.model, self.components
+        k_min, k_max = model.rank_bounds
+        lam = self.relevance()
         share = lam / max(float(lam.sum()), 1e-300)
         warm = self.relevance_count >= 0.5 * min(model.base_memory_length, LONGEST_MEMORY)
         low = share < PRUNE_SHARE
         self.at_bound = np.where(low, self.at_bound + 1, 0)
         if warm:
-            while len(model.component_ids) > model.rank_bounds[0]:
+            while len(components) > k_min:
                 candidates = np.flatnonzero(self.at_bound >= model.prune_patience)
                 if candidates.size == 0:
                     break
                 j = int(candidates[np.argmin(share[candidates])])
-                model._remove_component(j, f"relevance share {share[j]:.3g} < {PRUNE_SHARE} "
-                                           f"for {int(self.at_bound[j])} re-estimations")
+                self._retire(j, f"relevance share {share[j]:.3g} < {PRUNE_SHARE} for "
+                                f"{int(self.at_bound[j])} re-estimations")
                 share = np.delete(share, j)
         # After a drift, births wait for the first refit: it may repurpose old columns.
         settled = not (model.adapt_forgetting and self.recovering and not self.refitted)
         if self.above >= BIRTH_PATIENCE and self.birth_cooldown == 0 and settled:
-            seed = model._residual_seed()
+            seed = self.learner.residual_seed()
             if seed is None:
                 return
             column, similar = seed
@@ -358,30 +404,45 @@ class Reestimator:
                 return  # the residual looks like noise: a new component would fit noise
             reason = (f"loss alarm with structured residual ({similar} of the worst recent "
                       f"samples alike)")
-            if len(model.component_ids) < model.rank_bounds[1]:
-                model._add_component(column, reason)
-            else:
-                recent = self.relevance_sum
-                model._reseed(int(np.argmin(recent)), "at k_max: " + reason)
+            if len(components) < k_max:
+                self._bear(column, reason)
+            else:  # at k_max: the least relevant component makes room
+                j = int(np.argmin(self.relevance_sum))
+                components.replace(j, column, "at k_max: " + reason, model.samples_learned)
+                self.on_replace(j)
+                self.learner.statistics.recompute_caches()
             self.above = 0
             self.birth_cooldown = BIRTH_COOLDOWN
 
-    def update_penalties(self, model: OnlineNMF) -> None:
-        """The per-component L1 vector of the h-solve: base L1 plus the ARD weights."""
-        k = len(model.component_ids)
+    def _retire(self, j: int, reason: str) -> None:
+        k = len(self.components)
+        old = self.components.remove(j)
+        self.on_remove(j)
+        self.emit("prune", k, k - 1, reason, component=old)
+        self.update_penalties()
+        self.learner.statistics.recompute_caches()
+
+    def _bear(self, column: np.ndarray, reason: str) -> None:
+        k = len(self.components)
+        new = self.components.append(column)
+        self.on_add()
+        self.emit("grow", k, k + 1, reason, component=new)
+        self.update_penalties()
+        self.learner.statistics.recompute_caches()
+
+    def update_penalties(self) -> None:
+        """The per-component L1 weights in force: base L1 plus the ARD weights."""
+        k = len(self.components)
         l1 = np.full(k, self.l1_base)
-        if model.adapt_rank and self.relevance_count > 0 and k:
-            lam = self.relevance(model)
+        if self.model.adapt_rank and self.relevance_count > 0 and k:
+            lam = self.relevance()
             mean = float(lam.mean())
             if mean > 0:
-                scale = model._divergence.ard_scale(model._stats, lam)
-                l1 += model.ard_strength * scale * mean / np.maximum(lam, 1e-300)
-        model._l1 = l1
+                scale = self.learner.divergence.ard_scale(self.learner.statistics, lam)
+                l1 += self.model.ard_strength * scale * mean / np.maximum(lam, 1e-300)
+        self.components.l1 = l1
 
-
-def emit(model: OnlineNMF, kind: str, old: Any, new: Any, reason: str, **extra: Any) -> None:
-    """Append a re-estimation event to ``model.events``."""
-    event = {"kind": kind, "sample": model.samples_learned, "time": time.time(),
-             "old": old, "new": new, "reason": reason}
-    event.update(extra)
-    model.events.append(event)
+    def emit(self, kind: str, old: Any, new: Any, reason: str, **details: Any) -> None:
+        """Record a re-estimation event."""
+        self.events.emit(kind, self.model.samples_learned, old=old, new=new, reason=reason,
+                         **details)

@@ -18,15 +18,20 @@ not ours. So, before each refresh, the columns are matched (:func:`plan_merge`):
 
 A model's own statistics are never mixed with a peer's: the peer's are added at refresh time
 only, so when a peer publishes again, its new statistics replace its old ones, and nothing is
-counted twice.
+counted twice. :class:`Peers` holds a model's peers and adds them up at each refresh.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+
+from onlinenmf.divergences.base import Layout, Totals
+from onlinenmf.validation import check_feature_name
 
 #: Smallest cosine at which a peer's column is taken for one of ours.
 MIN_COSINE = 0.5
@@ -137,3 +142,92 @@ def _assign(groups, own_mass: np.ndarray, peer_sizes: list[int]) -> MergePlan:
             peers[p][i] = column
     merged.sort()
     return MergePlan(own, peers, merged, free[: len(orphans)])
+
+
+class Peers:
+    """The latest statistics of the models that share this one's dictionary (not part of
+    snapshots: the caller keeps them; see ``OnlineNMF.set_peer_statistics``)."""
+
+    def __init__(self) -> None:
+        self.peers: list[dict[str, Any]] = []
+        #: Own plus the peers' usage at the last refresh (None: no peers then).
+        self.shared_usage: np.ndarray | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.peers)
+
+    @staticmethod
+    def check(peer: Mapping[str, Any], n: int, known: Mapping, beta: float,
+              layout: Layout) -> tuple[list, dict[str, Any]]:
+        """Validate peer #n's statistics against this model's beta and statistics layout
+        (``known``: the feature names already in the model, checked when they came)."""
+        try:
+            features = [f if type(f) is str and f in known else check_feature_name(f)
+                        for f in peer["features"]]
+            if len(set(features)) != len(features):
+                raise ValueError("duplicate feature names")
+            if float(peer["beta"]) != float(beta):
+                raise ValueError(f"beta={peer['beta']}, this model has beta={beta}")
+            usage = np.asarray(peer["usage"], dtype=np.float64)
+            k_p, m_p = usage.size, len(features)
+            shapes = {"W": (m_p, k_p), "usage": (k_p,)}
+            shapes.update({name: (m_p, k_p) for name in layout.rows})
+            if layout.gram:
+                shapes["A"] = (k_p, k_p)
+            arrays = {name: np.array(peer[name], dtype=np.float64) for name in shapes}
+            arrays["n_eff"] = float(peer["n_eff"])
+            for name, shape in shapes.items():
+                if arrays[name].shape != shape:
+                    raise ValueError(f"{name} has shape {arrays[name].shape}, expected {shape}")
+                if not np.all(np.isfinite(arrays[name])) or (
+                        name != "A" and np.any(arrays[name] < 0)):
+                    raise ValueError(f"{name} holds negative or non-finite values")
+            if not np.isfinite(arrays["n_eff"]) or arrays["n_eff"] < 0:
+                raise ValueError(f"n_eff={arrays['n_eff']!r}")
+        except (KeyError, TypeError, ValueError) as err:
+            detail = f"missing {err}" if isinstance(err, KeyError) else str(err)
+            raise ValueError(f"peer statistics #{n}: {detail}") from None
+        return features, arrays
+
+    def set(self, checked: Sequence[tuple[list, dict[str, Any]]], index: Mapping) -> None:
+        """Replace the peers by checked ones whose features all have rows in ``index``."""
+        self.peers = []
+        for features, arrays in checked:
+            arrays["rows"] = np.array([index[name] for name in features], dtype=np.int64)
+            self.peers.append(arrays)
+
+    def totals(self, statistics, components, sample: int) -> Totals:
+        """The statistics of this model plus its peers, in this model's columns, after
+        matching the peers' columns to ours (and merging ours where a peer brings a component
+        we lack: ``components.merge``)."""
+        m, k = statistics.m, len(components)
+
+        def full(peer: dict[str, Any], name: str) -> np.ndarray:
+            out = np.zeros((m, peer[name].shape[1]))
+            out[peer["rows"]] = peer[name]
+            return out
+
+        plan = plan_merge(statistics.W[:m], statistics.usage,
+                          [full(p, "W") for p in self.peers], [p["usage"] for p in self.peers])
+        if not plan.identity:
+            components.merge(plan, sample)
+        own = statistics.totals()
+        A, usage, n_eff = own.A.copy(), own.usage.copy(), own.n_eff
+        rows = {name: getattr(own, name).copy() for name in statistics.layout.rows}
+        W_peers = np.zeros((m, k))
+        for peer, target in zip(self.peers, plan.peers):
+            M = np.zeros((target.size, k))
+            M[np.arange(target.size), target] = 1.0  # peer column -> our column
+            for name in rows:
+                rows[name][peer["rows"]] += peer[name] @ M
+            W_peers[peer["rows"]] += peer["W"] @ (M * peer["usage"][:, None])
+            usage += peer["usage"] @ M
+            n_eff += peer["n_eff"]
+            if statistics.layout.gram:
+                A += M.T @ peer["A"] @ M
+        for j in plan.born:  # start a column new to us from the peers' profile
+            total = W_peers[:, j].sum()
+            if total > 0:
+                statistics.W[:m, j] = W_peers[:, j] / total
+        self.shared_usage = usage
+        return Totals(A, rows["B"], rows.get("D", own.D), usage, n_eff)

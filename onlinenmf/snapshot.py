@@ -107,11 +107,11 @@ def _online_nmf_v1(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
     meta["statistics"] = {"m": scalars["_m"], "scale": scalars["_scale"],
                           "n_eff": scalars["_n_eff"]}
     meta["components"] = {"ids": meta.pop("component_ids"), "next_id": meta.pop("next_id"),
+                          "alarm_count": scalars["_alarm_count"],
                           "cooldown": scalars["_cooldown"]}
     meta["monitor"] = {"window_loss": scalars["_window_loss"],
                        "window_abs": scalars["_window_abs"],
-                       "window_count": scalars["_window_count"],
-                       "baseline": scalars["_baseline"], "alarm_count": scalars["_alarm_count"]}
+                       "window_count": scalars["_window_count"], "baseline": scalars["_baseline"]}
     meta["stream"] = {"samples_learned": scalars["samples_learned"],
                       "model_version": scalars["model_version"],
                       "since_refresh": scalars["_since_refresh"],

@@ -173,18 +173,51 @@ def _kl_loss(v, wh, colsum, h):
 
 
 @njit
+def _floor_h(h):
+    """Every entry of h at least H_FLOOR: no entry locks at zero under multiplicative steps."""
+    for j in range(h.shape[0]):
+        if h[j] < H_FLOOR:
+            h[j] = H_FLOOR
+
+
+@njit
+def _start_terms(h, l1, l2, numerator, denominator):
+    """The MU numerator at zero and the denominator at its penalty terms."""
+    for j in range(h.shape[0]):
+        numerator[j] = 0.0
+        denominator[j] = l1[j] + l2 * h[j]
+
+
+@njit
+def _mu_update(h, numerator, denominator, gamma):
+    """``h *= (numerator / denominator)^gamma``, floored; return (largest change, largest h)."""
+    max_change = 0.0
+    max_h = 0.0
+    for j in range(h.shape[0]):
+        new = h[j]
+        if denominator[j] > 0.0:
+            ratio = numerator[j] / denominator[j]
+            new = h[j] * (np.sqrt(ratio) if gamma == 0.5 else ratio**gamma)
+        if new < H_FLOOR:
+            new = H_FLOOR
+        change = abs(new - h[j])
+        h[j] = new
+        if change > max_change:
+            max_change = change
+        if new > max_h:
+            max_h = new
+    return max_change, max_h
+
+
+@njit
 def _is_mu(W, rows, v, h, l1, l2, max_iter, tol, wh, numerator, denominator):
     k = h.shape[0]
     n = rows.shape[0]
-    for j in range(k):
-        if h[j] < H_FLOOR:
-            h[j] = H_FLOOR
+    _floor_h(h)
     sweeps = 0
     for sweeps in range(1, max_iter + 1):
         _reconstruct(W, rows, h, wh)
-        for j in range(k):
-            numerator[j] = 0.0
-            denominator[j] = l1[j] + l2 * h[j]
+        _start_terms(h, l1, l2, numerator, denominator)
         for i in range(n):
             r = rows[i]
             inverse = 1.0 / wh[i]
@@ -192,21 +225,7 @@ def _is_mu(W, rows, v, h, l1, l2, max_iter, tol, wh, numerator, denominator):
             for j in range(k):
                 numerator[j] += W[r, j] * weighted
                 denominator[j] += W[r, j] * inverse
-        max_change = 0.0
-        max_h = 0.0
-        for j in range(k):
-            if denominator[j] > 0.0:
-                new = h[j] * np.sqrt(numerator[j] / denominator[j])
-            else:
-                new = h[j]
-            if new < H_FLOOR:
-                new = H_FLOOR
-            change = abs(new - h[j])
-            h[j] = new
-            if change > max_change:
-                max_change = change
-            if new > max_h:
-                max_h = new
+        max_change, max_h = _mu_update(h, numerator, denominator, 0.5)
         # MU steps shrink as they approach the optimum: a step of tol would stop far from it.
         if max_change <= 0.01 * tol * max_h:
             break
@@ -237,15 +256,11 @@ def _reconstruct_all(W, m, h, dense):
 def _beta_mu(W, m, rows, v, h, l1, l2, max_iter, tol, beta, gamma, dense, numerator,
              denominator):
     k = h.shape[0]
-    for j in range(k):
-        if h[j] < H_FLOOR:
-            h[j] = H_FLOOR
+    _floor_h(h)
     sweeps = 0
     for sweeps in range(1, max_iter + 1):
         _reconstruct_all(W, m, h, dense)
-        for j in range(k):
-            numerator[j] = 0.0
-            denominator[j] = l1[j] + l2 * h[j]
+        _start_terms(h, l1, l2, numerator, denominator)
         for f in range(m):  # every row: the zero entries of v are observed zeros
             power = dense[f] ** (beta - 1.0)
             for j in range(k):
@@ -255,20 +270,7 @@ def _beta_mu(W, m, rows, v, h, l1, l2, max_iter, tol, beta, gamma, dense, numera
             weighted = v[i] * dense[r] ** (beta - 2.0)
             for j in range(k):
                 numerator[j] += W[r, j] * weighted
-        max_change = 0.0
-        max_h = 0.0
-        for j in range(k):
-            new = h[j]
-            if denominator[j] > 0.0:
-                new = h[j] * (numerator[j] / denominator[j]) ** gamma
-            if new < H_FLOOR:
-                new = H_FLOOR
-            change = abs(new - h[j])
-            h[j] = new
-            if change > max_change:
-                max_change = change
-            if new > max_h:
-                max_h = new
+        max_change, max_h = _mu_update(h, numerator, denominator, gamma)
         if max_change <= 0.01 * tol * max_h:  # as for IS_MU: MU steps shrink near the optimum
             break
     _reconstruct_all(W, m, h, dense)

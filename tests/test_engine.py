@@ -110,7 +110,7 @@ def test_itakura_saito_handles_zeros_and_tiny_values():
 @pytest.mark.parametrize("beta", BETAS)
 def test_rows_outside_the_sample_are_untouched_between_refreshes(beta, small_stream):
     model = trained(beta, small_stream, n=420)  # 420 = mid-way between refreshes
-    stats = model._stats  # the stored arrays: what a sample writes (forgetting is lazy)
+    stats = model._statistics  # the stored arrays: what a sample writes (forgetting is lazy)
     before = {name: getattr(stats, name).copy() for name in ("W", "B", "D")}
     version = model.model_version
     x = {small_stream.features[0]: 7.0, small_stream.features[5]: 2.0, "brand-new": 1.0}

@@ -244,7 +244,7 @@ def test_uniform_l1_under_kl_only_rescales_h(small):
     model.learn_many(small.X[:300], features=small.features)
     x = small.sample(400)
     free = np.array(list(model.transform_one(x).values()))
-    model._l1 = np.full(3, 0.5)
+    model._components.l1 = np.full(3, 0.5)  # the L1 weights in force
     shrunk = np.array(list(model.transform_one(x).values()))
     assert np.allclose(shrunk, free / 1.5, rtol=1e-4, atol=1e-6)
 

@@ -1,0 +1,202 @@
+"""Learning from samples: h solved against W, statistics added with forgetting, the loss
+monitored; and W rebuilt from the recent samples (the first dictionary, refits after a drift).
+
+:class:`Learner` puts the model's parts to work for one sample or a mini-batch that all see the
+same W (the engine cuts batches at refresh boundaries): the divergence's compiled solver, the
+statistics (lazy forgetting: a sample writes only its own rows), the monitor (relative loss,
+recent samples). It holds the forgetting factor in force (re-estimated by
+:mod:`onlinenmf.hyper`).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from onlinenmf import dictionary
+from onlinenmf.components import Components
+from onlinenmf.divergences import Divergence, Solver
+from onlinenmf.monitor import Monitor
+from onlinenmf.statistics import Statistics
+
+#: Recent samples whose residuals seed a new column.
+WORST_SAMPLES = 10
+
+
+class SolverSettings(Protocol):
+    """The parameters the per-sample solve reads (at every call: they may be changed)."""
+
+    l2_h: float
+    max_iter: int
+    tol: float
+
+
+class Learner:
+    """Solve, accumulate, monitor; rebuild W from the recent samples."""
+
+    def __init__(self, divergence: Divergence, statistics: Statistics, monitor: Monitor,
+                 components: Components, settings: SolverSettings, forget_factor: float):
+        self.divergence = divergence
+        self.statistics = statistics
+        self.monitor = monitor
+        self.components = components
+        self.settings = settings
+        #: The forgetting factor in force (the user's, unless re-estimated).
+        self.rho = float(forget_factor)
+
+    def solver(self) -> Solver:
+        settings = self.settings
+        return Solver(self.components.l1, float(settings.l2_h), int(settings.max_iter),
+                      float(settings.tol))
+
+    # -------------------------------------------------------------- learning
+    def learn_one(self, rows: np.ndarray, values: np.ndarray, h: np.ndarray,
+                  warm: bool) -> float:
+        """One sample in one compiled call (the per-sample hot path: a few numpy calls of
+        overhead would cost more than the solve itself); h is solved in place."""
+        stats = self.statistics
+        rho = self.rho
+        scale = stats.scale * rho
+        loss, norm = self.divergence.learn_sample(stats, rows, values, h, self.solver(),
+                                                  1.0 / scale, rho, warm)
+        stats.scale = scale
+        stats.n_eff = rho * stats.n_eff + 1.0
+        self.monitor.record_one(rows, values, loss, norm)
+        return loss
+
+    def learn_segment(self, indptr, indices, data, H, warm) -> np.ndarray:
+        """Samples that all see the same W (no refresh inside); return their losses."""
+        count = indptr.size - 1
+        base = indptr[0]
+        local_indptr = indptr - base
+        rows = indices[base : indptr[-1]]
+        values = data[base : indptr[-1]]
+        rho = self.rho
+        scales = self.statistics.scale * rho ** np.arange(1, count + 1)
+        losses = self.divergence.learn_batch(self.statistics, local_indptr, rows, values, H,
+                                             self.solver(), 1.0 / scales, warm)
+        self.statistics.add_batch(H, rho, scales)
+        self.monitor.record_many(local_indptr, rows, values, losses,
+                                 self.divergence.normalisers(local_indptr, values))
+        return losses
+
+    def solve(self, indptr, indices, data, H) -> np.ndarray:
+        """H for a CSR batch against the current W, read-only; rows of H that are zero get a
+        cold start, the others are warm starts. Returns the losses."""
+        stats = self.statistics
+        if stats.m == 0:
+            H[:] = 0.0
+            return np.zeros(indptr.size - 1)
+        for s in range(indptr.size - 1):
+            if not H[s].any():
+                self.divergence.initial_h(data[indptr[s] : indptr[s + 1]], stats.colsum, H[s])
+        losses = self.divergence.solve_batch(stats, indptr, indices, data, H, self.solver())
+        H[np.diff(indptr) == 0] = 0.0
+        return losses
+
+    def warm_start(self, h: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """A caller's h made a usable start: positive where the solver needs it."""
+        if not self.divergence.positive_h:
+            return h
+        cold = np.empty_like(h)
+        self.divergence.initial_h(values, self.statistics.colsum, cold)
+        return np.maximum(h, 1e-3 * cold)
+
+    # -------------------------------------------------------------- W from the recent samples
+    def can_initialise(self) -> bool:
+        """Enough non-empty recent samples to start W from the data (one per component)."""
+        return self.monitor.non_empty() >= len(self.components)
+
+    def initialise(self, init: str) -> None:
+        """The first dictionary, from the recent samples instead of the random initial rows.
+
+        The random rows are only there so that the first samples get an h at all; EM-like
+        updates started from them can settle in poor local optima (components that blend
+        communities). So W starts from k diverse recent samples (``init="samples"``) or from
+        their mean profile and the residuals of k-1 of them (``init="core"``), is refined by
+        batch NMF on the buffer, and the buffered samples are re-learned against it, replacing
+        the statistics gathered under the random one.
+        """
+        samples, used, V = self.monitor.matrix()
+        k = len(self.components)
+        start = (dictionary.core_columns(V, k) if init == "core"
+                 else dictionary.sample_columns(V, k))
+        refined = dictionary.batch_fit(V, start + 1e-3 * start.mean(), self.divergence)
+        stats = self.statistics
+        stats.W[: stats.m] = self.divergence.w_floor
+        stats.W[used] = refined
+        dictionary.normalise_columns(stats.W[: stats.m])
+        stats.recompute_caches()
+        self.relearn(samples)
+        stats.recompute_caches()
+
+    def refit_recent(self) -> None:
+        """Refine W by batch NMF on the recent samples, starting from the current W, and
+        re-learn their statistics under it (after a drift, see :mod:`onlinenmf.hyper`).
+
+        Online EM takes one step per refresh from statistics gathered under older
+        dictionaries, so components that overlap unmix slowly after a drift; a hundred
+        multiplicative steps on the recent samples do it at once. Ids stay as they are.
+        """
+        if len(self.monitor.recent) < len(self.components):
+            return
+        samples, used, V = self.monitor.matrix()
+        stats = self.statistics
+        refined = dictionary.batch_fit(V, stats.W[used], self.divergence)
+        old = stats.W[used].sum(axis=0)
+        new = refined.sum(axis=0)
+        # keep each column's mass on the rows the buffer does not cover
+        stats.W[used] = refined * np.where(new > 0, old / np.maximum(new, 1e-300), 0.0)
+        dictionary.normalise_columns(stats.W[: stats.m])
+        stats.recompute_caches()
+        self.relearn(samples)
+        stats.recompute_caches()
+
+    def relearn(self, samples: list) -> None:
+        """Forget the statistics and re-learn the samples against the current W, weighted by
+        the forgetting in force as if they had just streamed by."""
+        self.statistics.reset()
+        count = len(samples)
+        lengths = np.array([len(rows) for rows, _, _ in samples], dtype=np.int64)
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        rows = np.concatenate([rows for rows, _, _ in samples]).astype(np.int64)
+        values = np.concatenate([values for _, values, _ in samples])
+        H = np.zeros((count, len(self.components)))
+        weights = self.rho ** np.arange(count - 1, -1, -1, dtype=np.float64)
+        self.divergence.learn_batch(self.statistics, indptr, rows, values, H, self.solver(),
+                                    weights, np.zeros(count, dtype=np.bool_))
+        self.statistics.set_learned(H, weights)
+
+    def residual_seed(self) -> tuple[np.ndarray, int] | None:
+        """A new column from the positive residuals of the worst recent samples, and how many
+        of those residuals point the same way as the worst one (cosine >= 0.5)."""
+        if not self.monitor.recent:
+            return None
+        stats = self.statistics
+        worst = self.monitor.worst(WORST_SAMPLES)
+        stats.recompute_caches()
+        h = np.empty(len(self.components))
+        wh = np.empty(max(max(len(rows) for rows, _, _ in worst), 1))
+        solver = self.solver()
+        residuals = []
+        for rows, values, _ in worst:
+            self.divergence.solve_one(stats, rows, values, h, solver, wh[: rows.size])
+            positive = np.maximum(values - wh[: rows.size], 0.0)
+            if positive.sum() > 0:
+                dense = np.zeros(stats.m)
+                dense[rows] = positive / positive.sum()
+                residuals.append(dense)
+        if not residuals:
+            return None
+        # Average the worst sample's residual with those that look like it (cosine >= 0.5), so
+        # that two different new communities are not blended into one seed.
+        stacked = np.array(residuals)
+        unit = stacked / np.linalg.norm(stacked, axis=1, keepdims=True)
+        alike = unit @ unit[0] >= 0.5
+        residual = stacked[alike].sum(axis=0)
+        column = residual / residual.sum()
+        if self.divergence.w_floor:
+            column = np.maximum(column, self.divergence.w_floor)
+            column /= column.sum()
+        return column, int(alike.sum())
