@@ -10,8 +10,10 @@ checkpoint, one JSON object::
 so two runs can be compared without loading any Python object. With several workers'
 checkpoints it prints ``{"checkpoints": [object, ...], "frontier": {...}}`` (``frontier``:
 per partition the largest next offset, where a new owner resumes), unless ``--worker``
-picks one. ``--verify`` re-reads the state blobs, checks their checksums and recomputes
-W's digest from the model itself.
+picks one. Every checkpoint is verified (its state blobs re-read against their
+checksums, W's digest recomputed from the model itself): a damaged file is a one-line error
+and exit status 1, never a healthy-looking report. ``--no-verify`` reads the headers only
+(fast, trusts the file); ``--verify`` is accepted for compatibility (it is the default).
 """
 
 from __future__ import annotations
@@ -34,11 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                help="checkpoint directory")
     parser.add_argument("--worker", default=None, help="only this worker's checkpoint")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--verify", action="store_true",
-                        help="verify blob checksums and recompute W's digest from the model")
+    parser.add_argument("--verify", dest="verify", action="store_true", default=True,
+                        help="verify blob checksums and recompute W's digest from the model "
+                             "(the default; kept for compatibility)")
+    parser.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="read the headers only: faster, but a damaged file goes unseen")
 
 
-def describe(path: Path, verify: bool = False) -> dict[str, Any]:
+def describe(path: Path, verify: bool = True) -> dict[str, Any]:
     """The inspect record of one checkpoint file."""
     header = read_header(path)
     summary = header["summary"]
@@ -62,11 +67,14 @@ def describe(path: Path, verify: bool = False) -> dict[str, Any]:
         if "model" in ckpt.blobs or "tracker" in ckpt.blobs:
             from consumers.microbiome import model_from_blobs, w_sha256
 
-            model = model_from_blobs(ckpt.blobs, source=str(path))
+            try:
+                model = model_from_blobs(ckpt.blobs, source=str(path))
+            except ValueError as err:  # a snapshot the engine refuses (SnapshotError)
+                raise CheckpointError(str(err)) from err
             digest = w_sha256(model.W)
             if digest != out["w_sha256"]:
                 raise CheckpointError(f"{path}: W digest {digest} differs from its header")
-            out["verified"] = True
+        out["verified"] = True
     return out
 
 

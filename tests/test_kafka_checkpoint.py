@@ -3,6 +3,7 @@ and the microbiome application's state round trip (the basis of crash consistenc
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from consumers.checkpoint import Checkpoint, CheckpointError, CheckpointStore
 from consumers.loop import Source
 from consumers.messages import encode_sample
 from consumers.microbiome import MicrobiomeApp
+from onlinenmf.cli import main
 
 
 def test_write_read_round_trip(tmp_path):
@@ -157,3 +159,41 @@ def test_engine_refusal_is_a_rejected_dead_letter_and_leaves_no_trace():
     assert isinstance(info.value.__cause__, ValueError)
     del app.tracker.learn_one
     assert app.snapshot() == before
+
+
+def _flip_byte_inside(path, blob: bytes) -> None:
+    """Flip one bit in the middle of ``blob``'s bytes in the (stored, uncompressed) archive."""
+    data = bytearray(path.read_bytes())
+    at = bytes(data).find(blob)
+    assert at >= 0
+    data[at + len(blob) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_inspect_verifies_by_default(tmp_path, capsys):
+    """Issue 10, defect 6: a flipped byte in a state blob is an error without --verify."""
+    app = MicrobiomeApp(model_params={"n_components": 3, "refresh_every": 10, "seed": 0})
+    app.restore(None)
+    for i, payload in enumerate(_stream(40)):
+        app.process(app.decode(payload), Source("t", 0, i, None, None, "w"))
+    blobs = app.snapshot()
+    store = CheckpointStore(tmp_path, "w1")
+    store.write(Checkpoint(offsets={"t:0": 40}, learned={"t:0": 40}, summary=app.summary(),
+                           blobs=blobs))
+    healthy = store.path.read_bytes()
+    _flip_byte_inside(store.path, blobs["tracker"])
+    for flags in ([], ["--json"], ["--verify"]):
+        assert main(["inspect", "--checkpoint-dir", str(tmp_path), *flags]) == 1, flags
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        lines = captured.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("onlinenmf inspect: ")
+        assert str(store.path) in lines[0] and "state/tracker" in lines[0]
+    # --no-verify reads the headers only (and says so by leaving 'verified' out)
+    assert main(["inspect", "--checkpoint-dir", str(tmp_path), "--json", "--no-verify"]) == 0
+    assert "verified" not in json.loads(capsys.readouterr().out)
+
+    store.path.write_bytes(healthy)
+    assert main(["inspect", "--checkpoint-dir", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["verified"] is True
+
