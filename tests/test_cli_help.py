@@ -30,13 +30,13 @@ def test_help_reads_as_command_line_help(command, capsys):
     assert found is None, f"{command} --help shows {found.group(0)!r}: {text[:2000]}"
 
 
-@pytest.mark.parametrize("command", ["produce", "report"])
-def test_help_of_the_data_commands_has_examples(command, capsys):
+@pytest.mark.parametrize(("command", "said"), [
+    ("broker", "bootstrap address"), ("produce", "collection_date"), ("report", "taxonomy.tsv")])
+def test_help_of_the_user_facing_commands_has_examples(command, said, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
     text = capsys.readouterr().out
-    assert "examples:\n  onlinenmf " + command in text
-    assert "--table" in text if command == "produce" else "--taxonomy" in text
+    assert "examples:\n  onlinenmf " + command in text and said in text
 
 
 def test_plain_help_removes_doctests_and_markup():
