@@ -136,9 +136,16 @@ class CheckpointStore:
         self._sequence: int | None = None
 
     def lock(self) -> None:
-        """Take an exclusive lock on this worker id (released on exit, even on SIGKILL)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / f"{self.worker}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        """Take an exclusive lock on this worker id (released on exit, even on SIGKILL).
+
+        Also makes sure checkpoints can be written here (:meth:`check_writable`): a worker
+        must not learn and emit anything it could never checkpoint.
+        """
+        self.check_writable()
+        try:
+            fd = os.open(self.directory / f"{self.worker}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise self._unwritable(err) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -148,6 +155,28 @@ class CheckpointStore:
                 "give each consumer its own --worker-id"
             ) from None
         self._lock_fd = fd
+
+    def check_writable(self) -> None:
+        """Create the directory if needed and write, fsync and remove a probe file in it,
+        as :meth:`write` would; raise :class:`CheckpointError` if that fails."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=f".{self.worker}.", suffix=".probe",
+                                         dir=self.directory)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(probe)
+        except OSError as err:
+            raise self._unwritable(err) from None
+
+    def _unwritable(self, err: OSError) -> CheckpointError:
+        reason = err.strerror or str(err)
+        return CheckpointError(
+            f"checkpoint directory {self.directory} is not writable ({reason}): "
+            "give a writable --checkpoint-dir"
+        )
 
     def unlock(self) -> None:
         """Release the lock taken by :meth:`lock`."""

@@ -18,6 +18,15 @@ from consumers.loop import Source
 from consumers.messages import encode_sample
 from consumers.microbiome import MicrobiomeApp
 from onlinenmf.cli import main
+from tests.kafka_broker import (
+    FAST_GROUP_FLAGS,
+    create_topic,
+    produce,
+    read_topic,
+    run_cli,
+    synthetic_messages,
+    unique,
+)
 
 
 def test_write_read_round_trip(tmp_path):
@@ -197,3 +206,46 @@ def test_inspect_verifies_by_default(tmp_path, capsys):
     assert main(["inspect", "--checkpoint-dir", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["verified"] is True
 
+
+def _unwritable_dir(tmp_path):
+    """A checkpoint directory this process cannot write: a read-only directory holding a
+    previous run's lock file (as the issue found it) or, where permissions do not bind
+    (root), a path under a regular file."""
+    directory = tmp_path / "read-only"
+    directory.mkdir()
+    (directory / "w.lock").touch()
+    directory.chmod(0o555)
+    try:
+        (directory / "probe").touch()
+    except PermissionError:
+        return directory
+    (directory / "probe").unlink()
+    directory.chmod(0o755)
+    blocker = tmp_path / "a-regular-file"
+    blocker.write_text("not a directory")
+    return blocker / "checkpoints"
+
+
+def test_unwritable_checkpoint_dir_is_refused_when_locking(tmp_path):
+    directory = _unwritable_dir(tmp_path)
+    with pytest.raises(CheckpointError, match="is not writable .*--checkpoint-dir"):
+        CheckpointStore(directory, "w").lock()
+
+
+def test_consume_refuses_unwritable_checkpoint_dir_before_consuming(kafka_broker, tmp_path):
+    """Issue 10, defect 7: found at start (one line, exit 2), not at the first checkpoint
+    after records were learned and their outputs emitted."""
+    bootstrap = kafka_broker.bootstrap
+    topic = create_topic(bootstrap, unique("ro"))
+    out_topic = create_topic(bootstrap, topic + ".out")
+    produce(bootstrap, topic, synthetic_messages(200, seed=7))
+    directory = _unwritable_dir(tmp_path)
+    done = run_cli("consume", "microbiome", "--bootstrap-servers", bootstrap, "--topic", topic,
+                   "--group", unique("g"), "--checkpoint-dir", str(directory),
+                   "--worker-id", "w", "--output-topic", out_topic, "--model-topic", "",
+                   "--exit-when-idle", "3", "--checkpoint-every", "50", *FAST_GROUP_FLAGS)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("onlinenmf consume")]
+    assert len(lines) == 1 and str(directory) in lines[0] and "not writable" in lines[0]
+    assert read_topic(bootstrap, out_topic, idle=1.0) == []  # nothing learned nor emitted
