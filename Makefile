@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: demo test bench lint clean mutation
+.PHONY: demo test bench lint clean mutation kafka
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m onlinenmf.cli demo
 
+# Apache Kafka for `onlinenmf broker --apache` and the Kafka tests: its jars, pinned in
+# consumers/apache-kafka/pom.xml, fetched once with Maven into ~/.cache/onlinenmf (needs
+# Java 17+ to run; ONLINENMF_CACHE_DIR moves the cache).
+kafka: $(STAMP)
+	$(PY) -m consumers.apache_kafka fetch
+
+# The Kafka tests run against Tansu and Apache Kafka (ONLINENMF_TEST_BROKERS picks); without
+# Java the fetch only warns and the Apache Kafka cases skip, saying why.
 test: $(STAMP)
 	$(PY) -m ruff check onlinenmf consumers tests benchmarks
+	$(PY) -m consumers.apache_kafka fetch --optional
 	$(PY) -m pytest
 
 bench: $(STAMP)
@@ -32,7 +41,8 @@ bench: $(STAMP)
 # test paths); the rest of the configuration is [tool.cosmic-ray] in pyproject.toml. It runs in
 # a copy of the working tree, because cosmic-ray rewrites the source files in place; the session
 # (mutation.sqlite) and the report (report.txt, survivors with their diffs) stay there.
-# Numba stays on: each mutant recompiles only the mutated module, and the tests run compiled.
+# Numba stays on, with an empty cache for every mutant: numba checks a cached kernel against
+# its own file only, so a kernel calling into a mutated module would run stale code.
 MUTATION_DIR ?= /tmp/onlinenmf-mutation
 MUTATE ?=
 MUTATION_TESTS ?=
@@ -46,12 +56,14 @@ $(MUTATION_STAMP): $(STAMP)
 mutation: $(MUTATION_STAMP)
 	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)
 	tar -cf - --exclude=__pycache__ onlinenmf consumers tests pyproject.toml | tar -xf - -C $(MUTATION_DIR)
-	cd $(MUTATION_DIR) && $(CR)/python -c 'import sys, tomllib, toml; \
+	cd $(MUTATION_DIR) && $(CR)/python -c 'import shlex, sys, tomllib, toml; \
 	    config = tomllib.load(open("pyproject.toml", "rb"))["tool"]["cosmic-ray"]; \
 	    modules, tests, python = sys.argv[1:]; \
 	    config["module-path"] = modules.split() or config["module-path"]; \
 	    runner, flag, paths = config["test-command"].partition("--doctest-modules"); \
-	    config["test-command"] = python + runner.removeprefix("python") + flag + " " + (tests or paths); \
+	    command = python + runner.removeprefix("python") + flag + " " + (tests or paths); \
+	    config["test-command"] = "sh -c " + shlex.quote( \
+	        "rm -rf numba-cache && NUMBA_CACHE_DIR=numba-cache exec " + command); \
 	    toml.dump({"cosmic-ray": config}, open("cosmic-ray.toml", "w"))' \
 	    "$(MUTATE)" "$(MUTATION_TESTS)" "$(CR)/python"
 	cd $(MUTATION_DIR) && PYTHONPATH=$(MUTATION_DIR) $(CR)/python -c 'import onlinenmf, sys; \

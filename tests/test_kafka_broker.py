@@ -1,5 +1,7 @@
-"""The embedded broker: it serves kafka-python and confluent-kafka, and `onlinenmf broker`
-prints its address and stops cleanly on SIGTERM."""
+"""The test brokers (Tansu and Apache Kafka): they serve kafka-python and confluent-kafka,
+the outage tests' control API (kill, stop, start on the same port, pause) works on both,
+and `onlinenmf broker` prints its address and stops cleanly on SIGTERM (its Apache Kafka
+variant: tests/test_apache_kafka.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import socket
 import subprocess
 
 import confluent_kafka as ck
+import pytest
+from confluent_kafka.admin import AdminClient
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from consumers.broker import EmbeddedBroker, free_port
@@ -97,3 +101,39 @@ def test_broker_command_prints_address_and_stops_on_sigterm():
             proc.kill()
             proc.wait()
     wait_for(lambda: not _port_open(port), timeout=10, what="the port to close")
+
+
+def _topics(bootstrap: str) -> set[str]:
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    return set(admin.list_topics(timeout=30).topics)
+
+
+def test_broker_control_keeps_the_address(private_broker):
+    """The control API the outage tests use, on both brokers: a broker killed or stopped
+    comes back on its port, with its data if it is persistent (Apache Kafka) or empty
+    (Tansu), empty on request; a paused broker answers nothing until resumed."""
+    broker = private_broker
+    bootstrap = broker.bootstrap
+    port = int(bootstrap.rsplit(":", 1)[1])
+    topic = create_topic(bootstrap, unique("ctl"))
+    acked = produce(bootstrap, topic, [(None, b"%d" % i) for i in range(100)])
+
+    broker.kill()
+    wait_for(lambda: not _port_open(port), timeout=30, what="the killed broker's port to close")
+    broker.start()
+    assert (topic in _topics(bootstrap)) == broker.persistent
+    if broker.persistent:  # every acknowledged record survived the SIGKILL
+        got = read_topic(bootstrap, topic, 100, idle=0.5)
+        assert [(m.partition(), m.offset()) for m in got] == acked
+
+    broker.stop()
+    assert not _port_open(port)
+    broker.start(empty=True)
+    assert topic not in _topics(bootstrap)
+
+    broker.pause()
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    with pytest.raises(ck.KafkaException):
+        admin.list_topics(timeout=2)
+    broker.resume()
+    assert isinstance(_topics(bootstrap), set)

@@ -85,7 +85,10 @@ def test_survivor_takes_over_from_last_checkpoint(kafka_broker, tmp_path, how):
         by_worker[rec["worker"]][f"{topic}:{rec['source']['partition']}"].append(
             rec["source"]["offset"])
     for key in b_parts:
-        assert min(by_worker["A"][key]) == ckpt_b.offsets[key]
+        # (A may have read the partition before B joined too: on Apache Kafka the first
+        # member of the group gets every partition at once, on Tansu both join together)
+        after_b = [o for o in by_worker["A"][key] if o >= min(by_worker["B"][key])]
+        assert min(after_b) == ckpt_b.offsets[key]
 
     # and no input offset lacks an output
     missing = set(produced) - set(_sources(outputs.messages))
