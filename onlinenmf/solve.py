@@ -290,14 +290,14 @@ def _beta_loss(m, rows, v, dense, beta):
 
 
 @njit
-def solve_sample(div, W, m, rows, v, G, colsum, h, solver, wh, work_a, work_b, dense):
+def solve_sample(kernel, beta, gamma, W, m, rows, v, G, colsum, h, l1, l2, max_iter, tol, wh,
+                 work_a, work_b, dense):
     """Solve h in place for one sample; return its loss. ``wh`` receives (W h) on ``rows``.
 
-    ``div`` = (kernel, beta, gamma) of the divergence; ``solver`` = (l1, l2, max_iter, tol);
-    ``dense`` is scratch of m entries for ``BETA_MU`` (empty for the other kernels).
+    ``kernel``, ``beta``, ``gamma`` are the divergence's (scalars, not a tuple: the dispatch
+    of a compiled call is faster); ``dense`` is scratch of m entries for ``BETA_MU`` (empty
+    for the other kernels).
     """
-    kernel, beta, gamma = div
-    l1, l2, max_iter, tol = solver
     if kernel == HALS:
         _hals(W, rows, v, G, h, l1, l2, max_iter, tol, work_a)
         _reconstruct(W, rows, h, wh)
@@ -331,7 +331,7 @@ def initial_h(kernel, v, colsum, h):
 
 
 @njit
-def accumulate_sample(div, W, m, rows, v, h, wh, dense, weight, B, D):
+def accumulate_sample(kernel, beta, gamma, W, m, rows, v, h, wh, dense, weight, B, D):
     """Add one sample's sufficient statistics, multiplied by ``weight``.
 
     HALS (Mairal et al. 2010): ``B[rows] += v h^T``; A is updated by the caller (k x k).
@@ -341,7 +341,6 @@ def accumulate_sample(div, W, m, rows, v, h, wh, dense, weight, B, D):
     every row for BETA_MU; for KL_NEWTON it is the same for every row, so the caller keeps it
     as one k-vector (the usage).
     """
-    kernel, beta, gamma = div
     k = h.shape[0]
     for i in range(rows.shape[0]):
         r = rows[i]
@@ -393,20 +392,21 @@ def _workspace(indptr, k):
 
 
 @njit
-def solve_batch(div, W, m, indptr, indices, data, G, colsum, H, solver, losses, dense):
+def solve_batch(kernel, beta, gamma, W, m, indptr, indices, data, G, colsum, H, l1, l2,
+                max_iter, tol, losses, dense):
     """Solve every row of a CSR batch (rows already mapped to dictionary rows), read-only on W."""
     wh, work_a, work_b = _workspace(indptr, H.shape[1])
     for s in range(indptr.shape[0] - 1):
         start, stop = indptr[s], indptr[s + 1]
         losses[s] = solve_sample(
-            div, W, m, indices[start:stop], data[start:stop], G, colsum, H[s], solver,
-            wh[: stop - start], work_a, work_b, dense,
+            kernel, beta, gamma, W, m, indices[start:stop], data[start:stop], G, colsum, H[s],
+            l1, l2, max_iter, tol, wh[: stop - start], work_a, work_b, dense,
         )
 
 
 @njit
-def learn_batch(div, W, m, indptr, indices, data, G, colsum, H, solver, losses, weights, B, D,
-                warm, dense):
+def learn_batch(kernel, beta, gamma, W, m, indptr, indices, data, G, colsum, H, l1, l2,
+                max_iter, tol, losses, weights, B, D, warm, dense):
     """Solve each row of a CSR batch, then add its statistics with its weight (W is fixed)."""
     wh, work_a, work_b = _workspace(indptr, H.shape[1])
     for s in range(indptr.shape[0] - 1):
@@ -414,15 +414,16 @@ def learn_batch(div, W, m, indptr, indices, data, G, colsum, H, solver, losses, 
         rows = indices[start:stop]
         v = data[start:stop]
         if not warm[s]:
-            initial_h(div[0], v, colsum, H[s])
-        losses[s] = solve_sample(div, W, m, rows, v, G, colsum, H[s], solver,
-                                 wh[: stop - start], work_a, work_b, dense)
-        accumulate_sample(div, W, m, rows, v, H[s], wh[: stop - start], dense, weights[s], B, D)
+            initial_h(kernel, v, colsum, H[s])
+        losses[s] = solve_sample(kernel, beta, gamma, W, m, rows, v, G, colsum, H[s], l1, l2,
+                                 max_iter, tol, wh[: stop - start], work_a, work_b, dense)
+        accumulate_sample(kernel, beta, gamma, W, m, rows, v, H[s], wh[: stop - start], dense,
+                          weights[s], B, D)
 
 
 @njit
-def learn_sample(div, W, m, rows, v, G, colsum, h, solver, weight, B, D, A, usage,
-                 window_usage, rho, warm, wh, work_a, work_b, dense):
+def learn_sample(kernel, beta, gamma, W, m, rows, v, G, colsum, h, l1, l2, max_iter, tol, weight,
+                 B, D, A, usage, window_usage, rho, warm, wh, work_a, work_b, dense):
     """One sample, fused (the ``learn_one`` fast path): solve h, add the row statistics with
     ``weight``, decay-and-add the k-sized ones (``usage``; ``A`` when the divergence keeps it,
     i.e. when it is not empty) with ``rho``.
@@ -431,9 +432,10 @@ def learn_sample(div, W, m, rows, v, G, colsum, h, solver, weight, B, D, A, usag
     and the normaliser of the relative loss (:func:`_normaliser`).
     """
     if not warm:
-        initial_h(div[0], v, colsum, h)
-    loss = solve_sample(div, W, m, rows, v, G, colsum, h, solver, wh, work_a, work_b, dense)
-    accumulate_sample(div, W, m, rows, v, h, wh, dense, weight, B, D)
+        initial_h(kernel, v, colsum, h)
+    loss = solve_sample(kernel, beta, gamma, W, m, rows, v, G, colsum, h, l1, l2, max_iter, tol,
+                        wh, work_a, work_b, dense)
+    accumulate_sample(kernel, beta, gamma, W, m, rows, v, h, wh, dense, weight, B, D)
     k = h.shape[0]
     for j in range(k):
         usage[j] = rho * usage[j] + h[j]
@@ -442,4 +444,4 @@ def learn_sample(div, W, m, rows, v, G, colsum, h, solver, weight, B, D, A, usag
         for i in range(k):
             for j in range(k):
                 A[i, j] = rho * A[i, j] + h[i] * h[j]
-    return loss, _normaliser(div[0], div[1], v)
+    return loss, _normaliser(kernel, beta, v)

@@ -15,8 +15,7 @@ import numpy as np
 from onlinenmf import dictionary, solve
 from onlinenmf.divergence import beta_divergence
 
-#: Placeholder for a statistic the divergence does not keep (the kernels take every array).
-NOTHING = np.zeros((0, 0))
+#: The scratch of the kernels that need none (never written: it is empty).
 NO_SCRATCH = np.zeros(0)
 #: Share of the mean statistics given to a re-seeded column (its pseudo-statistics).
 SEED_SHARE = 0.01
@@ -87,8 +86,6 @@ class Divergence:
         self.beta = float(beta)
         self.gamma = mu_exponent(self.beta)
         self.layout = Layout({"B": 1.0 - 1.0 / self.gamma, "D": 1.0}, gram=False)
-        #: What the compiled kernels receive: (kernel, beta, gamma).
-        self.spec = (int(self.kernel), self.beta, self.gamma)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(beta={self.beta:g})"
@@ -129,9 +126,10 @@ class Divergence:
         k-sized ones with ``rho``; return (loss, normaliser of the relative loss)."""
         k = h.size
         return solve.learn_sample(
-            self.spec, stats.W, stats.m, rows, values, stats.G, stats.colsum, h, solver,
-            weight, stats.B, stats.D, stats.A, stats.usage, stats.window_usage, rho, warm,
-            np.empty(rows.size), np.empty(k), np.empty(k), self.scratch(stats.m),
+            self.kernel, self.beta, self.gamma, stats.W, stats.m, rows, values, stats.G,
+            stats.colsum, h, *solver, weight, stats.B, stats.D, stats.A, stats.usage,
+            stats.window_usage, rho, warm, np.empty(rows.size), np.empty(k), np.empty(k),
+            self.scratch(stats.m),
         )
 
     def learn_batch(self, stats: Any, indptr, indices, data, H, solver: Solver, weights,
@@ -139,25 +137,25 @@ class Divergence:
         """Solve every row of a CSR batch against the same W and add its row statistics with
         its weight; return the losses (the k-sized statistics are the caller's)."""
         losses = np.empty(indptr.size - 1)
-        solve.learn_batch(self.spec, stats.W, stats.m, indptr, indices, data, stats.G,
-                          stats.colsum, H, solver, losses, weights, stats.B, stats.D, warm,
-                          self.scratch(stats.m))
+        solve.learn_batch(self.kernel, self.beta, self.gamma, stats.W, stats.m, indptr, indices,
+                          data, stats.G, stats.colsum, H, *solver, losses, weights, stats.B,
+                          stats.D, warm, self.scratch(stats.m))
         return losses
 
     def solve_batch(self, stats: Any, indptr, indices, data, H, solver: Solver) -> np.ndarray:
         """Solve every row of a CSR batch, read-only; H holds warm starts (or zeros)."""
         losses = np.empty(indptr.size - 1)
-        solve.solve_batch(self.spec, stats.W, stats.m, indptr, indices, data, stats.G,
-                          stats.colsum, H, solver, losses, self.scratch(stats.m))
+        solve.solve_batch(self.kernel, self.beta, self.gamma, stats.W, stats.m, indptr, indices,
+                          data, stats.G, stats.colsum, H, *solver, losses, self.scratch(stats.m))
         return losses
 
     def solve_one(self, stats: Any, rows, values, h, solver: Solver, wh) -> float:
         """Solve h for one sample from a cold start; ``wh`` receives (W h) on ``rows``."""
         k = h.size
         self.initial_h(values, stats.colsum, h)
-        return solve.solve_sample(self.spec, stats.W, stats.m, rows, values, stats.G,
-                                  stats.colsum, h, solver, wh, np.empty(k), np.empty(k),
-                                  self.scratch(stats.m))
+        return solve.solve_sample(self.kernel, self.beta, self.gamma, stats.W, stats.m, rows,
+                                  values, stats.G, stats.colsum, h, *solver, wh, np.empty(k),
+                                  np.empty(k), self.scratch(stats.m))
 
     # -------------------------------------------------------------- the dictionary
     def update_dictionary(self, W: np.ndarray, totals: Totals, l1: float, l2: float,

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from onlinenmf import dictionary, solve
-from onlinenmf.divergences.base import SEED_SHARE, Divergence, Layout, Totals
+from onlinenmf.divergences.base import NO_SCRATCH, SEED_SHARE, Divergence, Layout, Totals
 
 
 class Frobenius(Divergence):
@@ -42,7 +42,7 @@ class Frobenius(Divergence):
         return 0.5 * np.bincount(owner, weights=values * values, minlength=indptr.size - 1)
 
     def scratch(self, m: int) -> np.ndarray:
-        return np.zeros(0)
+        return NO_SCRATCH
 
     def update_dictionary(self, W: np.ndarray, totals: Totals, l1: float, l2: float,
                           sweeps: int) -> None:

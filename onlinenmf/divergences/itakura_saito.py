@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from onlinenmf import solve
-from onlinenmf.divergences.base import Divergence
+from onlinenmf.divergences.base import NO_SCRATCH, Divergence
 
 
 class ItakuraSaito(Divergence):
@@ -40,7 +40,7 @@ class ItakuraSaito(Divergence):
         return np.diff(indptr).astype(np.float64)
 
     def scratch(self, m: int) -> np.ndarray:
-        return np.zeros(0)
+        return NO_SCRATCH
 
     def batch_context(self, V: np.ndarray) -> Any:
         return (V > 0).astype(np.float64)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from onlinenmf import solve
-from onlinenmf.divergences.base import Divergence, Layout, Totals
+from onlinenmf.divergences.base import NO_SCRATCH, Divergence, Layout, Totals
 
 
 class KullbackLeibler(Divergence):
@@ -39,7 +39,7 @@ class KullbackLeibler(Divergence):
         return np.bincount(owner, weights=values, minlength=indptr.size - 1)
 
     def scratch(self, m: int) -> np.ndarray:
-        return np.zeros(0)
+        return NO_SCRATCH
 
     def denominator(self, totals: Totals) -> np.ndarray:
         return totals.usage
