@@ -5,6 +5,13 @@
 
 SIGTERM or SIGINT: the record in hand is finished, a last checkpoint is written and
 committed, and the consumer leaves its group (a second SIGINT aborts at once).
+
+Exit status: 0 done (stopped, or idle for ``--exit-when-idle`` seconds with a broker
+answering); 2 the checkpoint directory is unusable (unwritable, corrupt, another worker's
+lock) or the options are; 3 no broker answered, or outputs stayed unacknowledged, for
+``--broker-timeout`` seconds (nothing unacknowledged was checkpointed); 4 a partition's log
+does not hold the offset the checkpoint resumes from (a recreated topic, a broker that lost
+its data: the message names the partition and both offsets). 1 is a crash.
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kafka.errors import KafkaConfigurationError
+
 from consumers.checkpoint import CheckpointError
-from consumers.loop import ConsumerLoop, LoopConfig
+from consumers.loop import EXIT_SETUP, ConsumerLoop, LoopConfig
 from consumers.messages import DEFAULT_MAX_BYTES, DEFAULT_MAX_FEATURES
 from consumers.metrics import ConsumerMetrics
 from consumers.options import (
@@ -111,6 +120,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--flush-timeout", type=float, default=10.0,
                help="seconds to wait for output acknowledgements before a checkpoint is "
                     "postponed (input paused meanwhile)")
+    add_option(parser, "--broker-timeout", type=float, default=LoopConfig.broker_timeout,
+               help="seconds without an answer from any broker, or with outputs "
+                    "unacknowledged, before the consumer gives up (exit status 3)")
     add_option(parser, "--max-message-bytes", type=int, default=DEFAULT_MAX_BYTES,
                help="the largest record read or written: larger input messages are "
                     "dead-lettered (cut to fit), and it is the producer's max_request_size "
@@ -163,6 +175,7 @@ def loop_config(args: argparse.Namespace, topics: list[str]) -> LoopConfig:
         max_inflight=args.max_inflight,
         flush_timeout=args.flush_timeout,
         max_message_bytes=args.max_message_bytes,
+        broker_timeout=args.broker_timeout,
         consumer_config=settings,
         producer_config=security_settings(settings),
     )
@@ -174,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     if args.share_dictionary and args.kind != "microbiome":
         print("onlinenmf consume: --share-dictionary is for the microbiome stream only",
               file=sys.stderr)
-        return 2
+        return EXIT_SETUP
     (topic, output, model), factory = APPLICATIONS[args.kind]
     args.topic = args.topic or topic
     args.output_topic = output if args.output_topic is None else args.output_topic
@@ -194,6 +207,6 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _stop)
     try:
         return loop.run()
-    except CheckpointError as err:
+    except (CheckpointError, KafkaConfigurationError) as err:  # e.g. an unknown -X setting
         print(f"onlinenmf consume: {err}", file=sys.stderr)
-        return 2
+        return EXIT_SETUP

@@ -34,6 +34,14 @@ same loop, and inherit its correctness contract:
   the group membership alive) instead of buffering without bound.
 - SIGTERM/SIGINT (:meth:`ConsumerLoop.stop`): the record in hand is finished, then a
   last checkpoint and commit, then the consumer leaves the group.
+- Broker loss: when no broker has answered, or outputs have stayed unacknowledged, for
+  ``broker_timeout`` seconds, the loop leaves without a checkpoint (its work since the last
+  one is redone) and :meth:`ConsumerLoop.run` returns :data:`EXIT_BROKER_LOST`. An idle
+  stream is told from a silent broker by asking the group coordinator (``committed``).
+- A partition whose log ends before the offset the checkpoint resumes from (a recreated
+  topic, a broker that lost its data; seen in the fetch responses' high watermark, which
+  Tansu reports correctly, or as Kafka's OffsetOutOfRange: there is no automatic offset
+  reset) is refused: :data:`EXIT_OFFSETS_NOT_IN_LOG`, never a silent jump.
 """
 
 from __future__ import annotations
@@ -53,7 +61,14 @@ from kafka import (
     OffsetAndMetadata,
     TopicPartition,
 )
-from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
+from kafka.errors import (
+    KafkaError,
+    KafkaTimeoutError,
+    LogTruncationError,
+    MessageSizeTooLargeError,
+    OffsetOutOfRangeError,
+    RecordListTooLargeError,
+)
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from consumers.checkpoint import Checkpoint, CheckpointStore, tp_key
@@ -61,7 +76,9 @@ from consumers.messages import DEFAULT_MAX_BYTES, BadMessage
 from consumers.metrics import ConsumerMetrics
 
 __all__ = ["Application", "LoopConfig", "ConsumerLoop", "Result", "Source", "DLT_HEADERS",
-           "dead_letter_record", "record_size"]
+           "dead_letter_record", "record_size",
+           "LoopAbort", "EXIT_OK", "EXIT_SETUP", "EXIT_BROKER_LOST",
+           "EXIT_OFFSETS_NOT_IN_LOG"]
 
 log = logging.getLogger("onlinenmf.consumer")
 
@@ -131,6 +148,31 @@ def dead_letter_record(
     return key, value, headers
 
 
+#: Exit statuses of ``onlinenmf consume`` (consumers/README.md lists them; 1 is a crash)
+EXIT_OK = 0
+#: the setup is unusable: the options, or the checkpoint directory (unwritable, locked by
+#: another worker, a corrupt file)
+EXIT_SETUP = 2
+#: no broker answered, or outputs stayed unacknowledged, for ``broker_timeout`` seconds
+EXIT_BROKER_LOST = 3
+#: the log of a partition does not hold the offset the checkpoint resumes from
+EXIT_OFFSETS_NOT_IN_LOG = 4
+
+
+class LoopAbort(RuntimeError):
+    """The loop cannot go on: it leaves without a checkpoint and exits with ``status``."""
+
+    status = 1
+
+
+class BrokerLost(LoopAbort):
+    status = EXIT_BROKER_LOST
+
+
+class OffsetsNotInLog(LoopAbort):
+    status = EXIT_OFFSETS_NOT_IN_LOG
+
+
 @dataclass(frozen=True)
 class Source:
     """Where an input record came from (carried into output records)."""
@@ -190,6 +232,9 @@ class LoopConfig:
     poll_timeout: float = 0.5
     max_inflight: int = 20_000
     flush_timeout: float = 10.0
+    #: seconds without an answer from any broker (or with outputs unacknowledged) before
+    #: the loop gives up with EXIT_BROKER_LOST; also the wait for the first connection
+    broker_timeout: float = 180.0
     dlt_suffix: str = ".DLT"
     #: the largest record read or written (``--max-message-bytes``): the producer's
     #: ``max_request_size``, and the consumer's fetch sizes admit it (the application's
@@ -259,6 +304,10 @@ class ConsumerLoop:
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
         self._last_activity = time.monotonic()
+        self._broker_seen = time.monotonic()  # a broker last answered (records, probe)
+        self._stalled_since: float | None = None  # checkpoints failing since
+        self._aborted = False  # leaving without a checkpoint (LoopAbort)
+        self._consumer_config: dict[str, Any] = {}
         self._epoch = 0  # +1 whenever positions or state jump (assignment, rollback)
         # Futures of output records not yet seen acknowledged, oldest first. Checked from
         # the main thread only (no callbacks: they cost more than the send itself).
@@ -271,7 +320,9 @@ class ConsumerLoop:
         self._children: dict[TopicPartition, tuple[Any, Any]] = {}
         self._output_children: dict[str, Any] = {}
         self._paused = False
-        self._ever_assigned = False
+        # True from an assignment to the next revocation or loss (False: not in the group
+        # yet, or in a rebalance, as after a broker restart: not an idle stream)
+        self._settled = False
         self._dlt_partitions: dict[str, int | None] = {}
         self._last_version: float | None = None
         self.checkpoints_written = 0
@@ -285,27 +336,61 @@ class ConsumerLoop:
         self._stopping = True
 
     def run(self) -> int:
-        """Consume until :meth:`stop` (or ``exit_when_idle``); return an exit status."""
+        """Consume until :meth:`stop` (or ``exit_when_idle``); return an exit status:
+        :data:`EXIT_OK`, :data:`EXIT_BROKER_LOST` or :data:`EXIT_OFFSETS_NOT_IN_LOG` (the
+        reason logged as one line). An unusable checkpoint directory raises CheckpointError.
+        """
         self.store.lock()
+        try:
+            self._consume()
+        except LoopAbort as err:
+            self._aborted = True
+            log.error("%s", err)
+            return err.status
+        finally:
+            self._close()
+            self.store.unlock()
+        return EXIT_OK
+
+    def _consume(self) -> None:
+        """Restore, connect, loop, write the last checkpoint; LoopAbort if it cannot."""
         try:
             self._restore()
             self._open()
             assert self.consumer is not None
             self.consumer.subscribe(self.config.topics, listener=_Listener(self))
-            self._last_activity = time.monotonic()
+            self._last_activity = self._broker_seen = time.monotonic()
             while not self._stopping:
                 self._poll_once()
-                idle = self.config.exit_when_idle
-                if idle is not None and not self._ever_assigned:
-                    idle = max(idle, 30.0)  # joining a group can take a while on a busy host
-                if idle is not None and time.monotonic() - self._last_activity > idle:
-                    log.info("no records for %.1f s: exiting", idle)
+                self._check_broker()
+                if self._idle():
                     break
-            self._final_checkpoint()
-        finally:
-            self._close()
-            self.store.unlock()
-        return 0
+        except KafkaTimeoutError as err:
+            # a client that gave up waiting for a broker: the first connection, or a
+            # producer replaced while none answers
+            raise BrokerLost(f"no Kafka broker at {self.config.bootstrap_servers} answered: "
+                             f"{err}; check --bootstrap-servers") from None
+        if not self._final_checkpoint():
+            raise BrokerLost("could not write the final checkpoint (outputs not "
+                             "acknowledged): the work since the last one will be redone")
+
+    def _idle(self) -> bool:
+        """True when ``exit_when_idle`` has come: no record for that long, input not paused,
+        and the broker answering now that every owned partition's log ends at the next
+        offset (a silent broker, or one that lost the log, is not an idle stream)."""
+        idle = self.config.exit_when_idle
+        if idle is None or self._paused:
+            return False
+        if not self._settled:
+            idle = max(idle, 30.0)  # joining a group can take a while on a busy host
+        if time.monotonic() - self._last_activity <= idle:
+            return False
+        ends = self._log_ends()  # raises OffsetsNotInLog
+        if ends is None or any(end > self._next[tp_key(tp.topic, tp.partition)]
+                               for tp, end in ends.items()):
+            return False  # no answer, or records are waiting after all
+        log.info("no records for %.1f s: exiting", idle)
+        return True
 
     def _open(self) -> None:
         cfg = self.config
@@ -314,13 +399,17 @@ class ConsumerLoop:
             "group_id": cfg.group_id,
             "client_id": f"onlinenmf-{cfg.worker_id}",
             "enable_auto_commit": False,
-            # Tansu answers "latest offset" lookups wrongly; 'earliest' is also what a model
-            # that must learn everything it is credited with wants.
-            "auto_offset_reset": "earliest",
+            # No automatic reset: every partition is positioned explicitly (_seek: the
+            # checkpoint's offset, or the beginning), and an offset the log does not hold
+            # must stop the loop (OffsetsNotInLog), not jump to 'earliest' (learning twice)
+            # or 'latest' (skipping; Tansu answers such lookups wrongly anyway).
+            "auto_offset_reset": "none",
             "max_poll_records": cfg.max_poll_records,
+            "bootstrap_timeout_ms": int(cfg.broker_timeout * 1000),
             **cfg.fetch_settings(),
         }
         consumer_config.update(cfg.consumer_config)
+        self._consumer_config = consumer_config
         self.consumer = KafkaConsumer(**consumer_config)
         self.producer = self._new_producer()
 
@@ -338,6 +427,8 @@ class ConsumerLoop:
         return KafkaProducer(**producer_config)
 
     def _close(self) -> None:
+        # After a LoopAbort, outputs still buffered are past the last checkpoint: not waited for
+        producer_timeout = 0 if self._aborted else self.config.flush_timeout
         if self.consumer is not None:
             try:
                 # Fires on_partitions_revoked: nothing is dirty after the final checkpoint.
@@ -346,7 +437,7 @@ class ConsumerLoop:
                 log.warning("closing the consumer: %s", err)
         if self.producer is not None:
             try:
-                self.producer.close(timeout=self.config.flush_timeout)
+                self.producer.close(timeout=producer_timeout)
             except Exception as err:
                 log.warning("closing the producer: %s", err)
 
@@ -389,7 +480,10 @@ class ConsumerLoop:
 
     def checkpoint(self) -> bool:
         """Write a checkpoint now if anything changed; False if it could not be written."""
+        if self._aborted:
+            return False
         if not self._dirty:
+            self._stalled_since = None
             return True
         assert self.producer is not None
         start = time.perf_counter()
@@ -397,6 +491,7 @@ class ConsumerLoop:
             self.producer.flush(timeout=self.config.flush_timeout)
         except KafkaError as err:
             log.warning("outputs not acknowledged, checkpoint postponed: %s", err)
+            self._stalled()
             return False
         self._prune(everything=True)
         if self._send_errors != self._errors_at_checkpoint:
@@ -404,6 +499,7 @@ class ConsumerLoop:
             # produced it must be processed again, so the state goes back with them.
             self._replace_producer()
             self._rollback("output records were not delivered")
+            self._stalled()
             return False
         ckpt = Checkpoint(
             offsets=dict(self._next),
@@ -415,6 +511,7 @@ class ConsumerLoop:
         )
         path = self.store.write(ckpt)
         self._dirty = False
+        self._stalled_since = None
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
         self.checkpoints_written += 1
@@ -450,16 +547,163 @@ class ConsumerLoop:
                 self.metrics.commit_seconds.observe(time.perf_counter() - start)
         return True
 
-    def _final_checkpoint(self) -> None:
-        for _ in range(3):
-            if self._checkpoint_and_commit():
-                return
-        log.error("could not write the final checkpoint: work since the last one will be redone")
+    def _final_checkpoint(self) -> bool:
+        # a failed attempt may have rolled back (undelivered outputs): the next one then
+        # finds nothing to save
+        return any(self._checkpoint_and_commit() for _ in range(3))
+
+    def _stalled(self) -> None:
+        """Note that a checkpoint failed (the stall is bounded by ``broker_timeout``)."""
+        if self._stalled_since is None:
+            self._stalled_since = time.monotonic()
+
+    # ----------------------------------------------------------------- broker loss
+    @property
+    def _probe_every(self) -> float:
+        """Seconds of silence before the broker is asked whether it is there."""
+        return max(0.5, min(5.0, self.config.broker_timeout / 4))
+
+    def _probe(self) -> bool:
+        """Ask the group coordinator for a committed offset: a round trip that needs a live
+        broker and coordinator, answered however idle the stream. True if it answered."""
+        assert self.consumer is not None
+        owned = sorted(self._owned)
+        tp = owned[0] if owned else TopicPartition(self.config.topics[0], 0)
+        try:
+            self.consumer.committed(tp, timeout_ms=int(self._probe_every * 1000))
+        except KafkaError as err:
+            log.debug("no answer from the broker: %s", err)
+            return False
+        self._broker_seen = time.monotonic()
+        return True
+
+    def _check_broker(self) -> None:
+        """Raise BrokerLost when no broker answered, or checkpoints kept failing with work
+        unsaved, for longer than ``broker_timeout``."""
+        limit = self.config.broker_timeout
+        if time.monotonic() - self._broker_seen > self._probe_every:
+            self._probe()
+        now = time.monotonic()
+        if now - self._broker_seen > limit:
+            raise BrokerLost(
+                f"no Kafka broker at {self.config.bootstrap_servers} answered for "
+                f"{now - self._broker_seen:.0f} s (--broker-timeout {limit:g}): exiting "
+                "without a checkpoint; the work since the last one will be redone")
+        if self._stalled_since is not None and self._dirty and now - self._stalled_since > limit:
+            raise BrokerLost(
+                f"outputs not acknowledged by {self.config.bootstrap_servers} for "
+                f"{now - self._stalled_since:.0f} s (--broker-timeout {limit:g}): exiting "
+                "without a checkpoint; the work since the last one will be redone")
+
+    def _check_log_end(self) -> None:
+        """Raise OffsetsNotInLog when an owned partition's log ends before the next offset
+        to read. The high watermark comes from fetch responses of the current assignment
+        (kafka-python drops it with the partition), so it is never another owner's stale one.
+        """
+        assert self.consumer is not None
+        for tp in self._owned:
+            high = self.consumer.highwater(tp)
+            offset = self._next.get(tp_key(tp.topic, tp.partition))
+            if high is not None and offset is not None and high < offset:
+                raise self._not_in_log(tp, offset, start=None, end=high)
+
+    def _log_ends(self) -> dict[TopicPartition, int] | None:
+        """The log end of every owned partition with a known next offset, as the broker
+        answers it now (None: no answer); raises OffsetsNotInLog if one ends before it."""
+        positions = {tp: self._next[tp_key(tp.topic, tp.partition)] for tp in self._owned
+                     if tp_key(tp.topic, tp.partition) in self._next}
+        if not positions:
+            return {} if self._probe() else None
+        ends = self._fresh_high_watermarks(positions)
+        if ends is None:
+            return None
+        self._broker_seen = time.monotonic()
+        for tp, end in ends.items():
+            if end < positions[tp]:
+                raise self._not_in_log(tp, positions[tp], start=None, end=end)
+        return ends
+
+    def _fresh_high_watermarks(
+        self, positions: dict[TopicPartition, int]
+    ) -> dict[TopicPartition, int] | None:
+        """High watermarks from one fetch at ``positions`` by a group-less consumer (None:
+        no answer in time). The loop's own may predate an outage (kafka-python keeps them
+        until a fetch succeeds), and Tansu answers end-offset lookups wrongly."""
+        timeout = self._probe_every
+        try:
+            checker = KafkaConsumer(**{
+                **self._consumer_config, "group_id": None, "enable_auto_commit": False,
+                "client_id": f"onlinenmf-{self.config.worker_id}-check",
+                "bootstrap_timeout_ms": int(timeout * 1000)})
+        except KafkaError:
+            return None
+        try:
+            checker.assign(list(positions))
+            for tp, offset in positions.items():
+                checker.seek(tp, offset)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                ends = {tp: checker.highwater(tp) for tp in positions}
+                if all(end is not None for end in ends.values()):
+                    return ends
+                try:
+                    checker.poll(timeout_ms=200)
+                except (OffsetOutOfRangeError, LogTruncationError) as err:
+                    raise self._out_of_range(err) from None
+            return None
+        finally:
+            try:
+                checker.close(autocommit=False, timeout_ms=1000)
+            except Exception as err:  # closing must not mask the answer
+                log.warning("closing the log-end checker: %s", err)
+
+    def _out_of_range(self, err: KafkaError) -> OffsetsNotInLog:
+        """OffsetsNotInLog from kafka-python's OffsetOutOfRange/LogTruncation error (Kafka
+        answers a fetch outside the log so; Tansu returns nothing and the high watermark)."""
+        assert self.consumer is not None
+        positions = err.args[0] if err.args and isinstance(err.args[0], dict) else {}
+        if not positions:
+            return OffsetsNotInLog(f"the broker holds no record at the next offset: {err}")
+        tp = sorted(positions)[0]
+        offset = self._next.get(tp_key(tp.topic, tp.partition))
+        if offset is None:
+            offset = getattr(positions[tp], "offset", positions[tp])
+        timeout = int(self._probe_every * 1000)
+        try:  # real Kafka answers these lookups correctly (Tansu never gets here)
+            start = self.consumer.beginning_offsets([tp], timeout_ms=timeout)[tp]
+            end = self.consumer.end_offsets([tp], timeout_ms=timeout)[tp]
+        except KafkaError:
+            start = end = None
+        return self._not_in_log(tp, offset, start=start, end=end)
+
+    def _not_in_log(self, tp: TopicPartition, offset: int | None, start: int | None,
+                    end: int | None) -> OffsetsNotInLog:
+        """The refusal: the partition, its next (and checkpointed) offset, the log bound."""
+        key = tp_key(tp.topic, tp.partition)
+        checkpointed = self.store.frontier().get(key)
+        ours = f"next offset {offset}"
+        if checkpointed is not None and checkpointed != offset:
+            ours += f" (checkpointed: {checkpointed})"
+        elif checkpointed is not None:
+            ours = f"checkpointed next offset {offset}"
+        if start is not None and offset is not None and offset < start:
+            where = (f"is before the log start {start}: records were deleted before they "
+                     "were learned")
+        elif end is not None:
+            where = (f"is beyond the log end {end}: the topic was recreated or the broker "
+                     "lost its data")
+        else:
+            where = "is outside the log"
+        return OffsetsNotInLog(
+            f"partition {key}: the {ours} {where}. Refusing to go on (records would be "
+            f"skipped silently); restore the topic, or move {self.store.directory} away to "
+            "learn this log from scratch")
 
     # ----------------------------------------------------------------- rebalance callbacks
     def _on_revoked(self, revoked: set[TopicPartition]) -> dict | None:
         self.metrics.rebalances.labels(kind="revoked").inc()
-        if not revoked:
+        self._settled, self._last_activity = False, time.monotonic()
+        if not revoked or self._aborted:  # leaving without a checkpoint: nothing to commit
             return None
         offsets = None
         was_dirty = self._dirty
@@ -478,6 +722,9 @@ class ConsumerLoop:
 
     def _on_lost(self, lost: set[TopicPartition]) -> None:
         self.metrics.rebalances.labels(kind="lost").inc()
+        self._settled, self._last_activity = False, time.monotonic()
+        if self._aborted:  # closing after a LoopAbort: the checkpoint on disk stands
+            return
         self._owned -= lost
         self._set_paused(False)
         self._rollback(f"lost partitions {sorted(lost)}")
@@ -486,7 +733,7 @@ class ConsumerLoop:
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         self.metrics.rebalances.labels(kind="assigned").inc()
         self._owned |= set(assigned)
-        self._ever_assigned = True
+        self._settled = True
         self._seek(set(assigned))
         self._last_activity = time.monotonic()
         self.metrics.assigned.set(len(self._owned))
@@ -495,10 +742,15 @@ class ConsumerLoop:
     # ----------------------------------------------------------------- the loop body
     def _poll_once(self) -> None:
         assert self.consumer is not None
-        batch = self.consumer.poll(
-            timeout_ms=int(self.config.poll_timeout * 1000),
-            max_records=self.config.max_poll_records,
-        )
+        try:
+            batch = self.consumer.poll(
+                timeout_ms=int(self.config.poll_timeout * 1000),
+                max_records=self.config.max_poll_records,
+            )
+        except (OffsetOutOfRangeError, LogTruncationError) as err:
+            raise self._out_of_range(err) from None
+        if batch:
+            self._broker_seen = time.monotonic()
         epoch = self._epoch
         start = time.perf_counter()
         handled = 0
@@ -519,6 +771,7 @@ class ConsumerLoop:
             self._last_activity = time.monotonic()
             self.metrics.batch_seconds.observe(time.perf_counter() - start)
             self._observe_model()
+        self._check_log_end()
         self._update_lag()
         due = time.monotonic() - self._last_checkpoint >= self.config.checkpoint_interval
         if self._dirty and due and not self._stopping and not self._paused:
@@ -761,6 +1014,7 @@ class ConsumerLoop:
     def _wait_paused(self, seconds: float) -> None:
         """Keep the group membership alive (poll) without taking new records."""
         assert self.consumer is not None
+        self._check_broker()  # a retry loop waiting on the broker ends with BrokerLost
         was_paused = self._paused
         self._set_paused(True)
         leftovers = self.consumer.poll(timeout_ms=int(seconds * 1000))

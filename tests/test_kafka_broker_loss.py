@@ -1,0 +1,193 @@
+"""Broker loss (issue 10, defect 4), against the embedded broker.
+
+A consumer whose broker dies gives up within ``--broker-timeout`` (exit status 3), also
+with ``--exit-when-idle`` set (a silent broker is not an idle stream), and leaves no
+checkpoint that claims an output the broker never acknowledged. A broker with memory
+storage comes back empty: the consumer, restarted or still running, refuses to resume on
+a log that ends before its checkpoint (exit status 4, naming the partition and both
+offsets) instead of rolling back and exiting 0 with half the stream silently unlearned.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import confluent_kafka as ck
+import pytest
+
+from consumers.broker import EmbeddedBroker, free_port
+from consumers.checkpoint import CheckpointStore
+from consumers.loop import EXIT_BROKER_LOST, EXIT_OFFSETS_NOT_IN_LOG
+from tests.kafka_broker import (
+    FAST_GROUP_FLAGS,
+    TopicReader,
+    create_topic,
+    produce,
+    read_topic,
+    run_cli,
+    spawn,
+    synthetic_messages,
+    unique,
+    wait_for,
+)
+
+N = 20_000  # a backlog the consumer is still busy with when its broker dies
+ON_THE_NEW_BROKER = 5  # records on the empty broker's topic: its log end
+
+
+@pytest.fixture
+def brokers(tmp_path: Path) -> Iterator[Callable[[], EmbeddedBroker]]:
+    """Start brokers one after the other on one port (a restart); all stopped at the end."""
+    port = free_port()
+    started: list[EmbeddedBroker] = []
+
+    def start() -> EmbeddedBroker:
+        started.append(EmbeddedBroker(port=port, log_path=tmp_path / "tansu.log").start())
+        return started[-1]
+
+    yield start
+    for broker in started:
+        broker.stop()
+
+
+def _consume(bootstrap: str, topic: str, ckpt: Path, log: Path, broker_timeout: float,
+             group: str) -> subprocess.Popen[bytes]:
+    return spawn("consume", "microbiome", "--bootstrap-servers", bootstrap, "--topic", topic,
+                 "--group", group, "--checkpoint-dir", str(ckpt), "--worker-id", "w",
+                 "--output-topic", topic + ".out", "--model-topic", "", "--no-track",
+                 "--checkpoint-every", "500", "--checkpoint-interval", "1",
+                 "--flush-timeout", "2", "--exit-when-idle", "3",
+                 "--broker-timeout", str(broker_timeout), *FAST_GROUP_FLAGS, log=log)
+
+
+def _wait(process: subprocess.Popen[bytes], timeout: float) -> int:
+    try:
+        return process.wait(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _errors(log: Path) -> list[str]:
+    return [line for line in log.read_text().splitlines() if " ERROR onlinenmf" in line]
+
+
+def _start_stream(bootstrap: str) -> tuple[str, TopicReader]:
+    topic = create_topic(bootstrap, unique("loss"))
+    create_topic(bootstrap, topic + ".out")
+    produce(bootstrap, topic, synthetic_messages(N, seed=40))
+    return topic, TopicReader(bootstrap, topic + ".out")
+
+
+def _refill_empty_broker(bootstrap: str, topic: str) -> None:
+    """What the restarted broker holds: the topic again, with a few new records."""
+    try:
+        create_topic(bootstrap, topic)
+    except ck.KafkaException as err:  # a running consumer's metadata request was first
+        if err.args[0].code() != ck.KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+    produce(bootstrap, topic, synthetic_messages(ON_THE_NEW_BROKER, seed=41), partition=0)
+
+
+def _working(outputs: TopicReader, ckpt: Path) -> bool:
+    return outputs.poll() >= 2000 and CheckpointStore(ckpt, "w").read_header() is not None
+
+
+def test_dead_broker_bounded_exit_then_an_empty_broker_is_refused(brokers, tmp_path):
+    broker = brokers()
+    bootstrap = broker.bootstrap
+    topic, outputs = _start_stream(bootstrap)
+    ckpt, log = tmp_path / "ckpt", tmp_path / "consumer.log"
+    group = unique("g")
+    consumer = _consume(bootstrap, topic, ckpt, log, broker_timeout=5, group=group)
+    try:
+        wait_for(lambda: _working(outputs, ckpt), timeout=120, interval=0,
+                 what="the consumer to checkpoint part of the stream")
+        # Freeze the consumer, read every output the broker acknowledged, then kill the
+        # broker: whatever checkpoint the consumer leaves must be covered by these outputs.
+        consumer.send_signal(signal.SIGSTOP)
+        outputs.drain(idle=1.0)
+        outputs.close()
+        broker.stop()
+        consumer.send_signal(signal.SIGCONT)
+        status = _wait(consumer, timeout=120)  # the bound is 5 s, plus a flush and a probe
+    finally:
+        if consumer.poll() is None:
+            consumer.kill()
+            consumer.wait()
+    assert status == EXIT_BROKER_LOST, log.read_text()[-3000:]
+    errors = _errors(log)
+    assert len(errors) == 1 and "answered for" in errors[0] and "--broker-timeout 5" in errors[0]
+    assert "no records for" not in log.read_text()  # the idle exit was not taken instead
+    header = CheckpointStore(ckpt, "w").read_header()
+    resume = header["offsets"][f"{topic}:0"]
+    assert 0 < resume < N, "the broker must die mid-stream for this test to mean anything"
+    assert header["learned"] == {f"{topic}:0": resume}
+    delivered = {json.loads(m.value())["source"]["offset"] for m in outputs.messages}
+    unacknowledged = set(range(resume)) - delivered
+    assert not unacknowledged, f"checkpointed without output: {sorted(unacknowledged)[:5]}"
+
+    # The broker comes back on the same port, empty (memory storage): its log of the
+    # partition ends at 5, the checkpoint resumes from `resume`.
+    checkpoint_bytes = (ckpt / "w.ckpt").read_bytes()
+    _refill_empty_broker(brokers().bootstrap, topic)
+    log = tmp_path / "restarted.log"
+    status = _wait(_consume(bootstrap, topic, ckpt, log, broker_timeout=30, group=group),
+                   timeout=120)
+    assert status == EXIT_OFFSETS_NOT_IN_LOG, log.read_text()[-3000:]
+    errors = _errors(log)
+    assert len(errors) == 1, errors
+    assert f"partition {topic}:0" in errors[0]
+    assert f"checkpointed next offset {resume} is beyond the log end {ON_THE_NEW_BROKER}" \
+        in errors[0]
+    assert (ckpt / "w.ckpt").read_bytes() == checkpoint_bytes  # nothing learned from it
+    assert read_topic(bootstrap, topic + ".out", idle=1.0) == []
+
+
+def test_running_consumer_refuses_an_empty_broker_back_on_its_port(brokers, tmp_path):
+    """The issue's run: the broker is killed and an empty one takes its port while the
+    consumer waits (well within --broker-timeout); it used to roll back, take the silence
+    for an idle stream and exit 0 with half the records never learned."""
+    broker = brokers()
+    bootstrap = broker.bootstrap
+    topic, outputs = _start_stream(bootstrap)
+    ckpt, log = tmp_path / "ckpt", tmp_path / "consumer.log"
+    consumer = _consume(bootstrap, topic, ckpt, log, broker_timeout=120, group=unique("g"))
+    try:
+        wait_for(lambda: _working(outputs, ckpt), timeout=120, interval=0,
+                 what="the consumer to checkpoint part of the stream")
+        outputs.close()
+        broker.stop()
+        _refill_empty_broker(brokers().bootstrap, topic)
+        status = _wait(consumer, timeout=150)
+    finally:
+        if consumer.poll() is None:
+            consumer.kill()
+            consumer.wait()
+    assert status == EXIT_OFFSETS_NOT_IN_LOG, log.read_text()[-3000:]
+    errors = _errors(log)
+    assert len(errors) == 1, errors
+    resume = CheckpointStore(ckpt, "w").read_header()["offsets"][f"{topic}:0"]
+    assert resume > ON_THE_NEW_BROKER
+    assert f"partition {topic}:0: the checkpointed next offset {resume} " in errors[0]
+    # seen before or after the test refilled the topic
+    end = re.search(r"is beyond the log end (\d+)", errors[0])
+    assert end and int(end.group(1)) in (0, ON_THE_NEW_BROKER), errors[0]
+
+
+def test_no_broker_at_start_is_a_bounded_one_line_exit(tmp_path):
+    """Nothing listens at the address: exit 3 after --broker-timeout, not a traceback."""
+    done = run_cli("consume", "microbiome", "--bootstrap-servers", f"127.0.0.1:{free_port()}",
+                   "--topic", "t", "--group", "g", "--checkpoint-dir", str(tmp_path / "ckpt"),
+                   "--worker-id", "w", "--broker-timeout", "2", timeout=60)
+    assert done.returncode == EXIT_BROKER_LOST, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if " ERROR onlinenmf" in line]
+    assert len(errors) == 1 and "no Kafka broker at 127.0.0.1:" in errors[0]
+    assert not (tmp_path / "ckpt" / "w.ckpt").exists()
