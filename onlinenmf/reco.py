@@ -59,6 +59,7 @@ import numpy as np
 from onlinenmf import reco_kernels as kernels
 from onlinenmf import snapshot
 from onlinenmf.engine import OnlineNMF
+from onlinenmf.validation import MAX_SAMPLE_SUM
 
 __all__ = ["RecoNMF"]
 
@@ -350,6 +351,11 @@ class RecoNMF:
             number = float(value)
         if not math.isfinite(number):
             raise ValueError(f"value {number} is not finite")
+        if abs(number) > MAX_SAMPLE_SUM:
+            # the model squares values (statistics, Gram matrices) and sums them over events
+            # in float64: a rating of 1e200 turned every prediction into NaN
+            raise ValueError(f"value {number:g} is too large: |value| must be at most "
+                             f"{MAX_SAMPLE_SUM:.0e}; rescale the values (or set rating_range)")
         if self.rating_range is not None:
             low, high = self.rating_range
             if not low <= number <= high:
@@ -368,6 +374,8 @@ class RecoNMF:
         if type(item) is not str and type(item) is not int:
             item = _check_id("item", item)
         value = self._check_value(value)
+        if self.implicit_transform == "none" and not self.explicit:
+            self._check_row_sum(user, value)
         u = self._user_row(user)
         i = self._item_row(item)
         if self.explicit:
@@ -375,6 +383,17 @@ class RecoNMF:
         else:
             self._learn_implicit(u, i, value)
         self.events_learned += 1
+
+    def _check_row_sum(self, user: str | int, value: float) -> None:
+        """Refuse an untransformed count that would take the user's row (an engine sample)
+        above the engine's limit, before anything changes (the engine would refuse it only
+        after the history had been updated)."""
+        u = self._users.get(user)
+        length = 0 if u is None else int(self._hist_meta[u, 0])
+        total = value + (float(self._hist_values[u, :length].sum()) if length else 0.0)
+        if total > MAX_SAMPLE_SUM:
+            raise ValueError(f"value {value:g} would take user {user!r}'s remembered counts to "
+                             f"{total:.3g}, above {MAX_SAMPLE_SUM:.0e}; rescale the values")
 
     def _forget(self) -> None:
         """Advance the lazy forgetting by one event; renormalise before underflow."""

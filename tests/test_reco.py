@@ -317,6 +317,62 @@ def test_bad_input_names_the_problem_and_leaves_no_trace(user, item, value, mess
     assert model.to_bytes() == before
 
 
+@pytest.mark.parametrize("value", [1e200, 1e308, -1e200])
+def test_huge_rating_without_range_is_refused_and_leaves_no_trace(value):
+    """A rating of 1e200 with no rating_range used to be learned and turn every prediction into
+    NaN; it is refused in one line, before anything changes."""
+    model = RecoNMF(n_components=3)
+    for t in range(40):
+        model.learn_one(t % 5, t % 7, float(t % 4 + 1))
+    before = model.to_bytes()
+    with pytest.raises(ValueError, match=r"too large: \|value\| must be at most") as err:
+        model.learn_one(1, "new item", value)
+    assert "\n" not in str(err.value)
+    assert model.to_bytes() == before
+
+
+def test_largest_accepted_ratings_keep_every_prediction_finite():
+    from onlinenmf.validation import MAX_SAMPLE_SUM
+
+    rng = np.random.default_rng(0)
+    model = RecoNMF(n_components=3, l2_factors=0.1)
+    for t in range(600):
+        value = float(rng.choice([-1, 1])) * MAX_SAMPLE_SUM if t % 50 == 7 else t % 5 + 1.0
+        model.learn_one(int(rng.integers(10)), int(rng.integers(10)), value)
+    predictions = [model.predict_one(u, i) for u in range(10) for i in range(10)]
+    assert np.all(np.isfinite(predictions))
+
+
+def test_implicit_counts_summing_above_the_engine_limit_are_refused_without_trace():
+    """Untransformed counts: the user's row is an engine sample, bounded in sum; the engine
+    refused it only after the user's history had been changed."""
+    model = RecoNMF(n_components=2, feedback="implicit", implicit_transform="none")
+    model.learn_one("u", "a", 9e149)
+    model.learn_one("v", "a", 1.0)
+    before = model.to_bytes()
+    with pytest.raises(ValueError, match="remembered counts"):
+        model.learn_one("u", "b", 2e149)
+    assert model.to_bytes() == before
+    model.learn_one("v", "b", 2e149)  # another user's row has room
+
+
+def test_consumer_dead_letters_a_huge_rating_with_the_model_unchanged():
+    from consumers.loop import Source
+    from consumers.messages import BadMessage
+    from consumers.reco import RecoApp, encode_rating
+
+    app = RecoApp(model_params={"n_components": 2})
+    app.restore(None)
+    app.process(app.decode(encode_rating("a", "x", 4, 0)), Source("r", 0, 0, None, None, "w"))
+    before = app.model.to_bytes()
+    for offset, value in enumerate([1e200, 1e308], start=1):
+        with pytest.raises(BadMessage) as err:
+            app.process(app.decode(encode_rating("a", "y", value, 1)),
+                        Source("r", 0, offset, None, None, "w"))
+        assert err.value.kind == "bad_value" and "too large" in str(err.value)
+    assert app.model.to_bytes() == before
+
+
 def test_bad_implicit_value_and_bad_parameters():
     model = RecoNMF(feedback="implicit")
     with pytest.raises(ValueError, match="negative"):
