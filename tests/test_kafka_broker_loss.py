@@ -1,11 +1,13 @@
-"""Broker loss (issue 10, defect 4), against the embedded broker.
+"""Broker loss (issue 10, defect 4), on Tansu and on Apache Kafka (``private_broker``).
 
 A consumer whose broker dies gives up within ``--broker-timeout`` (exit status 3), also
 with ``--exit-when-idle`` set (a silent broker is not an idle stream), and leaves no
-checkpoint that claims an output the broker never acknowledged. A broker with memory
-storage comes back empty: the consumer, restarted or still running, refuses to resume on
-a log that ends before its checkpoint (exit status 4, naming the partition and both
-offsets) instead of rolling back and exiting 0 with half the stream silently unlearned.
+checkpoint that claims an output the broker never acknowledged. A broker that comes back
+empty (Tansu's memory storage always does; Apache Kafka here with its data directory
+wiped): the consumer, restarted or still running, refuses to resume on a log that ends
+before its checkpoint (exit status 4, naming the partition and both offsets) instead of
+rolling back and exiting 0 with half the stream silently unlearned. Tansu shows the short
+log in the fetch responses' high watermark, Kafka answers OffsetOutOfRange.
 """
 
 from __future__ import annotations
@@ -14,13 +16,11 @@ import json
 import re
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import confluent_kafka as ck
-import pytest
 
-from consumers.broker import EmbeddedBroker, free_port
+from consumers.broker import free_port
 from consumers.checkpoint import CheckpointStore
 from consumers.loop import EXIT_BROKER_LOST, EXIT_OFFSETS_NOT_IN_LOG
 from tests.kafka_broker import (
@@ -38,21 +38,6 @@ from tests.kafka_broker import (
 
 N = 20_000  # a backlog the consumer is still busy with when its broker dies
 ON_THE_NEW_BROKER = 5  # records on the empty broker's topic: its log end
-
-
-@pytest.fixture
-def brokers(tmp_path: Path) -> Iterator[Callable[[], EmbeddedBroker]]:
-    """Start brokers one after the other on one port (a restart); all stopped at the end."""
-    port = free_port()
-    started: list[EmbeddedBroker] = []
-
-    def start() -> EmbeddedBroker:
-        started.append(EmbeddedBroker(port=port, log_path=tmp_path / "tansu.log").start())
-        return started[-1]
-
-    yield start
-    for broker in started:
-        broker.stop()
 
 
 def _consume(bootstrap: str, topic: str, ckpt: Path, log: Path, broker_timeout: float,
@@ -99,9 +84,8 @@ def _working(outputs: TopicReader, ckpt: Path) -> bool:
     return outputs.poll() >= 2000 and CheckpointStore(ckpt, "w").read_header() is not None
 
 
-def test_dead_broker_bounded_exit_then_an_empty_broker_is_refused(brokers, tmp_path):
-    broker = brokers()
-    bootstrap = broker.bootstrap
+def test_dead_broker_bounded_exit_then_an_empty_broker_is_refused(private_broker, tmp_path):
+    bootstrap = private_broker.bootstrap
     topic, outputs = _start_stream(bootstrap)
     ckpt, log = tmp_path / "ckpt", tmp_path / "consumer.log"
     group = unique("g")
@@ -114,7 +98,7 @@ def test_dead_broker_bounded_exit_then_an_empty_broker_is_refused(brokers, tmp_p
         consumer.send_signal(signal.SIGSTOP)
         outputs.drain(idle=1.0)
         outputs.close()
-        broker.stop()
+        private_broker.kill()
         consumer.send_signal(signal.SIGCONT)
         status = _wait(consumer, timeout=120)  # the bound is 5 s, plus a flush and a probe
     finally:
@@ -133,10 +117,11 @@ def test_dead_broker_bounded_exit_then_an_empty_broker_is_refused(brokers, tmp_p
     unacknowledged = set(range(resume)) - delivered
     assert not unacknowledged, f"checkpointed without output: {sorted(unacknowledged)[:5]}"
 
-    # The broker comes back on the same port, empty (memory storage): its log of the
-    # partition ends at 5, the checkpoint resumes from `resume`.
+    # The broker comes back on the same port, empty: its log of the partition ends at 5,
+    # the checkpoint resumes from `resume`.
     checkpoint_bytes = (ckpt / "w.ckpt").read_bytes()
-    _refill_empty_broker(brokers().bootstrap, topic)
+    private_broker.start(empty=True)
+    _refill_empty_broker(bootstrap, topic)
     log = tmp_path / "restarted.log"
     status = _wait(_consume(bootstrap, topic, ckpt, log, broker_timeout=30, group=group),
                    timeout=120)
@@ -150,12 +135,11 @@ def test_dead_broker_bounded_exit_then_an_empty_broker_is_refused(brokers, tmp_p
     assert read_topic(bootstrap, topic + ".out", idle=1.0) == []
 
 
-def test_running_consumer_refuses_an_empty_broker_back_on_its_port(brokers, tmp_path):
+def test_running_consumer_refuses_an_empty_broker_back_on_its_port(private_broker, tmp_path):
     """The issue's run: the broker is killed and an empty one takes its port while the
     consumer waits (well within --broker-timeout); it used to roll back, take the silence
     for an idle stream and exit 0 with half the records never learned."""
-    broker = brokers()
-    bootstrap = broker.bootstrap
+    bootstrap = private_broker.bootstrap
     topic, outputs = _start_stream(bootstrap)
     ckpt, log = tmp_path / "ckpt", tmp_path / "consumer.log"
     consumer = _consume(bootstrap, topic, ckpt, log, broker_timeout=120, group=unique("g"))
@@ -163,8 +147,9 @@ def test_running_consumer_refuses_an_empty_broker_back_on_its_port(brokers, tmp_
         wait_for(lambda: _working(outputs, ckpt), timeout=120, interval=0,
                  what="the consumer to checkpoint part of the stream")
         outputs.close()
-        broker.stop()
-        _refill_empty_broker(brokers().bootstrap, topic)
+        private_broker.kill()
+        private_broker.start(empty=True)
+        _refill_empty_broker(bootstrap, topic)
         status = _wait(consumer, timeout=150)
     finally:
         if consumer.poll() is None:
