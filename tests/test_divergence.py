@@ -90,3 +90,5 @@ def test_mismatched_shapes_are_named(data):
     V, WH = data
     with pytest.raises(ValueError, match="V has 42 entries but WH has 36"):
         beta_divergence(V, WH[:, :6], 1)
+    with pytest.raises(ValueError, match="V has 36 entries but WH has 42"):
+        beta_divergence(V[:, :6], WH, 1)
