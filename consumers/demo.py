@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,10 @@ def _trajectory_line(tracker: Any, subject: str, names: dict[int, str]) -> str:
     return " -> ".join(f"d{t:.0f} {names.get(c, f'C{c}')} {share:.0%}" for t, c, share in kept)
 
 
+class DemoFailed(RuntimeError):
+    """The demo's consumer could not finish (its one-line reason is already logged)."""
+
+
 def run_demo(out: Path, components: int = 8, report: bool = True) -> dict[str, Any]:
     """Run the whole demo; return what it measured (used by the test)."""
     from consumers.broker import EmbeddedBroker
@@ -118,7 +123,9 @@ def run_demo(out: Path, components: int = 8, report: bool = True) -> dict[str, A
         ), metrics)
         print("consuming until the stream is drained ...")
         logging.getLogger("onlinenmf.consumer").setLevel(logging.WARNING)
-        loop.run()
+        status = loop.run()
+        if status != 0:  # the loop logged why (broker lost, offsets not in the log, ...)
+            raise DemoFailed(f"the consumer stopped with exit status {status}; see the line above")
         outputs = _read_topic(broker.bootstrap, OUTPUT, expect=table.n_samples)
         models = _read_topic(broker.bootstrap, MODEL, expect=None)
     # the broker is stopped here; everything below works from what was collected
@@ -174,5 +181,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the Kafka demo on the bundled ECAM cohort."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # shutdown chatter of the clients
-    summary = run_demo(args.out, args.components, report=not args.no_report)
+    try:
+        summary = run_demo(args.out, args.components, report=not args.no_report)
+    except DemoFailed as err:
+        print(f"onlinenmf demo: {err}", file=sys.stderr)
+        return 1
     return 0 if summary["samples_learned"] == summary["samples_produced"] else 1
