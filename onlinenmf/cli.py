@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, str] = {
     "consume": "consumers.consume",
     "inspect": "consumers.inspect",
     "report": "onlinenmf.report",
+    "fit": "onlinenmf.distributed.command",
 }
 
 

@@ -22,7 +22,8 @@ from onlinenmf.features import FeatureIndex, initial_rows
 from onlinenmf.learner import Learner
 from onlinenmf.monitor import Monitor
 from onlinenmf.sharing import Peers
-from onlinenmf.statistics import Statistics
+from onlinenmf.statistics import BatchSums, Statistics
+from onlinenmf.validation import check_feature_name
 
 
 class OnlineNMF:
@@ -359,6 +360,18 @@ class OnlineNMF:
             self._feature_index.add(new)
             stats.add_rows(rows)
 
+    def add_features(self, names: Sequence) -> None:
+        """Give rows to the named features not seen yet, without learning; each row is the one
+        a learning call would give it (it depends on the seed and the name). For data whose
+        features are known up front, e.g. the union over the files of a history.
+
+        >>> model = OnlineNMF(n_components=2)
+        >>> model.add_features(["b", "a", "b"])
+        >>> model.features, model.samples_learned
+        (['a', 'b'], 0)
+        """
+        self._add_features([check_feature_name(name) for name in names])
+
     def _sample_rows(self, x: Mapping, register: bool) -> tuple[np.ndarray, np.ndarray]:
         return self._feature_index.sample_rows(x, self._add_features if register else None)
 
@@ -516,6 +529,57 @@ class OnlineNMF:
         if self._hyper is not None:
             self._hyper.on_replace(j)
         self._statistics.recompute_caches()
+
+    # ------------------------------------------------------------------ batch steps
+    def batch_statistics(self, X, features: Sequence | None = None) -> BatchSums:
+        """The statistics of a batch (rows = samples) under the current W, without learning.
+
+        Each row's h is solved against W from a cold start (as :meth:`transform_many`) and
+        its sufficient statistics are summed, each sample weighing 1 (no forgetting), with
+        its losses. Features the model does not know are ignored (:meth:`add_features` them
+        first). The sums of two batches add up (``a + b``) to those of both, so a data set's
+        partitions can be summed anywhere (:mod:`onlinenmf.distributed` does it on Dask);
+        :meth:`refresh_from` then refreshes W from the total: one step of batch NMF.
+
+        >>> import numpy as np
+        >>> model = OnlineNMF(n_components=2, beta=1, refresh_every=2, seed=0)
+        >>> X = np.array([[5.0, 1, 0, 0], [0, 0, 4, 2], [6, 2, 0, 0], [0, 0, 5, 1]])
+        >>> _ = model.learn_many(X, features=["a", "b", "c", "d"])
+        >>> halves = (model.batch_statistics(X[:2], features=["a", "b", "c", "d"])
+        ...           + model.batch_statistics(X[2:], features=["a", "b", "c", "d"]))
+        >>> whole = model.batch_statistics(X, features=["a", "b", "c", "d"])
+        >>> halves.count, bool(np.allclose(halves.B, whole.B))
+        (4, True)
+        """
+        matrix = self._matrix_rows(X, features, register=False)
+        return self._learner.batch_sums(matrix.indptr.astype(np.int64),
+                                        matrix.indices.astype(np.int64), matrix.data)
+
+    def refresh_from(self, sums: BatchSums, n_eff: float | None = None) -> None:
+        """Replace the statistics by a batch's (:meth:`batch_statistics`, possibly summed over
+        partitions) and refresh W from them, as :meth:`refresh` does from the model's own.
+
+        One call after :meth:`batch_statistics` over a data set is one pass of batch NMF: h
+        solved exactly against W, then the divergence's own refresh of W. ``n_eff`` is the
+        forgetful count the statistics enter with; by default the one a stream of
+        ``sums.count`` samples leaves, ``(1 - rho**n) / (1 - rho)`` (at most the memory
+        length), so that samples learned afterwards move W at the model's own pace. W does not
+        depend on it. The batch's losses close the refresh window (re-estimation under
+        ``adapt_rank`` or ``adapt_sparsity`` sees them, re-seeding acts as after any
+        refresh) and ``samples_learned`` grows by ``sums.count``. Statistics learned since the
+        last refresh are replaced. A model sharing its dictionary with peers is refused.
+        """
+        if self._peers:
+            raise ValueError("refresh_from: this model shares its dictionary with peers "
+                             "(set_peer_statistics([]) first)")
+        if n_eff is None:
+            rho = self._learner.rho
+            n_eff = float(sums.count) if rho == 1 else (1.0 - rho**sums.count) / (1.0 - rho)
+        self._statistics.install(sums, n_eff)
+        self._monitor.record_totals(sums.relative_loss, sums.loss, sums.count)
+        self.samples_learned += int(sums.count)
+        self._initialised = True  # W is the data's: no first dictionary from the buffer
+        self.refresh()
 
     # ------------------------------------------------------------------ shared dictionaries
     def export_statistics(self) -> dict[str, Any]:

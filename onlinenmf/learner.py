@@ -18,7 +18,7 @@ from onlinenmf import dictionary
 from onlinenmf.components import Components
 from onlinenmf.divergences import Divergence, Solver
 from onlinenmf.monitor import Monitor
-from onlinenmf.statistics import Statistics
+from onlinenmf.statistics import BatchSums, Statistics
 
 #: Recent samples whose residuals seed a new column.
 WORST_SAMPLES = 10
@@ -94,6 +94,20 @@ class Learner:
         losses = self.divergence.solve_batch(stats, indptr, indices, data, H, self.solver())
         H[np.diff(indptr) == 0] = 0.0
         return losses
+
+    def batch_sums(self, indptr, indices, data) -> BatchSums:
+        """The statistics of a CSR batch under the current W, read-only: each row solved from
+        a cold start against W (as :meth:`solve`), its statistics added with weight 1."""
+        scratch = self.statistics.batch_scratch()
+        count = indptr.size - 1
+        H = np.zeros((count, len(self.components)))
+        losses = self.divergence.learn_batch(scratch, indptr, indices, data, H, self.solver(),
+                                             np.ones(count), np.zeros(count, dtype=np.bool_))
+        norms = self.divergence.normalisers(indptr, data)
+        relative = np.divide(losses, norms, out=np.zeros(count), where=norms > 0)
+        A = H.T @ H if scratch.layout.gram else scratch.A
+        return BatchSums(scratch.B, scratch.D, A, H.sum(axis=0), count, float(losses.sum()),
+                         float(relative.sum()))
 
     def warm_start(self, h: np.ndarray, values: np.ndarray) -> np.ndarray:
         """A caller's h made a usable start: positive where the solver needs it."""

@@ -69,6 +69,13 @@ class Monitor:
             sample = slice(indptr[s], indptr[s + 1])
             self.recent.append((rows[sample].copy(), values[sample].copy(), relative[s]))
 
+    def record_totals(self, relative: float, loss: float, count: int) -> None:
+        """Losses summed elsewhere (a batch over the partitions of a data set) into the
+        window; the recent samples stay as they are."""
+        self.window_loss += relative
+        self.window_abs += loss
+        self.window_count += count
+
     # -------------------------------------------------------------- per refresh
     def close_window(self, usage: np.ndarray, samples: int, memory_length: float,
                      every: int) -> Window:

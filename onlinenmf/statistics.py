@@ -14,6 +14,8 @@ them to their true scale before a refresh. The k-sized ones are decayed in place
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,41 @@ INITIAL_ROWS = 16
 def _unused() -> np.ndarray:
     """The kernels take every array: a statistic the layout does not keep is empty."""
     return np.zeros((0, 0))
+
+
+@dataclass(frozen=True)
+class BatchSums:
+    """The statistics of a batch of samples under one W, each sample weighing 1, and its losses.
+
+    What :meth:`onlinenmf.OnlineNMF.batch_statistics` returns for one partition of a data set.
+    They are sums over samples, so the sums of two partitions add up (``a + b``) to those of
+    both, whatever the split; :meth:`onlinenmf.OnlineNMF.refresh_from` refreshes W from a total.
+    ``B`` and ``D`` have one row per feature of the model (``D``, and ``A = sum h h^T``, are
+    empty when the layout does not keep them), ``usage`` is ``sum h``, ``count`` the number of
+    samples, ``loss`` the sum of their losses ``D_beta(v | W h)`` and ``relative_loss`` the sum
+    of those relative to each sample's scale (the unit of :mod:`onlinenmf.monitor`).
+
+    >>> one = BatchSums(np.ones((2, 1)), _unused(), _unused(), np.ones(1), 1, 2.0, 0.5)
+    >>> both = one + one
+    >>> both.B.tolist(), both.count, both.loss
+    ([[2.0], [2.0]], 2, 4.0)
+    """
+
+    B: np.ndarray
+    D: np.ndarray
+    A: np.ndarray
+    usage: np.ndarray
+    count: int
+    loss: float
+    relative_loss: float
+
+    def __add__(self, other: BatchSums) -> BatchSums:
+        if self.B.shape != other.B.shape:
+            raise ValueError(f"cannot add the statistics of {self.B.shape} and "
+                             f"{other.B.shape} dictionaries: compute both with one model")
+        return BatchSums(self.B + other.B, self.D + other.D, self.A + other.A,
+                         self.usage + other.usage, self.count + other.count,
+                         self.loss + other.loss, self.relative_loss + other.relative_loss)
 
 
 class Statistics:
@@ -107,6 +144,34 @@ class Statistics:
         if self.layout.gram:
             self.A = (H * weights[:, None]).T @ H
         self.n_eff = float(weights.sum())
+
+    def batch_scratch(self) -> Statistics:
+        """This W and its caches (shared, read-only) with zero per-feature statistics: where
+        the sums of a batch are gathered without touching the model's own."""
+        scratch = copy.copy(self)
+        scratch.B = np.zeros((self.m, self.k))
+        scratch.D = np.zeros((self.m, self.k)) if "D" in self.layout.rows else _unused()
+        return scratch
+
+    def install(self, sums: BatchSums, n_eff: float) -> None:
+        """Replace every statistic by a batch's sums, scaled to weigh ``n_eff`` samples (the
+        refresh window's usage is the batch's own, unscaled)."""
+        m, k = self.m, self.k
+        if sums.B.shape != (m, k):
+            raise ValueError(f"statistics of {sums.B.shape[0]} features x {sums.B.shape[1]} "
+                             f"components do not fit this model ({m} x {k}): compute them "
+                             "with its batch_statistics after its last change of features or "
+                             "rank")
+        c = n_eff / sums.count if sums.count else 0.0
+        self.B[:m] = c * sums.B
+        if "D" in self.layout.rows:
+            self.D[:m] = c * sums.D
+        if self.layout.gram:
+            self.A = c * sums.A
+        self.usage = c * sums.usage
+        self.window_usage = sums.usage.copy()
+        self.n_eff = float(n_eff) if sums.count else 0.0
+        self.scale = 1.0
 
     # -------------------------------------------------------------- refresh
     def unscale(self) -> None:

@@ -1,0 +1,242 @@
+"""Fit a history on a Dask cluster: batch NMF passes over partitions, then stream on.
+
+The statistics the engine keeps are sums over samples. So one pass over a data set is a
+map-reduce: each partition solves h for its rows against the broadcast dictionary W and
+returns its statistics (:meth:`onlinenmf.OnlineNMF.batch_statistics`); the client sums them
+in a tree (in partition order, so the result does not depend on the number of workers or on
+which worker ran what) and refreshes W with the divergence's own refresh step
+(:meth:`onlinenmf.OnlineNMF.refresh_from`). The result is an ordinary
+:class:`~onlinenmf.OnlineNMF`: its features, component ids and statistics are those of the
+fit, and it keeps learning per sample (``learn_one``), or starts a live consumer
+(``onlinenmf consume microbiome --init-from model.npz``).
+
+Before the first pass, :func:`onlinenmf.distributed.sources.survey` reads each partition once
+on the workers: the union of the features (taxa seen only in some files get rows once, up
+front) and the rows that seed the first dictionary (``buffer_size`` rows picked by a hash of
+(seed, row id), the same whatever the partitioning). A fresh model learns those rows as a
+stream (its first refresh builds W from them, as on a live stream: ``init``); a model passed
+in keeps its W.
+
+Each pass equals the single-process batch step on the same data (same W to rounding: the
+sums only change order). Per pass, the re-estimation a model was built with
+(``adapt_rank``: ARD relevance from the summed usage, pruning; ``adapt_sparsity``) runs as
+after any refresh, so a cluster fit can start at a generous k and settle; births and
+re-seeding use the model's recent samples (the seeding rows), not the whole data set.
+
+The same code runs on a :class:`distributed.LocalCluster` (tests, one machine) and on any
+Dask cluster (``Client("tcp://scheduler:8786")``, dask-jobqueue, Kubernetes): the workers
+need onlinenmf installed and, for files, the same paths.
+
+Examples
+--------
+>>> import dask.array as da
+>>> import numpy as np
+>>> from onlinenmf import distributed
+>>> rng = np.random.default_rng(0)
+>>> X = da.from_array(rng.poisson(3.0, size=(400, 30)).astype(float), chunks=(100, 30))
+>>> model = distributed.fit(X, {"n_components": 3, "beta": 1, "seed": 0}, passes=5)
+>>> model.W.shape, len(model.features)
+((30, 3), 30)
+>>> h = model.learn_one({0: 4.0, 7: 1.0})   # and it keeps learning, per sample
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import operator
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from onlinenmf.distributed.sources import Block, first_rows, partitions, survey
+from onlinenmf.engine import PARAMETERS, OnlineNMF
+from onlinenmf.statistics import BatchSums
+
+__all__ = ["PassReport", "fit", "pass_statistics"]
+
+log = logging.getLogger("onlinenmf.distributed")
+
+#: Partial sums combined per task of the tree.
+SPLIT_EVERY = 8
+
+
+class PassReport(NamedTuple):
+    """One pass, as ``progress`` receives it: the loss is that of the W the pass started
+    from (h solved exactly), summed over ``samples`` and per sample."""
+
+    number: int
+    passes: int
+    samples: int
+    loss: float
+    seconds: float
+    n_components: int
+
+    @property
+    def mean_loss(self) -> float:
+        return self.loss / max(self.samples, 1)
+
+    def __str__(self) -> str:
+        return (f"pass {self.number}/{self.passes}: {self.samples} samples, loss per sample "
+                f"{self.mean_loss:.6g}, k={self.n_components}, {self.seconds:.1f} s")
+
+
+def fit(data: Any, model_or_params: OnlineNMF | Mapping[str, Any], passes: int = 10,
+        client: Any = None, *, features: Sequence | None = None,
+        progress: Callable[[PassReport], None] | None = None) -> OnlineNMF:
+    """Fit a model to ``data`` by ``passes`` batch passes on Dask; return the model.
+
+    Parameters
+    ----------
+    data
+        A Dask array (samples x features), a Dask DataFrame (columns = features), or a list
+        of table files (TSV/CSV, BIOM, Parquet; see :mod:`onlinenmf.distributed.sources`).
+    model_or_params
+        The keyword arguments of a new :class:`~onlinenmf.OnlineNMF`, or a model to continue
+        (a copy is fitted; the one passed in is left as it is).
+    passes
+        Batch passes over the data.
+    client
+        A :class:`distributed.Client`; ``None``: the current one if there is, else Dask's
+        local threads.
+    features
+        Names of a Dask array's columns (default: the column numbers).
+    progress
+        Called after each pass with its :class:`PassReport` (default: logged at INFO).
+
+    Raises
+    ------
+    ValueError
+        Bad parameters, data of the wrong kind, a partition with unusable values (the message
+        names it), no samples. A file that cannot be read is a
+        :class:`onlinenmf.datasets.TableError` (a ValueError).
+    """
+    if not isinstance(passes, int) or passes < 1:
+        raise ValueError(f"passes must be a positive integer, got {passes!r}")
+    model = _starting_model(model_or_params)
+    source = partitions(data, features)
+    client = client if client is not None else _current_client()
+    fresh = model.samples_learned == 0
+    if fresh or source.features is None:
+        found = _survey(source, model, fresh, client)
+        names = source.features if source.features is not None else found[0]
+        count, seeds = found[1], found[2]
+    else:
+        names, count, seeds = source.features, None, None
+    if count == 0:
+        raise ValueError("the data hold no samples")
+    model.add_features(names)
+    if fresh:  # the first W from the seeding rows, as a stream would build it
+        model.learn_many(seeds, features=list(names))
+        model.refresh()
+    for number in range(1, passes + 1):
+        start = time.perf_counter()
+        sums = pass_statistics(source, model, client)
+        report = PassReport(number, passes, sums.count, sums.loss, 0.0, len(model.component_ids))
+        model.refresh_from(sums)
+        report = report._replace(seconds=time.perf_counter() - start)
+        (progress or _log)(report)
+    return model
+
+
+def pass_statistics(source: Any, model: OnlineNMF, client: Any = None) -> BatchSums:
+    """The statistics of every partition of ``source`` (a
+    :class:`~onlinenmf.distributed.sources.Source`, or data as :func:`fit` takes it) under
+    the model's W, summed in a tree: one pass without the refresh."""
+    if not hasattr(source, "partitions"):
+        source = partitions(source)
+    from dask import delayed
+
+    reference, release = _broadcast(model, client)
+    try:
+        parts = [delayed(_partition_sums)(reference, block) for block in source.partitions]
+        return _compute(_tree_sum(parts), client)
+    finally:
+        release()
+
+
+# ---------------------------------------------------------------------- on the workers
+def _partition_sums(model: OnlineNMF, block: Block) -> BatchSums:
+    try:
+        return model.batch_statistics(block.matrix, features=block.features)
+    except ValueError as err:  # a user's bad value: say where it is
+        raise ValueError(f"{block.origin}: {err}") from None
+
+
+def _sum(parts: list[BatchSums]) -> BatchSums:
+    return functools.reduce(operator.add, parts)
+
+
+def _tree_sum(parts: list) -> Any:
+    """Sum delayed partial sums in a tree of ``SPLIT_EVERY``-way tasks, in partition order
+    (the same order, hence the same rounding, on any number of workers)."""
+    from dask import delayed
+
+    while len(parts) > 1:
+        parts = [delayed(_sum)(parts[i : i + SPLIT_EVERY])
+                 for i in range(0, len(parts), SPLIT_EVERY)]
+    return parts[0]
+
+
+# ---------------------------------------------------------------------- the client side
+def _starting_model(model_or_params: OnlineNMF | Mapping[str, Any]) -> OnlineNMF:
+    if isinstance(model_or_params, OnlineNMF):
+        return OnlineNMF.from_bytes(model_or_params.to_bytes())  # a copy (peers left out)
+    if isinstance(model_or_params, Mapping):
+        unknown = sorted(set(model_or_params) - set(PARAMETERS))
+        if unknown:
+            raise ValueError(f"unknown model parameter {unknown[0]!r}; OnlineNMF takes "
+                             f"{', '.join(PARAMETERS)}")
+        return OnlineNMF(**model_or_params)
+    raise ValueError(f"model_or_params must be an OnlineNMF or a mapping of its parameters, "
+                     f"got {type(model_or_params).__name__}")
+
+
+def _survey(source, model: OnlineNMF, fresh: bool, client) -> tuple[list, int, Any]:
+    """(union of the features, number of samples, the seeding rows over that union)."""
+    from dask import delayed
+
+    names = source.features is None
+    wanted = model.buffer_size if fresh else 0
+    found = _compute([delayed(survey)(block, model.seed, wanted, names)
+                      for block in source.partitions], client)
+    features = source.features
+    if features is None:  # files: in order of first appearance
+        features = list(dict.fromkeys(name for s in found for name in s.features))
+    return features, sum(s.count for s in found), first_rows(found, features, wanted)
+
+
+def _current_client() -> Any:
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        return default_client()
+    except ValueError:  # no client: Dask's local scheduler
+        return None
+
+
+def _broadcast(model: OnlineNMF, client) -> tuple[Any, Callable[[], None]]:
+    """A reference to the model that tasks can take: scattered to every worker once, or (no
+    client) one key of the graph."""
+    if client is None:
+        from dask import delayed
+
+        return delayed(model, name=f"onlinenmf-model-{uuid.uuid4().hex}", traverse=False), \
+            lambda: None
+    future = client.scatter(model, broadcast=True, hash=False)
+    return future, future.release
+
+
+def _compute(graph: Any, client) -> Any:
+    if client is None:
+        import dask
+
+        return dask.compute(graph)[0]
+    return client.compute(graph, sync=True)
+
+
+def _log(report: PassReport) -> None:
+    log.info("%s", report)
