@@ -749,6 +749,44 @@ class OnlineNMF:
             model._hyper.restore(arrays, meta["hyper"])
         return model
 
+    @classmethod
+    def from_dictionary(cls, W, features: Sequence, **params: Any) -> OnlineNMF:
+        """A model whose dictionary is ``W`` (features x components), its rows named by
+        ``features``: to solve h with the model's own solver against a dictionary put together
+        elsewhere (the columns of several models side by side, one model's rows minus a few).
+
+        ``W`` is used as given (non-negative and finite; columns not normalised), its rows in
+        the order given; the other parameters are the constructor's (``n_components`` is W's
+        column count). :meth:`transform_one` answers against ``W``. The model has learned
+        nothing: it can learn, but without statistics its first refresh rests on the samples
+        learned after it was built (W is updated from them, not replaced by a first dictionary
+        from the data).
+
+        >>> a = OnlineNMF(n_components=2, refresh_every=2, seed=0)
+        >>> for x in [{"a": 5, "b": 1}, {"c": 4}, {"a": 6}, {"c": 5, "d": 1}]:
+        ...     _ = a.learn_one(x)
+        >>> copy = OnlineNMF.from_dictionary(a.W, a.features)
+        >>> copy.transform_one({"a": 3, "c": 1}) == a.transform_one({"a": 3, "c": 1})
+        True
+        """
+        if "n_components" in params:
+            raise ValueError("from_dictionary: n_components is W's number of columns; "
+                             "do not pass it")
+        W = np.asarray(W, dtype=np.float64)
+        names = [check_feature_name(name) for name in features]
+        if W.ndim != 2 or W.shape[0] != len(names) or W.shape[1] < 1:
+            raise ValueError(f"from_dictionary: W must be features x components with one row "
+                             f"per feature name ({len(names)}), got shape {W.shape}")
+        if not np.isfinite(W).all() or (W < 0).any():
+            raise ValueError("from_dictionary: W must be finite and non-negative")
+        if len(set(names)) != len(names):
+            raise ValueError("from_dictionary: feature names must be distinct")
+        model = cls(n_components=W.shape[1], **params)
+        model._feature_index.add(names)  # the rows in the order given
+        model._statistics.add_rows(W)
+        model._initialised = True  # a refresh updates W from the statistics, never replaces it
+        return model
+
     def __repr__(self) -> str:
         return (f"OnlineNMF(n_components={len(self._components)}, beta={self.beta}, "
                 f"n_features={self._statistics.m}, samples_learned={self.samples_learned})")

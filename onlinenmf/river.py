@@ -21,9 +21,10 @@ import numpy as np
 from river import base, utils
 
 from onlinenmf import engine
+from onlinenmf.river_classifier import NMFClassifier
 from onlinenmf.river_reco import NMFRecommender
 
-__all__ = ["NMFRecommender", "OnlineNMF"]
+__all__ = ["NMFClassifier", "NMFRecommender", "OnlineNMF"]
 
 
 # ============================================================================ transformer/clusterer
