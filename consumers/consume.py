@@ -73,6 +73,7 @@ def _microbiome_app(args: argparse.Namespace) -> Any:
         track=not args.no_track,
         tracker_params={"window": args.growth_window},
         shared=shared,
+        init_from=args.init_from,
     )
 
 
@@ -137,6 +138,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--refresh-every", type=int, default=100,
                help="samples between dictionary refreshes of a new model")
     add_option(parser, "--seed", type=int, default=0, help="seed of a new model")
+    add_option(parser, "--init-from", type=Path, default=None,
+               help="start from this model snapshot instead of a new model (onlinenmf fit "
+                    "--out: a history fitted on Dask, followed live from there; the options "
+                    "of a new model are then the snapshot's); recorded in the checkpoint, so a "
+                    "restart continues the checkpoint and never re-applies it (microbiome)")
     add_flag(parser, "--no-track", "no subject tracker: records without growth and events "
              "(faster; each subject's last h is still its warm start)")
     add_option(parser, "--growth-window", type=float, default=None,
@@ -188,12 +194,21 @@ def run(args: argparse.Namespace) -> int:
         print("onlinenmf consume: --share-dictionary is for the microbiome stream only",
               file=sys.stderr)
         return EXIT_SETUP
+    if args.init_from is not None and args.kind != "microbiome":
+        print("onlinenmf consume: --init-from is for the microbiome stream only",
+              file=sys.stderr)
+        return EXIT_SETUP
     (topic, output, model), factory = APPLICATIONS[args.kind]
     args.topic = args.topic or topic
     args.output_topic = output if args.output_topic is None else args.output_topic
     args.model_topic = model if args.model_topic is None else args.model_topic
     metrics = ConsumerMetrics()
-    loop = ConsumerLoop(factory(args), loop_config(args, [args.topic]), metrics)
+    try:
+        app = factory(args)
+    except ValueError as err:  # e.g. an unreadable --init-from snapshot
+        print(f"onlinenmf consume: {err}", file=sys.stderr)
+        return EXIT_SETUP
+    loop = ConsumerLoop(app, loop_config(args, [args.topic]), metrics)
     if args.metrics_port is not None:
         metrics.serve(args.metrics_port)
         log.info("metrics on :%d/metrics", args.metrics_port)

@@ -40,7 +40,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -108,7 +110,7 @@ class ModelRecord(msgspec.Struct):
 _ENC = msgspec.json.Encoder()
 _STATE_ENC = msgspec.msgpack.Encoder()
 _SUBJECTS_DEC = msgspec.msgpack.Decoder(dict[str, dict[int, float]])
-_APP_DEC = msgspec.msgpack.Decoder(dict[str, int])
+_APP_DEC = msgspec.msgpack.Decoder(dict[str, Any])
 log = logging.getLogger("onlinenmf.consumer")
 
 
@@ -136,6 +138,20 @@ def model_from_blobs(blobs: Mapping[str, bytes], source: str = "checkpoint") -> 
     return OnlineNMF.from_bytes(blobs["model"], source=f"{source}:model")
 
 
+def _read_init(path: str | os.PathLike | None) -> tuple[bytes | None, dict[str, str] | None]:
+    """A starting snapshot's bytes (verified) and its record: path and sha256."""
+    if path is None:
+        return None, None
+    from onlinenmf import OnlineNMF
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise ValueError(f"--init-from {path}: {err.strerror or err}") from None
+    OnlineNMF.from_bytes(data, source=f"--init-from {path}")  # a SnapshotError: a ValueError
+    return data, {"path": str(path), "sha256": hashlib.sha256(data).hexdigest()}
+
+
 class MicrobiomeApp:
     """Application object for :class:`consumers.loop.ConsumerLoop`.
 
@@ -161,6 +177,11 @@ class MicrobiomeApp:
     shared : consumers.shared.SharedDictionary, optional
         Share one dictionary with the group's other workers through a stats topic
         (``--share-dictionary``); ``None`` (the default): this worker's own dictionary.
+    init_from : path, optional
+        A model snapshot (``onlinenmf fit --out``, :meth:`onlinenmf.OnlineNMF.save`) to start
+        from instead of a fresh model (``--init-from``): a history fitted on Dask, followed
+        live from there. Read and verified here (a ValueError if unusable). Where it came from
+        is recorded in the checkpoint: a restart continues the checkpoint, never re-applies it.
     """
 
     def __init__(
@@ -174,8 +195,13 @@ class MicrobiomeApp:
         track: bool = True,
         tracker_params: Mapping[str, Any] | None = None,
         shared: Any = None,
+        init_from: str | os.PathLike | None = None,
     ) -> None:
         self.model_params = dict(model_params or {})
+        #: The snapshot a new model starts from, and what the checkpoint records of it.
+        self.init_snapshot, self.init_record = _read_init(init_from)
+        #: Where this worker's model started (None: a fresh model), as its checkpoint says.
+        self.origin: dict[str, str] | None = None
         self.output_topic = output_topic
         self.model_topic = model_topic
         self.max_bytes = max_bytes
@@ -197,7 +223,9 @@ class MicrobiomeApp:
 
         self.last_h, self.tracker, self.published_version = {}, None, 0
         if blobs is None:
-            self.model = OnlineNMF(**self.model_params)
+            self.origin = self.init_record
+            self.model = (OnlineNMF(**self.model_params) if self.init_snapshot is None else
+                          OnlineNMF.from_bytes(self.init_snapshot, source="--init-from"))
             if self.track:
                 self.tracker = Tracker(self.model, **self.tracker_params)
         elif "tracker" in blobs:
@@ -207,7 +235,13 @@ class MicrobiomeApp:
             self.model = OnlineNMF.from_bytes(blobs["model"], source="checkpoint:model")
             self.last_h = _SUBJECTS_DEC.decode(blobs["subjects"])
         if blobs is not None:
-            self.published_version = _APP_DEC.decode(blobs["app"])["published_version"]
+            app = _APP_DEC.decode(blobs["app"])
+            self.published_version = int(app["published_version"])
+            self.origin = app.get("init_from")
+            if self.init_record is not None and self.origin != self.init_record:
+                log.warning("--init-from %s not applied: the checkpoint continues a model "
+                            "started from %s", self.init_record["path"],
+                            self.origin["path"] if self.origin else "scratch")
         if self.shared is not None:
             # peers are not in the checkpoint: the stats topic is read again (see shared.py)
             self.shared.start()
@@ -215,7 +249,8 @@ class MicrobiomeApp:
             self._set_peers()
 
     def snapshot(self) -> dict[str, bytes]:
-        app = _STATE_ENC.encode({"published_version": self.published_version})
+        app = _STATE_ENC.encode({"published_version": self.published_version,
+                                 **({"init_from": self.origin} if self.origin else {})})
         if self.tracker is not None:  # the tracker's snapshot embeds the model
             return {"tracker": self.tracker.to_bytes(), "app": app}
         return {
@@ -236,6 +271,7 @@ class MicrobiomeApp:
             "n_features": int(model.n_features),
             "n_subjects": len(self.tracker) if self.tracker is not None else len(self.last_h),
             "tracked": self.tracker is not None,
+            **({"init_from": self.origin} if self.origin else {}),
             **({"peers": sorted(self.shared.latest)} if self.shared is not None else {}),
         }
 

@@ -423,3 +423,78 @@ def test_cli_fit_mistakes_are_one_line_and_exit_2(tmp_path, args, message):
     assert len(lines) == 1 and lines[0].startswith("onlinenmf fit: ")
     assert message in lines[0]
     assert not (tmp_path / "m.npz").exists()
+
+
+# ---------------------------------------------------------------------- fitted -> live
+@pytest.mark.kafka
+def test_a_fitted_snapshot_starts_the_live_consumer_once(kafka_broker, tmp_path):
+    """onlinenmf fit -> model.npz -> consume --init-from: the consumer continues the fitted
+    model (not a fresh one), the checkpoint records it, and a restart with the same flag
+    continues the checkpoint instead of starting over from the snapshot."""
+    from consumers.checkpoint import CheckpointStore
+    from consumers.microbiome import encode_sample, model_from_blobs, w_sha256
+    from tests.kafka_broker import (
+        FAST_GROUP_FLAGS,
+        create_topic,
+        produce,
+        reference_app,
+        run_cli,
+        unique,
+    )
+
+    X, features = planted()
+    files = _files(tmp_path, X, features)
+    snapshot = tmp_path / "model.npz"
+    done = run_cli("fit", "--table", *files, "--components", "3", "--beta", "1", "--passes",
+                   "4", "--scheduler", "local:1", "--out", str(snapshot), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    fitted = OnlineNMF.load(snapshot)
+
+    live, _ = planted(seed=1)
+    records = [(f"s{i % 7}".encode(),
+                encode_sample(f"s{i % 7}", float(i), f"live{i}",
+                              {features[j]: float(v) for j, v in enumerate(row) if v}))
+               for i, row in enumerate(live[:160])]
+    bootstrap = kafka_broker.bootstrap
+    topic = create_topic(bootstrap, unique("fitted"), partitions=1)
+    ckpt = tmp_path / "ckpt"
+
+    def consume() -> None:
+        run = run_cli("consume", "microbiome", "--bootstrap-servers", bootstrap, "--topic",
+                      topic, "--group", "g", "--checkpoint-dir", str(ckpt), "--worker-id",
+                      "w", "--output-topic", "", "--model-topic", "", "--init-from",
+                      str(snapshot), "--exit-when-idle", "2", *FAST_GROUP_FLAGS, timeout=300)
+        assert run.returncode == 0, run.stderr[-3000:]
+
+    values = [value for _, value in records]
+    for start, upto in ((0, 100), (100, 160)):  # a first run, then a restart with more
+        produce(bootstrap, topic, records[start:upto])
+        consume()
+        state = CheckpointStore(ckpt, "w").read()
+        model = model_from_blobs(state.blobs)
+        expected = reference_app(values[:upto], init_from=snapshot).model
+        assert w_sha256(model.W) == w_sha256(expected.W)
+        assert model.samples_learned == fitted.samples_learned + upto
+        assert set(fitted.features) <= set(model.features)
+        header = CheckpointStore(ckpt, "w").read_header()
+        assert json.dumps(header).count(snapshot.name) >= 1
+    fresh = reference_app(values).model
+    assert w_sha256(fresh.W) != w_sha256(model.W)
+    twice = reference_app(values[100:], init_from=snapshot).model  # re-applied on restart
+    assert w_sha256(twice.W) != w_sha256(model.W)
+
+
+@pytest.mark.parametrize("content, message", [(None, "No such file"),
+                                              (b"not a snapshot", "--init-from")])
+def test_consume_init_from_an_unusable_snapshot_is_one_line_and_exit_2(tmp_path, content,
+                                                                       message):
+    from tests.kafka_broker import run_cli
+
+    snapshot = tmp_path / "model.npz"
+    if content is not None:
+        snapshot.write_bytes(content)
+    done = run_cli("consume", "microbiome", "--bootstrap-servers", "127.0.0.1:1",
+                   "--checkpoint-dir", str(tmp_path / "ckpt"), "--init-from", str(snapshot))
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("onlinenmf consume: ") and message in lines[0]
