@@ -101,8 +101,9 @@ class FeatureIndex:
             indptr = np.concatenate([[0], np.cumsum(counts)])
             mapped = sp.csr_matrix((matrix.data[keep], columns[keep], indptr), shape=shape)
         mapped.has_sorted_indices = False
-        mapped.sort_indices()
-        return mapped
+        # sorted into a copy: in place would permute the data of the caller's CSR matrix,
+        # which ``mapped`` shares when every feature is known
+        return mapped.sorted_indices()
 
     def restore(self, names: Sequence) -> None:
         """The index of a snapshot's feature names (validated again)."""

@@ -169,6 +169,24 @@ def test_refresh_from_refuses_statistics_of_another_shape():
     assert model.to_bytes() == before
 
 
+def test_the_callers_sparse_matrix_is_left_as_it_was():
+    """A partition's CSR chunk may be reused (a persisted Dask array): the model must not
+    sort its data in place when its rows are in another order than the chunk's columns."""
+    X, features = planted()
+    model = OnlineNMF(n_components=K, beta=1, refresh_every=50, seed=0)
+    model.add_features(features[20:])  # rows in another order than the columns
+    model.add_features(features[:20])
+    model.learn_many(X[:100], features=features)
+    chunk = sp.csr_matrix(X)
+    before = (chunk.data.copy(), chunk.indices.copy(), chunk.indptr.copy())
+    sums = model.batch_statistics(chunk, features=features)
+    model.transform_many(chunk, features=features)
+    model.learn_many(chunk, features=features)
+    for array, kept in zip((chunk.data, chunk.indices, chunk.indptr), before):
+        np.testing.assert_array_equal(array, kept)
+    assert sums.loss > 0
+
+
 def test_add_features_gives_the_rows_learning_would():
     a = OnlineNMF(n_components=2, beta=1, seed=4)
     b = OnlineNMF(n_components=2, beta=1, seed=4)
