@@ -65,6 +65,11 @@ __all__ = ["RecoNMF"]
 
 #: Renormalise the lazily-forgotten item statistics before the running scale underflows.
 _SCALE_FLOOR = 1e-150
+#: Default ridge penalty of the explicit factors, per unit of the ratings' running standard
+#: deviation. A penalty must grow linearly with the rating scale to mean the same thing (ratings
+#: x s: factors x sqrt(s), the squared error x s^2, |p|^2 x s); 2.5 is the middle of the range
+#: where the factors neither die nor overfit (benchmarks/output/reco_findings.md).
+FACTOR_PENALTY_PER_STD = 2.5
 
 PARAMETERS = (
     "n_components", "feedback", "rating_range", "biases", "solver", "history", "l2_bias",
@@ -104,7 +109,9 @@ class RecoNMF:
     l2_bias, l2_factors
         Ridge penalties of the biases and of the factors in each least-squares solve
         (``"sgd"``: the weight decay of the gradient step). Implicit: ``l2_factors`` is the
-        engine's ``l2_h``. ``None``: 10 (explicit), 0 (implicit).
+        engine's ``l2_h``. ``None``: explicit, ``2.5`` times the running standard deviation of
+        the ratings (:data:`FACTOR_PENALTY_PER_STD`: the same meaning on any rating scale);
+        implicit, 0.
     forget_factor
         Per event: the item statistics (explicit) or the engine's statistics (implicit)
         weigh an event of age ``a`` by ``forget_factor ** a``; 1 keeps everything.
@@ -132,10 +139,15 @@ class RecoNMF:
       is re-solved against the *current* item parameters, where SGD only nudges it.
     * Biases earn their place: without them masked NMF must carry the mean rating in
       ``p . q`` and a user with one rating is predicted near 0 (RMSE 4.4-4.8 on MovieTweetings
-      for ``l2_factors`` 1-10). On MovieTweetings the factors add nothing over the biases
-      (RMSE 1.5915 vs 1.5916; on its 5-core subset 1.4681 both, and smaller penalties that
-      let the factors grow make it worse: 1.497 at 3, 1.596 at 1); on a planted low-rank
-      stream they cut the error by more than 20 % (tests/test_reco.py).
+      for ``l2_factors`` 1-10).
+    * Why the factors used to die, and what changed (``benchmarks/output/reco_findings.md``):
+      a fixed penalty of 10 on a 0-10 and a 1-5 scale alike, and item statistics fed with
+      the user's parameters solved *with* the rating (they have already fitted it: with a
+      penalty low enough to let the factors live, the item learned its own residual back
+      and the factors grew into noise). The item now learns from the user's parameters
+      before the rating, and the default penalty follows the rating scale. On MovieTweetings
+      even batch models (scikit-surprise SVD and SVD++, ALS, signed or not) gain < 0.6 % over
+      well-regularised biases: the factors there stay small and cost nothing.
     * 10 coordinate-descent sweeps per solve give the same accuracy as 50 (warm starts), a
       history of 50 ratings the same as 100 or 200.
     * Implicit feedback needs the zeros (masked, every observed entry is positive); the KL
@@ -251,6 +263,7 @@ class RecoNMF:
         self._n_items = 0
         self.events_learned = 0
         self._mean_sum = 0.0  # running sum of the (explicit) values
+        self._square_sum = 0.0  # and of their squares (the default factor penalty's scale)
         self._since_refresh = 0
         self._dirty: set[int] = set()
         self._scale = 1.0  # forgetful statistics are stored divided by this running scale
@@ -269,7 +282,7 @@ class RecoNMF:
                 max_iter=int(self.max_iter), tol=float(self.tol), seed=int(self.seed),
             )
         bias_penalty = float(self.l2_bias) if self.biases else 1e300  # biases pinned at 0
-        factor_penalty = 10.0 if self.l2_factors is None else float(self.l2_factors)
+        factor_penalty = 0.0 if self.l2_factors is None else float(self.l2_factors)
         self._lam = np.concatenate([[bias_penalty], np.full(k, factor_penalty)])
 
     @property
@@ -403,8 +416,18 @@ class RecoNMF:
             self._popularity[: self._n_items] *= self._scale
             self._scale = 1.0
 
+    def _rating_std(self, n: int) -> float:
+        """Standard deviation of the first ``n`` explicit values (0 before two)."""
+        if n < 2:
+            return 0.0
+        mean = self._mean_sum / n
+        return math.sqrt(max(self._square_sum / n - mean * mean, 0.0))
+
     def _learn_explicit(self, u: int, i: int, value: float) -> None:
         self._mean_sum += value
+        self._square_sum += value * value
+        if self.l2_factors is None:  # this event included
+            self._lam[1:] = FACTOR_PENALTY_PER_STD * self._rating_std(self.events_learned + 1)
         mu = self._mean_sum / (self.events_learned + 1) if self.biases else 0.0
         if self.forget_factor < 1.0:
             self._forget()
@@ -606,6 +629,7 @@ class RecoNMF:
             "class": type(self).__name__, "params": self._params(),
             "users": self._user_ids, "items": self._item_ids,
             "scalars": {"events_learned": self.events_learned, "mean_sum": self._mean_sum,
+                        "square_sum": self._square_sum,
                         "since_refresh": self._since_refresh, "scale": self._scale},
         }
         return arrays, meta
@@ -641,6 +665,9 @@ class RecoNMF:
         scalars = meta["scalars"]
         model.events_learned = int(scalars["events_learned"])
         model._mean_sum = float(scalars["mean_sum"])
+        model._square_sum = float(scalars.get("square_sum", 0.0))
+        if model.explicit and model.l2_factors is None:
+            model._lam[1:] = FACTOR_PENALTY_PER_STD * model._rating_std(model.events_learned)
         model._since_refresh = int(scalars["since_refresh"])
         model._scale = float(scalars["scale"])
         return model

@@ -110,15 +110,28 @@ def remember(u, i, r, hist_items, hist_values, hist_meta, accumulate):
 @njit
 def explicit_event(u, i, r, mu, U, V, hist_items, hist_values, hist_meta, S, weight, scale,
                    lam, max_iter, tol, solve_item):
-    """One rating, coordinate-descent solver: history, user solve, item statistics (+ solve).
+    """One rating, coordinate-descent solver: item statistics, history, user solve (+ item
+    solve).
 
-    Rows hold ``U[u] = [b_u, p_u]`` and ``V[i] = [b_i, q_i]``. A repeated rating of the same
-    item overwrites its history entry (the latest rating counts). The item's statistics
-    ``S[i] = [sum w z z^T | sum w z y]`` receive the event with ``z = [1, p_u]`` from the
-    user's new parameters; the item is re-solved from them now when ``solve_item`` (else at
-    the next refresh).
+    Rows hold ``U[u] = [b_u, p_u]`` and ``V[i] = [b_i, q_i]``. The item's statistics
+    ``S[i] = [sum w z z^T | sum w z y]`` receive the event with ``z = [1, p_u]``,
+    ``y = r - b_u`` from the user's parameters before the event (a new user: ``[0, 0]``). A
+    repeated rating of the same item overwrites its history entry (the latest rating counts).
+    The user is then re-solved over the history, and the item from its statistics now when
+    ``solve_item`` (else at the next refresh).
     """
     n = U.shape[1]
+    # item: add the event to its forgetful statistics (stored divided by the running scale)
+    # with the user's parameters from *before* this rating. Parameters solved with the rating
+    # have already fitted it: the item would learn its own residual back through them, which
+    # inflated the factors into noise (measured: benchmarks/output/reco_findings.md).
+    # The target excludes mu, subtracted at solve time: an item keeps up with a moving mean.
+    y = r - U[u, 0]
+    for a in range(n):
+        za = 1.0 if a == 0 else U[u, a]
+        S[i, a, n] += weight * za * y
+        for b in range(n):
+            S[i, a, b] += weight * za * (1.0 if b == 0 else U[u, b])
     length = remember(u, i, r, hist_items, hist_values, hist_meta, False)
     G = np.empty((n, n))
     c = np.empty(n)
@@ -128,14 +141,6 @@ def explicit_event(u, i, r, mu, U, V, hist_items, hist_values, hist_meta, S, wei
     x[:] = U[u]
     cd_free_first(G, c, x, lam, max_iter, tol)
     U[u] = x
-    # item: add the event to its forgetful statistics (stored divided by the running scale).
-    # The target excludes mu, subtracted at solve time: an item keeps up with a moving mean.
-    y = r - x[0]
-    x[0] = 1.0
-    for a in range(n):
-        S[i, a, n] += weight * x[a] * y
-        for b in range(n):
-            S[i, a, b] += weight * x[a] * x[b]
     if solve_item:
         solve_item_from_stats(i, V, S, mu, scale, lam, max_iter, tol, G, c, x)
 

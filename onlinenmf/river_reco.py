@@ -47,7 +47,8 @@ class NMFRecommender(Ranker):
     l2_bias
         Ridge penalty of the biases.
     l2_factors
-        Ridge penalty of the factors (None: 10 explicit, 0 implicit).
+        Ridge penalty of the factors (None: explicit 2.5 x the running standard deviation of
+        the ratings, implicit 0).
     forget_factor
         Per-event forgetting of the item statistics (1: none).
     refresh_every

@@ -132,6 +132,46 @@ def test_item_solve_is_the_optimum_of_its_statistics():
         _assert_kkt(S[:, :-1], c, model._I[i], model._lam)
 
 
+def test_item_statistics_take_the_users_parameters_from_before_the_rating():
+    """The item learns from what was known of the user before the event: z = [1, p_u] and
+    y = r - b_u of the user's row before its solve (the solved row has already fitted the
+    rating, and fed back through the item it inflated the factors into noise)."""
+    events, _ = planted_ratings(n_users=12, n_items=10, density=0.8, seed=8)
+    model = RecoNMF(n_components=3, rating_range=(1, 5))
+    checked = 0
+    for user, item, value in events:
+        before = _snapshot_arrays(model)
+        model.learn_one(user, item, value)
+        arrays, meta = _snapshot_arrays(model)
+        u, i = meta["users"].index(user), meta["items"].index(item)
+        if u >= len(before[0]["U"]) or i >= len(before[0]["S"]):
+            continue
+        row = before[0]["U"][u]
+        z = np.r_[1.0, row[1:]]
+        added = (arrays["S"][i] - before[0]["S"][i]) * meta["scalars"]["scale"]
+        np.testing.assert_allclose(added[:, :-1], np.outer(z, z), atol=1e-12)
+        np.testing.assert_allclose(added[:, -1], z * (value - row[0]), atol=1e-12)
+        checked += 1
+    assert checked > 30
+
+
+def test_default_factor_penalty_follows_the_rating_scale():
+    """l2_factors=None: 2.5 x the running standard deviation of the ratings (a penalty means
+    the same on a 1-5 and a 0-10 scale), checked on the model's own solve by KKT."""
+    events, _ = planted_ratings(n_users=10, n_items=12, density=0.7, seed=2)
+    model = RecoNMF(n_components=3, rating_range=(1, 5), max_iter=5000, tol=1e-14,
+                    refresh_every=10**9)
+    values = []
+    for user, item, value in events:
+        model.learn_one(user, item, value)
+        values.append(value)
+        if len(values) % 9 == 0:
+            lam = np.r_[model.l2_bias, np.full(3, 2.5 * np.std(values))]
+            G, c, x = _user_problem(model, user)
+            _assert_kkt(G, c, x, lam)
+    np.testing.assert_allclose(model._lam[1:], 2.5 * np.std(values))
+
+
 def test_periodic_refresh_solves_every_dirty_item():
     events, _ = planted_ratings(n_users=12, n_items=8, density=0.8, seed=5)
     model = RecoNMF(n_components=2, rating_range=(1, 5), refresh_every=5, max_iter=5000,
@@ -164,6 +204,16 @@ def test_factors_learn_a_planted_low_rank_structure():
     assert sgd < biases_only * 1.1, (sgd, biases_only)
 
 
+def test_factors_earn_their_place_at_the_defaults_on_a_planted_stream():
+    """The defaults, not a tuned penalty: the factors cut the prequential error of the same
+    model without them (before, at l2_factors=10 on every solve, they stayed at ~0)."""
+    events, _ = planted_ratings(n_users=80, n_items=50, density=0.6, seed=1)
+    biases_only = prequential_rmse(RecoNMF(rating_range=(1, 5), l2_factors=1e12), events)
+    model = RecoNMF(rating_range=(1, 5))
+    default = prequential_rmse(model, events)
+    assert default < 0.85 * biases_only, (default, biases_only)
+
+
 def test_the_loss_is_masked_missing_entries_are_not_zeros():
     """Plain NMF (no biases) on all-high ratings: a zero-filled fit would predict ~0 for the
     pairs never rated; the masked fit predicts about the level it saw."""
@@ -180,14 +230,14 @@ def test_the_loss_is_masked_missing_entries_are_not_zeros():
 def test_predictions_are_clipped_and_cold_start_falls_back():
     model = RecoNMF(rating_range=(0, 10))
     assert model.predict_one("a", "x") == 5.0  # nothing learned: the middle of the range
-    for user, item, value in [("a", "x", 10), ("b", "x", 9), ("a", "y", 2), ("c", "z", 7)]:
+    for user, item, value in [("c", "z", 7), ("a", "y", 2), ("a", "x", 10), ("b", "x", 9)]:
         model.learn_one(user, item, value)
     mu = model.global_mean
     assert mu == pytest.approx(7.0)
     assert model.predict_one("nobody", "nothing") == pytest.approx(mu)
-    assert model.predict_one("nobody", "x") == pytest.approx(mu + model._I[0, 0])
-    assert model.predict_one("a", "nothing") == pytest.approx(mu + model._U[0, 0])
-    assert model._I[0, 0] > 0 > model._I[1, 0]  # x rated high, y low
+    assert model.predict_one("nobody", "x") == pytest.approx(mu + model._I[2, 0])
+    assert model.predict_one("a", "nothing") == pytest.approx(mu + model._U[1, 0])
+    assert model._I[2, 0] > 0 > model._I[1, 0]  # x rated high, y low
     n_users, n_items = model.n_users, model.n_items
     model.predict_one("ghost", "phantom")
     model.recommend("ghost")
