@@ -39,14 +39,14 @@ class NumpyTracker(Tracker):
 
     def _growth_fit(self, subject: Hashable) -> tuple[list, list, list, list, list]:
         state = self._state_of(subject)
-        self._reproject(state)
+        self._reproject(subject, state)
         times = np.asarray(state.times)
         start = 0 if self.window is None else bisect.bisect_left(state.times,
                                                                   times[-1] - self.window)
         times = times[start:]
         if len(times) < self.min_points:
             return [], [], [], [], []
-        window = state.weights[start:]
+        window = [state.row(i) for i in range(start, len(state))]  # the history as dicts
         ids = sorted(set().union(*window))
         column = {c: j for j, c in enumerate(ids)}
         values = np.full((len(window), len(ids)), np.nan)

@@ -35,7 +35,10 @@ from consumers.options import (
     add_flag,
     add_kafka_options,
     add_option,
+    byte_size,
     parse_kafka_settings,
+    positive_float,
+    positive_int,
     security_settings,
     setup_logging,
 )
@@ -71,7 +74,8 @@ def _microbiome_app(args: argparse.Namespace) -> Any:
         max_bytes=args.max_message_bytes,
         max_features=args.max_features,
         track=not args.no_track,
-        tracker_params={"window": args.growth_window},
+        tracker_params={"window": args.growth_window,
+                        **{name: getattr(args, flag) for flag, name in TRACKER_BOUNDS.items()}},
         shared=shared,
         init_from=args.init_from,
     )
@@ -148,6 +152,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--growth-window", type=float, default=None,
                help="growth rates over the last this many days of a subject (default: all "
                     "its kept history)")
+    _add_tracker_bounds(parser)
     add_flag(parser, "--share-dictionary", "share one dictionary with the group's other "
              "workers through a stats topic, so that each learns every community, also those "
              "of subjects on others' partitions (microbiome; see consumers/shared.py)")
@@ -163,6 +168,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from consumers.reco import add_reco_arguments
 
     add_reco_arguments(parser)
+
+
+#: flag destination -> Tracker parameter, for the tracker's memory bounds (microbiome)
+TRACKER_BOUNDS = {"max_subjects": "max_subjects", "max_history": "max_history",
+                  "max_history_bytes": "max_history_bytes", "subject_ttl": "ttl",
+                  "max_events": "max_events"}
+
+
+def _add_tracker_bounds(parser: argparse.ArgumentParser) -> None:
+    """The subject tracker's bounds; defaults are the Tracker's own. They also apply to a
+    tracker restored from a checkpoint (see consumers/README.md, "Memory of the tracker")."""
+    import inspect
+
+    from onlinenmf.tracking import Tracker  # the onlinenmf CLI has imported it already
+
+    default = {name: p.default for name, p in inspect.signature(Tracker).parameters.items()}
+    add_option(parser, "--max-subjects", type=positive_int, default=default["max_subjects"],
+               help="subjects the tracker keeps (least recently seen evicted)")
+    add_option(parser, "--max-history", type=positive_int, default=default["max_history"],
+               help="samples the tracker keeps per subject (oldest dropped)")
+    add_option(parser, "--max-history-bytes", type=byte_size,
+               default=default["max_history_bytes"],
+               help="memory budget of the tracker's subject histories, in bytes or with K, M, "
+                    "G (e.g. 256M); past it the least recently seen subjects are evicted")
+    add_option(parser, "--subject-ttl", type=positive_float, default=default["ttl"],
+               help="days after its latest sample that a subject is kept (default: no limit)")
+    add_option(parser, "--max-events", type=positive_int, default=default["max_events"],
+               help="appear/vanish/birth/retire events the tracker keeps")
 
 
 def loop_config(args: argparse.Namespace, topics: list[str]) -> LoopConfig:

@@ -173,7 +173,8 @@ class MicrobiomeApp:
         appear/vanish events in the output records; it also warm-starts each subject's
         solve). Without it, the consumer keeps only each subject's last h as warm start.
     tracker_params : dict
-        Keyword arguments of the Tracker.
+        Keyword arguments of the Tracker. Its bounds (``Tracker.BOUNDS``: ``max_subjects``,
+        ``max_history_bytes``, ...) also apply to a tracker restored from a checkpoint.
     shared : consumers.shared.SharedDictionary, optional
         Share one dictionary with the group's other workers through a stats topic
         (``--share-dictionary``); ``None`` (the default): this worker's own dictionary.
@@ -231,6 +232,11 @@ class MicrobiomeApp:
         elif "tracker" in blobs:
             self.tracker = Tracker.from_bytes(blobs["tracker"], source="checkpoint:tracker")
             self.model = self.tracker.model
+            # Memory bounds are the operator's to change on a restart (the rest of the
+            # tracker's settings come with its checkpoint): enforced at once.
+            bounds = {k: v for k, v in self.tracker_params.items() if k in Tracker.BOUNDS}
+            if bounds:
+                self.tracker.set_bounds(**bounds)
         else:
             self.model = OnlineNMF.from_bytes(blobs["model"], source="checkpoint:model")
             self.last_h = _SUBJECTS_DEC.decode(blobs["subjects"])
@@ -270,6 +276,8 @@ class MicrobiomeApp:
             "n_components": len(model.component_ids),
             "n_features": int(model.n_features),
             "n_subjects": len(self.tracker) if self.tracker is not None else len(self.last_h),
+            **({"tracker_history_bytes": self.tracker.history_bytes}
+               if self.tracker is not None else {}),
             "tracked": self.tracker is not None,
             **({"init_from": self.origin} if self.origin else {}),
             **({"peers": sorted(self.shared.latest)} if self.shared is not None else {}),

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
+import re
 from collections.abc import Iterable
 from typing import Any
 
 __all__ = ["env_name", "add_option", "add_kafka_options", "parse_kafka_settings",
-           "security_settings", "setup_logging"]
+           "security_settings", "setup_logging", "positive_int", "positive_float", "byte_size"]
 
 _SECURITY_PREFIXES = ("security_protocol", "sasl_", "ssl_")
 
@@ -39,7 +41,7 @@ def add_option(parser: argparse.ArgumentParser, flag: str, *, type: Any = str,
     env = env_name(flag)
     raw = os.environ.get(env)
     if raw is not None and raw != "":
-        default = type(raw) if type is not None else raw
+        default = raw  # a str default: argparse converts (and checks) it as if typed
     help_text = f"{help} [env {env}]" if help else f"[env {env}]"
     if default is not None and "%(default)" not in help_text:
         help_text += " (default: %(default)s)"
@@ -101,3 +103,54 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1.
+
+    >>> positive_int("12")
+    12
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number above 0.
+
+    >>> positive_float("2.5")
+    2.5
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+_BYTE_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?")
+
+
+def byte_size(text: str) -> int:
+    """argparse type: a size in bytes, optionally with a unit K, M, G or T (powers of 1024;
+    ``KiB``, ``MB`` and the like are read the same).
+
+    >>> byte_size("64M"), byte_size("1.5KiB"), byte_size("4096")
+    (67108864, 1536, 4096)
+    """
+    match = _BYTE_SIZE.fullmatch(text.strip().upper())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size: write bytes, or a number with K, M, G or T (e.g. 64M)")
+    number, unit = match.groups()
+    value = int(float(number) * 1024 ** " KMGT".index(unit or " "))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text!r}")
+    return value

@@ -11,10 +11,12 @@ Component ids are the model's stable ids (never reused), so a trajectory stays t
 refreshes and re-seeds: a retired id simply stops appearing in later samples.
 
 Memory is bounded: at most ``max_history`` samples per subject (the oldest dropped), at most
-``max_subjects`` subjects (least recently used evicted) and, with ``ttl``, subjects not seen for
-``ttl`` time units are evicted; evictions are counted in :attr:`Tracker.metrics`. The whole
-state, the model included, round-trips through :meth:`Tracker.to_bytes` (the snapshot format of
-:mod:`onlinenmf.snapshot`: npz + JSON, no pickle).
+``max_subjects`` subjects and ``max_history_bytes`` bytes of history (least recently seen
+subjects evicted; see *Memory* in :class:`Tracker` for what a sample and a subject cost) and,
+with ``ttl``, subjects not seen for ``ttl`` time units are evicted; evictions are counted in
+:attr:`Tracker.metrics`. The whole state, the model included, round-trips through
+:meth:`Tracker.to_bytes` (the snapshot format of :mod:`onlinenmf.snapshot`: npz + JSON, no
+pickle).
 
 Examples
 --------
@@ -33,13 +35,14 @@ True
 
 from __future__ import annotations
 
-import bisect
 import datetime as _dt
 import math
+import operator
 import os
+import sys
 from collections import OrderedDict, deque
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,10 +53,18 @@ from onlinenmf import snapshot
 from onlinenmf._growth import growth_fits
 from onlinenmf.engine import OnlineNMF
 
-__all__ = ["GrowthEstimate", "Tracker", "record_fields", "theil_sen"]
+__all__ = ["GrowthEstimate", "REPROJECT_OVERHEAD", "SUBJECT_OVERHEAD", "Tracker",
+           "record_fields", "theil_sen"]
 
 _TIMESTAMP_TYPES = (_dt.datetime, _dt.date, np.datetime64, pd.Timestamp, str)
 _Z95 = float(ndtri((1.0 - 0.95) / 2.0))  # normal quantile of the 95 % growth interval
+
+#: Bytes a subject costs beyond its arrays and its key (its object, the arrays' headers, its
+#: entry in the store), as ``max_history_bytes`` counts them: tracemalloc measured 600-635
+#: bytes (1,000 to 100,000 subjects; 1,050-1,085 with ``reproject``, which holds four more
+#: arrays: :data:`REPROJECT_OVERHEAD`). tests/test_tracking.py checks that they still cover it.
+SUBJECT_OVERHEAD = 704
+REPROJECT_OVERHEAD = 512
 
 
 @dataclass(frozen=True)
@@ -113,51 +124,131 @@ def theil_sen(
     return slope, slopes[lower], slopes[upper]
 
 
-@dataclass
 class _Subject:
-    """One subject's bounded, time-ordered history."""
+    """One subject's bounded, time-ordered history, held as a few arrays.
 
-    times: list[float] = field(default_factory=list)
-    weights: list[dict[int, float]] = field(default_factory=list)
-    present: set[int] = field(default_factory=set)
-    # With ``reproject``: each sample (feature names, values) and the model version its
-    # weights were solved under (None entries: weights given to ``observe``, no sample).
-    samples: list[dict | None] = field(default_factory=list)
-    versions: list[int] = field(default_factory=list)
-    last_time: float = -math.inf  # latest time seen (for TTL and the in-order test)
-    # ``weights`` as one array (rows in step with it, columns = ``ids`` sorted, NaN where a
-    # component did not exist), so a growth fit does not rebuild it from the dicts each
-    # sample. None: stale, rebuilt when next read. Not part of the snapshot.
-    dense: np.ndarray | None = field(default=None, repr=False)
-    ids: list[int] = field(default_factory=list, repr=False)
-    columns: dict[int, int] = field(default_factory=dict, repr=False)
+    ``weights`` has one row per sample (in step with ``times``) and one column per id of
+    ``ids`` (sorted): the communities the held samples carry, NaN where a community did not
+    exist when the sample was solved. No Python object per sample: a sample costs
+    ``8 * (1 + len(ids))`` bytes (see :data:`SUBJECT_OVERHEAD` for the fixed part).
 
-    def dense_weights(self) -> tuple[np.ndarray, list[int]]:
-        """The weights as an array (samples x ``ids``), built if stale."""
-        if self.dense is None:
-            self.ids = sorted(set().union(*self.weights))
-            self.columns = {c: j for j, c in enumerate(self.ids)}
-            dense = np.full((len(self.weights), len(self.ids)), np.nan)
-            for i, h in enumerate(self.weights):
-                for c, w in h.items():
-                    dense[i, self.columns[c]] = w
-            self.dense = dense
-        return self.dense, self.ids
+    With ``reproject``, each sample's non-zero entries are kept too, as rows of the model's
+    dictionary (``sample_rows``, ``sample_values``; ``sample_nnz`` entries per sample, -1 for
+    weights given to ``observe``) with the model version its weights were solved under.
+    """
 
-    def dense_insert(self, position: int, h: Mapping[int, float]) -> None:
-        """Keep :meth:`dense_weights` in step with ``weights.insert(position, h)``."""
-        dense = self.dense
-        if dense is None:
+    __slots__ = ("times", "weights", "ids", "present", "last_time", "versions", "sample_nnz",
+                 "sample_rows", "sample_values", "nbytes")
+
+    def __init__(self, reproject: bool) -> None:
+        self.times = np.empty(0)
+        self.weights = np.empty((0, 0))
+        self.ids = np.empty(0, dtype=np.int64)
+        self.present: tuple[int, ...] = ()  # communities present (for appear/vanish events)
+        self.last_time = -math.inf  # latest time seen (for TTL and the in-order test)
+        self.versions = self.sample_nnz = self.sample_rows = self.sample_values = None
+        if reproject:
+            self.versions, self.sample_nnz = _ints(), _ints()
+            self.sample_rows, self.sample_values = _ints(), np.empty(0)
+        self.nbytes = 0  # what the tracker's budget counts for this subject (set by it)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def size(self) -> int:
+        """Bytes of the arrays held (the part of :attr:`nbytes` that grows with history)."""
+        size = self.times.nbytes + self.weights.nbytes + self.ids.nbytes + 8 * len(self.present)
+        if self.versions is not None:
+            size += (self.versions.nbytes + self.sample_nnz.nbytes + self.sample_rows.nbytes
+                     + self.sample_values.nbytes)
+        return size
+
+    def row(self, i: int) -> dict[int, float]:
+        """Sample ``i``'s weights as ``{component id: weight}`` (ids sorted)."""
+        return {c: w for c, w in zip(self.ids.tolist(), self.weights[i].tolist()) if w == w}
+
+    def _columns(self, keys: np.ndarray) -> np.ndarray | slice:
+        """The columns of component ids ``keys``, adding NaN columns for ids new here."""
+        if keys.shape == self.ids.shape and (keys == self.ids).all():
+            return slice(None)  # the usual case: the same communities as before, in order
+        columns = np.searchsorted(self.ids, keys)
+        inside = columns < len(self.ids)
+        if not (inside.all() and (self.ids[columns] == keys).all()):
+            ids = np.union1d(self.ids, keys)
+            wider = np.full((len(self.times), len(ids)), np.nan)
+            wider[:, np.searchsorted(ids, self.ids)] = self.weights
+            self.ids, self.weights = ids, wider
+            columns = np.searchsorted(ids, keys)
+        return columns
+
+    def insert(self, position: int, time: float, h: Mapping[int, float],
+               sample: tuple[np.ndarray, np.ndarray] | None, version: int) -> None:
+        """Insert a sample at ``position`` (``sample``: its rows and values, reproject)."""
+        keys = np.fromiter(h, np.int64, len(h))
+        columns = self._columns(keys)
+        values = np.fromiter(h.values(), np.float64, len(h))
+        if isinstance(columns, slice):
+            row = values.reshape(1, -1)
+        else:
+            row = np.full((1, len(self.ids)), np.nan)
+            row[0, columns] = values
+        self.times = _insert(self.times, position, np.array([time]))
+        self.weights = _insert(self.weights, position, row)
+        if self.versions is None:
             return
-        try:
-            columns = [self.columns[c] for c in h]
-        except KeyError:  # a community new to this subject: rebuild when next read
-            self.dense = None
-            return
-        row = np.full((1, len(self.ids)), np.nan)
-        row[0, columns] = list(h.values())
-        self.dense = (np.concatenate((dense, row)) if position == len(dense) else
-                      np.concatenate((dense[:position], row, dense[position:])))
+        start = int(np.maximum(self.sample_nnz[:position], 0).sum())
+        rows, values = sample if sample is not None else (_ints(), np.empty(0))
+        self.versions = _insert(self.versions, position, np.array([version]))
+        self.sample_nnz = _insert(self.sample_nnz, position,
+                                  np.array([-1 if sample is None else len(rows)]))
+        self.sample_rows = _insert(self.sample_rows, start, rows)
+        self.sample_values = _insert(self.sample_values, start, values)
+
+    def set_row(self, i: int, h: Mapping[int, float], version: int) -> None:
+        """Replace sample ``i``'s weights (a re-projection under model ``version``)."""
+        keys = np.fromiter(h, np.int64, len(h))
+        columns = self._columns(keys)
+        self.weights[i] = np.nan
+        self.weights[i, columns] = np.fromiter(h.values(), np.float64, len(h))
+        self.versions[i] = version
+
+    def drop_oldest(self, count: int) -> None:
+        """Forget the ``count`` oldest samples (copies: a view would pin the old buffer)."""
+        self.times = self.times[count:].copy()
+        self.weights = self.weights[count:].copy()
+        self.compact()
+        if self.versions is not None:
+            start = int(np.maximum(self.sample_nnz[:count], 0).sum())
+            self.versions = self.versions[count:].copy()
+            self.sample_nnz = self.sample_nnz[count:].copy()
+            self.sample_rows = self.sample_rows[start:].copy()
+            self.sample_values = self.sample_values[start:].copy()
+
+    def compact(self) -> None:
+        """Drop the columns of communities no held sample carries any more."""
+        held = ~np.isnan(self.weights).all(axis=0)
+        if not held.all():
+            self.ids, self.weights = self.ids[held], self.weights[:, held]
+
+    def sample(self, i: int, names: list) -> dict | None:
+        """Sample ``i`` as ``{feature: value}`` (None: its weights came from ``observe``)."""
+        nnz = int(self.sample_nnz[i])
+        if nnz < 0:
+            return None
+        start = int(np.maximum(self.sample_nnz[:i], 0).sum())
+        return {names[r]: v for r, v in zip(self.sample_rows[start:start + nnz].tolist(),
+                                            self.sample_values[start:start + nnz].tolist())}
+
+
+def _ints() -> np.ndarray:
+    return np.empty(0, dtype=np.int64)
+
+
+def _insert(array: np.ndarray, position: int, rows: np.ndarray) -> np.ndarray:
+    """``array`` with ``rows`` inserted before index ``position`` (a new array)."""
+    if position == len(array):
+        return np.concatenate((array, rows))
+    return np.concatenate((array[:position], rows, array[position:]))
 
 
 class Tracker:
@@ -186,6 +277,10 @@ class Tracker:
     max_history, max_subjects, ttl
         Bounds: samples kept per subject (oldest dropped), subjects kept (least recently used
         evicted), and time units after its latest sample that a subject is kept (None: no TTL).
+    max_history_bytes
+        Memory budget of the subjects' histories, in bytes (see *Memory* below): past it, the
+        least recently seen subjects are evicted; a single subject larger than the budget
+        loses its oldest samples.
     max_events
         Events kept (oldest dropped; the count dropped is in :attr:`metrics`).
     bin_width
@@ -209,7 +304,22 @@ class Tracker:
     A late (out-of-order) sample is inserted at its place in time; it gets no appear/vanish
     events (those describe the subject as the stream unfolds), and its record says
     ``"late": True``.
+
+    **Memory.** A subject's history is held as arrays, not Python objects per sample: a sample
+    costs ``8 * (1 + c)`` bytes, ``c`` the communities the subject's held samples carry
+    (c = k = 10: 88 bytes), plus, with ``reproject``, ``8 * (2 + 2 * nnz)`` for the sample
+    itself. Each subject costs :data:`SUBJECT_OVERHEAD` bytes more (its Python objects and
+    store entry, measured with tracemalloc; :data:`REPROJECT_OVERHEAD` more with
+    ``reproject``), its key and ``8 * c`` for its ids. :attr:`history_bytes`, the sum of
+    these, never exceeds ``max_history_bytes`` once a sample has been recorded: the default
+    64 MiB holds, at k = 10, 60,000-70,000 subjects of one or two samples, or about 5,500
+    subjects of 128 samples. The snapshot holds the same arrays (no per-subject overhead), so
+    the budget bounds it too. Beyond the histories: events (``max_events`` dicts) and the
+    model.
     """
+
+    #: The parameters that bound its memory; :meth:`set_bounds` changes them while running.
+    BOUNDS = ("max_history", "max_subjects", "max_history_bytes", "ttl", "max_events")
 
     def __init__(
         self,
@@ -222,6 +332,7 @@ class Tracker:
         presence: float = 0.05,
         max_history: int = 128,
         max_subjects: int = 100_000,
+        max_history_bytes: int = 64 * 2**20,
         ttl: float | None = None,
         max_events: int = 10_000,
         bin_width: float | None = None,
@@ -240,6 +351,7 @@ class Tracker:
         self.presence = presence
         self.max_history = max_history
         self.max_subjects = max_subjects
+        self.max_history_bytes = max_history_bytes
         self.ttl = ttl
         self.max_events = max_events
         self.bin_width = bin_width
@@ -249,13 +361,15 @@ class Tracker:
         self._check_params()
         self.labels: dict[Hashable, str] = dict(labels or {})
         self._subjects: OrderedDict[Hashable, _Subject] = OrderedDict()
+        self._history_bytes = 0  # sum of the subjects' ``nbytes``
+        self._feature_rows: dict[Hashable, int] = {}  # model feature -> row (reproject)
         self._events: deque[dict[str, Any]] = deque(maxlen=max_events)
         self._model_events_seen = len(model.events)
         self._now = -math.inf  # latest time in the stream
         self._timestamps: bool | None = None  # are times timestamps (set by the first one)
         self.metrics: dict[str, int] = {
             "samples": 0, "late_samples": 0, "evicted_lru": 0, "evicted_ttl": 0,
-            "history_dropped": 0, "events_dropped": 0,
+            "evicted_budget": 0, "history_dropped": 0, "events_dropped": 0,
         }
 
     def _params(self) -> dict[str, Any]:
@@ -267,7 +381,8 @@ class Tracker:
         if self.growth_of not in ("weights", "composition"):
             raise ValueError(
                 f"growth_of must be 'weights' or 'composition', got {self.growth_of!r}")
-        for name in ("min_points", "max_history", "max_subjects", "max_events"):
+        for name in ("min_points", "max_history", "max_subjects", "max_history_bytes",
+                     "max_events"):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -317,7 +432,8 @@ class Tracker:
     def _check_subject(subject: Any) -> Hashable:
         if isinstance(subject, bool) or not isinstance(subject, str | int | np.integer):
             raise ValueError(f"subject must be a str or an int, got {subject!r}")
-        return int(subject) if isinstance(subject, np.integer) else subject
+        # plain str and int, as a restored tracker has them (np.str_ is another size in memory)
+        return str(subject) if isinstance(subject, str) else int(subject)
 
     # ------------------------------------------------------------------ learning
     def learn_one(self, x: Mapping, subject: Any, time: Any) -> dict[str, Any]:
@@ -335,11 +451,22 @@ class Tracker:
         value = self._time(time)
         state = self._subjects.get(subject)
         warm = None
-        if self.warm_start and state is not None and state.times:
-            before = bisect.bisect_right(state.times, value)
-            warm = state.weights[before - 1] if before else state.weights[0]
+        if self.warm_start and state is not None and len(state):
+            before = int(np.searchsorted(state.times, value, side="right"))
+            warm = state.row(before - 1 if before else 0)
         h = self.model.learn_one(x, warm_start=warm)  # raises before any change on bad input
-        return self._observe(subject, value, time, h, dict(x) if self.reproject else None)
+        return self._observe(subject, value, time, h,
+                             self._sample_arrays(x) if self.reproject else None)
+
+    def _sample_arrays(self, x: Mapping) -> tuple[np.ndarray, np.ndarray]:
+        """A learned sample's non-zero entries as (dictionary rows, values), for reproject."""
+        rows = self._feature_rows
+        if len(rows) < self.model.n_features:  # features are only ever appended
+            rows.update((name, i) for i, name in
+                        enumerate(self.model.features[len(rows):], start=len(rows)))
+        pairs = [(rows[name], float(v)) for name, v in x.items() if v > 0 and name in rows]
+        return (np.array([r for r, _ in pairs], dtype=np.int64),
+                np.array([v for _, v in pairs], dtype=np.float64))
 
     def observe(self, subject: Any, time: Any, h: Mapping[int, float]) -> dict[str, Any]:
         """Record activations ``h`` computed elsewhere (e.g. by a consumer driving the model).
@@ -366,16 +493,11 @@ class Tracker:
         new_events = self._model_events(value)
         state = self._subjects.get(subject)
         if state is None:
-            state = self._subjects[subject] = _Subject()
+            state = self._subjects[subject] = _Subject(self.reproject)
         self._subjects.move_to_end(subject)
         late = value < state.last_time
-        position = bisect.bisect_right(state.times, value)
-        state.times.insert(position, value)
-        state.weights.insert(position, dict(h))
-        state.dense_insert(position, h)
-        if self.reproject:
-            state.samples.insert(position, sample)
-            state.versions.insert(position, int(self.model.model_version))
+        position = int(np.searchsorted(state.times, value, side="right"))
+        state.insert(position, value, h, sample, int(self.model.model_version))
         total = sum(h.values())
         composition = {c: (w / total if total > 0 else 0.0) for c, w in h.items()}
         if late:
@@ -383,13 +505,9 @@ class Tracker:
         else:
             new_events += self._presence_events(subject, state, value, composition)
             state.last_time = value
-        if len(state.times) > self.max_history:
-            del state.times[0], state.weights[0]
-            if state.dense is not None:
-                state.dense = state.dense[1:]
-            if self.reproject:
-                del state.samples[0], state.versions[0]
-            self.metrics["history_dropped"] += 1
+        if len(state) > self.max_history:
+            self._drop_oldest(state, len(state) - self.max_history)
+        self._account(subject, state)
         self._now = max(self._now, value)
         self._evict(keep=subject)
         ids, rate, low, high, points = self._growth_fit(subject)
@@ -430,8 +548,9 @@ class Tracker:
 
     def _presence_events(self, subject: Hashable, state: _Subject, time: float,
                          composition: Mapping[int, float]) -> list[dict[str, Any]]:
-        if not state.times or len(state.times) == 1:  # the first sample sets the baseline
-            state.present = {c for c, s in composition.items() if s >= self.presence}
+        if len(state) <= 1:  # the first sample sets the baseline
+            state.present = tuple(sorted(c for c, s in composition.items()
+                                         if s >= self.presence))
             return []
         out = []
         present, half = state.present, self.presence / 2
@@ -439,34 +558,100 @@ class Tracker:
                    if (share >= self.presence and c not in present)
                    or (share < half and c in present)]
         changed += [c for c in present if c not in composition]
+        if not changed:
+            return out
+        now = set(present)
         for component in sorted(changed):  # only these can appear or vanish
             share = composition.get(component, 0.0)
-            if component not in state.present and share >= self.presence:
-                state.present.add(component)
+            if component not in now and share >= self.presence:
+                now.add(component)
                 out.append(self._add_event({
                     "kind": "appear", "component": component, "subject": subject, "time": time,
                     "detail": f"share {share:.3f} >= {self.presence:g}"}))
-            elif component in state.present and share < self.presence / 2:
-                state.present.discard(component)
+            elif component in now and share < self.presence / 2:
+                now.discard(component)
                 gone = "retired from the model" if component not in composition else (
                     f"share {share:.3f} < {self.presence / 2:g}")
                 out.append(self._add_event({
                     "kind": "vanish", "component": component, "subject": subject, "time": time,
                     "detail": gone}))
+        state.present = tuple(sorted(now))
         return out
 
+    def _account(self, subject: Hashable, state: _Subject) -> None:
+        """Bring ``state.nbytes`` and :attr:`history_bytes` up to date after a change."""
+        size = state.size() + SUBJECT_OVERHEAD + sys.getsizeof(subject)
+        if self.reproject:
+            size += REPROJECT_OVERHEAD
+        self._history_bytes += size - state.nbytes
+        state.nbytes = size
+
+    def _drop_oldest(self, state: _Subject, count: int) -> None:
+        state.drop_oldest(count)
+        self.metrics["history_dropped"] += count
+
+    def _pop_oldest_subject(self, counter: str) -> None:
+        _, state = self._subjects.popitem(last=False)
+        self._history_bytes -= state.nbytes
+        self.metrics[counter] += 1
+
     def _evict(self, keep: Hashable) -> None:
+        """Enforce the bounds: TTL, then ``max_subjects`` and ``max_history_bytes`` (least
+        recently seen first; ``keep``, the subject just seen, is the most recent)."""
         if self.ttl is not None:
             horizon = self._now - self.ttl
             while self._subjects:  # least recently used first: usually also the stalest
                 subject, state = next(iter(self._subjects.items()))
                 if subject == keep or state.last_time >= horizon:
                     break
-                del self._subjects[subject]
-                self.metrics["evicted_ttl"] += 1
+                self._pop_oldest_subject("evicted_ttl")
         while len(self._subjects) > self.max_subjects:
-            self._subjects.popitem(last=False)
-            self.metrics["evicted_lru"] += 1
+            self._pop_oldest_subject("evicted_lru")
+        while self._history_bytes > self.max_history_bytes and len(self._subjects) > 1:
+            self._pop_oldest_subject("evicted_budget")
+        state = self._subjects.get(keep)
+        while self._history_bytes > self.max_history_bytes and state is not None and len(state) > 1:
+            self._drop_oldest(state, 1)  # one subject alone over the budget: its oldest go
+            self._account(keep, state)
+
+    def set_bounds(self, **bounds: Any) -> None:
+        """Change ``max_history``, ``max_subjects``, ``max_history_bytes``, ``ttl`` or
+        ``max_events`` of a running (or restored) tracker, and enforce them now.
+
+        >>> t = Tracker(OnlineNMF(n_components=1, seed=0))
+        >>> for s in "abc":
+        ...     _ = t.learn_one({"x": 1}, subject=s, time=0)
+        >>> t.set_bounds(max_subjects=2)
+        >>> t.subjects
+        ['b', 'c']
+        """
+        unknown = sorted(set(bounds) - set(self.BOUNDS))
+        if unknown:
+            raise ValueError(f"not a bound of the tracker: {', '.join(unknown)} (bounds: "
+                             f"{', '.join(self.BOUNDS)})")
+        old = {name: getattr(self, name) for name in bounds}
+        for name, value in bounds.items():
+            setattr(self, name, value)
+        try:
+            self._check_params()
+        except ValueError:
+            for name, value in old.items():
+                setattr(self, name, value)
+            raise
+        if self._events.maxlen != self.max_events:
+            self.metrics["events_dropped"] += max(0, len(self._events) - self.max_events)
+            self._events = deque(self._events, maxlen=self.max_events)
+        for subject, state in self._subjects.items():
+            if len(state) > self.max_history:
+                self._drop_oldest(state, len(state) - self.max_history)
+                self._account(subject, state)
+        if self._subjects:
+            self._evict(keep=next(reversed(self._subjects)))
+
+    @property
+    def history_bytes(self) -> int:
+        """Bytes the subjects' histories hold, as ``max_history_bytes`` counts them."""
+        return self._history_bytes
 
     # ------------------------------------------------------------------ views
     @property
@@ -499,19 +684,22 @@ class Tracker:
                                     name="time")
         return pd.Index(values, dtype=np.float64, name="time")
 
-    def _reproject(self, state: _Subject) -> None:
+    def _reproject(self, subject: Hashable, state: _Subject) -> None:
         """Re-solve the held samples solved under an older dictionary (``reproject``)."""
         version = int(self.model.model_version)
-        if not self.reproject or all(v == version for v in state.versions):
+        if not self.reproject or (state.versions == version).all():
             return
+        names = self.model.features
         previous = None
-        for i, sample in enumerate(state.samples):
-            if sample is not None and state.versions[i] != version:
-                start = previous if previous is not None else state.weights[i]
-                state.weights[i] = self.model.transform_one(sample, warm_start=start)
-                state.versions[i] = version
-                state.dense = None
-            previous = state.weights[i]
+        for i in range(len(state)):
+            if state.sample_nnz[i] >= 0 and state.versions[i] != version:
+                start = previous if previous is not None else state.row(i)
+                previous = self.model.transform_one(state.sample(i, names), warm_start=start)
+                state.set_row(i, previous, version)
+            else:
+                previous = state.row(i)
+        state.compact()
+        self._account(subject, state)
 
     def trajectory(self, subject: Hashable, kind: str = "weights") -> pd.DataFrame:
         """The subject's history: rows = samples in time order, columns = component ids.
@@ -522,17 +710,16 @@ class Tracker:
         if kind not in ("weights", "composition"):
             raise ValueError(f"kind must be 'weights' or 'composition', got {kind!r}")
         state = self._state_of(subject)
-        self._reproject(state)
-        frame = pd.DataFrame(state.weights, index=self._index(state.times), dtype=np.float64)
-        frame = frame.reindex(columns=sorted(frame.columns))
-        frame.columns.name = "component"
+        self._reproject(subject, state)
+        frame = pd.DataFrame(state.weights.copy(), index=self._index(state.times),
+                             columns=pd.Index(state.ids.tolist(), name="component"))
         if kind == "composition":
             frame = frame.div(frame.sum(axis=1).where(lambda s: s > 0), axis=0)
         return frame
 
     def dominant(self, subject: Hashable) -> int | None:
         """The community with the largest weight in the subject's latest sample."""
-        h = self._state_of(subject).weights[-1]
+        h = self._state_of(subject).row(-1)
         return max(h, key=h.__getitem__) if sum(h.values()) > 0 else None
 
     def growth(self, subject: Hashable) -> dict[int, float]:
@@ -554,13 +741,14 @@ class Tracker:
                                                       list[float], list[int]]:
         """:meth:`growth_detail` as parallel lists (ids, rate, low, high, n), ids sorted."""
         state = self._state_of(subject)
-        self._reproject(state)
-        start = 0 if self.window is None else bisect.bisect_left(
-            state.times, state.times[-1] - self.window)
-        if len(state.times) - start < self.min_points:
+        self._reproject(subject, state)
+        times = state.times
+        start = 0 if self.window is None else int(np.searchsorted(
+            times, times[-1] - self.window, side="left"))
+        if len(times) - start < self.min_points:
             return [], [], [], [], []
-        dense, ids = state.dense_weights()
-        values = dense[start:]
+        ids = state.ids.tolist()
+        values = state.weights[start:]
         absent = np.isnan(values)
         if absent.any():
             gone = absent.all(axis=0)  # communities held but not in the window
@@ -580,8 +768,8 @@ class Tracker:
         # NaN (a component not in the model at that time) at the floor; those rows are
         # skipped by the fit, which takes a component's rows where it existed.
         logs = np.log(np.fmax(values, floor))
-        slope, low, high, points = growth_fits(np.array(state.times[start:]), values, logs,
-                                               floor, self.min_points, _Z95)
+        slope, low, high, points = growth_fits(times[start:], values, logs, floor,
+                                               self.min_points, _Z95)
         keep = np.isfinite(slope)
         if not keep.all():
             slope, low, high, points = slope[keep], low[keep], high[keep], points[keep]
@@ -617,8 +805,8 @@ class Tracker:
         frames = []
         for subject in chosen:
             state = self._subjects[subject]
-            self._reproject(state)
-            frame = pd.DataFrame(state.weights, dtype=np.float64).fillna(0.0)
+            self._reproject(subject, state)
+            frame = pd.DataFrame(state.weights, columns=state.ids.tolist()).fillna(0.0)
             frame["__time"] = state.times
             frame["__subject"] = subject
             frames.append(frame)
@@ -654,41 +842,34 @@ class Tracker:
 
     # ------------------------------------------------------------------ persistence
     def to_bytes(self) -> bytes:
-        """The tracker's state with the model embedded, as snapshot bytes (npz + JSON)."""
-        order = list(self._subjects.items())
-        times, ids, values, nnz, lengths = [], [], [], [], []
-        versions, sample_nnz, sample_rows, sample_values = [], [], [], []
-        row_of = {name: i for i, name in enumerate(self.model.features)} if self.reproject else {}
-        for _, state in order:
-            lengths.append(len(state.times))
-            times.extend(state.times)
-            for h in state.weights:
-                nnz.append(len(h))
-                ids.extend(h)
-                values.extend(h.values())
-            versions.extend(state.versions)
-            for sample in state.samples:  # features by their row in the embedded model
-                sample_nnz.append(-1 if sample is None else len(sample))
-                if sample is not None:
-                    sample_rows.extend(row_of[name] for name in sample)
-                    sample_values.extend(float(v) for v in sample.values())
+        """The tracker's state with the model embedded, as snapshot bytes (npz + JSON).
+
+        The histories are written as the arrays they are held in, concatenated over the
+        subjects (least recently seen first): no Python object per sample is built, so the
+        snapshot is about as large as :attr:`history_bytes` and writing it needs about that
+        much memory again, plus the snapshot's own copy.
+        """
+        states = list(self._subjects.values())
+        n = len(states)
         arrays = {
             "model": np.frombuffer(self.model.to_bytes(), dtype=np.uint8),
-            "times": np.asarray(times, dtype=np.float64),
-            "lengths": np.asarray(lengths, dtype=np.int64),
-            "nnz": np.asarray(nnz, dtype=np.int64),
-            "ids": np.asarray(ids, dtype=np.int64),
-            "values": np.asarray(values, dtype=np.float64),
-            "versions": np.asarray(versions, dtype=np.int64),
-            "sample_nnz": np.asarray(sample_nnz, dtype=np.int64),
-            "sample_rows": np.asarray(sample_rows, dtype=np.int64),
-            "sample_values": np.asarray(sample_values, dtype=np.float64),
+            "lengths": np.fromiter((s.times.shape[0] for s in states), np.int64, n),
+            "widths": np.fromiter((s.ids.shape[0] for s in states), np.int64, n),
+            "last_times": np.fromiter((s.last_time for s in states), np.float64, n),
+            "present_counts": np.fromiter((len(s.present) for s in states), np.int64, n),
+            "present": np.fromiter((c for s in states for c in s.present), np.int64),
         }
+        for name, dtype in _HISTORY_ARRAYS.items():
+            if name in _REPROJECT_ARRAYS and not self.reproject:
+                continue
+            parts = list(map(operator.attrgetter(name), states))
+            arrays[name] = (np.concatenate(parts, axis=None, dtype=dtype) if parts
+                            else np.empty(0, dtype))
         meta = {
             "class": type(self).__name__,
+            "layout": _LAYOUT,
             "params": self._params(),
-            "subjects": [[_json_key(s), sorted(st.present), _finite(st.last_time)]
-                         for s, st in order],
+            "subjects": [_json_key(s) for s in self._subjects],
             "events": [_jsonable(e) for e in self._events],
             "model_events_seen": self._model_events_seen,
             "now": _finite(self._now),
@@ -709,36 +890,38 @@ class Tracker:
                     source: str) -> Tracker:
         if meta.get("class") != cls.__name__:
             raise snapshot.SnapshotError(f"{source}: holds a {meta.get('class')}, not a Tracker")
+        if meta.get("layout", 1) == 1:
+            arrays, meta = _upgrade_layout(arrays, meta)
         model = OnlineNMF.from_bytes(arrays["model"].tobytes(), source=f"{source} (model)")
         tracker = cls(model, **meta["params"])
         tracker.labels = {_from_json_key(f): name for f, name in meta["labels"]}
-        ends = np.cumsum(arrays["lengths"])
-        sample_ends_h = np.cumsum(arrays["nnz"])
-        ids, values, times = arrays["ids"], arrays["values"], arrays["times"]
-        names = model.features
-        sample_nnz = arrays["sample_nnz"]
-        sample_ends = np.cumsum(np.maximum(sample_nnz, 0))
-        for (subject, present, last_time), end, length in zip(meta["subjects"], ends,
-                                                              arrays["lengths"]):
-            state = _Subject(times=[float(t) for t in times[end - length:end]],
-                             present={int(c) for c in present},
-                             last_time=-math.inf if last_time is None else float(last_time))
-            for s in range(end - length, end):
-                stop = sample_ends_h[s]
-                begin = stop - arrays["nnz"][s]
-                state.weights.append({int(c): float(v) for c, v in
-                                      zip(ids[begin:stop], values[begin:stop])})
-                if tracker.reproject:
-                    state.versions.append(int(arrays["versions"][s]))
-                    if sample_nnz[s] < 0:
-                        state.samples.append(None)
-                        continue
-                    stop = sample_ends[s]
-                    begin = stop - sample_nnz[s]
-                    state.samples.append({
-                        names[r]: float(v) for r, v in zip(arrays["sample_rows"][begin:stop],
-                                                           arrays["sample_values"][begin:stop])})
-            tracker._subjects[_from_json_key(subject)] = state
+        lengths, widths = arrays["lengths"], arrays["widths"]
+        counts = {  # entries of each array per subject
+            "times": lengths, "ids": widths, "weights": lengths * widths,
+            "present": arrays["present_counts"],
+        }
+        if tracker.reproject:
+            per_row = np.maximum(arrays["sample_nnz"], 0)
+            row_ends = np.cumsum(lengths)
+            total = np.concatenate(([0], np.cumsum(per_row)))
+            nnz = np.diff(total[np.concatenate(([0], row_ends))])  # sample entries per subject
+            counts |= {"versions": lengths, "sample_nnz": lengths, "sample_rows": nnz,
+                       "sample_values": nnz}
+        starts = {name: np.concatenate(([0], np.cumsum(c)[:-1])) for name, c in counts.items()}
+        for i, key in enumerate(meta["subjects"]):
+            state = _Subject(tracker.reproject)
+            part = {name: arrays[name][starts[name][i]:starts[name][i] + counts[name][i]].copy()
+                    for name in counts}
+            state.times, state.ids = part["times"], part["ids"]
+            state.weights = part["weights"].reshape(int(lengths[i]), int(widths[i]))
+            state.present = tuple(part["present"].tolist())
+            state.last_time = float(arrays["last_times"][i])
+            if tracker.reproject:
+                state.versions, state.sample_nnz = part["versions"], part["sample_nnz"]
+                state.sample_rows, state.sample_values = part["sample_rows"], part["sample_values"]
+            subject = _from_json_key(key)
+            tracker._subjects[subject] = state
+            tracker._account(subject, state)
         tracker._events.extend(meta["events"])
         tracker._model_events_seen = int(meta["model_events_seen"])
         tracker._now = -math.inf if meta["now"] is None else float(meta["now"])
@@ -813,8 +996,48 @@ def _from_json_key(value: Any) -> Hashable:
     return int(value["int"]) if isinstance(value, dict) else value
 
 
+#: Snapshot layout: 1 = one {id: weight} list per sample (read, upgraded), 2 = the arrays.
+_LAYOUT = 2
+#: Per-sample history arrays of a snapshot, concatenated over subjects, with their dtype.
+_HISTORY_ARRAYS = {"times": np.float64, "ids": np.int64, "weights": np.float64,
+                   "versions": np.int64, "sample_nnz": np.int64, "sample_rows": np.int64,
+                   "sample_values": np.float64}
+_REPROJECT_ARRAYS = ("versions", "sample_nnz", "sample_rows", "sample_values")
+
+
+def _upgrade_layout(arrays: dict[str, np.ndarray],
+                    meta: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """A snapshot of layout 1 (one ``{id: weight}`` list per sample) in today's layout."""
+    ends = np.cumsum(arrays["nnz"])
+    widths, ids, weights, row = [], [], [], 0
+    for length in arrays["lengths"].tolist():
+        rows = []
+        for s in range(row, row + length):
+            begin, stop = ends[s] - arrays["nnz"][s], ends[s]
+            rows.append(dict(zip(arrays["ids"][begin:stop].tolist(),
+                                 arrays["values"][begin:stop].tolist())))
+        row += length
+        held = sorted(set().union(*rows))
+        column = {c: j for j, c in enumerate(held)}
+        dense = np.full((length, len(held)), np.nan)
+        for i, h in enumerate(rows):
+            for c, w in h.items():
+                dense[i, column[c]] = w
+        widths.append(len(held))
+        ids.extend(held)
+        weights.append(dense.ravel())
+    subjects = meta["subjects"]
+    arrays = {**arrays, "widths": np.array(widths, dtype=np.int64),
+              "ids": np.array(ids, dtype=np.int64),
+              "weights": np.concatenate(weights) if weights else np.empty(0),
+              "last_times": np.array([-math.inf if t is None else t for *_, t in subjects]),
+              "present_counts": np.array([len(p) for _, p, _ in subjects], dtype=np.int64),
+              "present": np.array([c for _, p, _ in subjects for c in p], dtype=np.int64)}
+    return arrays, {**meta, "subjects": [key for key, *_ in subjects]}
+
+
 _PARAMETERS = (
     "window", "min_points", "growth_of", "detection", "presence", "max_history",
-    "max_subjects", "ttl", "max_events", "bin_width", "time_unit", "warm_start",
-    "reproject",
+    "max_subjects", "max_history_bytes", "ttl", "max_events", "bin_width", "time_unit",
+    "warm_start", "reproject",
 )

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
+import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.stats
 from scipy.optimize import linear_sum_assignment
 
-from onlinenmf import OnlineNMF, Tracker
+from onlinenmf import OnlineNMF, Tracker, snapshot
 from onlinenmf.datasets import make_longitudinal_stream
 from onlinenmf.tracking import record_fields, theil_sen
 
@@ -330,3 +333,151 @@ def test_growth_kernel_matches_theil_sen_bit_for_bit():
                 continue
             assert (slope[j], low[j], high[j]) == (ref[0][0], ref[1][0], ref[2][0])
             assert points[j] == rows.sum()
+
+
+# ---------------------------------------------------------------- memory bounds (issue 10)
+def _h(model: OnlineNMF, rng: np.random.Generator) -> dict[int, float]:
+    return {c: float(v) for c, v in zip(model.component_ids,
+                                         rng.exponential(size=len(model.component_ids)))}
+
+
+def _cost_of_one(reproject: bool = False) -> int:
+    """history_bytes of a tracker holding one subject ("a") with one k = 10 sample."""
+    model = OnlineNMF(n_components=10, beta=1, seed=0)
+    tracker = Tracker(model, reproject=reproject)
+    tracker.observe("a", 0.0, _h(model, np.random.default_rng(0)))
+    return tracker.history_bytes
+
+
+@pytest.mark.parametrize("reproject", [False, True])
+def test_history_budget_bounds_the_memory_tracemalloc_measures(reproject):
+    # 2,000 samples of 1,000 subjects (k = 10) against a 256 KiB budget: the budget is never
+    # exceeded, and what the histories really hold (tracemalloc, numpy's buffers included)
+    # stays under it: SUBJECT_OVERHEAD covers the Python objects a subject costs.
+    model = OnlineNMF(n_components=10, beta=1, seed=0)
+    budget = 256 << 10
+    tracker = Tracker(model, max_history_bytes=budget, max_events=1, reproject=reproject)
+    rng = np.random.default_rng(0)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(2000):
+            tracker.observe(f"S{int(rng.integers(0, 1000)):05d}", float(i), _h(model, rng))
+            assert tracker.history_bytes <= budget
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert tracker.metrics["evicted_budget"] > 300 and tracker.metrics["evicted_lru"] == 0
+    assert 0.8 * tracker.history_bytes <= held <= budget
+    recount = Tracker.from_bytes(tracker.to_bytes())
+    assert recount.history_bytes == tracker.history_bytes and recount.subjects == tracker.subjects
+
+
+def test_budget_evicts_the_least_recently_seen_subject():
+    one = _cost_of_one()
+    model = OnlineNMF(n_components=10, beta=1, seed=0)
+    tracker = Tracker(model, max_history_bytes=3 * one + one // 2)
+    rng = np.random.default_rng(1)
+    for day, subject in enumerate("abca"):  # a is seen again: b is now the least recent
+        tracker.observe(subject, float(day), _h(model, rng))
+    assert tracker.subjects == ["b", "c", "a"] and tracker.metrics["evicted_budget"] == 0
+    tracker.observe("d", 4.0, _h(model, rng))
+    assert tracker.subjects == ["c", "a", "d"]
+    assert tracker.metrics["evicted_budget"] == 1
+    assert len(tracker.trajectory("a")) == 2
+
+
+def test_one_subject_over_the_budget_keeps_its_latest_samples():
+    model = OnlineNMF(n_components=10, beta=1, seed=0)
+    even = {c: 1.0 for c in model.component_ids}  # every community present, always
+    first = Tracker(model)
+    first.observe("a", 0.0, even)
+    per_sample = 8 * (1 + 10)  # its time and 10 weights
+    tracker = Tracker(model, max_history_bytes=first.history_bytes + 4 * per_sample)
+    for day in range(8):
+        tracker.observe("a", float(day), even)
+        assert tracker.history_bytes <= tracker.max_history_bytes
+    assert list(tracker.trajectory("a").index) == [3.0, 4.0, 5.0, 6.0, 7.0]
+    assert tracker.metrics["history_dropped"] == 3
+
+
+def test_reprojected_samples_count_in_the_budget():
+    model = OnlineNMF(n_components=10, beta=1, seed=0)
+    tracker = Tracker(model, reproject=True)
+    tracker.learn_one({"a": 3.0, "b": 1.0, "c": 0.0}, subject="s", time=0.0)
+    before, present = tracker.history_bytes, len(tracker._subjects["s"].present)
+    tracker.learn_one({"a": 3.0, "b": 1.0, "c": 2.0}, subject="s", time=1.0)
+    # time, 10 weights, version and entry count, then 3 (row, value) pairs (and 8 bytes per
+    # community present in the subject)
+    present = len(tracker._subjects["s"].present) - present
+    assert tracker.history_bytes - before == 8 * (1 + 10 + 2) + 16 * 3 + 8 * present
+
+
+@pytest.mark.parametrize("reproject", [False, True])
+def test_restore_through_budget_evictions_is_bit_identical(reproject):
+    # A tracker restored from its snapshot every 97 samples gives the records, the model and
+    # the snapshot of the uninterrupted one, while the budget evicts subjects and samples.
+    stream = make_longitudinal_stream(n_subjects=60, n_times=8, seed=3)
+
+    def fresh() -> Tracker:
+        return Tracker(OnlineNMF(n_components=4, beta=1, refresh_every=25, seed=0),
+                       max_history_bytes=30_000, reproject=reproject)
+
+    straight, restarted = fresh(), fresh()
+    for i in range(stream.X.shape[0]):
+        x, subject, time = stream.sample(i), stream.subjects[i], float(stream.times[i])
+        if i % 97 == 96:
+            restarted = Tracker.from_bytes(restarted.to_bytes())
+        assert restarted.learn_one(x, subject, time) == straight.learn_one(x, subject, time)
+    assert straight.metrics["evicted_budget"] > 0
+    assert restarted.history_bytes == straight.history_bytes <= 30_000
+    assert restarted.to_bytes() == straight.to_bytes()
+    assert np.array_equal(restarted.model.W, straight.model.W)
+
+
+def test_set_bounds_applies_at_once_and_refuses_bad_values():
+    model = OnlineNMF(n_components=10, beta=1, seed=0)
+    tracker = Tracker(model)
+    rng = np.random.default_rng(4)
+    for day in range(4):
+        for subject in "abc":
+            tracker.observe(subject, float(day), _h(model, rng))
+    state = tracker.to_bytes()
+    with pytest.raises(ValueError, match="max_history_bytes must be a positive integer"):
+        tracker.set_bounds(max_history=2, max_history_bytes=0)
+    with pytest.raises(ValueError, match="not a bound of the tracker: window"):
+        tracker.set_bounds(window=3.0)
+    assert tracker.to_bytes() == state  # refused: nothing changed, not even max_history
+    tracker.set_bounds(max_history=2, max_subjects=2, max_events=1)
+    assert tracker.subjects == ["b", "c"] and len(tracker.trajectory("c")) == 2
+    assert len(tracker.events) <= 1
+    assert tracker.history_bytes == Tracker.from_bytes(tracker.to_bytes()).history_bytes
+
+
+def test_snapshot_of_the_first_layout_is_read():
+    # tests/data/tracker-layout1.npz was written by the tracker before histories became
+    # arrays (commit f51c2b1: one {id: weight} list per sample): 3 subjects of 6 samples, a
+    # component re-seeded after the 9th, so rows carry different ids. Every row, time,
+    # present set and counter comes through, and the tracker learns on from there.
+    path = Path(__file__).parent / "data" / "tracker-layout1.npz"
+    arrays, meta = snapshot.read(path)  # the raw layout-1 arrays
+    tracker = Tracker.load(path)
+    assert tracker.subjects == [key for key, *_ in meta["subjects"]]
+    ends, row = np.cumsum(arrays["nnz"]), 0
+    for (key, present, last_time), length in zip(meta["subjects"], arrays["lengths"]):
+        frame = tracker.trajectory(key)
+        assert frame.index.tolist() == arrays["times"][row:row + length].tolist()
+        for i, s in enumerate(range(row, row + length)):
+            span = slice(ends[s] - arrays["nnz"][s], ends[s])
+            expected = dict(zip(arrays["ids"][span].tolist(), arrays["values"][span].tolist()))
+            assert frame.iloc[i].dropna().to_dict() == expected
+        assert tracker._subjects[key].present == tuple(present)
+        assert tracker._subjects[key].last_time == last_time
+        row += length
+    assert tracker.trajectory("S000").isna().any().any()  # the re-seed's NaN columns
+    assert tracker.metrics == {**tracker.metrics, **meta["metrics"]}
+    assert Tracker.from_bytes(tracker.to_bytes()).to_bytes() == tracker.to_bytes()
+    rec = tracker.learn_one({"t0": 5.0, "t3": 2.0}, subject="S001", time=200.0)
+    assert len(tracker.trajectory("S001")) == 7 and rec["growth"]
