@@ -6,7 +6,7 @@ A component keeps one id from birth to retirement, never a reused index, so a tr
 
 Dead components (without rank adaptation, whose rules replace these): a component whose share of
 the remembered activation falls under ``DEAD_SHARE``, or, when the recent loss stays above
-``ALARM_RATIO`` times its long-run level for ``ALARM_PATIENCE`` refreshes (see
+``ALARM_RATIO`` times its long-run level for ``ALARM_PATIENCE`` loss windows (see
 :mod:`onlinenmf.monitor`), the one the recent samples used least, is replaced by the normalised
 positive residual of the worst recent samples. It is a new component with a new id; the old id
 is retired. Both are events.
@@ -24,7 +24,8 @@ from onlinenmf.monitor import ALARM_RATIO, Window
 from onlinenmf.sharing import MergePlan
 from onlinenmf.statistics import Statistics
 
-#: Refreshes with the loss alarm before the least used component is re-seeded, and refreshes
+#: Loss windows (:mod:`onlinenmf.monitor`: at least ALARM_SAMPLES samples each, closed at a
+#: refresh) with the loss alarm before the least used component is re-seeded, and windows
 #: between two such re-seedings.
 ALARM_PATIENCE = 2
 RESEED_COOLDOWN = 2
@@ -52,8 +53,8 @@ class Components:
         self.next_id = k
         #: The L1 weight on h in force for each component (re-estimated by onlinenmf.hyper).
         self.l1 = np.full(k, float(l1))
-        self.alarm_count = 0  # consecutive refresh windows with the loss alarm
-        self.cooldown = 0  # refreshes before the next alarm may re-seed
+        self.alarm_count = 0  # consecutive loss windows with the loss alarm
+        self.cooldown = 0  # loss windows before the next alarm may re-seed
         self.statistics = statistics
         self.divergence = divergence
         self.events = events
@@ -124,7 +125,7 @@ class Components:
 
     # -------------------------------------------------------------- dead components
     def observe(self, window: Window) -> None:
-        """Count consecutive alarms; one refresh of cooldown passes."""
+        """Count consecutive alarms; one window of cooldown passes."""
         if window.alarm is not None:
             self.alarm_count = self.alarm_count + 1 if window.alarm else 0
         if self.cooldown > 0:

@@ -1,8 +1,8 @@
 """The online model: per-sample NMF with a dictionary refreshed from forgetful statistics.
 
-:class:`OnlineNMF` holds the parameters, answers the public calls and keeps the schedule
-(learn, refresh every ``refresh_every`` samples, re-estimate); each job is done by one of its
-parts (see the class notes).
+:class:`OnlineNMF` holds the parameters, answers the public calls and conducts the stream
+(learn, refresh when :mod:`onlinenmf.schedule` says so, re-estimate, turn detected drifts into
+events); each job is done by one of its parts (see the class notes).
 """
 
 from __future__ import annotations
@@ -20,10 +20,14 @@ from onlinenmf.divergences import for_beta
 from onlinenmf.events import EventLog
 from onlinenmf.features import FeatureIndex, initial_rows
 from onlinenmf.learner import Learner
-from onlinenmf.monitor import Monitor
+from onlinenmf.monitor import ALARM_SAMPLES, Detection, Monitor
+from onlinenmf.schedule import RefreshSchedule
 from onlinenmf.sharing import Peers
 from onlinenmf.statistics import BatchSums, Statistics
 from onlinenmf.validation import check_feature_name
+
+#: The default threshold of the drift detector (:class:`onlinenmf.monitor.DriftDetector`).
+DRIFT_THRESHOLD = 5.0
 
 
 class OnlineNMF:
@@ -31,9 +35,9 @@ class OnlineNMF:
 
     Each sample ``v`` (a mapping feature -> non-negative value) gets its activations ``h``
     solved to the optimum against the current dictionary ``W``; the sample's sufficient
-    statistics are added with exponential forgetting; every ``refresh_every`` samples ``W`` is
-    recomputed from them and its columns normalised to sum 1 (each column a distribution over
-    features: a "community" of taxa, a "taste" over items).
+    statistics are added with exponential forgetting; from time to time (:mod:`onlinenmf.schedule`)
+    ``W`` is recomputed from them and its columns normalised to sum 1 (each column a
+    distribution over features: a "community" of taxa, a "taste" over items).
 
     Parameters
     ----------
@@ -49,7 +53,11 @@ class OnlineNMF:
         rho, per sample: a sample's statistics weigh ``rho**age``. The memory length is
         ``1 / (1 - rho)`` samples (500 for the default), whatever the caller's batch sizes.
     refresh_every
-        Samples between two dictionary refreshes.
+        Samples between two dictionary refreshes. None (the default): the automatic schedule of
+        :mod:`onlinenmf.schedule`: the first dictionary after 2k samples (fitted again at 4k,
+        8k, 16k), then refreshes every 5 % of the samples seen since (or since the last drift
+        event), at most a quarter of the memory length apart, and never more often than the
+        cost of a refresh allows (its amortised cost stays about that of the samples' solves).
     l1_h, l2_h
         L1 and L2 penalties on h: ``D(v | W h) + l1_h |h|_1 + l2_h / 2 |h|^2`` per sample.
     l1_w, l2_w
@@ -82,6 +90,12 @@ class OnlineNMF:
         is retired.
     ard_strength
         Weight of the relevance (ARD) penalty on h, relative to the loss's gradient scale.
+    drift_threshold
+        Threshold of the drift detector on the prequential loss (a one-sided CUSUM of the
+        standardised log loss per sample, :class:`onlinenmf.monitor.DriftDetector`): each
+        detection is an event of kind ``"drift"`` in :attr:`events` that gives the loss, its
+        recent level and the z-score, and the schedule refreshes often again. None: no drift
+        detection (nor drift events from ``adapt_forgetting``'s detector).
     init
         The first dictionary, fitted at the first refresh on the recent samples: ``"samples"``
         starts from k diverse samples; ``"core"`` from their mean profile plus the residuals of
@@ -112,7 +126,8 @@ class OnlineNMF:
     zeros of v enter the loss only through the cached Gram matrix ``W^T W`` (beta = 2) or the
     column sums of W (beta = 1), forgetting is lazy (one running scale instead of a pass over
     the statistics), and a sample reads and writes only the rows of its non-zero features. A
-    refresh costs O(m k^2).
+    refresh costs O(m k) (O(m k^2) for beta = 2); the automatic schedule spaces refreshes so
+    that their amortised cost is bounded by the samples' (:mod:`onlinenmf.schedule`).
 
     The model is a conductor over its parts, one job each: the divergence
     (:mod:`onlinenmf.divergences`), the feature index (:mod:`onlinenmf.features`), W and its
@@ -127,8 +142,9 @@ class OnlineNMF:
     :meth:`learn_one` registers every key of its dict (zeros included).
 
     Dead components: a component whose share of the remembered activation falls under 0.1 %,
-    or, when the recent loss stays above 1.5 times its long-run level, the least used one, is
-    replaced by the normalised positive residual of the worst recent samples. It is a new
+    or, when the recent loss (windows of at least 20 samples) stays above 1.5 times its
+    long-run level, the least used one, is replaced by the normalised positive residual of the
+    worst recent samples. It is a new
     component with a new id; the old id is retired. Both are recorded in :attr:`events`.
     """
 
@@ -138,7 +154,7 @@ class OnlineNMF:
         beta: float = 1,
         *,
         forget_factor: float = 0.998,
-        refresh_every: int = 100,
+        refresh_every: int | None = None,
         l1_h: float = 0.0,
         l2_h: float = 0.0,
         l1_w: float = 0.0,
@@ -158,6 +174,7 @@ class OnlineNMF:
         prune_patience: int = 3,
         ard_strength: float = 1e-2,
         init: str = "samples",
+        drift_threshold: float | None = DRIFT_THRESHOLD,
     ):
         self.n_components = n_components
         self.beta = beta
@@ -182,6 +199,7 @@ class OnlineNMF:
         self.prune_patience = prune_patience
         self.ard_strength = ard_strength
         self.init = init
+        self.drift_threshold = drift_threshold
         self._check_params()
         self._init_state()
 
@@ -216,6 +234,8 @@ class OnlineNMF:
         for name in ("refresh_every", "refresh_sweeps", "max_iter", "buffer_size",
                      "reestimate_every", "prune_patience", "k_min"):
             value = getattr(self, name)
+            if name == "refresh_every" and value is None:
+                continue  # the automatic schedule
             if not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for name in ("l1_h", "l2_h", "l1_w", "l2_w", "tol", "ard_strength"):
@@ -225,6 +245,12 @@ class OnlineNMF:
         if self.k_max is not None and (not isinstance(self.k_max, int | np.integer)
                                        or self.k_max < self.k_min):
             raise ValueError(f"k_max must be an integer >= k_min={self.k_min}, got {self.k_max!r}")
+        threshold = self.drift_threshold
+        if threshold is not None and (isinstance(threshold, bool | np.bool_)
+                                      or not isinstance(threshold, int | float | np.number)
+                                      or not np.isfinite(threshold) or threshold <= 0):
+            raise ValueError(f"drift_threshold must be a positive number or None (no drift "
+                             f"detection), got {threshold!r}")
         if self.adapt_rank and divergence.no_rank_adaptation:
             raise ValueError(divergence.no_rank_adaptation)
         if self.adapt_rank and not self.k_min <= self.n_components <= self.rank_bounds[1]:
@@ -255,7 +281,8 @@ class OnlineNMF:
         self._events = EventLog()
         self._components = Components(k, self.l1_h, self._statistics, self._divergence,
                                       self._events)
-        self._monitor = Monitor(self.buffer_size)
+        self._monitor = Monitor(self.buffer_size, self.drift_threshold)
+        self._schedule = RefreshSchedule(self.refresh_every, k, self.buffer_size)
         self._learner = Learner(self._divergence, self._statistics, self._monitor,
                                 self._components, self, self.forget_factor)
         self._peers = Peers()  # see set_peer_statistics; not in snapshots
@@ -409,8 +436,10 @@ class OnlineNMF:
         loss = self._learner.learn_one(rows, values, h, warm is not None)
         self.samples_learned += 1
         self._since_refresh += 1
+        self._schedule.learned(rows.size)
         self.last_losses = np.array([loss])
-        if self._since_refresh >= self.refresh_every:
+        self._drift_events(self.samples_learned - 1)
+        if self._refresh_due():
             self.refresh()
         return {component: float(value) for component, value in zip(ids, h)}
 
@@ -441,17 +470,21 @@ class OnlineNMF:
         start = 0
         self.last_losses = np.zeros(0)
         while start < n:  # one piece per stretch between refreshes: each sees one W
-            stop = min(n, start + self.refresh_every - self._since_refresh)
+            stop = self._schedule.stop(start, indptr, self.samples_learned, self._since_refresh,
+                                       self._initialised, self.memory_length, self.n_features)
             ids = self._components.ids
             piece = np.zeros((stop - start, len(ids)))
             losses = self._learner.learn_segment(indptr[start : stop + 1], indices, matrix.data,
                                                  piece, warm[start:stop])
+            before = self.samples_learned
             self.samples_learned += stop - start
             self._since_refresh += stop - start
+            self._schedule.learned(indptr[stop] - indptr[start])
             self.last_losses = np.concatenate([self.last_losses, losses])
             pieces.append((start, stop, ids, piece))
             start = stop
-            if self._since_refresh >= self.refresh_every:
+            self._drift_events(before)
+            if self._refresh_due():
                 self.refresh()
         return self._gather(n, pieces)
 
@@ -474,13 +507,51 @@ class OnlineNMF:
         """Prequential loss of the latest learned sample (see :attr:`last_losses`)."""
         return float(self.last_losses[-1]) if self.last_losses.size else float("nan")
 
+    # ------------------------------------------------------------------ drift
+    def _drift_events(self, before: int) -> None:
+        """Each drift the monitor detected in the samples just learned (``before``: samples
+        learned before them) is an event, and the schedule refreshes often again. (Under
+        ``adapt_forgetting`` the memory follows a detector of its own on the loss windows,
+        :mod:`onlinenmf.hyper`, whose detections are drift events too.)"""
+        if not self._monitor.detections:
+            return
+        for detection in self._monitor.take_detections():
+            sample = before + detection.offset + 1
+            # 6 digits: learn_one and learn_many differ in the last bits of the losses
+            self._events.emit("drift", sample, old=float(f"{detection.level:.6g}"),
+                              new=float(f"{detection.loss:.6g}"),
+                              reason=drift_reason(detection, self.drift_threshold))
+            self._schedule.drifted(sample)
+
     # ------------------------------------------------------------------ the refresh
+    def _refresh_due(self) -> bool:
+        return self._schedule.due(self.samples_learned, self._since_refresh, self._initialised,
+                                  self.memory_length, self.n_features)
+
+    @property
+    def alarm_window(self) -> int:
+        """The samples a loss window usually holds: the refresh interval, or ALARM_SAMPLES
+        (:mod:`onlinenmf.monitor`) when refreshes come more often."""
+        return max(int(self.refresh_every or 0), ALARM_SAMPLES)
+
     def refresh(self) -> None:
-        """Recompute W from the statistics now, normalise it, re-seed dead components."""
-        if not self._initialised and self._learner.can_initialise():
-            self._learner.initialise(self.init)  # the first W, from the data
+        """Recompute W from the statistics now, normalise it, re-seed dead components.
+
+        Under the automatic schedule (``refresh_every=None``) the first refresh fits the first
+        dictionary from the recent samples, and the refreshes at 4k, 8k and 16k samples fit it
+        again (:mod:`onlinenmf.schedule`)."""
+        refit = self._initialised and self._schedule.refit_due(self.samples_learned)
+        if (not self._initialised or refit) and self._learner.can_initialise():
+            # the first W, from the data (again, while young: components merged by a first
+            # dictionary from few samples separate); columns keep the ids of their nearest
+            self._learner.initialise(self.init, keep_order=refit)
+            if not self._initialised:
+                self._schedule.restart(self.samples_learned)
             self._initialised = True
             self._since_refresh = 0
+            self._schedule.refreshed()
+            if self._monitor.drift is not None:
+                self._monitor.drift.restart()  # the loss level of a new dictionary
             self.model_version += 1
             return
         stats = self._statistics
@@ -495,6 +566,7 @@ class OnlineNMF:
         sums = dictionary.normalise_columns(W)
         stats.rescale_columns(np.where(sums > 0, sums, 1.0))
         self._since_refresh = 0
+        self._schedule.refreshed()
         self.model_version += 1
         self._after_refresh()
         stats.recompute_caches()
@@ -504,7 +576,9 @@ class OnlineNMF:
         ``adapt_rank`` owns births and deaths) and re-seed dead components."""
         stats = self._statistics
         window = self._monitor.close_window(stats.window_usage, self.samples_learned,
-                                            self.memory_length, self.refresh_every)
+                                            self.memory_length, self.alarm_window)
+        if window is None:
+            return  # too few samples since the last window to judge the loss: later
         stats.window_usage = np.zeros(len(self._components))
         self._components.observe(window)
         if self._hyper is not None:
@@ -688,6 +762,7 @@ class OnlineNMF:
             "stream": {"samples_learned": self.samples_learned,
                        "model_version": self.model_version,
                        "since_refresh": self._since_refresh, "initialised": self._initialised,
+                       "schedule": self._schedule.state(),
                        "forget_factor": self._learner.rho},
             "events": self._events.state(),
         }
@@ -733,7 +808,8 @@ class OnlineNMF:
             raise snapshot.SnapshotError(
                 f"{source}: holds a {meta.get('class')}, not {cls.__name__}"
             )
-        model = cls(**meta["params"])
+        # a parameter the snapshot's version did not have keeps the behaviour it had then
+        model = cls(**{**LEGACY_PARAMETERS, **meta["params"]})
         model._feature_index.restore(meta["features"])
         model._statistics.restore(arrays, meta["statistics"])
         model._components.restore(arrays, meta["components"])
@@ -743,6 +819,8 @@ class OnlineNMF:
         model.model_version = int(stream["model_version"])
         model._since_refresh = int(stream["since_refresh"])
         model._initialised = bool(stream["initialised"])
+        if "schedule" in stream:
+            model._schedule.restore(stream["schedule"])
         model._learner.rho = float(stream["forget_factor"])
         model._events[:] = EventLog.restore(meta["events"])
         if model._hyper is not None and "hyper" in meta:
@@ -796,5 +874,14 @@ PARAMETERS = (
     "n_components", "beta", "forget_factor", "refresh_every", "l1_h", "l2_h", "l1_w", "l2_w",
     "refresh_sweeps", "max_iter", "tol", "reseed", "buffer_size", "seed",
     "adapt_rank", "adapt_sparsity", "adapt_forgetting", "reestimate_every", "k_min", "k_max",
-    "prune_patience", "ard_strength", "init",
+    "prune_patience", "ard_strength", "init", "drift_threshold",
 )
+#: Parameters added after snapshots were first written, with the value that gives the
+#: behaviour before they existed (a snapshot without them continues as it learned).
+LEGACY_PARAMETERS = {"drift_threshold": None}
+
+
+def drift_reason(detection: Detection, threshold: float) -> str:
+    """Why a drift event fired: the sample's z-score and loss ratio, and the statistic."""
+    return (f"prequential loss up: {detection.loss / detection.level:.3g} x its recent level "
+            f"(z = {detection.z:.3g}); CUSUM {detection.statistic:.3g} >= {threshold:g}")

@@ -2,8 +2,9 @@
 
 :class:`Reestimator` is owned by an :class:`~onlinenmf.engine.OnlineNMF` built with
 ``adapt_rank``, ``adapt_sparsity`` or ``adapt_forgetting``; the engine calls
-:meth:`Reestimator.on_refresh` at every dictionary refresh (never per sample, so the per-sample
-cost is unchanged) and re-estimation runs every ``reestimate_every`` refreshes. It reads the
+:meth:`Reestimator.on_refresh` at every dictionary refresh that closes a loss window (one of
+at least 20 samples, :mod:`onlinenmf.monitor`; never per sample, so the per-sample cost is
+unchanged) and re-estimation runs every ``reestimate_every`` such windows. It reads the
 model's public parameters and counters (:class:`Settings`) and acts through the model's parts
 (:class:`~onlinenmf.learner.Learner`, :class:`~onlinenmf.components.Components`); it imports
 no engine. Each change of a value is an :class:`~onlinenmf.events.Event` in ``model.events``
@@ -45,8 +46,9 @@ the re-fitted rate is the posterior mode and tiny (1 / mean reads); for KL on da
 counts (e.g. image intensities) it has no meaning: leave ``adapt_sparsity`` off there.
 
 Forgetting (``adapt_forgetting``): a Page-Hinkley detector (``river.drift.PageHinkley``, mode
-"up") watches the log of the mean relative prequential loss of each refresh window. On a
-detected rise the memory length is cut to ``FAST_SHARE`` of the user's ``forget_factor``
+"up") watches the log of the mean relative prequential loss of each loss window. On a
+detected rise (a ``drift`` event, unless the model's ``drift_threshold`` is None) the memory
+length is cut to ``FAST_SHARE`` of the user's ``forget_factor``
 memory and held there while the model recovers (until the window loss is back under
 ``RECOVERED_RATIO`` times its floor, at most ``RECOVERY_LIMIT`` memory lengths). While it
 recovers, once the recent buffer holds only post-drift samples, each re-estimation refits W by
@@ -137,8 +139,9 @@ class Settings(Protocol):
     """What the re-estimator reads of its model: public parameters and counters only."""
 
     samples_learned: int
-    refresh_every: int
+    alarm_window: int
     reestimate_every: int
+    drift_threshold: float | None
     buffer_size: int
     adapt_rank: bool
     adapt_sparsity: bool
@@ -254,8 +257,8 @@ class Reestimator:
 
     def on_refresh(self, window_loss: float, window_abs: float, window_count: int,
                    window_usage: np.ndarray) -> None:
-        """Called by the engine after each refresh with the refresh window's mean relative
-        loss, sum of losses, sample count and sum of h."""
+        """Called by the engine after each refresh that closes a loss window, with its mean
+        relative loss, sum of losses, sample count and sum of h."""
         model = self.model
         base = min(model.base_memory_length, LONGEST_MEMORY)
         decay = (1.0 - 1.0 / max(0.5 * base, 1.0)) ** window_count
@@ -331,7 +334,14 @@ class Reestimator:
 
     def _watch_loss(self, x: float) -> None:
         if self._feed(x):
-            self.drift_sample = self.drift_at = self.model.samples_learned
+            model = self.model
+            if model.drift_threshold is not None:  # every detection is an event
+                floor = self.floor if self.floor > 0 else None
+                ratio = f" to {math.exp(x) / floor:.3g} x its floor" if floor else ""
+                self.events.emit("drift", model.samples_learned, old=floor, new=math.exp(x),
+                                 reason="Page-Hinkley: the prequential loss of the windows "
+                                        f"rose{ratio} (adapt_forgetting cuts the memory)")
+            self.drift_sample = self.drift_at = model.samples_learned
             self.recovering = True
             self.refitted = False
             self._set_memory(reason="drift: Page-Hinkley detected a rise of the prequential "
@@ -340,7 +350,7 @@ class Reestimator:
     def _set_memory(self, reason: str | None = None) -> None:
         model = self.model
         base = model.base_memory_length
-        fast = max(float(model.refresh_every), FAST_SHARE * min(base, LONGEST_MEMORY))
+        fast = max(float(model.alarm_window), FAST_SHARE * min(base, LONGEST_MEMORY))
         slow = SLOW_FACTOR * base
         elapsed = model.samples_learned - self.drift_sample
         memory = fast

@@ -122,7 +122,7 @@ class Learner:
         """Enough non-empty recent samples to start W from the data (one per component)."""
         return self.monitor.non_empty() >= len(self.components)
 
-    def initialise(self, init: str) -> None:
+    def initialise(self, init: str, keep_order: bool = False) -> None:
         """The first dictionary, from the recent samples instead of the random initial rows.
 
         The random rows are only there so that the first samples get an h at all; EM-like
@@ -130,7 +130,9 @@ class Learner:
         communities). So W starts from k diverse recent samples (``init="samples"``) or from
         their mean profile and the residuals of k-1 of them (``init="core"``), is refined by
         batch NMF on the buffer, and the buffered samples are re-learned against it, replacing
-        the statistics gathered under the random one.
+        the statistics gathered under the random one. ``keep_order``: the new columns take the
+        places (so the ids) of the current columns they are most alike (cosine over the rows
+        the buffer uses; an optimal one-to-one matching).
         """
         samples, used, V = self.monitor.matrix()
         k = len(self.components)
@@ -138,6 +140,8 @@ class Learner:
                  else dictionary.sample_columns(V, k))
         refined = dictionary.batch_fit(V, start + 1e-3 * start.mean(), self.divergence)
         stats = self.statistics
+        if keep_order:
+            refined = refined[:, _matching(stats.W[used], refined)]
         stats.W[: stats.m] = self.divergence.w_floor
         stats.W[used] = refined
         dictionary.normalise_columns(stats.W[: stats.m])
@@ -214,3 +218,13 @@ class Learner:
             column = np.maximum(column, self.divergence.w_floor)
             column /= column.sum()
         return column, int(alike.sum())
+
+
+def _matching(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """For each column of ``old``, the column of ``new`` most alike (cosine), one to one."""
+    from scipy.optimize import linear_sum_assignment
+
+    a = old / np.maximum(np.linalg.norm(old, axis=0), 1e-300)
+    b = new / np.maximum(np.linalg.norm(new, axis=0), 1e-300)
+    rows, columns = linear_sum_assignment(-(a.T @ b))
+    return columns[np.argsort(rows)]

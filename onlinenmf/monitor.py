@@ -1,17 +1,24 @@
 """The prequential loss of a model and its recent samples.
 
 Each learned sample's loss (under the dictionary it met, before it was learned) is summed in
-the current refresh window, relative to the sample's own scale (the divergence's normaliser,
-so that windows compare across sample sizes). At each refresh the window closes
-(:meth:`Monitor.close_window`): its mean relative loss is compared with the long-run level
-(the baseline, set after the first memory length and following the windows over four memory
+the current window, relative to the sample's own scale (the divergence's normaliser, so that
+windows compare across sample sizes). A window closes at the first refresh at which it holds
+at least ``ALARM_SAMPLES`` samples (:meth:`Monitor.close_window`; a window is counted in
+samples, not refreshes: a mean over one sample, when W is refreshed after every sample, would
+raise alarms on noise): its mean relative loss is compared with the long-run level (the
+baseline, set after the first memory length and following the windows over four memory
 lengths); a window above ``ALARM_RATIO`` times the baseline is an alarm (acted on by
 :class:`onlinenmf.components.Components`). The last ``buffer_size`` samples are kept as
 (rows, values, relative loss) for re-seeding and for refits of W.
+
+Drift (:class:`DriftDetector`): every sample's relative loss also feeds a one-sided CUSUM of
+its standardised logarithm; each detection is kept (:attr:`Monitor.detections`) until the
+model turns it into a ``drift`` event.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any, NamedTuple
 
@@ -19,6 +26,95 @@ import numpy as np
 
 #: A window whose relative loss exceeds this multiple of the long-run level is an alarm.
 ALARM_RATIO = 1.5
+#: A window closes at the first refresh at which it holds this many samples.
+ALARM_SAMPLES = 20
+#: Drift detection: the reference level of the log relative loss is set by DRIFT_WARMUP
+#: samples (after the first dictionary and after each detection), then follows the stream
+#: with a memory of DRIFT_HORIZON samples; each sample's z-score, winsorised at DRIFT_CLIP
+#: (one outlier alone cannot fire), less DRIFT_SLACK, is summed (a one-sided CUSUM, Page
+#: 1954) and a sum above the threshold is a drift.
+DRIFT_WARMUP = 20
+DRIFT_HORIZON = 50
+DRIFT_CLIP = 3.0
+DRIFT_SLACK = 0.5
+#: Smallest variance of the log loss (a stream of identical samples has none).
+DRIFT_VAR_FLOOR = 1e-4
+
+
+class Detection(NamedTuple):
+    """A drift: where in the learning call (0: its first sample), the sample's relative loss,
+    its reference level, z-score, and the CUSUM statistic that crossed the threshold."""
+
+    offset: int
+    loss: float
+    level: float
+    z: float
+    statistic: float
+
+
+class DriftDetector:
+    """A one-sided CUSUM on the standardised log relative prequential loss (see the notes).
+
+    Under a stable stream whose log losses are Gaussian, a threshold h = 5 with slack 0.5
+    fires falsely about once in 900 samples (Page's average run length); a loss that jumps by
+    3 standard deviations and stays fires on its second sample.
+
+    >>> detector = DriftDetector(threshold=5.0)
+    >>> rng = np.random.default_rng(0)
+    >>> [detector.update(float(x)) for x in np.exp(0.1 * rng.standard_normal(40))].count(None)
+    40
+    >>> fired = [detector.update(2.0) for _ in range(3)]  # the loss doubles and stays
+    >>> [None if f is None else (round(f[1], 1), round(f[2], 1)) for f in fired]  # z, CUSUM
+    [None, (8.0, 7.2), None]
+    """
+
+    def __init__(self, threshold: float):
+        self.threshold = float(threshold)
+        self.restart()
+
+    def restart(self) -> None:
+        """Forget the reference: the next DRIFT_WARMUP samples set it again."""
+        self.count = 0
+        self.sum = 0.0
+        self.sumsq = 0.0
+        self.mean = 0.0
+        self.var = DRIFT_VAR_FLOOR
+        self.cusum = 0.0
+
+    def update(self, relative: float) -> tuple[float, float, float] | None:
+        """Feed one relative loss; return (level, z, statistic) when it fires."""
+        if not relative > 0 or not math.isfinite(relative):
+            return None
+        x = math.log(relative)
+        if self.count < DRIFT_WARMUP:
+            self.count += 1
+            self.sum += x
+            self.sumsq += x * x
+            if self.count == DRIFT_WARMUP:
+                self.mean = self.sum / self.count
+                self.var = max(self.sumsq / self.count - self.mean**2, DRIFT_VAR_FLOOR)
+            return None
+        sd = math.sqrt(self.var)
+        z = (x - self.mean) / sd
+        clipped = min(max(z, -DRIFT_CLIP), DRIFT_CLIP)
+        self.cusum = max(0.0, self.cusum + clipped - DRIFT_SLACK)
+        if self.cusum >= self.threshold:
+            fired = (math.exp(self.mean), z, self.cusum)
+            self.restart()
+            return fired
+        step = sd * clipped / DRIFT_HORIZON  # the reference follows, winsorised
+        self.mean += step
+        self.var = max((1.0 - 1.0 / DRIFT_HORIZON) * (self.var + sd * clipped * step),
+                       DRIFT_VAR_FLOOR)
+        return None
+
+    def state(self) -> dict[str, float]:
+        return {name: getattr(self, name)
+                for name in ("count", "sum", "sumsq", "mean", "var", "cusum")}
+
+    def restore(self, meta: dict[str, float]) -> None:
+        for name, value in meta.items():
+            setattr(self, name, int(value) if name == "count" else float(value))
 
 
 class Window(NamedTuple):
@@ -37,17 +133,24 @@ class Monitor:
 
     >>> monitor = Monitor(buffer_size=2)
     >>> monitor.record_one(np.array([0]), np.array([3.0]), loss=1.5, norm=3.0)
-    >>> window = monitor.close_window(np.zeros(2), samples=1, memory_length=1.0, every=1)
+    >>> print(monitor.close_window(np.zeros(2), samples=1, memory_length=1.0, every=1))
+    None
+    >>> for _ in range(ALARM_SAMPLES - 1):
+    ...     monitor.record_one(np.array([0]), np.array([3.0]), loss=1.5, norm=3.0)
+    >>> window = monitor.close_window(np.zeros(2), samples=20, memory_length=1.0, every=1)
     >>> window.loss, window.count, window.alarm, monitor.baseline
-    (0.5, 1, None, 0.5)
+    (0.5, 20, None, 0.5)
     """
 
-    def __init__(self, buffer_size: int):
+    def __init__(self, buffer_size: int, drift_threshold: float | None = None):
         self.recent: deque = deque(maxlen=buffer_size)  # (rows, values, relative loss)
-        self.window_loss = 0.0  # sum of the relative losses since the last refresh
+        self.window_loss = 0.0  # sum of the relative losses since the last closed window
         self.window_abs = 0.0  # sum of the losses (the empirical-Bayes noise level)
         self.window_count = 0
         self.baseline = -1.0  # long-run relative loss; < 0 until the first memory length
+        #: The drift detector (None: off) and its detections not yet turned into events.
+        self.drift = None if drift_threshold is None else DriftDetector(drift_threshold)
+        self.detections: list[Detection] = []
 
     # -------------------------------------------------------------- per sample
     def record_one(self, rows: np.ndarray, values: np.ndarray, loss: float,
@@ -57,6 +160,8 @@ class Monitor:
         self.window_abs += loss
         self.window_count += 1
         self.recent.append((rows, values, relative))  # fresh arrays from the feature index
+        if self.drift is not None:
+            self._watch(0, relative)
 
     def record_many(self, indptr: np.ndarray, rows: np.ndarray, values: np.ndarray,
                     losses: np.ndarray, norms: np.ndarray) -> None:
@@ -68,6 +173,19 @@ class Monitor:
         for s in range(max(0, count - self.recent.maxlen), count):
             sample = slice(indptr[s], indptr[s + 1])
             self.recent.append((rows[sample].copy(), values[sample].copy(), relative[s]))
+        if self.drift is not None:
+            for s in range(count):
+                self._watch(s, float(relative[s]))
+
+    def _watch(self, offset: int, relative: float) -> None:
+        fired = self.drift.update(relative)
+        if fired is not None:
+            self.detections.append(Detection(offset, relative, *fired))
+
+    def take_detections(self) -> list[Detection]:
+        """The detections since the last call (the caller makes them events)."""
+        detections, self.detections = self.detections, []
+        return detections
 
     def record_totals(self, relative: float, loss: float, count: int) -> None:
         """Losses summed elsewhere (a batch over the partitions of a data set) into the
@@ -78,17 +196,22 @@ class Monitor:
 
     # -------------------------------------------------------------- per refresh
     def close_window(self, usage: np.ndarray, samples: int, memory_length: float,
-                     every: int) -> Window:
-        """End the refresh window (``usage``: its sum of h) and update the baseline."""
-        loss = self.window_loss / max(self.window_count, 1)
-        window = (loss, self.window_abs, self.window_count, usage)
+                     every: int) -> Window | None:
+        """End the window (``usage``: its sum of h) and update the baseline, if it holds
+        ``ALARM_SAMPLES`` samples (else None: it goes on). ``every``: the samples a window
+        usually holds (the baseline starts after ten of them, or one memory length)."""
+        if self.window_count < ALARM_SAMPLES:
+            return None
+        count = self.window_count
+        loss = self.window_loss / count
+        window = (loss, self.window_abs, count, usage)
         self.window_loss, self.window_abs, self.window_count = 0.0, 0.0, 0
         if self.baseline < 0:
             if samples >= min(memory_length, 10 * every):
                 self.baseline = loss
             return Window(*window, alarm=None)
         alarm = loss > ALARM_RATIO * self.baseline
-        weight = min(1.0, every / (4.0 * memory_length))
+        weight = min(1.0, count / (4.0 * memory_length))
         self.baseline += weight * (loss - self.baseline)
         return Window(*window, alarm=alarm)
 
@@ -122,6 +245,8 @@ class Monitor:
         }
         meta = {"window_loss": self.window_loss, "window_abs": self.window_abs,
                 "window_count": self.window_count, "baseline": self.baseline}
+        if self.drift is not None:
+            meta["drift"] = self.drift.state()
         return arrays, meta
 
     def restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -129,6 +254,8 @@ class Monitor:
         self.window_abs = float(meta["window_abs"])
         self.window_count = int(meta["window_count"])
         self.baseline = float(meta["baseline"])
+        if self.drift is not None and "drift" in meta:
+            self.drift.restore(meta["drift"])
         self.recent.clear()
         ends = np.cumsum(arrays["recent_lengths"])
         for end, length, loss in zip(ends, arrays["recent_lengths"], arrays["recent_losses"]):

@@ -54,7 +54,9 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
         Per-sample forgetting of the statistics; the model remembers about
         ``1 / (1 - forget_factor)`` recent samples.
     refresh_every
-        Samples between two updates of the dictionary ``W``.
+        Samples between two updates of the dictionary ``W``; None (the default): an automatic
+        schedule, often while the model is young, then less often (see
+        :mod:`onlinenmf.schedule`).
     l1_h
         L1 penalty on ``h`` (sparser community weights).
     l2_h
@@ -97,6 +99,9 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
     init
         The first dictionary: ``"samples"`` (diverse samples) or ``"core"`` (their mean profile
         plus residuals, for data whose samples share a common part).
+    drift_threshold
+        Threshold of the drift detector on the prequential loss (each detection is an event of
+        kind ``"drift"`` in ``engine.events``); None: no drift detection.
 
     Attributes
     ----------
@@ -168,7 +173,7 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
         n_components: int = 10,
         beta: int = 1,
         forget_factor: float = 0.998,
-        refresh_every: int = 100,
+        refresh_every: int | None = None,
         l1_h: float = 0.0,
         l2_h: float = 0.0,
         l1_w: float = 0.0,
@@ -188,6 +193,7 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
         prune_patience: int = 3,
         ard_strength: float = 0.01,
         init: str = "samples",
+        drift_threshold: float | None = engine.DRIFT_THRESHOLD,
     ):
         # Stored verbatim: river's clone, repr and the check suite read them back by name.
         self.n_components = n_components
@@ -213,6 +219,7 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
         self.prune_patience = prune_patience
         self.ard_strength = ard_strength
         self.init = init
+        self.drift_threshold = drift_threshold
         # The engine validates the parameters: a bad one raises here, at construction.
         params = {name: getattr(self, name) for name in _ENGINE_PARAMETERS}
         if seed is None:
@@ -298,7 +305,7 @@ _ENGINE_PARAMETERS = (
     "n_components", "beta", "forget_factor", "refresh_every", "l1_h", "l2_h", "l1_w", "l2_w",
     "refresh_sweeps", "max_iter", "tol", "reseed", "buffer_size", "seed", "adapt_rank",
     "adapt_sparsity", "adapt_forgetting", "reestimate_every", "k_min", "k_max", "prune_patience",
-    "ard_strength", "init",
+    "ard_strength", "init", "drift_threshold",
 )
 
 

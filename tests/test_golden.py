@@ -29,6 +29,11 @@ def _scenarios():
 
 
 scenarios = _scenarios()
+#: Defaults changed since the golden streams were recorded (issue 13: drift detection on by
+#: default), pinned to the values they had then: the recorded outputs stay those of these runs.
+PINNED = {"drift_threshold": None}
+for _params in scenarios.SCENARIOS.values():
+    _params.update(PINNED)
 NAMES = list(scenarios.SCENARIOS)
 SNAPSHOTS = [name for name in NAMES if (GOLDEN / f"snapshot_v1_{name}.npz").exists()]
 
