@@ -28,9 +28,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from consumers.broker import EmbeddedBroker
 from consumers.loop import ConsumerLoop, LoopConfig, Source
-from consumers.messages import encode_sample
 from consumers.metrics import ConsumerMetrics
-from consumers.microbiome import MicrobiomeApp
+from consumers.microbiome import MicrobiomeApp, encode_sample
 
 N = int(os.environ.get("ONLINENMF_BENCH_KAFKA_N", "20000"))
 PARTITIONS = 4

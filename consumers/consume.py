@@ -21,96 +21,48 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from kafka.errors import KafkaConfigurationError
 
 from consumers.checkpoint import CheckpointError
+from consumers.kinds import STREAM_KINDS
 from consumers.loop import EXIT_SETUP, ConsumerLoop, LoopConfig
-from consumers.messages import DEFAULT_MAX_BYTES, DEFAULT_MAX_FEATURES
+from consumers.messages import DEFAULT_MAX_BYTES
 from consumers.metrics import ConsumerMetrics
 from consumers.options import (
-    add_flag,
     add_kafka_options,
     add_option,
-    byte_size,
     parse_kafka_settings,
-    positive_float,
-    positive_int,
     security_settings,
     setup_logging,
 )
 
-__all__ = ["add_arguments", "run", "APPLICATIONS", "loop_config"]
+__all__ = ["add_arguments", "run", "loop_config", "resolve_topics"]
 
 log = logging.getLogger("onlinenmf.consumer")
 
 
-def _microbiome_app(args: argparse.Namespace) -> Any:
-    from consumers.microbiome import MicrobiomeApp
-
-    params = {
-        "n_components": args.components,
-        "beta": args.beta,
-        "forget_factor": args.forget_factor,
-        "refresh_every": args.refresh_every,
-        "seed": args.seed,
-    }
-    shared = None
-    if args.share_dictionary:
-        from consumers.shared import STATS_SUFFIX, SharedDictionary
-
-        settings = security_settings(parse_kafka_settings(args.kafka_config))
-        shared = SharedDictionary(args.bootstrap_servers, args.stats_topic or
-                                  args.topic + STATS_SUFFIX, args.worker_id,
-                                  share_every=args.share_every, consumer_config=settings,
-                                  max_age=args.share_max_age)
-    return MicrobiomeApp(
-        model_params=params,
-        output_topic=args.output_topic or None,
-        model_topic=args.model_topic or None,
-        max_bytes=args.max_message_bytes,
-        max_features=args.max_features,
-        track=not args.no_track,
-        tracker_params={"window": args.growth_window,
-                        **{name: getattr(args, flag) for flag, name in TRACKER_BOUNDS.items()}},
-        shared=shared,
-        init_from=args.init_from,
-    )
-
-
-def _reco_app(args: argparse.Namespace) -> Any:
-    from consumers.reco import reco_app
-
-    return reco_app(args)
-
-
-#: stream kind -> (default input, output and model topics, application factory); for reco
-#: the third topic carries the top-N recommendations
-APPLICATIONS: dict[str, tuple[tuple[str, str, str], Callable[[argparse.Namespace], Any]]] = {
-    "microbiome": (
-        ("microbiome.samples", "microbiome.communities", "microbiome.model"), _microbiome_app
-    ),
-    "reco": (("reco.ratings", "reco.predictions", "reco.recommendations"), _reco_app),
-}
+def _defaults(role: str) -> str:
+    """The kinds' default topics in one role, for the help text."""
+    return ", ".join(f"{getattr(kind.topics, role)} ({name})"
+                     for name, kind in STREAM_KINDS.items())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``onlinenmf consume``."""
-    parser.add_argument("kind", choices=sorted(APPLICATIONS), help="which stream to consume")
+    parser.add_argument("kind", choices=sorted(STREAM_KINDS), help="which stream to consume")
     add_kafka_options(parser)
-    add_option(parser, "--topic", help="input topic (default: microbiome.samples)")
+    add_option(parser, "--topic", help=f"input topic (default: {_defaults('input')})")
     add_option(parser, "--group", default="onlinenmf", help="consumer group id")
     add_option(parser, "--checkpoint-dir", type=Path, default=Path("checkpoints"),
                help="directory of checkpoints (share it between the group's workers)")
     add_option(parser, "--worker-id", default=socket.gethostname(),
                help="this worker's id: names its checkpoint file")
-    add_option(parser, "--output-topic", help="community records (default: "
-               "microbiome.communities; '' to disable)")
-    add_option(parser, "--model-topic", help="model versions (default: microbiome.model; '' "
-               "to disable)")
+    add_option(parser, "--output-topic", help="community records or predictions (default: "
+               f"{_defaults('output')}; '' to disable)")
+    add_option(parser, "--model-topic", help="model versions or recommendations (default: "
+               f"{_defaults('model')}; '' to disable)")
     add_option(parser, "--exit-when-idle", type=float, default=None,
                help="exit after this many seconds without a record")
     add_option(parser, "--metrics-port", type=int, default=None,
@@ -132,70 +84,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                help="the largest record read or written: larger input messages are "
                     "dead-lettered (cut to fit), and it is the producer's max_request_size "
                     "and the least fetch size of the consumer")
-    add_option(parser, "--max-features", type=int, default=DEFAULT_MAX_FEATURES,
-               help="input messages with more taxa are dead-lettered")
     add_option(parser, "--components", type=int, default=10, help="rank k of a new model")
-    add_option(parser, "--beta", type=float, default=1.0,
-               help="beta-divergence of a new model (1: KL, counts)")
-    add_option(parser, "--forget-factor", type=float, default=0.998,
-               help="forgetting per sample of a new model")
-    add_option(parser, "--refresh-every", type=int, default=100,
-               help="samples between dictionary refreshes of a new model")
     add_option(parser, "--seed", type=int, default=0, help="seed of a new model")
-    add_option(parser, "--init-from", type=Path, default=None,
-               help="start from this model snapshot instead of a new model (onlinenmf fit "
-                    "--out: a history fitted on Dask, followed live from there; the options "
-                    "of a new model are then the snapshot's); recorded in the checkpoint, so a "
-                    "restart continues the checkpoint and never re-applies it (microbiome)")
-    add_flag(parser, "--no-track", "no subject tracker: records without growth and events "
-             "(faster; each subject's last h is still its warm start)")
-    add_option(parser, "--growth-window", type=float, default=None,
-               help="growth rates over the last this many days of a subject (default: all "
-                    "its kept history)")
-    _add_tracker_bounds(parser)
-    add_flag(parser, "--share-dictionary", "share one dictionary with the group's other "
-             "workers through a stats topic, so that each learns every community, also those "
-             "of subjects on others' partitions (microbiome; see consumers/shared.py)")
-    add_option(parser, "--share-every", type=int, default=1,
-               help="dictionary refreshes between two publications of this worker's "
-                    "statistics (with --share-dictionary)")
-    add_option(parser, "--share-max-age", type=float, default=None,
-               help="leave out peers whose latest statistics are older than this many "
-                    "seconds (a worker gone for good; default: keep them)")
-    add_option(parser, "--stats-topic", default=None,
-               help="the stats topic (default: <input topic>.stats)")
     add_option(parser, "--log-level", default="INFO", help="logging level")
-    from consumers.reco import add_reco_arguments
-
-    add_reco_arguments(parser)
-
-
-#: flag destination -> Tracker parameter, for the tracker's memory bounds (microbiome)
-TRACKER_BOUNDS = {"max_subjects": "max_subjects", "max_history": "max_history",
-                  "max_history_bytes": "max_history_bytes", "subject_ttl": "ttl",
-                  "max_events": "max_events"}
-
-
-def _add_tracker_bounds(parser: argparse.ArgumentParser) -> None:
-    """The subject tracker's bounds; defaults are the Tracker's own. They also apply to a
-    tracker restored from a checkpoint (see consumers/README.md, "Memory of the tracker")."""
-    import inspect
-
-    from onlinenmf.tracking import Tracker  # the onlinenmf CLI has imported it already
-
-    default = {name: p.default for name, p in inspect.signature(Tracker).parameters.items()}
-    add_option(parser, "--max-subjects", type=positive_int, default=default["max_subjects"],
-               help="subjects the tracker keeps (least recently seen evicted)")
-    add_option(parser, "--max-history", type=positive_int, default=default["max_history"],
-               help="samples the tracker keeps per subject (oldest dropped)")
-    add_option(parser, "--max-history-bytes", type=byte_size,
-               default=default["max_history_bytes"],
-               help="memory budget of the tracker's subject histories, in bytes or with K, M, "
-                    "G (e.g. 256M); past it the least recently seen subjects are evicted")
-    add_option(parser, "--subject-ttl", type=positive_float, default=default["ttl"],
-               help="days after its latest sample that a subject is kept (default: no limit)")
-    add_option(parser, "--max-events", type=positive_int, default=default["max_events"],
-               help="appear/vanish/birth/retire events the tracker keeps")
+    for kind in STREAM_KINDS.values():
+        kind.add_flags(parser)
 
 
 def loop_config(args: argparse.Namespace, topics: list[str]) -> LoopConfig:
@@ -220,24 +113,35 @@ def loop_config(args: argparse.Namespace, topics: list[str]) -> LoopConfig:
     )
 
 
+def resolve_topics(args: argparse.Namespace) -> None:
+    """Fill the topics not given with the kind's defaults ('' keeps an output disabled)."""
+    topics = STREAM_KINDS[args.kind].topics
+    args.topic = args.topic or topics.input
+    args.output_topic = topics.output if args.output_topic is None else args.output_topic
+    args.model_topic = topics.model if args.model_topic is None else args.model_topic
+
+
+def _flags_of_other_kinds(args: argparse.Namespace, name: str) -> str | None:
+    """Why a flag that only another kind honours cannot be used here (None: none given)."""
+    for other in STREAM_KINDS.values():
+        for flag in other.exclusive_flags if other.name != name else ():
+            if getattr(args, flag.lstrip("-").replace("-", "_")) not in (None, False):
+                return f"{flag} is for the {other.name} stream only"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Build the application and the loop, serve metrics, run until stopped."""
     setup_logging(args.log_level)
-    if args.share_dictionary and args.kind != "microbiome":
-        print("onlinenmf consume: --share-dictionary is for the microbiome stream only",
-              file=sys.stderr)
+    kind = STREAM_KINDS[args.kind]
+    refused = _flags_of_other_kinds(args, kind.name)
+    if refused:
+        print(f"onlinenmf consume: {refused}", file=sys.stderr)
         return EXIT_SETUP
-    if args.init_from is not None and args.kind != "microbiome":
-        print("onlinenmf consume: --init-from is for the microbiome stream only",
-              file=sys.stderr)
-        return EXIT_SETUP
-    (topic, output, model), factory = APPLICATIONS[args.kind]
-    args.topic = args.topic or topic
-    args.output_topic = output if args.output_topic is None else args.output_topic
-    args.model_topic = model if args.model_topic is None else args.model_topic
+    resolve_topics(args)
     metrics = ConsumerMetrics()
     try:
-        app = factory(args)
+        app = kind.application(args)
     except ValueError as err:  # e.g. an unreadable --init-from snapshot
         print(f"onlinenmf consume: {err}", file=sys.stderr)
         return EXIT_SETUP

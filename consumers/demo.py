@@ -19,11 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from consumers.microbiome.schema import TOPICS
+
 __all__ = ["add_arguments", "run", "run_demo"]
 
-TOPIC = "microbiome.samples"
-OUTPUT = "microbiome.communities"
-MODEL = "microbiome.model"
 SUBJECTS = ("C001", "C010", "C021", "C035")
 
 
@@ -78,9 +77,8 @@ def run_demo(out: Path, components: int = 8, report: bool = True) -> dict[str, A
     """Run the whole demo; return what it measured (used by the test)."""
     from consumers.broker import EmbeddedBroker
     from consumers.loop import ConsumerLoop, LoopConfig
-    from consumers.messages import encode_sample
     from consumers.metrics import ConsumerMetrics
-    from consumers.microbiome import MicrobiomeApp
+    from consumers.microbiome import MicrobiomeApp, encode_sample
     from onlinenmf.datasets import load_ecam
 
     started = time.monotonic()
@@ -100,12 +98,12 @@ def run_demo(out: Path, components: int = 8, report: bool = True) -> dict[str, A
         admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
         # one partition: records reach the model in one order, so every run of the demo
         # learns the same communities (with several, the interleaving follows the polls)
-        admin.create_topics({TOPIC: {"num_partitions": 1, "replication_factor": 1}})
+        admin.create_topics({TOPICS.input: {"num_partitions": 1, "replication_factor": 1}})
         admin.close()
         producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
         for rec in tqdm(table.records(), total=table.n_samples, unit="sample",
-                        desc=f"replay -> {TOPIC}"):
-            producer.send(TOPIC, key=rec["subject"].encode(), value=encode_sample(
+                        desc=f"replay -> {TOPICS.input}"):
+            producer.send(TOPICS.input, key=rec["subject"].encode(), value=encode_sample(
                 rec["subject"], rec["time"], rec["sample_id"], rec["counts"], rec["meta"]))
         producer.flush(30)
         producer.close()
@@ -113,9 +111,9 @@ def run_demo(out: Path, components: int = 8, report: bool = True) -> dict[str, A
         metrics = ConsumerMetrics()
         app = MicrobiomeApp(model_params={"n_components": components, "beta": 1,
                                           "refresh_every": 50, "seed": 0},
-                            output_topic=OUTPUT, model_topic=MODEL)
+                            output_topic=TOPICS.output, model_topic=TOPICS.model)
         loop = ConsumerLoop(app, LoopConfig(
-            bootstrap_servers=broker.bootstrap, topics=[TOPIC], group_id="onlinenmf-demo",
+            bootstrap_servers=broker.bootstrap, topics=[TOPICS.input], group_id="onlinenmf-demo",
             checkpoint_dir=ckpt_dir, worker_id="demo", checkpoint_every=200,
             exit_when_idle=2.0,
             # Tansu joins a group in about session_timeout_ms / 2 (real Kafka: keep >= 6 s)
@@ -126,8 +124,8 @@ def run_demo(out: Path, components: int = 8, report: bool = True) -> dict[str, A
         status = loop.run()
         if status != 0:  # the loop logged why (broker lost, offsets not in the log, ...)
             raise DemoFailed(f"the consumer stopped with exit status {status}; see the line above")
-        outputs = _read_topic(broker.bootstrap, OUTPUT, expect=table.n_samples)
-        models = _read_topic(broker.bootstrap, MODEL, expect=None)
+        outputs = _read_topic(broker.bootstrap, TOPICS.output, expect=table.n_samples)
+        models = _read_topic(broker.bootstrap, TOPICS.model, expect=None)
     # the broker is stopped here; everything below works from what was collected
 
     with open(out / "communities.jsonl", "w") as fh:

@@ -74,6 +74,7 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 from consumers.checkpoint import Checkpoint, CheckpointStore, tp_key
 from consumers.messages import DEFAULT_MAX_BYTES, BadMessage
 from consumers.metrics import ConsumerMetrics
+from consumers.topics import DLT_SUFFIX
 
 __all__ = ["Application", "LoopConfig", "ConsumerLoop", "Result", "Source", "DLT_HEADERS",
            "dead_letter_record", "record_size",
@@ -235,7 +236,7 @@ class LoopConfig:
     #: seconds without an answer from any broker (or with outputs unacknowledged) before
     #: the loop gives up with EXIT_BROKER_LOST; also the wait for the first connection
     broker_timeout: float = 180.0
-    dlt_suffix: str = ".DLT"
+    dlt_suffix: str = DLT_SUFFIX
     #: the largest record read or written (``--max-message-bytes``): the producer's
     #: ``max_request_size``, and the consumer's fetch sizes admit it (the application's
     #: input limit is the same number on the command line)

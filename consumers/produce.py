@@ -1,11 +1,9 @@
 """Replay a table into a Kafka topic, in time order, with a progress bar.
 
-``onlinenmf produce microbiome --bootstrap-servers H:P --topic T [--table TSV|BIOM
---metadata TSV]`` sends one message per sample (key = subject id, value = the input
-format of :mod:`consumers.messages`). Without ``--table`` it replays a bundled cohort
-(``--dataset``, default ECAM). Tables are read by :func:`onlinenmf.datasets.load_table`
-(TSV with samples or features as rows, BIOM JSON, BIOM HDF5 with ``h5py``; the metadata's
-sample id, subject and time columns found by their usual names). A file that cannot be
+``onlinenmf produce KIND --bootstrap-servers H:P --topic T [--table TSV|BIOM --metadata
+TSV]`` sends the messages of the kind's producer (:mod:`consumers.kinds`; e.g.
+:mod:`consumers.microbiome.producer`: one message per sample, key = subject id). Without
+``--table`` it replays a bundled cohort (``--dataset``, default ECAM). A file that cannot be
 used is one line on stderr and exit status 2, before any broker is contacted.
 """
 
@@ -14,11 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-from consumers.messages import encode_sample
+from consumers.kinds import STREAM_KINDS
 from consumers.options import (
     add_kafka_options,
     add_option,
@@ -26,7 +22,7 @@ from consumers.options import (
     setup_logging,
 )
 
-__all__ = ["HELP", "add_arguments", "run", "microbiome_messages", "read_table", "STREAMS"]
+__all__ = ["HELP", "add_arguments", "run"]
 
 #: ``onlinenmf produce --help`` (plain text for the command line).
 HELP = """\
@@ -66,10 +62,11 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``onlinenmf produce``."""
-    parser.add_argument("kind", choices=sorted(STREAMS), help="which stream to produce")
+    parser.add_argument("kind", choices=sorted(STREAM_KINDS), help="which stream to produce")
     add_kafka_options(parser)
     add_option(parser, "--topic", default=None,
-               help="topic to write to (default: microbiome.samples, or reco.ratings)")
+               help="topic to write to (default: " + ", ".join(
+                   f"{kind.topics.input} ({name})" for name, kind in STREAM_KINDS.items()) + ")")
     add_option(parser, "--dataset", default="ecam",
                help="bundled cohort when no --table: ecam, artificial_gut, moving_pictures")
     add_option(parser, "--table", type=Path,
@@ -89,83 +86,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--log-level", default="WARNING", help="logging level")
 
 
-# ---------------------------------------------------------------------------- tables
-def read_table(path: Path) -> tuple[Any, list[str], list[str]]:
-    """A counts table as (CSR matrix, row ids, column ids): see
-    :func:`onlinenmf.datasets.files.read_table`."""
-    from onlinenmf.datasets.files import read_table as read  # the engine, only when needed
-
-    return read(path)
-
-
-def _records_from_files(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    """The table's records; every file is read (and refused) before the first is sent."""
-    from onlinenmf.datasets import TableError, load_table
-
-    if args.metadata is None:
-        raise TableError("--table needs --metadata: a TSV with the sample id, subject and "
-                         "time of every sample")
-    return load_table(args.table, args.metadata, subject_column=args.subject_column,
-                      time_column=args.time_column,
-                      sample_column=getattr(args, "sample_column", None)).records()
-
-
-def _records_bundled(name: str) -> Iterator[dict[str, Any]]:
-    from onlinenmf import datasets
-
-    loaders = {"ecam": datasets.load_ecam, "artificial_gut": datasets.load_artificial_gut,
-               "moving_pictures": datasets.load_moving_pictures}
-    if name not in loaders:
-        raise ValueError(f"unknown --dataset {name!r}: one of {', '.join(sorted(loaders))}, "
-                         "or give your own with --table and --metadata")
-    return loaders[name]().records()
-
-
-def microbiome_messages(args: argparse.Namespace) -> Iterator[tuple[bytes, bytes]]:
-    """``(key, value)`` messages of the microbiome stream the arguments describe.
-
-    The table is read here, not when the first message is asked for: a file that cannot be
-    used raises at once (:class:`onlinenmf.datasets.TableError`, a ValueError).
-    """
-    records = _records_from_files(args) if args.table else _records_bundled(args.dataset)
-    return _encoded(records, args.limit)
-
-
-def _encoded(records: Iterator[dict[str, Any]], limit: int | None
-             ) -> Iterator[tuple[bytes, bytes]]:
-    for i, rec in enumerate(records):
-        if limit is not None and i >= limit:
-            return
-        yield rec["subject"].encode(), encode_sample(
-            rec["subject"], rec["time"], rec["sample_id"], rec["counts"], rec.get("meta"))
-
-
-def reco_messages(args: argparse.Namespace) -> Iterator[tuple[bytes, bytes]]:
-    """``(key, value)`` rating events in time order (see :func:`consumers.reco.reco_messages`)."""
-    from consumers.reco import reco_messages as messages
-
-    return messages(args)
-
-
-#: stream kind -> message generator
-STREAMS: dict[str, Callable[[argparse.Namespace], Iterator[tuple[bytes, bytes]]]] = {
-    "microbiome": microbiome_messages,
-    "reco": reco_messages,
-}
-#: stream kind -> default topic
-TOPICS = {"microbiome": "microbiome.samples", "reco": "reco.ratings"}
-
-
 def run(args: argparse.Namespace) -> int:
     """Send the stream, wait for every acknowledgement, report the count."""
     from kafka import KafkaProducer
     from tqdm import tqdm
 
     setup_logging(args.log_level)
-    args.topic = args.topic or TOPICS[args.kind]
+    kind = STREAM_KINDS[args.kind]
+    args.topic = args.topic or kind.topics.input
     settings = parse_kafka_settings(args.kafka_config)
     try:  # the input is read (and a user's mistake refused) before the broker is contacted
-        messages = STREAMS[args.kind](args)
+        messages = kind.messages(args)
     except (ValueError, OSError) as err:
         print(f"onlinenmf produce: {err}", file=sys.stderr)
         return 2

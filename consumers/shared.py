@@ -53,11 +53,10 @@ import numpy as np
 
 from onlinenmf import snapshot
 
-__all__ = ["SharedDictionary", "encode_statistics", "decode_statistics", "STATS_SUFFIX"]
+__all__ = ["SharedDictionary", "encode_statistics", "decode_statistics"]
 
 log = logging.getLogger("onlinenmf.shared")
 
-STATS_SUFFIX = ".stats"
 KIND = "onlinenmf.statistics"
 _ARRAYS = ("W", "B", "usage", "A", "D")
 _SCALARS = ("beta", "n_eff", "samples_learned", "component_ids", "features")

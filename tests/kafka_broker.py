@@ -299,7 +299,7 @@ def synthetic_messages(n: int, seed: int = 0, subjects: int = 30, taxa: int = 15
     each with Poisson-like counts, times increasing."""
     import numpy as np
 
-    from consumers.messages import encode_sample
+    from consumers.microbiome import encode_sample
 
     rng = np.random.default_rng(seed)
     out = []

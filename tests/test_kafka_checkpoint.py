@@ -15,8 +15,7 @@ import pytest
 from consumers import checkpoint as ckpt_mod
 from consumers.checkpoint import Checkpoint, CheckpointError, CheckpointStore
 from consumers.loop import Source
-from consumers.messages import encode_sample
-from consumers.microbiome import MicrobiomeApp
+from consumers.microbiome import MicrobiomeApp, encode_sample
 from onlinenmf.cli import main
 from tests.kafka_broker import (
     FAST_GROUP_FLAGS,

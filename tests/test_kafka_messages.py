@@ -7,7 +7,8 @@ import json
 import msgspec
 import pytest
 
-from consumers.messages import KINDS, BadMessage, decode_sample, encode_sample, parse_time
+from consumers.messages import KINDS, BadMessage, parse_time
+from consumers.microbiome import decode_sample, encode_sample
 
 GOOD = {"subject": "C001", "time": 36, "sample_id": "s1", "counts": {"a": 3, "b": 0.5}}
 

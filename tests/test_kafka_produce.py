@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from consumers.messages import decode_sample
-from consumers.produce import read_table
+from consumers.microbiome import decode_sample
+from consumers.microbiome.producer import read_table
 from tests.kafka_broker import create_topic, read_topic, run_cli, unique
 
 METADATA = "sample_id\tsubject_id\tday_of_life\tdiet\nS1\tA\t10\tbd\nS2\tB\t3\tfd\nS3\tA\t1\tbd\n"

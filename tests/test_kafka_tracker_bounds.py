@@ -14,7 +14,7 @@ import signal
 import pytest
 
 from consumers.checkpoint import CheckpointStore
-from consumers.consume import APPLICATIONS
+from consumers.kinds import STREAM_KINDS
 from consumers.loop import Source
 from consumers.microbiome import MicrobiomeApp
 from onlinenmf.cli import build_parser
@@ -42,7 +42,7 @@ MODEL_FLAGS = ["--components", "5", "--refresh-every", "50", "--seed", "2", "--b
 
 def _app(*flags: str) -> MicrobiomeApp:
     args = build_parser().parse_args(["consume", "microbiome", *flags])
-    return APPLICATIONS["microbiome"][1](args)
+    return STREAM_KINDS["microbiome"].application(args)
 
 
 def test_every_tracker_bound_is_a_flag():

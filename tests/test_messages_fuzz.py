@@ -21,11 +21,9 @@ from consumers.messages import (
     MAX_DEPTH,
     MAX_ID_CHARS,
     BadMessage,
-    decode_sample,
-    encode_sample,
     json_depth,
 )
-from consumers.microbiome import MicrobiomeApp
+from consumers.microbiome import MicrobiomeApp, decode_sample, encode_sample
 from consumers.reco import decode_rating
 
 HEAD = b'{"subject": "C1", "time": 1, "sample_id": "s1", '

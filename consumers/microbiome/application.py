@@ -26,6 +26,7 @@ Model record (``microbiome.model``)::
     {"worker": "main", "model_version": 3, "samples_learned": 300, "n_components": 10,
      "n_features": 812, "w_sha256": "...", "components": {"0": [["<taxon>", 0.41], ...]}}
 
+>>> from consumers.microbiome.schema import encode_sample
 >>> app = MicrobiomeApp(model_params={"n_components": 2, "refresh_every": 2, "seed": 0})
 >>> app.restore(None)
 >>> src = Source("microbiome.samples", 0, 0, None, b"C001", "main")
@@ -49,29 +50,15 @@ import msgspec
 import numpy as np
 
 from consumers.loop import Result, Source
-from consumers.messages import (
-    DEFAULT_MAX_BYTES,
+from consumers.messages import DEFAULT_MAX_BYTES, BadMessage, SourceRef
+from consumers.microbiome.schema import (
     DEFAULT_MAX_FEATURES,
-    BadMessage,
+    TOPICS,
     Sample,
     decode_sample,
-    encode_sample,
 )
 
-__all__ = ["MicrobiomeApp", "CommunityRecord", "ModelRecord", "SourceRef", "w_sha256",
-           "encode_sample", "model_from_blobs"]
-
-DEFAULT_INPUT = "microbiome.samples"
-DEFAULT_OUTPUT = "microbiome.communities"
-DEFAULT_MODEL_TOPIC = "microbiome.model"
-
-
-class SourceRef(msgspec.Struct):
-    """Input coordinates of the record an output was made from."""
-
-    topic: str
-    partition: int
-    offset: int
+__all__ = ["MicrobiomeApp", "CommunityRecord", "ModelRecord", "w_sha256", "model_from_blobs"]
 
 
 class CommunityRecord(msgspec.Struct, omit_defaults=True):
@@ -188,8 +175,8 @@ class MicrobiomeApp:
     def __init__(
         self,
         model_params: Mapping[str, Any] | None = None,
-        output_topic: str | None = DEFAULT_OUTPUT,
-        model_topic: str | None = DEFAULT_MODEL_TOPIC,
+        output_topic: str | None = TOPICS.output,
+        model_topic: str | None = TOPICS.model,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_features: int = DEFAULT_MAX_FEATURES,
         top_features: int = 10,
