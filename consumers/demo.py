@@ -162,7 +162,7 @@ def run_demo(out: Path, components: int = 8, report: bool = True) -> dict[str, A
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     if report:
-        from onlinenmf.report import write_report
+        from consumers.report import write_report
 
         write_report(tracker, out / "report.html", labels={
             f: table.taxon_name(f) for f in model.features}, title="ECAM through Kafka")

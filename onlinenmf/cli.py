@@ -23,12 +23,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 SUBCOMMANDS: dict[str, str] = {
-    "demo": "onlinenmf.demo",
+    "demo": "consumers.demo",
     "broker": "consumers.broker",
     "produce": "consumers.produce",
     "consume": "consumers.consume",
     "inspect": "consumers.inspect",
-    "report": "onlinenmf.report",
+    "report": "consumers.report",
     "fit": "onlinenmf.distributed.command",
 }
 

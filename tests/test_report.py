@@ -20,7 +20,7 @@ from consumers.checkpoint import Checkpoint, CheckpointStore
 from onlinenmf import OnlineNMF, Tracker
 from onlinenmf.cli import main
 from onlinenmf.datasets import load_artificial_gut, load_ecam
-from onlinenmf.report import (
+from consumers.report import (
     event_counts,
     feature_labels,
     load_source,

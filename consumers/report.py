@@ -22,12 +22,9 @@ from __future__ import annotations
 import argparse
 import base64
 import functools
-import hashlib
 import html
 import io
-import json
 import sys
-import zipfile
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from consumers.checkpoint import CheckpointError, read_checkpoint
 from onlinenmf import snapshot
 from onlinenmf.engine import OnlineNMF
 from onlinenmf.tracking import Tracker
@@ -44,7 +42,6 @@ __all__ = ["HELP", "TimeAxis", "add_arguments", "bundled_labels", "event_counts"
            "feature_labels", "load_source", "read_taxonomy", "run", "time_axis", "time_unit",
            "write_report"]
 
-CHECKPOINT_FORMAT = "onlinenmf-checkpoint/1"  # consumers/checkpoint.py writes it
 #: Bundled microbiome data sets whose features the report can name, with their time unit.
 BUNDLED_TIME_UNITS = {"ecam": "days", "artificial_gut": "hours", "moving_pictures": "days"}
 #: Seconds per time unit -> its name (for trackers whose times are timestamps).
@@ -90,46 +87,29 @@ def _not_microbiome(source: str) -> ValueError:
 
 
 def _from_snapshot(data: bytes, source: str) -> Tracker:
-    arrays, meta = snapshot.loads(data, source)
-    if meta.get("class") == "Tracker":
-        return Tracker._from_state(arrays, meta, source)
-    if meta.get("class") == "OnlineNMF":
-        return Tracker(OnlineNMF._from_state(arrays, meta, source))
-    if meta.get("class") == "RecoNMF":
+    """A Tracker from a snapshot, through the classes' public readers: a Tracker's as it is,
+    an OnlineNMF's wrapped in an empty Tracker."""
+    kind = snapshot.loads(data, source)[1].get("class")
+    if kind == "Tracker":
+        return Tracker.from_bytes(data, source)
+    if kind == "OnlineNMF":
+        return Tracker(OnlineNMF.from_bytes(data, source))
+    if kind == "RecoNMF":
         raise _not_microbiome(source)
-    raise snapshot.SnapshotError(f"{source}: holds a {meta.get('class')!r}, not a Tracker "
-                                 "or an OnlineNMF")
-
-
-def _read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """Header and state blobs of a consumer checkpoint (a zip: header.json + state/<name>).
-
-    Read here with zipfile rather than through ``consumers``: the engine package does not
-    import the Kafka adapters.
-    """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            header = json.loads(archive.read("header.json"))
-            if header.get("format") != CHECKPOINT_FORMAT:
-                raise ValueError(f"{path}: format {header.get('format')!r} is not "
-                                 f"{CHECKPOINT_FORMAT!r}")
-            blobs = {}
-            for name, digest in header["blobs"].items():
-                blob = archive.read(f"state/{name}")
-                if hashlib.sha256(blob).hexdigest() != digest:
-                    raise ValueError(f"{path}: state blob {name!r} fails its checksum")
-                blobs[name] = blob
-    except (OSError, zipfile.BadZipFile, KeyError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: not a readable consumer checkpoint: {err}") from None
-    return header, blobs
+    raise snapshot.SnapshotError(f"{source}: holds a {kind!r}, not a Tracker or an OnlineNMF")
 
 
 def _from_checkpoint(path: Path) -> Tracker:
-    _, blobs = _read_checkpoint(path)
+    """The Tracker in a consumer checkpoint, read and verified by
+    :func:`consumers.checkpoint.read_checkpoint`."""
+    try:
+        blobs = read_checkpoint(path).blobs
+    except CheckpointError as err:
+        raise ValueError(f"{path}: not a readable consumer checkpoint: {err}") from None
     for name in ("tracker", "model"):
         if name in blobs:
             return _from_snapshot(blobs[name], f"{path}:{name}")
-    if "reco" in blobs:  # consumers/reco.py's state
+    if "reco" in blobs:  # consumers/reco's state
         raise _not_microbiome(str(path))
     raise ValueError(f"{path}: the checkpoint holds neither a 'tracker' nor a 'model' blob "
                      f"(it has {sorted(blobs)})")
