@@ -74,7 +74,7 @@ FACTOR_PENALTY_PER_STD = 2.5
 PARAMETERS = (
     "n_components", "feedback", "rating_range", "biases", "solver", "history", "l2_bias",
     "l2_factors", "forget_factor", "refresh_every", "learning_rate", "max_iter", "tol",
-    "implicit_transform", "init_scale", "seed",
+    "implicit_transform", "recency", "init_scale", "seed",
 )
 
 
@@ -125,6 +125,11 @@ class RecoNMF:
         Coordinate-descent sweeps per solve and relative stopping tolerance.
     implicit_transform
         Implicit only: ``"log1p"`` (default: tames the bulk orders), ``"binary"`` or ``"none"``.
+    recency
+        Implicit only: in the user's row, an item weighs ``recency ** a``, ``a`` the user's
+        events since they last bought it (1: all remembered items alike). What a customer
+        buys next goes with what they bought last (the rest of a basket); chosen on Online
+        Retail's tuning part (``benchmarks/bench_reco.py --parts retail-tuning``).
     init_scale
         Initial item factors are ``init_scale * U(0.5, 1.5)``, drawn from (seed, item id).
     seed
@@ -177,6 +182,7 @@ class RecoNMF:
         max_iter: int = 10,
         tol: float = 1e-4,
         implicit_transform: str = "log1p",
+        recency: float = 0.7,
         init_scale: float = 0.1,
         seed: int = 0,
     ):
@@ -194,6 +200,7 @@ class RecoNMF:
         self.max_iter = max_iter
         self.tol = tol
         self.implicit_transform = implicit_transform
+        self.recency = recency
         self.init_scale = init_scale
         self.seed = seed
         self._check_params()
@@ -239,8 +246,11 @@ class RecoNMF:
                 math.isfinite(value) and value >= 0
             ):
                 raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
-        if not isinstance(self.forget_factor, numbers.Real) or not 0 < self.forget_factor <= 1:
-            raise ValueError(f"forget_factor must be in (0, 1], got {self.forget_factor!r}")
+        for name in ("forget_factor", "recency"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+                    0 < value <= 1):
+                raise ValueError(f"{name} must be in (0, 1], got {value!r}")
 
     def _params(self) -> dict[str, Any]:
         params = {name: getattr(self, name) for name in PARAMETERS}
@@ -270,6 +280,8 @@ class RecoNMF:
         self._hist_items = np.zeros((16, self.history), dtype=np.int64)
         self._hist_values = np.zeros((16, self.history))
         self._hist_meta = np.zeros((16, 2), dtype=np.int64)  # (length, next ring slot)
+        self._hist_last = np.zeros((16, self.history), dtype=np.int64)  # user event of entry
+        self._user_events = np.zeros(16, dtype=np.int64)  # events of each user (implicit)
         self._U = np.zeros((16, k + 1))  # [b_u, p_u] (implicit: [0, h_u])
         self._I = np.zeros((16, k + 1))  # [b_i, q_i] (implicit: unused but the ids)
         self._popularity = np.zeros(16)  # forgetful event count per item, divided by scale
@@ -325,7 +337,8 @@ class RecoNMF:
             return row
         row = self._n_users
         if row >= self._U.shape[0]:
-            for name in ("_U", "_hist_items", "_hist_values", "_hist_meta"):
+            for name in ("_U", "_hist_items", "_hist_values", "_hist_meta", "_hist_last",
+                         "_user_events"):
                 setattr(self, name, self._grown(getattr(self, name), row + 1))
         self._users[user] = row
         self._user_ids.append(user)
@@ -469,8 +482,12 @@ class RecoNMF:
         """The user's row: remembered items with their accumulated (transformed) values;
         zeros included, so that the engine registers every key and its rows follow ours."""
         ids = self._item_ids
+        values = self._hist_values[u, :length]
+        if self.recency < 1.0:
+            age = self._user_events[u] - self._hist_last[u, :length]
+            values = values * float(self.recency) ** age
         return {ids[j]: v for j, v in zip(self._hist_items[u, :length].tolist(),
-                                          self._hist_values[u, :length].tolist())}
+                                          values.tolist())}
 
     def _activations(self, u: int) -> np.ndarray:
         """h_u against the current dictionary: the stored one, or re-solved (read-only) when
@@ -488,6 +505,9 @@ class RecoNMF:
         binary = self.implicit_transform == "binary"
         length = kernels.remember(u, i, self._transform_value(value), self._hist_items,
                                   self._hist_values, self._hist_meta, not binary)
+        self._user_events[u] += 1
+        slot = int(np.flatnonzero(self._hist_items[u, :length] == i)[0])
+        self._hist_last[u, slot] = self._user_events[u]
         engine = self._engine
         # Cold start: the loss is convex in h, so a warm start would only change rounding
         # (which, through later refreshes, can tip the dictionary into another local minimum)
@@ -619,6 +639,7 @@ class RecoNMF:
         arrays = {
             "U": self._U[:nu], "hist_items": self._hist_items[:nu],
             "hist_values": self._hist_values[:nu], "hist_meta": self._hist_meta[:nu],
+            "hist_last": self._hist_last[:nu], "user_events": self._user_events[:nu],
             "I": self._I[:ni], "popularity": self._popularity[:ni], "S": self._S[:ni],
             "dirty": np.array(sorted(self._dirty), dtype=np.int64),
         }
@@ -655,8 +676,9 @@ class RecoNMF:
         for item in meta["items"]:
             model._item_row(_check_id("item", item))
         nu, ni = model._n_users, model._n_items
-        for name in ("U", "hist_items", "hist_values", "hist_meta"):
-            getattr(model, "_" + name)[:nu] = arrays[name]
+        for name in ("U", "hist_items", "hist_values", "hist_meta", "hist_last", "user_events"):
+            if name in arrays:  # (snapshots before recency have no hist_last, user_events)
+                getattr(model, "_" + name)[:nu] = arrays[name]
         for name in ("I", "popularity") + (("S",) if model.explicit else ()):
             getattr(model, "_" + name)[:ni] = arrays[name]
         model._dirty = set(arrays["dirty"].tolist())

@@ -61,6 +61,8 @@ class NMFRecommender(Ranker):
         Relative stopping tolerance of the solves.
     implicit_transform
         Implicit: ``"log1p"``, ``"binary"`` or ``"none"`` applied to each event's value.
+    recency
+        Implicit: an item in the user's row weighs ``recency ** (user's events since)``.
     init_scale
         Scale of the initial item factors.
     seed
@@ -102,6 +104,7 @@ class NMFRecommender(Ranker):
         max_iter: int = 10,
         tol: float = 1e-4,
         implicit_transform: str = "log1p",
+        recency: float = 0.7,
         init_scale: float = 0.1,
         seed: int | None = None,
     ):
@@ -120,13 +123,14 @@ class NMFRecommender(Ranker):
         self.max_iter = max_iter
         self.tol = tol
         self.implicit_transform = implicit_transform
+        self.recency = recency
         self.init_scale = init_scale
         self.model = RecoNMF(
             n_components=n_components, feedback=feedback, rating_range=rating_range,
             biases=biases, solver=solver, history=history, l2_bias=l2_bias,
             l2_factors=l2_factors, forget_factor=forget_factor, refresh_every=refresh_every,
             learning_rate=learning_rate, max_iter=max_iter, tol=tol,
-            implicit_transform=implicit_transform, init_scale=init_scale,
+            implicit_transform=implicit_transform, recency=recency, init_scale=init_scale,
             seed=0 if seed is None else seed,
         )
 

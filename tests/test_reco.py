@@ -332,6 +332,29 @@ def test_implicit_scores_use_h_solved_against_the_current_dictionary():
         np.testing.assert_allclose(scores, engine.W @ h, rtol=1e-6, atol=1e-6 * scores.max())
 
 
+def test_implicit_row_weighs_items_by_their_recency():
+    """The user's row: log1p(units) summed per item, times recency ** (the user's events since
+    the item's last purchase); scores are W h of that row, built here from the events."""
+    events = [("u", "a", 3), ("u", "b", 1), ("v", "a", 2), ("u", "c", 5), ("u", "a", 1),
+              ("v", "d", 1), ("u", "d", 2)] * 3
+    model = RecoNMF(n_components=2, feedback="implicit", recency=0.5, refresh_every=4)
+    for user, item, value in events:
+        model.learn_one(user, item, value)
+    mine = [(item, value) for user, item, value in events if user == "u"]
+    units, age = {}, {}
+    for events_since, (item, value) in enumerate(reversed(mine)):
+        units[item] = units.get(item, 0.0) + math.log1p(value)
+        age.setdefault(item, events_since)
+    sample = {item: units[item] * 0.5 ** age[item] for item in model.items if item in units}
+    h = np.array(list(model._engine.transform_one(sample).values()))
+    np.testing.assert_allclose(model.score_all("u"), model._engine.W @ h, rtol=1e-6,
+                               atol=1e-9)
+    flat = RecoNMF(n_components=2, feedback="implicit", recency=1.0, refresh_every=4)
+    for user, item, value in events:
+        flat.learn_one(user, item, value)
+    assert not np.allclose(flat.score_all("u"), model.score_all("u"))
+
+
 def test_implicit_cold_user_gets_popularity():
     model = RecoNMF(n_components=2, feedback="implicit")
     for user, item in [(1, "x"), (2, "x"), (3, "x"), (1, "y"), (2, "y"), (4, "z")]:
@@ -432,7 +455,8 @@ def test_bad_implicit_value_and_bad_parameters():
                             ({"rating_range": (5, 1)}, "rating_range"),
                             ({"n_components": 0}, "n_components"),
                             ({"forget_factor": 0}, "forget_factor"),
-                            ({"l2_factors": -1}, "l2_factors"), ({"history": 2.5}, "history")]:
+                            ({"l2_factors": -1}, "l2_factors"), ({"history": 2.5}, "history"),
+                            ({"recency": 0}, "recency"), ({"recency": 1.5}, "recency")]:
         with pytest.raises(ValueError, match=message):
             RecoNMF(**params)
 
