@@ -296,9 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     logging.getLogger("distributed").setLevel(logging.ERROR)
     lines = ["# NMF on Dask (benchmarks/bench_distributed.py)", "",
-             f"Machine: {os.cpu_count()} cores shared with other sessions; every timing "
-             f"states the load average (1 / 5 / 15 min) around it. Worker processes have one "
-             f"thread each and a memory limit of {MEMORY_LIMIT}.", ""]
+             f"Machine: {os.cpu_count()} cores shared with other sessions; the timings of "
+             f"onlinenmf and of the synthetic MiniBatchNMF state the load average (1 / 5 / 15 "
+             f"min) around them (scikit-learn's ECAM fits ran between them, under the same "
+             f"load). Worker processes have one thread each and a memory limit of "
+             f"{MEMORY_LIMIT}.", ""]
     if not args.skip_ecam:
         ecam(lines)
     synthetic(lines, args.rows, args.passes, args.scheduler)
