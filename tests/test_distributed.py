@@ -111,7 +111,7 @@ def test_refresh_from_is_one_batch_nmf_step(beta):
     Frobenius: one block-coordinate sweep on A = H^T H, B = V^T H; then columns summing to 1."""
     X, features = planted()
     model = OnlineNMF(n_components=K, beta=beta, refresh_every=50, seed=0, reseed=False,
-                      tol=1e-10, max_iter=2000)
+                      tol=1e-10, max_iter=2000, forget_factor=0.998)  # one memory, no prior
     model.learn_many(X[:200], features=features)
     W = model.W.copy()
     H = model.transform_many(X, features=features)
