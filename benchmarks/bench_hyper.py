@@ -8,12 +8,19 @@
    0.9995} run side by side; each refresh window is answered by the one with the lowest
    prequential loss over the previous window: the alternative named in the design, three
    times the cost). Frobenius (beta = 2) and KL (beta = 1).
+   What does what in the automatic mode (ablations, by patching the re-estimator in the run:
+   the detector's memory cut alone, without the refit of the recent buffer; the refit alone,
+   with the memory left at the user's rho or with no forgetting at all, rho = 1).
 2. Stationary stream, everything automatic, against the batch oracle.
+   Planted rank 6 -> 8 -> 5 (tests/test_hyper.py's stream, memory 200 samples, ARD on): when
+   the rank is within 1 of the planted one, and exact, for good after each change.
 3. Swimmer (Tan & Fevotte's ARD test): streamed with k starting at 25; rank over time and the
-   cosine of each of the 16 limb parts with its best component.
-4. CBCL faces (Lee & Seung 1999: 2429 faces, k = 49, KL), streamed online vs batch NMF: share
-   of near-zero pixels in W and in h; montage of both bases in benchmarks/output/
-   cbcl_basis.png. CBCL is read from the staged copy (never shipped); skipped when absent.
+   cosine of each of the 16 limb parts with its best component. And ``init="core"`` on a
+   planted stream without a shared part: its rank and its match to the planted communities.
+4. CBCL faces (Lee & Seung 1999: 2429 faces, k = 49, KL), streamed online (the default start
+   and ``init="core"``) vs batch NMF: share of near-zero pixels in W and in h; montage of the
+   default start's and the batch basis in benchmarks/output/cbcl_basis.png. CBCL is read
+   from the staged copy (never shipped); skipped when absent.
 
 Run: ``python -m benchmarks hyper`` (a few minutes on 2 cores). Writes
 ``benchmarks/output/hyper.md``.
@@ -21,17 +28,21 @@ Run: ``python -m benchmarks hyper`` (a few minutes on 2 cores). Writes
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
-from pathlib import Path
+from unittest import mock
 
 import numpy as np
 from sklearn.decomposition import NMF
 
+from benchmarks import _output
 from onlinenmf import OnlineNMF
 from onlinenmf.datasets import load_cbcl, load_swimmer, make_poisson_stream, swimmer_parts
+from onlinenmf.hyper import Reestimator
+from onlinenmf.learner import Learner
 
-OUTPUT = Path(__file__).parent / "output"
+OUTPUT = _output.OUTPUT
 CHUNK = 50
 MEMORY = 500
 
@@ -92,22 +103,49 @@ def shadow(X, features, beta: int, rhos=(0.99, 0.998, 0.9995)) -> np.ndarray:
     return np.concatenate(out)
 
 
+#: Forgetting runs: the model's options, and what the run switches off in the re-estimator
+#: (ablations: "memory" = the detector's memory cut and the doubling after it, "refit" = the
+#: batch refit of the recent buffer while recovering).
+FORGETTING = {
+    "automatic": ({"forget_factor": 1 - 1 / MEMORY, "adapt_forgetting": True}, ()),
+    "automatic, memory cut only (no refit)": (
+        {"forget_factor": 1 - 1 / MEMORY, "adapt_forgetting": True}, ("refit",)),
+    "automatic, refit only (rho stays 0.998)": (
+        {"forget_factor": 1 - 1 / MEMORY, "adapt_forgetting": True}, ("memory",)),
+    "automatic, refit only, no forgetting (rho = 1)": (
+        {"forget_factor": 1.0, "adapt_forgetting": True}, ("memory",)),
+    "all automatic": ({"forget_factor": 1 - 1 / MEMORY, "adapt_forgetting": True,
+                       "adapt_rank": True, "adapt_sparsity": True}, ()),
+    "fixed 0.998": ({"forget_factor": 0.998}, ()),
+    "fixed 0.9995": ({"forget_factor": 0.9995}, ()),
+    "fixed 1 (no forgetting)": ({"forget_factor": 1.0}, ()),
+}
+
+
+def switched_off(parts) -> contextlib.ExitStack:
+    """Patch the re-estimator's parts named in ``parts`` to do nothing (for ablations)."""
+    stack = contextlib.ExitStack()
+    if "refit" in parts:
+        stack.enter_context(mock.patch.object(Learner, "refit_recent", lambda self: None))
+    if "memory" in parts:
+        stack.enter_context(mock.patch.object(Reestimator, "_set_memory",
+                                              lambda self, reason=None: None))
+    return stack
+
+
 def run_forgetting(name: str, s, beta: int) -> np.ndarray:
     if name == "shadow x3":
         return shadow(s.X, s.features, beta)
-    options = {"automatic": {"forget_factor": 1 - 1 / MEMORY, "adapt_forgetting": True},
-               "all automatic": {"forget_factor": 1 - 1 / MEMORY, "adapt_forgetting": True,
-                                 "adapt_rank": True, "adapt_sparsity": True},
-               "fixed 0.998": {"forget_factor": 0.998},
-               "fixed 0.9995": {"forget_factor": 0.9995}}[name]
-    model = OnlineNMF(8, beta=beta, seed=0, refresh_every=CHUNK, **options)
-    return prequential(model, s.X, s.features)
+    options, off = FORGETTING[name]
+    with switched_off(off):
+        model = OnlineNMF(8, beta=beta, seed=0, refresh_every=CHUNK, **options)
+        return prequential(model, s.X, s.features)
 
 
 def drift_table(beta: int, seeds=(0, 1, 2), drift: int = 3000, n: int = 6000) -> list[str]:
     import river.drift  # noqa: F401  (imported once here, not timed inside the first run)
 
-    names = ["automatic", "all automatic", "fixed 0.998", "fixed 0.9995", "shadow x3"]
+    names = [*FORGETTING, "shadow x3"]
     warm = make_poisson_stream(n_samples=1200, seed=99, drift_at=600)
     for name in names:  # compile and import everything before timing
         run_forgetting(name, warm, beta)
@@ -124,7 +162,7 @@ def drift_table(beta: int, seeds=(0, 1, 2), drift: int = 3000, n: int = 6000) ->
                                  for i in range(0, n - drift, MEMORY)])
     lines = [f"beta = {beta}: prequential loss / post-drift oracle, per memory length (500 "
              f"samples) after the drift, median over seeds {list(seeds)}; time relative to "
-             "fixed 0.998", "",
+             "fixed 0.998. k = 8, refresh_every = 50 for every run.", "",
              "| forgetting | " + " | ".join(f"ML {i + 1}" for i in range((n - drift) // MEMORY))
              + " | first ML <= 1.05 (worst seed) | time |",
              "|---" * ((n - drift) // MEMORY + 3) + "|"]
@@ -135,6 +173,47 @@ def drift_table(beta: int, seeds=(0, 1, 2), drift: int = 3000, n: int = 6000) ->
         worst = "never" if None in first else str(max(first))
         lines.append(f"| {name} | " + " | ".join(f"{r:.3g}" for r in median)
                      + f" | {worst} | {seconds[name] / seconds['fixed 0.998']:.2f}x |")
+    return lines
+
+
+def planted_rank(seeds=(0, 1, 2), memory: int = 200) -> list[str]:
+    """The planted rank changes of tests/test_hyper.py (seed 0 is the test's stream): how many
+    memory lengths after each change the rank is within 1 of the planted rank, and exact, for
+    good (until the next change)."""
+    from tests.test_hyper import FEATURES, planted_rank_stream
+
+    change = 6 * memory
+    lines = [f"Planted rank 6 -> 8 -> 5 (300 features; 2,000 samples at 6, then {change:,} at "
+             f"8 and {change:,} at 5; memory {memory} samples): OnlineNMF(n_components=8, "
+             f"beta=1, forget_factor={1 - 1 / memory}, refresh_every={CHUNK}, adapt_rank=True, "
+             f"seed). Memory lengths after the change until the rank is within 1 of the planted "
+             "rank, and equal to it, for good (targets: within 1 by 3, exact by 6).", "",
+             "| seed | 6 -> 8: within 1 | 6 -> 8: exact | 8 -> 5: within 1 | 8 -> 5: exact | "
+             "rank at 2,000 |", "|---|---|---|---|---|---|"]
+    for seed in seeds:
+        X = planted_rank_stream([(range(6), 2000), (range(8), change),
+                                 ([0, 2, 4, 6, 7], change)], seed=seed)
+        model = OnlineNMF(n_components=8, beta=1, seed=seed, forget_factor=1 - 1 / memory,
+                          refresh_every=CHUNK, adapt_rank=True)
+        ranks = []
+        for start in range(0, X.shape[0], CHUNK):
+            model.learn_many(X[start : start + CHUNK], features=FEATURES)
+            ranks.append(model.n_components)
+        ranks = np.array(ranks)
+        at = np.arange(CHUNK, X.shape[0] + 1, CHUNK)  # samples learned after each chunk
+        cells = []
+        for begin, truth in ((2000, 8), (2000 + change, 5)):
+            part = (at > begin) & (at <= begin + change)
+            after, error = (at[part] - begin) / memory, np.abs(ranks[part] - truth)
+            for tolerance in (1, 0):
+                bad = np.flatnonzero(error > tolerance)
+                if bad.size == 0:
+                    cells.append(f"{after[0]:.2f}")
+                elif bad[-1] + 1 < after.size:
+                    cells.append(f"{after[bad[-1] + 1]:.2f}")
+                else:
+                    cells.append("never")
+        lines.append(f"| {seed} | " + " | ".join(cells) + f" | {ranks[at == 2000][0]} |")
     return lines
 
 
@@ -177,9 +256,10 @@ def swimmer(ard_strength: float = 0.01, epochs: int = 60, start_rank: int = 25,
     # a limb position carrying a quarter of the torso has cosine 3 / sqrt(3 (3 + 14/16)) =
     # 0.88 with its pure part, so cosine >= 0.9 for every limb needs a 17th (torso) component.
     quarter = best_cosine(parts[:16] + parts[16] / 4)
-    return [f"init = {init!r}, ard_strength = {ard_strength}. Rank after each of {epochs} "
-            f"epochs (256 images "
-            f"each, shuffled): {' '.join(map(str, ranks))}",
+    return [f"OnlineNMF({start_rank}, beta=1, seed=0, forget_factor=0.998, refresh_every=32, "
+            f"adapt_rank=True, k_max=30, ard_strength={ard_strength}, init={init!r}). Rank "
+            f"after each of {epochs} epochs (256 images each, shuffled): "
+            f"{' '.join(map(str, ranks))}",
             "",
             f"Limb parts matched with cosine >= 0.9: {int((cos[:16] >= 0.9).sum())} of 16 "
             f"(min {cos[:16].min():.3f}, median {np.median(cos[:16]):.3f}); torso best "
@@ -187,6 +267,34 @@ def swimmer(ard_strength: float = 0.01, epochs: int = 60, start_rank: int = 25,
             "",
             f"Limb + a quarter of the torso (the exact rank-16 factorization): min cosine "
             f"{quarter.min():.3f}, median {np.median(quarter):.3f}."]
+
+
+def init_without_shared_part(n: int = 4000) -> list[str]:
+    """``init="core"`` against the default start on a stream with no part every sample shares
+    (8 planted communities, make_poisson_stream seed 3), ARD on: the final rank and the
+    smallest cosine of a planted community with its Hungarian-matched component."""
+    from scipy.optimize import linear_sum_assignment
+
+    s = make_poisson_stream(n_samples=n, seed=3)
+    unit_true = s.W_true / np.linalg.norm(s.W_true, axis=0)
+    lines = [f"make_poisson_stream(n_samples={n:,}, seed=3): 8 planted communities over "
+             f"{len(s.features)} features. OnlineNMF(k, beta=1, seed=0, refresh_every={CHUNK}, "
+             "adapt_rank=True, init).", "",
+             "| init | starting k | final rank | smallest matched cosine |", "|---|---|---|---|"]
+    for init in ("samples", "core"):
+        for k in (8, 10):
+            model = OnlineNMF(k, beta=1, seed=0, refresh_every=CHUNK, adapt_rank=True, init=init)
+            prequential(model, s.X, s.features)
+            order = {name: r for r, name in enumerate(model.features)}
+            W = np.zeros((len(s.features), model.n_components))
+            for i, name in enumerate(s.features):
+                if name in order:
+                    W[i] = model.W[order[name]]
+            cosines = unit_true.T @ (W / np.maximum(np.linalg.norm(W, axis=0), 1e-300))
+            rows, cols = linear_sum_assignment(-cosines)
+            lines.append(f"| {init!r} | {k} | {model.n_components} | "
+                         f"{cosines[rows, cols].min():.3f} |")
+    return lines
 
 
 def swimmer_batch() -> list[str]:
@@ -230,15 +338,16 @@ def cbcl(epochs: int = 20, k: int = 49) -> list[str]:
     except FileNotFoundError as error:
         return [f"CBCL skipped: {error}"]
     features = list(range(X.shape[1]))
-    rng = np.random.default_rng(0)
-    # a memory of about one pass (2429 faces): the faces are a fixed set, not a stream
-    model = OnlineNMF(k, beta=1, seed=0, forget_factor=0.9996, refresh_every=50)
-    start = time.perf_counter()
-    for _ in range(epochs):
-        model.learn_many(X[rng.permutation(len(X))], features=features)
-    online_s = time.perf_counter() - start
-    W_on = model.W.copy()
-    H_on = model.transform_many(X, features=features)
+    online = {}
+    for init in ("samples", "core"):
+        rng = np.random.default_rng(0)
+        # a memory of about one pass (2429 faces): the faces are a fixed set, not a stream
+        model = OnlineNMF(k, beta=1, seed=0, forget_factor=0.9996, refresh_every=50, init=init)
+        start = time.perf_counter()
+        for _ in range(epochs):
+            model.learn_many(X[rng.permutation(len(X))], features=features)
+        seconds = time.perf_counter() - start
+        online[init] = (model.W.copy(), model.transform_many(X, features=features), seconds)
     start = time.perf_counter()
     nmf = NMF(k, beta_loss="kullback-leibler", solver="mu", init="nndsvda", max_iter=500,
               tol=1e-5, random_state=0)
@@ -247,7 +356,6 @@ def cbcl(epochs: int = 20, k: int = 49) -> list[str]:
     sums = nmf.components_.sum(axis=1)
     W_b = (nmf.components_ / sums[:, None]).T
     H_b = H_b * sums
-    loss_on = row_losses(X, H_on @ W_on.T, 1).sum()
     loss_b = row_losses(X, H_b @ W_b.T, 1).sum()
     import matplotlib
 
@@ -255,7 +363,7 @@ def cbcl(epochs: int = 20, k: int = 49) -> list[str]:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.8))
-    for ax, W, title in ((axes[0], W_on, f"online, {epochs} passes"),
+    for ax, W, title in ((axes[0], online["samples"][0], f"online, {epochs} passes"),
                          (axes[1], W_b, "batch (scikit-learn)")):
         ax.imshow(montage(W, shape), cmap="gray", vmin=0, vmax=1)
         ax.set_title(f"CBCL k={k}, KL: {title}", fontsize=9)
@@ -264,41 +372,50 @@ def cbcl(epochs: int = 20, k: int = 49) -> list[str]:
     OUTPUT.mkdir(exist_ok=True)
     fig.savefig(OUTPUT / "cbcl_basis.png", dpi=110)
     plt.close(fig)
-    return [
+    lines = [
+        f"Online: OnlineNMF({k}, beta=1, forget_factor=0.9996, refresh_every=50, seed=0, "
+        f"init), {epochs} shuffled passes; h of every face solved against the final W. Batch: "
+        "scikit-learn NMF(k, beta_loss='kullback-leibler', solver='mu', init='nndsvda', "
+        "max_iter=500, tol=1e-5).", "",
         "| | near-zero W (< 1 % of column max) | near-zero h (< 1 % of sample max) | KL / batch "
         "| seconds |",
-        "|---|---|---|---|---|",
-        f"| online ({epochs} passes) | {near_zero(W_on, 0):.1%} | {near_zero(H_on, 1):.1%} | "
-        f"{loss_on / loss_b:.3f} | {online_s:.0f} |",
-        f"| batch NMF | {near_zero(W_b, 0):.1%} | {near_zero(H_b, 1):.1%} | 1 | "
-        f"{batch_s:.0f} |",
-        "", "Montage: benchmarks/output/cbcl_basis.png (dark = high weight).",
-    ]
+        "|---|---|---|---|---|"]
+    for init, (W_on, H_on, seconds) in online.items():
+        loss_on = row_losses(X, H_on @ W_on.T, 1).sum()
+        lines.append(f"| online, init={init!r} ({epochs} passes) | {near_zero(W_on, 0):.0%} | "
+                     f"{near_zero(H_on, 1):.0%} | {loss_on / loss_b:.2f} | {seconds:.0f} |")
+    lines += [f"| batch NMF | {near_zero(W_b, 0):.0%} | {near_zero(H_b, 1):.0%} | 1 | "
+              f"{batch_s:.0f} |",
+              "", "Montage (init='samples' and batch): benchmarks/output/cbcl_basis.png (dark = "
+              "high weight)."]
+    return lines
 
 
 def main() -> None:
+    header = _output.provenance("python -m benchmarks hyper")
     warnings.filterwarnings("ignore", message="Maximum number of iterations")
     sections = [
         ("Drift, Frobenius", lambda: drift_table(2)),
         ("Drift, KL", lambda: drift_table(1)),
         ("Stationary, KL", stationary),
+        ("Planted rank, KL", planted_rank),
         ("Swimmer, KL, ARD from k = 25 (default strength)", swimmer),
         ("Swimmer, KL, ARD from k = 25 (strength 0.1)", lambda: swimmer(0.1)),
         ("Swimmer, KL, ARD from k = 25, init='core'", lambda: swimmer(init="core")),
         ("Swimmer, KL, ARD from k = 25, init='core' (strength 0.1)",
          lambda: swimmer(0.1, init="core")),
         ("Swimmer, batch reference", swimmer_batch),
+        ("init='core' on a stream without a shared part", init_without_shared_part),
         ("CBCL faces, KL, k = 49", cbcl),
     ]
-    report = ["# Hyperparameter re-estimation (benchmarks/bench_hyper.py)", ""]
+    report = ["# Hyperparameter re-estimation (benchmarks/bench_hyper.py)", "", header, ""]
     for title, run in sections:
         start = time.perf_counter()
         lines = run()
         print(f"\n## {title}\n" + "\n".join(lines), flush=True)
         report += [f"## {title}", "", *lines, "",
                    f"({time.perf_counter() - start:.0f} s)", ""]
-    OUTPUT.mkdir(exist_ok=True)
-    (OUTPUT / "hyper.md").write_text("\n".join(report))
+    _output.write("hyper.md", report)
 
 
 if __name__ == "__main__":

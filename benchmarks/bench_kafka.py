@@ -12,7 +12,8 @@ Two streams: small synthetic samples (4-20 taxa) and the ECAM cohort replayed (r
 samples, 7-398 taxa, 56 on average). Each number is the best of two runs. Prints a table; asserts
 nothing (speed varies with the host).
 
-Run: ``python -m benchmarks kafka`` (ONLINENMF_BENCH_KAFKA_N sets the message count).
+Run: ``python -m benchmarks kafka`` (ONLINENMF_BENCH_KAFKA_N sets the message count). Writes
+``benchmarks/output/kafka.md``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
 
+from benchmarks import _output
 from consumers.broker import EmbeddedBroker
 from consumers.loop import ConsumerLoop, LoopConfig, Source
 from consumers.metrics import ConsumerMetrics
@@ -128,6 +130,7 @@ def app_only_rate(messages, track: bool) -> float:
 
 
 def main() -> None:
+    header = _output.provenance("python -m benchmarks kafka")
     # compile the engine's kernels before timing anything
     app_only_rate(synthetic(300), track=True)
     rows = []
@@ -144,16 +147,27 @@ def main() -> None:
                 e2e = max((end_to_end(broker.bootstrap, topic, N, track) for _ in range(2)),
                           key=lambda r: r["rate"])
                 rows.append((name, kb, "yes" if track else "no", raw, e2e, alone))
-    print(f"{N} messages per stream, {PARTITIONS} partitions, k={MODEL['n_components']}, "
-          f"beta={MODEL['beta']}; default checkpoints (5000 records / 10 s)")
-    print(f"{'stream':<20} {'KB/msg':>6} {'tracker':>7} {'raw msg/s':>10} {'e2e msg/s':>10} "
-          f"{'e2e/raw':>8} {'app alone':>10} {'ckpt share':>10} {'commit':>7} {'ckpt MB':>8}")
+    lines = [f"{N:,} messages per stream, {PARTITIONS} partitions, embedded broker (Tansu); model "
+             + ", ".join(f"{k}={v}" for k, v in MODEL.items())
+             + "; default checkpoints (every 5,000 records or 10 s); each number the best of "
+             "two runs. raw = kafka-python consume + json.loads of the same messages; "
+             "end-to-end = consume, validate, engine (+ tracker), emit, checkpoint, commit; app "
+             "alone = the same application without Kafka; checkpoint share = time writing "
+             "checkpoints / end-to-end time; the rest = the end-to-end time per record less "
+             "raw and app alone (producing the output records, the loop, commits).", "",
+             "| stream | KB/msg | tracker | raw msg/s | end-to-end msg/s | e2e / raw | app alone "
+             "msg/s | µs per record: raw / app alone / the rest | checkpoint share | commit "
+             "share | checkpoint MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, kb, track, raw, e2e, alone in rows:
-        print(f"{name:<20} {kb:>6.2f} {track:>7} {raw:>10.0f} {e2e['rate']:>10.0f} "
-              f"{e2e['rate'] / raw:>8.0%} {alone:>10.0f} {e2e['checkpoint_share']:>10.1%} "
-              f"{e2e['commit_share']:>7.1%} {e2e['checkpoint_mb']:>8.2f}")
-    print("raw = kafka-python consume + json.loads; e2e = consume, validate, engine, emit, "
-          "checkpoint, commit; app alone = the same application without Kafka")
+        rest = 1e6 / e2e["rate"] - 1e6 / raw - 1e6 / alone
+        lines.append(f"| {name} | {kb:.2f} | {track} | {raw:,.0f} | {e2e['rate']:,.0f} | "
+                     f"{e2e['rate'] / raw:.0%} | {alone:,.0f} | {1e6 / raw:.0f} / "
+                     f"{1e6 / alone:.0f} / {rest:.0f} | {e2e['checkpoint_share']:.1%} | "
+                     f"{e2e['commit_share']:.1%} | {e2e['checkpoint_mb']:.2f} |")
+    print("\n".join(lines))
+    _output.write("kafka.md", ["# Kafka consumer (benchmarks/bench_kafka.py)", "", header, "",
+                               *lines])
 
 
 if __name__ == "__main__":

@@ -8,17 +8,26 @@ Rows: the river adapter (``onlinenmf.river.OnlineNMF``), the same with
 overhead), and river's LDA. The ECAM stream (699 samples, collection order) is cycled to reach
 the sample counts; LDA gets fewer samples because it is much slower.
 
-Run: ``python -m benchmarks river``.
+Also runs ``examples/ecam_river_pipelines.py`` (the ECAM prediction tasks through river
+pipelines, OnlineNMF against river's LDA, each at the best point of a small grid chosen on the
+first half of the stream and reported on the second).
+
+Run: ``python -m benchmarks river`` (several minutes: river's LDA is slow). Writes
+``benchmarks/output/river.md``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import pandas as pd
 from river import preprocessing
 
+from benchmarks import _output
 from onlinenmf import OnlineNMF as Engine
 from onlinenmf.datasets import load_ecam
 from onlinenmf.river import OnlineNMF
@@ -65,16 +74,18 @@ def rates(rows, samples: list[dict]) -> dict[str, float]:
     return best
 
 
-def main() -> None:
+def speed_section() -> list[str]:
     samples = ecam_dicts()
     nnz = sum(map(len, samples)) / len(samples)
     warm = OnlineNMF(n_components=10, seed=0)  # compile the numba solvers outside the timings
     for x in samples[:200]:
         warm.learn_one(x)
         warm.transform_one(x)
-    print(f"ECAM: {len(samples)} samples (cycled), {nnz:.0f} non-zero of 3,347 taxa per sample; "
-          f"best of {REPEATS}; samples/s of learn_one + transform_one after {WARMUP} untimed")
-    print(f"  {'k':>3}  {'model':<46} {'samples':>7} {'samples/s':>10} {'vs LDA':>7}")
+    lines = [f"ECAM: {len(samples)} samples (cycled), {nnz:.0f} non-zero of 3,347 taxa per "
+             f"sample; best of {REPEATS} interleaved rounds; samples/s of learn_one + "
+             f"transform_one after {WARMUP} untimed; every model at its defaults but "
+             "n_components and seed=0.", "",
+             "| k | model | samples timed | samples/s | vs LDA |", "|---|---|---|---|---|"]
     for k in (10, 20):
         rows = [
             ("onlinenmf.river.OnlineNMF", N_NMF,
@@ -89,8 +100,61 @@ def main() -> None:
         measured = rates(rows, samples)
         lda = measured["river preprocessing.LDA"]
         for name, n, _ in rows:
-            print(f"  {k:>3}  {name:<46} {n:>7} {measured[name]:>10,.0f} "
-                  f"{measured[name] / lda:>6.1f}x", flush=True)
+            lines.append(f"| {k} | {name} | {n:,} | {measured[name]:,.0f} | "
+                         f"{measured[name] / lda:.0f}× |")
+    return lines
+
+
+def pipelines_example():
+    path = Path(__file__).resolve().parents[1] / "examples" / "ecam_river_pipelines.py"
+    spec = importlib.util.spec_from_file_location("ecam_river_pipelines", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cell(value) -> str:
+    if isinstance(value, float):  # MAE in days to 0.1, shares and scores to 0.001
+        return "n/a" if value != value else f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
+    return str(value)
+
+
+def markdown(frame: pd.DataFrame) -> list[str]:
+    return ["| " + " | ".join(map(str, frame.columns)) + " |", "|---" * len(frame.columns) + "|",
+            *("| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False))]
+
+
+def pipelines_section(k: int = 10, seed: int = 0) -> list[str]:
+    example = pipelines_example()
+    tables = example.main(k, seed)
+    results = tables["results"]
+    lines = [f"examples/ecam_river_pipelines.py, k = {k}, seed {seed}: the 699 ECAM samples in "
+             "collection order, prequential; each decomposition | composition | StandardScaler "
+             "| model. Grids (every other argument at its default): "
+             + "; ".join(f"{name}: " + " / ".join(example.settings_text(s) for s in grid)
+                         for name, grid in example.GRIDS.items())
+             + ". Per task, each decomposition's setting is chosen on the tuning half (samples "
+             "0-348) and scored on the evaluation half (349-698). Metrics: scikit-learn's.", ""]
+    for task in example.TASKS:
+        part = results[results["task"] == task].drop(columns="task").dropna(axis=1, how="all")
+        lines += [f"### {task}", "", *markdown(part), ""]
+    speed = tables["speed"]
+    lines += ["### Grid scores on the tuning half", "", *markdown(tables["grid"]), "",
+              "### Decompositions' cost (transform, learn, transform per sample)", "",
+              *markdown(speed)]
+    return lines
+
+
+def main() -> None:
+    header = _output.provenance("python -m benchmarks river")
+    report = ["# river adapter (benchmarks/bench_river.py)", "", header, ""]
+    for title, run in (("Speed through the river API", speed_section),
+                       ("ECAM prediction tasks through river pipelines", pipelines_section)):
+        start = time.perf_counter()
+        lines = run()
+        print(f"\n## {title}\n" + "\n".join(lines), flush=True)
+        report += [f"## {title}", "", *lines, "", f"({time.perf_counter() - start:.0f} s)", ""]
+    _output.write("river.md", report)
 
 
 if __name__ == "__main__":

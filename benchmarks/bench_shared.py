@@ -15,7 +15,7 @@ in-process: export, encode to the stats-record bytes, decode, ``set_peer_statist
 * cost: one refresh with a peer's statistics (matching included) and one exchange (export,
   encode, decode, ``set_peer_statistics``) against a refresh alone, same model.
 
-Run: ``python -m benchmarks shared`` (about 15 s).
+Run: ``python -m benchmarks shared`` (about 15 s). Writes ``benchmarks/output/shared.md``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from copy import deepcopy
 
 import numpy as np
 
+from benchmarks import _output
 from consumers.shared import decode_statistics, encode_statistics
 from onlinenmf import OnlineNMF
 from onlinenmf.datasets import load_ecam
@@ -115,21 +116,29 @@ def _planted() -> list[tuple[str, float, float]]:
 
 
 def main() -> None:
+    header = _output.provenance("python -m benchmarks shared")
     rows = _ecam()
-    print("ECAM, two workers (KL per read of the final dictionary, mean of 3 seeds x 2 workers)")
-    print(f"{'split':15s} {'mode':26s} {'own subjects':>13s} {'other subjects':>15s}")
-    for name, mode, own, other in rows:
-        print(f"{name:15s} {mode:26s} {own:13.4f} {other:15.4f}")
+    params = ", ".join(f"{k}={v}" for k, v in PARAMS.items())
+    lines = [f"ECAM, two workers, OnlineNMF({params}, seed): KL per read of each final "
+             "dictionary (loss_one over the sample's reads), mean over seeds 0-2 and both "
+             "workers.", "",
+             "| split | mode | own subjects | other subjects |", "|---|---|---|---|"]
+    lines += [f"| {name} | {mode} | {own:.2f} | {other:.2f} |" for name, mode, own, other in rows]
     alone, shared, exchange = _cost()
-    print(f"\ncost per refresh (ECAM, {len(load_ecam().features)} taxa x k = 10): refresh alone "
-          f"{1e3 * alone:.2f} ms; with one peer {1e3 * shared:.2f} ms ({shared / alone:.1f}x); "
-          f"plus the exchange (export, encode, decode, set) {1e3 * exchange:.2f} ms "
-          f"({exchange / alone:.1f}x the refresh alone)")
-    print("\nplanted: worker 1 sees communities A..D only, worker 2 E..H (smallest matched "
-          "cosine of the 8)")
-    print(f"{'mode':8s} {'worker 1':>9s} {'worker 2':>9s}")
-    for mode, a, b in _planted():
-        print(f"{mode:8s} {a:9.3f} {b:9.3f}")
+    per_record = (shared - alone + exchange) / PARAMS["refresh_every"]
+    lines += ["", f"Cost per refresh (ECAM, {len(load_ecam().features):,} taxa x k = 10): refresh "
+              f"alone {1e3 * alone:.2f} ms; with one peer {1e3 * shared:.2f} ms "
+              f"({shared / alone:.1f}x); the exchange (export, encode, decode, set) "
+              f"{1e3 * exchange:.2f} ms ({exchange / alone:.1f}x the refresh alone). Sharing's "
+              f"cost per record (the peer's share of the refresh plus the exchange, over "
+              f"refresh_every = {PARAMS['refresh_every']}): {1e6 * per_record:.0f} µs.", "",
+              "Planted: worker 1 sees communities A..D only, worker 2 E..H (smallest matched "
+              "cosine of the 8 planted communities).", "",
+              "| mode | worker 1 | worker 2 |", "|---|---|---|"]
+    lines += [f"| {mode} | {a:.2f} | {b:.2f} |" for mode, a, b in _planted()]
+    print("\n".join(lines))
+    _output.write("shared.md", ["# Shared dictionary (benchmarks/bench_shared.py)", "", header,
+                                "", *lines])
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ model, against the same pipelines with river's preprocessing.LDA at the same k, 
 Tasks, each scored prequentially (predict, then learn, sample by sample):
 
 - age: is the infant older than six months (day of life > 182)? LogisticRegression.
-- day of life (regression, "microbiota age"): KNNRegressor, and LinearRegression.
+- day of life (regression, "microbiota age"): KNNRegressor(5), and LinearRegression.
 - diet: breast- (bd) vs formula-dominated (fd) in the first three months, a label of the
   infant that holds for all its samples. LogisticRegression. Also scored on the samples of the
   first three months of life only, where the diet acts.
@@ -15,9 +15,21 @@ raw read counts ``{ASV: reads}`` (about 56 non-zero of 3,347 ASVs per sample). r
 uses only which ASVs are present (its ``learn_transform_one`` reads the keys, not the counts);
 OnlineNMF is given the counts, their log1p, and, like LDA, presence (1.0 per present ASV).
 
-Each decomposition is followed by ``composition`` (community weights -> composition,
-so sequencing depth drops out) and ``StandardScaler``. A prior baseline (no features) gives the
-floor. Run: ``python examples/ecam_river_pipelines.py [--k 10] [--seed 0]``.
+Each decomposition is followed by ``composition`` (community weights -> composition, so
+sequencing depth drops out), ``StandardScaler`` and the task's model: the river pipeline
+``decomposition | composition | StandardScaler | model``. The decomposition learns without
+labels, so it is run once per sample for all tasks, as a river pipeline runs it: its features
+before learning the sample feed ``predict``, then it learns the sample, then its features
+after learning feed the downstream ``learn_one`` (river 0.26's ``Pipeline.learn_one`` learns
+an unsupervised step before transforming). A prior baseline (no features) gives the floor.
+
+Fair tuning: each decomposition has a small grid (:data:`GRIDS`); for every task its setting
+is chosen by the score on the first half of the stream (the tuning part) and reported on the
+second half (the evaluation part); the whole stream is reported too. Scores: scikit-learn's
+accuracy, ROC AUC, MAE and R² over the part's prequential predictions.
+
+Run: ``python examples/ecam_river_pipelines.py [--k 10] [--seed 0]`` (a few minutes: LDA is
+slow); ``python -m benchmarks river`` runs it and writes benchmarks/output/river.md.
 """
 
 from __future__ import annotations
@@ -26,15 +38,29 @@ import argparse
 import math
 import time
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
-from river import compose, dummy, linear_model, metrics, neighbors, preprocessing, stats
+from river import compose, dummy, linear_model, neighbors, preprocessing, stats
+from sklearn import metrics
 
 from onlinenmf.datasets import load_ecam
 from onlinenmf.river import OnlineNMF
 
 SIX_MONTHS = 182.0
 THREE_MONTHS = 92.0
+
+#: Each decomposition's grid: constructor arguments beyond (n_components, seed); an empty dict
+#: is every default. OnlineNMF: the dictionary's refresh interval and memory; river's LDA: the
+#: document-topic prior and the corpus size its learning rate is scaled by (its default 1e6,
+#: or the stream's 699 samples).
+GRIDS = {
+    "OnlineNMF": [{}, {"refresh_every": 25}, {"forget_factor": 0.99},
+                  {"refresh_every": 25, "forget_factor": 0.99}],
+    "river LDA": [{}, {"alpha_theta": 0.1}, {"number_of_documents": 699},
+                  {"alpha_theta": 0.1, "number_of_documents": 699}],
+}
 
 
 def ecam_stream() -> Iterator[tuple[dict, dict]]:
@@ -59,19 +85,24 @@ def presence(x: dict) -> dict:
     return {name: 1.0 for name in x}
 
 
-def decompositions(k: int, seed: int, with_lda: bool = True) -> dict[str, Callable]:
-    """Fresh decomposition steps by name (a new instance for every pipeline)."""
+def decompositions(k: int, seed: int, with_lda: bool = True) -> dict[str, tuple[str, Callable]]:
+    """The decompositions by name: (grid name, maker of a fresh step given grid settings)."""
 
-    def nmf():
-        return OnlineNMF(n_components=k, refresh_every=25, seed=seed)
+    def nmf(transform=None):
+        def make(**settings):
+            step = OnlineNMF(n_components=k, seed=seed, **settings)
+            return step if transform is None else compose.FuncTransformer(transform) | step
+        return make
 
     steps = {
-        f"OnlineNMF(k={k}) counts": nmf,
-        f"OnlineNMF(k={k}) log1p": lambda: compose.FuncTransformer(log_counts) | nmf(),
-        f"OnlineNMF(k={k}) presence": lambda: compose.FuncTransformer(presence) | nmf(),
+        f"OnlineNMF(k={k}), counts": ("OnlineNMF", nmf()),
+        f"OnlineNMF(k={k}), log1p": ("OnlineNMF", nmf(log_counts)),
+        f"OnlineNMF(k={k}), presence": ("OnlineNMF", nmf(presence)),
     }
     if with_lda:
-        steps[f"river LDA(k={k})"] = lambda: preprocessing.LDA(n_components=k, seed=seed)
+        steps[f"river LDA(k={k}) (reads presence only)"] = (
+            "river LDA", lambda **settings: preprocessing.LDA(n_components=k, seed=seed,
+                                                              **settings))
     return steps
 
 
@@ -81,78 +112,132 @@ def composition(h: dict) -> dict:
     return {c: v / total for c, v in h.items()} if total > 0 else h
 
 
-def features(step) -> object:
-    return step | compose.FuncTransformer(composition) | preprocessing.StandardScaler()
+class Features(NamedTuple):
+    """A decomposition's features of every sample: before it learned it (for predict) and
+    after (for the downstream learn_one), and the seconds it took."""
+
+    before: list[dict]
+    after: list[dict]
+    seconds: float
 
 
-def classify(samples, label: Callable, subset: Callable | None, k: int, seed: int,
-             with_lda: bool = True) -> list[dict]:
-    models = {"prior (no features)": dummy.PriorClassifier()}
-    for name, make in decompositions(k, seed, with_lda).items():
-        models[name] = features(make()) | linear_model.LogisticRegression()
-    rows = []
-    for name, model in models.items():
-        acc, auc, acc_sub, auc_sub = (metrics.Accuracy(), metrics.ROCAUC(),
-                                      metrics.Accuracy(), metrics.ROCAUC())
-        start = time.perf_counter()
-        for x, meta in samples:
-            y = label(meta)
-            proba = model.predict_proba_one(x)
-            p = proba.get(True, 0.0)
-            y_pred = p > 0.5 if proba else False
-            for metric in (acc, auc) + ((acc_sub, auc_sub) if subset and subset(meta) else ()):
-                metric.update(y, p if isinstance(metric, metrics.ROCAUC) else y_pred)
-            model.learn_one(x, y)
-        row = {"model": name, "accuracy": acc.get(), "ROC AUC": auc.get()}
-        if subset:
-            row.update({"accuracy (subset)": acc_sub.get(), "ROC AUC (subset)": auc_sub.get()})
-        rows.append({**row, "seconds": time.perf_counter() - start})
-    return rows
+def features_of(step, xs: list[dict]) -> Features:
+    before, after = [], []
+    start = time.perf_counter()
+    for x in xs:
+        before.append(step.transform_one(x))
+        step.learn_one(x)
+        after.append(step.transform_one(x))
+    return Features(before, after, time.perf_counter() - start)
 
 
-def regress(samples, k: int, seed: int, with_lda: bool = True) -> list[dict]:
-    models = {"mean (no features)": dummy.StatisticRegressor(stats.Mean())}
-    for name, make in decompositions(k, seed, with_lda).items():
-        models[f"{name} | KNN(5)"] = features(make()) | neighbors.KNNRegressor(n_neighbors=5)
-        models[f"{name} | Linear"] = features(make()) | linear_model.LinearRegression()
-    rows = []
-    for name, model in models.items():
-        mae, rmse, r2 = metrics.MAE(), metrics.RMSE(), metrics.R2()
-        start = time.perf_counter()
-        for x, meta in samples:
-            y = float(meta["time"])
-            y_pred = model.predict_one(x)
-            y_pred = 0.0 if y_pred is None or not math.isfinite(y_pred) else y_pred
-            for metric in (mae, rmse, r2):
-                metric.update(y, y_pred)
-            model.learn_one(x, y)
-        rows.append({"model": name, "MAE (days)": mae.get(), "RMSE (days)": rmse.get(),
-                     "R2": r2.get(), "seconds": time.perf_counter() - start})
-    return rows
+#: The tasks: (kind, label of a sample's metadata, downstream model maker, subset or None).
+TASKS = {
+    "age > 6 months": ("classify", lambda m: m["time"] > SIX_MONTHS,
+                       linear_model.LogisticRegression, None),
+    "day of life, linear": ("regress", lambda m: float(m["time"]),
+                            linear_model.LinearRegression, None),
+    "day of life, KNN(5)": ("regress", lambda m: float(m["time"]),
+                            lambda: neighbors.KNNRegressor(n_neighbors=5), None),
+    "diet fd vs bd": ("classify", lambda m: m["diet"] == "fd",
+                      linear_model.LogisticRegression, lambda m: m["time"] <= THREE_MONTHS),
+}
+
+
+def prequential(kind: str, model_of: Callable, label: Callable, metas: list[dict],
+                features: Features | None) -> np.ndarray:
+    """Predictions (probability of True, or the value) of a fresh pipeline, each made before
+    the pipeline learns the sample. ``features`` None: the prior baseline, no features."""
+    if features is None:
+        model = dummy.PriorClassifier() if kind == "classify" else dummy.StatisticRegressor(
+            stats.Mean())
+    else:
+        model = compose.FuncTransformer(composition) | preprocessing.StandardScaler() | model_of()
+    out = np.zeros(len(metas))
+    for i, meta in enumerate(metas):
+        x_predict = {} if features is None else features.before[i]
+        x_learn = {} if features is None else features.after[i]
+        y = label(meta)
+        if kind == "classify":
+            out[i] = model.predict_proba_one(x_predict).get(True, 0.0)
+        else:
+            value = model.predict_one(x_predict)
+            out[i] = 0.0 if value is None or not math.isfinite(value) else value
+        model.learn_one(x_learn, y)
+    return out
+
+
+def scores(kind: str, y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    if kind == "classify":
+        auc = (metrics.roc_auc_score(y, predicted) if 0 < y.sum() < y.size else float("nan"))
+        return {"accuracy": metrics.accuracy_score(y, predicted > 0.5), "ROC AUC": auc}
+    return {"MAE": metrics.mean_absolute_error(y, predicted), "R²": metrics.r2_score(y, predicted)}
+
+
+def parts(metas: list[dict], subset: Callable | None) -> dict[str, np.ndarray]:
+    """Boolean masks of the scored parts: tuning (first half), evaluation (second), whole;
+    with a subset, the evaluation part's samples in it."""
+    n = len(metas)
+    first = np.arange(n) < n // 2
+    out = {"tuning": first, "evaluation": ~first, "whole": np.ones(n, bool)}
+    if subset is not None:
+        inside = np.array([bool(subset(m)) for m in metas])
+        out["evaluation, first 3 months"] = ~first & inside
+    return out
+
+
+def settings_text(settings: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in settings.items()) or "defaults"
 
 
 def main(k: int = 10, seed: int = 0, n_samples: int | None = None,
          with_lda: bool = True) -> dict[str, pd.DataFrame]:
+    """Run every task; return {"results": best of grid per task and decomposition, "grid":
+    every setting's tuning score, "speed": the decompositions' samples/s}."""
     samples = list(ecam_stream())[:n_samples]
-    young = [meta["time"] <= THREE_MONTHS for _, meta in samples]
-    print(f"ECAM: {len(samples)} samples of {len({m['subject'] for _, m in samples})} infants, "
-          f"collection order; {sum(m['time'] > SIX_MONTHS for _, m in samples)} older than six "
-          f"months; {sum(m['diet'] == 'fd' for _, m in samples)} formula-dominated; "
-          f"{sum(young)} of the first three months. k={k}, seed={seed}.")
-    results = {
-        "age > 6 months": classify(samples, lambda m: m["time"] > SIX_MONTHS, None, k, seed,
-                                   with_lda),
-        "day of life": regress(samples, k, seed, with_lda),
-        "diet fd vs bd (subset: first 3 months)": classify(
-            samples, lambda m: m["diet"] == "fd", lambda m: m["time"] <= THREE_MONTHS, k, seed,
-            with_lda),
-    }
-    tables = {}
-    for task, rows in results.items():
-        table = pd.DataFrame(rows).set_index("model")
-        tables[task] = table
-        print(f"\n{task}, prequential:")
-        print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    xs, metas = [x for x, _ in samples], [m for _, m in samples]
+    print(f"ECAM: {len(samples)} samples of {len({m['subject'] for m in metas})} infants, "
+          f"collection order; {sum(m['time'] > SIX_MONTHS for m in metas)} older than six "
+          f"months; {sum(m['diet'] == 'fd' for m in metas)} formula-dominated; "
+          f"{sum(m['time'] <= THREE_MONTHS for m in metas)} of the first three months. "
+          f"k={k}, seed={seed}; tuning on samples 0-{len(metas) // 2 - 1}, evaluation on "
+          f"{len(metas) // 2}-{len(metas) - 1}.")
+    results, grid_rows, speed = [], [], []
+    runs = {"no features (prior / mean)": [({}, None)]}
+    for name, (grid, make) in decompositions(k, seed, with_lda).items():
+        runs[name] = []
+        for settings in GRIDS[grid]:
+            features = features_of(make(**settings), xs)
+            runs[name].append((settings, features))
+            speed.append({"decomposition": name, "settings": settings_text(settings),
+                          "samples/s (2 transforms + 1 learn)": len(xs) / features.seconds})
+            print(f"  {name} [{settings_text(settings)}]: {features.seconds:.1f} s", flush=True)
+    for task, (kind, label, model_of, subset) in TASKS.items():
+        y = np.array([label(m) for m in metas], dtype=float)
+        masks = parts(metas, subset)
+        for name, candidates in runs.items():
+            scored = []
+            for settings, features in candidates:
+                predicted = prequential(kind, model_of, label, metas, features)
+                by_part = {part: scores(kind, y[mask], predicted[mask])
+                           for part, mask in masks.items()}
+                scored.append((settings, by_part))
+                main_metric = "ROC AUC" if kind == "classify" else "MAE"
+                grid_rows.append({"task": task, "model": name,
+                                  "settings": settings_text(settings),
+                                  f"tuning {main_metric}": by_part["tuning"][main_metric]})
+            sign = -1.0 if kind == "classify" else 1.0  # AUC: higher is better; MAE: lower
+            key = "ROC AUC" if kind == "classify" else "MAE"
+            settings, by_part = min(scored, key=lambda s: sign * s[1]["tuning"][key])
+            row = {"task": task, "model": name, "chosen settings": settings_text(settings)}
+            for part, values in by_part.items():
+                row.update({f"{part}: {metric}": value for metric, value in values.items()})
+            results.append(row)
+    tables = {"results": pd.DataFrame(results), "grid": pd.DataFrame(grid_rows),
+              "speed": pd.DataFrame(speed)}
+    for name, table in tables.items():
+        print(f"\n{name}:")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return tables
 
 

@@ -283,8 +283,12 @@ def test_ecam_pipelines_example_runs():
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     tables = example.main(k=4, n_samples=120, with_lda=False)
-    age = tables["age > 6 months"]
-    assert list(age.index) == ["prior (no features)", "OnlineNMF(k=4) counts",
-                               "OnlineNMF(k=4) log1p", "OnlineNMF(k=4) presence"]
-    days = tables["day of life"]
-    assert days["MAE (days)"].notna().all() and len(days) == 7
+    results = tables["results"]
+    for task in example.TASKS:
+        rows = results[results["task"] == task]
+        assert list(rows["model"]) == ["no features (prior / mean)", "OnlineNMF(k=4), counts",
+                                       "OnlineNMF(k=4), log1p", "OnlineNMF(k=4), presence"]
+    days = results[results["task"].str.startswith("day of life")]
+    assert days["evaluation: MAE"].notna().all() and len(days) == 8
+    grid = tables["grid"]  # every setting of the grid was scored on the tuning half
+    assert len(grid) == len(example.TASKS) * (1 + 3 * len(example.GRIDS["OnlineNMF"]))
