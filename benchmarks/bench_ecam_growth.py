@@ -264,6 +264,9 @@ def main() -> None:
         "seed 0). BH p: Benjamini-Hochberg adjusted over the rows of the table (every "
         "community tested is listed).",
         "",
+        "Compared with Bokulich et al. (2016), Sci Transl Med 8:343ra82: cesarean section "
+        "depleted Bacteroidetes and delayed the establishment of maternal bacteria.",
+        "",
         "## Communities (top 3 taxa, share of the community)",
         "",
         *[f"- {c}: {n}" for c, n in names.items()],
