@@ -373,10 +373,11 @@ def cbcl(epochs: int = 20, k: int = 49) -> list[str]:
     fig.savefig(OUTPUT / "cbcl_basis.png", dpi=110)
     plt.close(fig)
     lines = [
-        f"Online: OnlineNMF({k}, beta=1, forget_factor=0.9996, refresh_every=50, seed=0, "
-        f"init), {epochs} shuffled passes; h of every face solved against the final W. Batch: "
-        "scikit-learn NMF(k, beta_loss='kullback-leibler', solver='mu', init='nndsvda', "
-        "max_iter=500, tol=1e-5).", "",
+        f"{len(X):,} faces of {shape[0]} x {shape[1]} pixels. Online: OnlineNMF({k}, beta=1, "
+        f"forget_factor=0.9996, refresh_every=50, seed=0, init), {epochs} shuffled passes; h "
+        "of every face solved against the final W. Batch: scikit-learn NMF(k, "
+        "beta_loss='kullback-leibler', solver='mu', init='nndsvda', max_iter=500, tol=1e-5).",
+        "",
         "| | near-zero W (< 1 % of column max) | near-zero h (< 1 % of sample max) | KL / batch "
         "| seconds |",
         "|---|---|---|---|---|"]
