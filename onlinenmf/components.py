@@ -71,8 +71,7 @@ class Components:
     def replace(self, j: int, column: np.ndarray, reason: str, sample: int) -> tuple[int, int]:
         """Column j becomes a new component seeded with ``column`` (fresh pseudo-statistics);
         return (retired id, new id). The caches are the caller's to recompute."""
-        self.divergence.seed(self.statistics, j, column,
-                             *self.divergence.seed_weights(self.statistics))
+        self._seed(j, column)
         old, new = self.ids[j], self._new_id()
         # a new list, never an in-place change: learn_one holds on to the ids h was solved for
         self.ids = [*self.ids[:j], new, *self.ids[j + 1 :]]
@@ -82,13 +81,29 @@ class Components:
 
     def append(self, column: np.ndarray) -> int:
         """A new component (a new id) in a new last column, seeded with ``column``."""
-        usage, weight = self.divergence.seed_weights(self.statistics)
+        weights = self._seed_weights()
         k = len(self.ids)
         self.resize(np.arange(k), 1)
-        self.divergence.seed(self.statistics, k, column, usage, weight)
+        self._seed(k, column, weights)
         new = self._new_id()
         self.ids = [*self.ids, new]
         return new
+
+    def _seed_weights(self) -> list[tuple[float, float]]:
+        """The pseudo-statistics of a seeded column, in the statistics and in their twin."""
+        twin = self.statistics.twin
+        return [self.divergence.seed_weights(stats)
+                for stats in (self.statistics, *([twin] if twin is not None else []))]
+
+    def _seed(self, j: int, column: np.ndarray, weights: list | None = None) -> None:
+        """Column j of W (and of the twin statistics' W) becomes ``column`` with fresh
+        pseudo-statistics (weights measured before any column was added)."""
+        twin = self.statistics.twin
+        for stats, (usage, weight) in zip((self.statistics, twin),
+                                          weights or self._seed_weights()):
+            self.divergence.seed(stats, j, column, usage, weight)
+        if twin is not None:
+            twin.recompute_caches()
 
     def remove(self, j: int) -> int:
         """Retire column j; return its id (never reused: the others keep theirs)."""

@@ -20,6 +20,7 @@ from onlinenmf.divergences import for_beta
 from onlinenmf.events import EventLog
 from onlinenmf.features import FeatureIndex, initial_rows
 from onlinenmf.learner import Learner
+from onlinenmf.memories import CANDIDATES, Memories
 from onlinenmf.monitor import ALARM_SAMPLES, Detection, Monitor
 from onlinenmf.schedule import RefreshSchedule
 from onlinenmf.sharing import Peers
@@ -27,7 +28,7 @@ from onlinenmf.statistics import BatchSums, Statistics
 from onlinenmf.validation import check_feature_name
 
 #: The default threshold of the drift detector (:class:`onlinenmf.monitor.DriftDetector`).
-DRIFT_THRESHOLD = 5.0
+DRIFT_THRESHOLD = 4.5
 
 
 class OnlineNMF:
@@ -51,7 +52,11 @@ class OnlineNMF:
         entries have no k-sized summary).
     forget_factor
         rho, per sample: a sample's statistics weigh ``rho**age``. The memory length is
-        ``1 / (1 - rho)`` samples (500 for the default), whatever the caller's batch sizes.
+        ``1 / (1 - rho)`` samples, whatever the caller's batch sizes. None (the default):
+        chosen by the data (:mod:`onlinenmf.memories`): a short memory (0.97, 33 samples) and
+        a long one (0.998, 500 samples) learn side by side, and W is served from the one whose
+        recent prequential loss is lower (each switch is a ``forget_factor`` event); at about
+        twice the per-sample cost.
     refresh_every
         Samples between two dictionary refreshes. None (the default): the automatic schedule of
         :mod:`onlinenmf.schedule`: the first dictionary after 2k samples (fitted again at 4k,
@@ -153,7 +158,7 @@ class OnlineNMF:
         n_components: int = 10,
         beta: float = 1,
         *,
-        forget_factor: float = 0.998,
+        forget_factor: float | None = None,
         refresh_every: int | None = None,
         l1_h: float = 0.0,
         l2_h: float = 0.0,
@@ -229,7 +234,7 @@ class OnlineNMF:
         divergence = for_beta(self.beta)
         if self.init not in ("samples", "core"):
             raise ValueError(f"init must be 'samples' or 'core', got {self.init!r}")
-        if not 0.0 < self.forget_factor <= 1.0:
+        if self.forget_factor is not None and not 0.0 < self.forget_factor <= 1.0:
             raise ValueError(f"forget_factor must be in (0, 1], got {self.forget_factor!r}")
         for name in ("refresh_every", "refresh_sweeps", "max_iter", "buffer_size",
                      "reestimate_every", "prune_patience", "k_min"):
@@ -284,7 +289,10 @@ class OnlineNMF:
         self._monitor = Monitor(self.buffer_size, self.drift_threshold)
         self._schedule = RefreshSchedule(self.refresh_every, k, self.buffer_size)
         self._learner = Learner(self._divergence, self._statistics, self._monitor,
-                                self._components, self, self.forget_factor)
+                                self._components, self, self._base_forget_factor)
+        if self.forget_factor is None and not self.adapt_forgetting:  # chosen by the data
+            memories = self._learner.memories = Memories(self._divergence, self._statistics)
+            self._learner.rho = memories.rho(memories.served)
         self._peers = Peers()  # see set_peer_statistics; not in snapshots
         adaptive = self.adapt_rank or self.adapt_sparsity or self.adapt_forgetting
         self._hyper = (hyper.Reestimator(self, self._learner, self._components, self._events)
@@ -334,8 +342,14 @@ class OnlineNMF:
 
     @property
     def base_memory_length(self) -> float:
-        """``1 / (1 - forget_factor)``, the user's memory length."""
-        return float("inf") if self.forget_factor == 1 else 1.0 / (1.0 - self.forget_factor)
+        """``1 / (1 - forget_factor)``, the user's memory length (with ``forget_factor=None``,
+        the long one of :mod:`onlinenmf.memories`)."""
+        rho = self._base_forget_factor
+        return float("inf") if rho == 1 else 1.0 / (1.0 - rho)
+
+    @property
+    def _base_forget_factor(self) -> float:
+        return CANDIDATES[-1][0] if self.forget_factor is None else float(self.forget_factor)
 
     @property
     def current_forget_factor(self) -> float:
@@ -555,6 +569,7 @@ class OnlineNMF:
             self.model_version += 1
             return
         stats = self._statistics
+        memories = self._learner.memories
         W = stats.W[: stats.m]
         stats.unscale()
         # own statistics, or own plus the peers' (whose columns are matched to ours first)
@@ -565,6 +580,13 @@ class OnlineNMF:
                                            self.l2_w * totals.n_eff, int(self.refresh_sweeps))
         sums = dictionary.normalise_columns(W)
         stats.rescale_columns(np.where(sums > 0, sums, 1.0))
+        if memories is not None:
+            memories.refresh_shadow(self.l1_w, self.l2_w, int(self.refresh_sweeps))
+            if memories.better() and not self._peers:  # serve the other memory
+                old, new = memories.swap()
+                self._learner.rho = new
+                self._events.emit("forget_factor", self.samples_learned, old=old, new=new,
+                                  reason=memories.reason())
         self._since_refresh = 0
         self._schedule.refreshed()
         self.model_version += 1
@@ -650,6 +672,8 @@ class OnlineNMF:
             rho = self._learner.rho
             n_eff = float(sums.count) if rho == 1 else (1.0 - rho**sums.count) / (1.0 - rho)
         self._statistics.install(sums, n_eff)
+        if self._learner.memories is not None:  # the other memory starts from the same sums
+            self._learner.memories.installed(sums)
         self._monitor.record_totals(sums.relative_loss, sums.loss, sums.count)
         self.samples_learned += int(sums.count)
         self._initialised = True  # W is the data's: no first dictionary from the buffer
@@ -766,6 +790,9 @@ class OnlineNMF:
                        "forget_factor": self._learner.rho},
             "events": self._events.state(),
         }
+        if self._learner.memories is not None:
+            memory_arrays, meta["memories"] = self._learner.memories.state()
+            arrays.update(memory_arrays)
         if self._hyper is not None:
             hyper_arrays, meta["hyper"] = self._hyper.state()
             arrays.update(hyper_arrays)
@@ -822,6 +849,8 @@ class OnlineNMF:
         if "schedule" in stream:
             model._schedule.restore(stream["schedule"])
         model._learner.rho = float(stream["forget_factor"])
+        if model._learner.memories is not None:
+            model._learner.memories.restore(arrays, meta["memories"])
         model._events[:] = EventLog.restore(meta["events"])
         if model._hyper is not None and "hyper" in meta:
             model._hyper.restore(arrays, meta["hyper"])

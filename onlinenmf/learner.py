@@ -42,8 +42,11 @@ class Learner:
         self.monitor = monitor
         self.components = components
         self.settings = settings
-        #: The forgetting factor in force (the user's, unless re-estimated).
+        #: The forgetting factor in force (the user's, unless re-estimated or chosen by the
+        #: memories).
         self.rho = float(forget_factor)
+        #: The second memory (:mod:`onlinenmf.memories`; None: one forgetting factor).
+        self.memories = None
 
     def solver(self) -> Solver:
         settings = self.settings
@@ -63,6 +66,9 @@ class Learner:
         stats.scale = scale
         stats.n_eff = rho * stats.n_eff + 1.0
         self.monitor.record_one(rows, values, loss, norm)
+        if self.memories is not None:
+            self.memories.learned_one(rows, values, h, loss / norm if norm > 0 else 0.0,
+                                      self.solver())
         return loss
 
     def learn_segment(self, indptr, indices, data, H, warm) -> np.ndarray:
@@ -77,8 +83,12 @@ class Learner:
         losses = self.divergence.learn_batch(self.statistics, local_indptr, rows, values, H,
                                              self.solver(), 1.0 / scales, warm)
         self.statistics.add_batch(H, rho, scales)
-        self.monitor.record_many(local_indptr, rows, values, losses,
-                                 self.divergence.normalisers(local_indptr, values))
+        norms = self.divergence.normalisers(local_indptr, values)
+        self.monitor.record_many(local_indptr, rows, values, losses, norms)
+        if self.memories is not None:
+            relative = np.divide(losses, norms, out=np.zeros(count), where=norms > 0)
+            self.memories.learned_batch(local_indptr, rows, values, H, relative,
+                                        self.solver())
         return losses
 
     def solve(self, indptr, indices, data, H) -> np.ndarray:
@@ -141,7 +151,7 @@ class Learner:
         refined = dictionary.batch_fit(V, start + 1e-3 * start.mean(), self.divergence)
         stats = self.statistics
         if keep_order:
-            refined = refined[:, _matching(stats.W[used], refined)]
+            refined = refined[:, matching(stats.W[used], refined)]
         stats.W[: stats.m] = self.divergence.w_floor
         stats.W[used] = refined
         dictionary.normalise_columns(stats.W[: stats.m])
@@ -185,6 +195,8 @@ class Learner:
         self.divergence.learn_batch(self.statistics, indptr, rows, values, H, self.solver(),
                                     weights, np.zeros(count, dtype=np.bool_))
         self.statistics.set_learned(H, weights)
+        if self.memories is not None:
+            self.memories.relearned(indptr, rows, values, self.solver())
 
     def residual_seed(self) -> tuple[np.ndarray, int] | None:
         """A new column from the positive residuals of the worst recent samples, and how many
@@ -220,7 +232,7 @@ class Learner:
         return column, int(alike.sum())
 
 
-def _matching(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+def matching(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     """For each column of ``old``, the column of ``new`` most alike (cosine), one to one."""
     from scipy.optimize import linear_sum_assignment
 

@@ -28,11 +28,11 @@ import numpy as np
 ALARM_RATIO = 1.5
 #: A window closes at the first refresh at which it holds this many samples.
 ALARM_SAMPLES = 20
-#: Drift detection: the reference level of the log relative loss is set by DRIFT_WARMUP
-#: samples (after the first dictionary and after each detection), then follows the stream
-#: with a memory of DRIFT_HORIZON samples; each sample's z-score, winsorised at DRIFT_CLIP
-#: (one outlier alone cannot fire), less DRIFT_SLACK, is summed (a one-sided CUSUM, Page
-#: 1954) and a sum above the threshold is a drift.
+#: Drift detection: the reference level of the log relative loss and the scale of its rises
+#: are set by DRIFT_WARMUP samples (after the first dictionary and after each detection),
+#: then follow the stream with a memory of DRIFT_HORIZON samples; each sample's z-score,
+#: winsorised at DRIFT_CLIP (one outlier alone cannot fire), less DRIFT_SLACK, is summed (a
+#: one-sided CUSUM, Page 1954) and a sum at the threshold is a drift.
 DRIFT_WARMUP = 20
 DRIFT_HORIZON = 50
 DRIFT_CLIP = 3.0
@@ -65,7 +65,7 @@ class DriftDetector:
     40
     >>> fired = [detector.update(2.0) for _ in range(3)]  # the loss doubles and stays
     >>> [None if f is None else (round(f[1], 1), round(f[2], 1)) for f in fired]  # z, CUSUM
-    [None, (8.0, 7.2), None]
+    [None, (7.1, 7.2), None]
     """
 
     def __init__(self, threshold: float):
@@ -74,9 +74,7 @@ class DriftDetector:
 
     def restart(self) -> None:
         """Forget the reference: the next DRIFT_WARMUP samples set it again."""
-        self.count = 0
-        self.sum = 0.0
-        self.sumsq = 0.0
+        self.warmup: list[float] = []
         self.mean = 0.0
         self.var = DRIFT_VAR_FLOOR
         self.cusum = 0.0
@@ -86,13 +84,13 @@ class DriftDetector:
         if not relative > 0 or not math.isfinite(relative):
             return None
         x = math.log(relative)
-        if self.count < DRIFT_WARMUP:
-            self.count += 1
-            self.sum += x
-            self.sumsq += x * x
-            if self.count == DRIFT_WARMUP:
-                self.mean = self.sum / self.count
-                self.var = max(self.sumsq / self.count - self.mean**2, DRIFT_VAR_FLOOR)
+        if len(self.warmup) < DRIFT_WARMUP:
+            self.warmup.append(x)
+            if len(self.warmup) == DRIFT_WARMUP:
+                values = np.array(self.warmup)
+                self.mean = float(values.mean())
+                above = np.maximum(values - self.mean, 0.0)
+                self.var = max(2.0 * float(np.mean(above**2)), DRIFT_VAR_FLOOR)
             return None
         sd = math.sqrt(self.var)
         z = (x - self.mean) / sd
@@ -102,19 +100,25 @@ class DriftDetector:
             fired = (math.exp(self.mean), z, self.cusum)
             self.restart()
             return fired
-        step = sd * clipped / DRIFT_HORIZON  # the reference follows, winsorised
-        self.mean += step
-        self.var = max((1.0 - 1.0 / DRIFT_HORIZON) * (self.var + sd * clipped * step),
+        # the reference follows the stream, winsorised; the scale is that of the rises only
+        # (twice the mean squared rise: the variance of a symmetric spread), so that samples
+        # far better explained than usual do not hide the worse ones
+        deviation = sd * clipped
+        self.mean += deviation / DRIFT_HORIZON
+        rise = max(deviation, 0.0)
+        self.var = max(self.var + (2.0 * rise * rise - self.var) / DRIFT_HORIZON,
                        DRIFT_VAR_FLOOR)
         return None
 
-    def state(self) -> dict[str, float]:
-        return {name: getattr(self, name)
-                for name in ("count", "sum", "sumsq", "mean", "var", "cusum")}
+    def state(self) -> dict[str, Any]:
+        return {"warmup": list(self.warmup), "mean": self.mean, "var": self.var,
+                "cusum": self.cusum}
 
-    def restore(self, meta: dict[str, float]) -> None:
-        for name, value in meta.items():
-            setattr(self, name, int(value) if name == "count" else float(value))
+    def restore(self, meta: dict[str, Any]) -> None:
+        self.warmup = [float(x) for x in meta["warmup"]]
+        self.mean = float(meta["mean"])
+        self.var = float(meta["var"])
+        self.cusum = float(meta["cusum"])
 
 
 class Window(NamedTuple):

@@ -52,7 +52,8 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
         counts), 2 (Frobenius) or 0 (Itakura-Saito).
     forget_factor
         Per-sample forgetting of the statistics; the model remembers about
-        ``1 / (1 - forget_factor)`` recent samples.
+        ``1 / (1 - forget_factor)`` recent samples. None (the default): chosen by the data, a
+        short and a long memory side by side (see :mod:`onlinenmf.memories`).
     refresh_every
         Samples between two updates of the dictionary ``W``; None (the default): an automatic
         schedule, often while the model is young, then less often (see
@@ -172,7 +173,7 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
         self,
         n_components: int = 10,
         beta: int = 1,
-        forget_factor: float = 0.998,
+        forget_factor: float | None = None,
         refresh_every: int | None = None,
         l1_h: float = 0.0,
         l2_h: float = 0.0,

@@ -89,6 +89,11 @@ class Statistics:
         self.window_usage = np.zeros(k)  # sum of h since the last refresh
         self.scale = 1.0  # the per-feature statistics are stored divided by this running scale
         self.n_eff = 0.0  # forgetful count of samples
+        #: Pseudo-count prior on W, in samples (beta = 1; see :mod:`onlinenmf.memories`).
+        self.prior = 0.0
+        #: Statistics kept beside these with another forgetting (:mod:`onlinenmf.memories`):
+        #: rows and columns added, removed or moved here are in the twin too.
+        self.twin: Statistics | None = None
 
     @property
     def k(self) -> int:
@@ -115,6 +120,8 @@ class Statistics:
         self.colsum += rows.sum(axis=0)
         if self.layout.gram:
             self.G += rows.T @ rows
+        if self.twin is not None:
+            self.twin.add_rows(rows)
 
     # -------------------------------------------------------------- learning
     def add_batch(self, H: np.ndarray, rho: float, scales: np.ndarray) -> None:
@@ -183,7 +190,7 @@ class Statistics:
     def totals(self) -> Totals:
         """The statistics a refresh reads (views; call :meth:`unscale` first)."""
         m = self.m
-        return Totals(self.A, self.B[:m], self.D[:m], self.usage, self.n_eff)
+        return Totals(self.A, self.B[:m], self.D[:m], self.usage, self.n_eff, self.prior)
 
     def rescale_columns(self, c: np.ndarray) -> None:
         """W <- W / c means h <- c h: carry that into every statistic."""
@@ -222,6 +229,8 @@ class Statistics:
             self.G = cut(cut(self.G, 0), 1)
         for name in ("colsum", "usage", "window_usage"):
             setattr(self, name, cut(getattr(self, name), 0))
+        if self.twin is not None:
+            self.twin.resize_columns(keep, add)
 
     def move_columns(self, M: np.ndarray) -> None:
         """Move the statistics of column j to the columns ``M[j]`` says (k x k, 0/1; merged
@@ -234,6 +243,32 @@ class Statistics:
         self.window_usage = self.window_usage @ M
         if self.layout.gram:
             self.A = M.T @ self.A @ M
+        if self.twin is not None:
+            twin = self.twin
+            twin.move_columns(M)
+            # W and the caches are the caller's: the twin's columns follow the same plan
+            twin.W[: twin.m] = twin.W[: twin.m] @ M
+            twin.recompute_caches()
+
+    def permute_columns(self, order: np.ndarray) -> None:
+        """Column j becomes column ``order[j]``: W, the statistics and the caches (not the
+        window's usage, which belongs to the samples since the last window)."""
+        # C order, as every other path leaves them (a sum over an array depends on its layout)
+        for name in ["W", *self._row_arrays()]:
+            setattr(self, name, np.ascontiguousarray(getattr(self, name)[:, order]))
+        if self.layout.gram:
+            self.A = np.ascontiguousarray(self.A[np.ix_(order, order)])
+            self.G = np.ascontiguousarray(self.G[np.ix_(order, order)])
+        self.colsum = self.colsum[order]
+        self.usage = self.usage[order]
+
+    def swap(self, other: Statistics) -> None:
+        """Exchange W, the statistics, the caches and the prior with ``other`` (same rows and
+        columns); the window's usage, the twin link and the layout stay."""
+        for name in ("W", "B", "D", "A", "G", "colsum", "usage", "scale", "n_eff", "prior"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            setattr(self, name, theirs)
+            setattr(other, name, mine)
 
     # -------------------------------------------------------------- views and snapshots
     def export(self) -> dict[str, np.ndarray]:

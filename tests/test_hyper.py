@@ -101,8 +101,9 @@ def test_planted_rank_changes_are_followed():
 
 def test_stationary_stream_matches_the_batch_oracle_with_everything_automatic():
     s = make_poisson_stream(n_samples=4000, seed=3)
+    # forget_factor: the default before issue 13, the user's memory it compares with below
     model = OnlineNMF(n_components=10, beta=1, seed=0, refresh_every=CHUNK, adapt_rank=True,
-                      adapt_sparsity=True, adapt_forgetting=True)
+                      adapt_sparsity=True, adapt_forgetting=True, forget_factor=0.998)
     _, losses = stream(model, s.X)
     evaluated = slice(2000, 4000)  # after the first four (user) memory lengths
     oracle = oracle_rows(s.X[evaluated], 8, planted=(s.W_true, s.H_true[evaluated]))

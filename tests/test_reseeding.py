@@ -32,7 +32,10 @@ def test_a_component_whose_community_vanishes_is_reseeded():
     features = [f"taxon{i}" for i in range(3 * TAXA)]
     before, W_true = planted(SWITCH, [0, 1, 2], rng)
     after, _ = planted(250, [0, 1], rng)
-    model = OnlineNMF(n_components=3, beta=1, forget_factor=0.95, refresh_every=10, seed=0)
+    # drift_threshold=None: as before issue 13 (drift events by default), the only events here
+    # are the re-seeding's
+    model = OnlineNMF(n_components=3, beta=1, forget_factor=0.95, refresh_every=10, seed=0,
+                      drift_threshold=None)
     model.learn_many(before, features=features)
     # which component learned which community (rows in the planted order)
     W = np.array(model.W)[[model.features.index(f) for f in features]]

@@ -76,8 +76,9 @@ def _doubling(day: float) -> dict[str, float]:
 
 def test_growth_rate_units_and_timestamps():
     # One component: h is the sample's total up to W's scale, so the rate is exactly ln 2/day.
-    numbers = Tracker(OnlineNMF(n_components=1, beta=1, seed=0))
-    stamps = Tracker(OnlineNMF(n_components=1, beta=1, seed=0))
+    # refresh_every=100 (the default before issue 13): W, so its scale, stays as it is
+    numbers = Tracker(OnlineNMF(n_components=1, beta=1, seed=0, refresh_every=100))
+    stamps = Tracker(OnlineNMF(n_components=1, beta=1, seed=0, refresh_every=100))
     for day in range(6):
         rec = numbers.learn_one(_doubling(day), subject="s", time=float(day))
         stamps.learn_one(_doubling(day), subject="s", time=f"2024-03-0{day + 1}T00:00:00")
@@ -102,7 +103,8 @@ def test_window_limits_growth_to_recent_samples():
 
 
 def test_out_of_order_samples_are_inserted_in_time_order():
-    tracker = Tracker(OnlineNMF(n_components=1, beta=1, seed=0))
+    # refresh_every=100 (the default before issue 13): W's scale stays, as the rate needs
+    tracker = Tracker(OnlineNMF(n_components=1, beta=1, seed=0, refresh_every=100))
     for day in (0.0, 1.0, 3.0, 4.0):
         tracker.learn_one(_doubling(day), subject=7, time=day)
     rec = tracker.learn_one(_doubling(2.0), subject=7, time=2.0)

@@ -45,13 +45,15 @@ class Layout(NamedTuple):
 
 
 class Totals(NamedTuple):
-    """What a refresh reads: this model's statistics at their true scale (plus its peers')."""
+    """What a refresh reads: this model's statistics at their true scale (plus its peers'),
+    and the pseudo-count prior on W in samples (beta = 1: :mod:`onlinenmf.memories`)."""
 
     A: np.ndarray
     B: np.ndarray
     D: np.ndarray
     usage: np.ndarray
     n_eff: float
+    prior: float = 0.0
 
 
 class Solver(NamedTuple):
@@ -119,6 +121,15 @@ class Divergence:
     def initial_h(self, values: np.ndarray, colsum: np.ndarray, h: np.ndarray) -> None:
         """A cold start for h, in place."""
         solve.initial_h(self.kernel, values, colsum, h)
+
+    def warm_h(self, h: np.ndarray, values: np.ndarray, colsum: np.ndarray) -> np.ndarray:
+        """A new h to start a solve from another h: positive where the solver needs it (a
+        thousandth of the cold start's level at least)."""
+        if not self.positive_h:
+            return h.copy()
+        cold = np.empty_like(h)
+        self.initial_h(values, colsum, cold)
+        return np.maximum(h, 1e-3 * cold)
 
     def learn_sample(self, stats: Any, rows, values, h, solver: Solver, weight: float,
                      rho: float, warm: bool) -> tuple[float, float]:

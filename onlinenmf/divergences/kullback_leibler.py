@@ -44,6 +44,20 @@ class KullbackLeibler(Divergence):
     def denominator(self, totals: Totals) -> np.ndarray:
         return totals.usage
 
+    def update_dictionary(self, W: np.ndarray, totals: Totals, l1: float, l2: float,
+                          sweeps: int) -> None:
+        """The M-step ``W = N / usage``, with the prior (``totals.prior`` samples' worth of
+        reads, the mean reads per sample ``sum N / n_eff`` split evenly over the k columns and
+        spread evenly over the m features) added to N: a Dirichlet pseudo-count that keeps
+        mass on features a column has not seen lately."""
+        B = totals.B
+        if totals.prior > 0 and totals.n_eff > 0 and B.size:
+            m, k = B.shape
+            pseudo = totals.prior * float(B.sum()) / (totals.n_eff * k * m)
+            # a column nothing was learned into keeps its W (no denominator, no prior)
+            totals = totals._replace(B=B + pseudo * (totals.usage > 0))
+        super().update_dictionary(W, totals, l1, l2, sweeps)
+
     def seed_weights(self, stats: Any) -> tuple[float, float]:
         usage = super().seed_weights(stats)[0]
         return usage, usage
