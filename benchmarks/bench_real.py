@@ -36,7 +36,18 @@ Bacteroides ovatus challenge: false alarms of a z-score and a Page-Hinkley detec
 stable hourly stretch before it, and how well each score separates the day after the
 challenge from the day before (AUC).
 
-Run: ``python -m benchmarks real`` (about 2-3 minutes on one core). Writes
+The defaults, one at a time (issue 13, item 4): ECAM document completion with the old
+defaults (``refresh_every=100, forget_factor=0.998``, no drift detection), the automatic
+schedule with one fixed forgetting factor, and every default (the automatic schedule and the
+two memories of :mod:`onlinenmf.memories`); the stream length before the first non-random
+dictionary; the share of the learning time spent in refreshes. Drift events at the defaults
+and for a few ``drift_threshold`` values: false events per 100 samples on stable stretches
+(the artificial gut's hourly samples before the challenge, per vessel; ECAM's second year of
+life, when the infants' communities change least), and on ECAM with five second-year samples
+spliced into the first months (a planted perturbation built from real samples), how many
+samples after its onset the first drift event comes.
+
+Run: ``python -m benchmarks real`` (about 3-4 minutes on one core). Writes
 ``benchmarks/output/real.md``; its section "Investigation" (why MiniBatchNMF's per-sample step
 beat our statistics, issue 13) is hand-written from scratch measurements and kept as it is when
 the bench rewrites the file.
@@ -55,6 +66,7 @@ import scipy.sparse as sp
 
 from onlinenmf import OnlineNMF
 from onlinenmf.datasets import load_artificial_gut, load_ecam
+from onlinenmf.engine import DRIFT_THRESHOLD as DEFAULT_DRIFT_THRESHOLD
 
 K = 10
 SPLIT_SEED = 0
@@ -181,6 +193,7 @@ class Ours:
         self.position = {name: i for i, name in enumerate(names)}
         self.row_of = np.full(len(names), -1)  # taxon column -> row of W
         self.known = 0
+        self.first_dictionary: int | None = None  # samples learned when W was first refreshed
 
     def rows(self, columns: np.ndarray) -> np.ndarray:
         W = self.model.W
@@ -197,6 +210,8 @@ class Ours:
 
     def learn(self, sample: Sample) -> None:
         self.model.learn_one({self.names[c]: v for c, v in zip(sample.columns, sample.values)})
+        if self.first_dictionary is None and self.model.model_version > 0:
+            self.first_dictionary = self.model.samples_learned
 
 
 class Peer:
@@ -383,8 +398,8 @@ def ecam_completion() -> tuple[list[str], dict]:
     rows.append(("batch KL NMF on all 699 (NON-causal: sees the future)", "-", "-", everything))
     batch_seconds = time.perf_counter() - start
 
-    ours_us, peer_us = per_sample_cost(stream, names, m, init1, ff1)
-    timing = {"ours_us": ours_us, "peer_us": peer_us,
+    ours_us, peer_us, refresh_time = per_sample_cost(stream, names, m, init1, ff1)
+    timing = {"ours_us": ours_us, "peer_us": peer_us, "refresh_time": refresh_time,
               "peer_setting": f"init={init1!r}, forget_factor={ff1}",
               "seconds": {"ours": ours_seconds, "MiniBatchNMF": peer_seconds,
                           "river LDA": lda_seconds, "batch NMF": batch_seconds},
@@ -393,18 +408,46 @@ def ecam_completion() -> tuple[list[str], dict]:
 
 
 def per_sample_cost(stream: list[Sample], names: list[str], m: int, init: str,
-                    forget_factor: float) -> tuple[np.ndarray, np.ndarray]:
+                    forget_factor: float) -> tuple[np.ndarray, np.ndarray, dict]:
     """Time per sample (us) of OnlineNMF.learn_one (defaults) and of MiniBatchNMF.partial_fit
     (one sample per call), fed the same samples in one loop, after the peer's first fit; the
-    first pass of ours above has compiled its kernels."""
+    first pass of ours above has compiled its kernels. Also the time ours spent in its
+    refreshes (the first dictionary and its re-fits counted apart)."""
     ours, peer = Ours(names), Peer(m, init, forget_factor, 1)
+    refreshes = _time_refreshes(ours.model)
     spent = np.zeros((2, len(stream)))
     for i, sample in enumerate(stream):
         for j, learner in enumerate((ours, peer)):
             start = time.perf_counter()
             learner.learn(sample)
             spent[j, i] = time.perf_counter() - start
-    return 1e6 * spent[0, START:], 1e6 * spent[1, START:]
+    refreshes["total"] = float(spent[0].sum())
+    return 1e6 * spent[0, START:], 1e6 * spent[1, START:], refreshes
+
+
+def _time_refreshes(model: OnlineNMF) -> dict:
+    """Wrap ``model.refresh`` (the engine calls it through the instance) with a timer: seconds
+    in first dictionaries (and their re-fits, which re-learn the buffer) and in the others."""
+    spent = {"fits": 0.0, "refreshes": 0.0, "count": 0}
+    refresh = model.refresh
+
+    def timed() -> None:
+        fit = not model._initialised or model._schedule.refit_due(model.samples_learned)
+        start = time.perf_counter()
+        refresh()
+        spent["fits" if fit else "refreshes"] += time.perf_counter() - start
+        spent["count"] += 1
+
+    model.refresh = timed
+    return spent
+
+
+def _refresh_share(spent: dict) -> str:
+    total = spent["total"]
+    return (f"Refreshes in that run: {spent['count']}, {100 * spent['refreshes'] / total:.0f} % "
+            f"of ours's learning time (amortised, the automatic schedule's bound), plus "
+            f"{100 * spent['fits'] / total:.0f} % in the first dictionary and its re-fits at "
+            "4k, 8k and 16k samples (each re-learns the buffer).")
 
 
 def _grid_text(grid: dict) -> str:
@@ -459,7 +502,8 @@ def ecam_section() -> list[str]:
         f"({info['peer_setting']}, batch_size=1) median {np.median(peer_us):.0f} us, mean "
         f"{peer_us.mean():.0f} us. Ratio of medians "
         f"{np.median(peer_us) / np.median(ours_us):.0f}x, of means "
-        f"{peer_us.mean() / ours_us.mean():.1f}x. Wall time: {seconds}.",
+        f"{peer_us.mean() / ours_us.mean():.1f}x. Wall time: {seconds}. "
+        f"{_refresh_share(info['refresh_time'])}",
         "",
         "Notes: MiniBatchNMF's per-sample forgetting is forget_factor ** (1/20) because its "
         "first partial_fit has 20 rows (it fixes rho per call from that call only). river's LDA "
@@ -472,6 +516,155 @@ def ecam_section() -> list[str]:
         *_grid_table(info["ours_grid"], n, ("refresh_every", "forget_factor")),
         "",
         *_grid_table(info["peer_grid"], n, ("MiniBatchNMF init", "forget_factor", "batch_size")),
+    ]
+
+
+# ---------------------------------------------------------------------------------- defaults
+#: The defaults of issue 13, one at a time: (label, parameters).
+DEFAULT_STEPS = (
+    ("old defaults (refresh_every=100, forget_factor=0.998, drift_threshold=None)",
+     {"refresh_every": 100, "forget_factor": 0.998, "drift_threshold": None}),
+    ("automatic schedule, forget_factor=0.998", {"forget_factor": 0.998}),
+    ("automatic schedule, forget_factor=0.98", {"forget_factor": 0.98}),
+    ("automatic schedule, forget_factor=0.97", {"forget_factor": 0.97}),
+    ("every default (automatic schedule, two memories)", {}),
+)
+#: Samples of the planted stationary stream shown for contrast.
+PLANTED_SAMPLES = 6000
+#: Drift thresholds compared (the default is OnlineNMF's DRIFT_THRESHOLD).
+DRIFT_THRESHOLDS = (3.0, 4.0, 4.5, 5.0, 6.0)
+#: ECAM's stable stretch: the second year of life (days since birth).
+ECAM_STABLE_DAY = 365
+#: The spliced perturbation: SPLICE_LENGTH second-year samples put at SPLICE_AT (day ~80).
+SPLICE_AT, SPLICE_LENGTH = 150, 5
+
+
+def planted_ratios(n: int = PLANTED_SAMPLES) -> list[float]:
+    """For contrast, a stationary planted stream (synthetic: Poisson counts of 8 communities
+    over 300 taxa, seed 11): each setting's mean prequential KL over the last quarter, over that
+    of a batch KL NMF fitted on the whole stream (scikit-learn, multiplicative updates)."""
+    from sklearn.decomposition import NMF
+
+    from onlinenmf.datasets import make_poisson_stream
+    from onlinenmf.divergence import beta_divergence
+
+    stream = make_poisson_stream(n_features=300, n_components=8, n_samples=n, seed=11)
+    nmf = NMF(8, beta_loss="kullback-leibler", solver="mu", init="nndsvdar", max_iter=400,
+              tol=1e-6, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        H = nmf.fit_transform(stream.X)
+    dense, last = stream.X.toarray(), slice(3 * n // 4, n)
+    oracle = np.mean([beta_divergence(dense[i : i + 1], H[i : i + 1] @ nmf.components_, 1)
+                      for i in range(last.start, n)])
+    ratios = []
+    for _, params in DEFAULT_STEPS:
+        model = OnlineNMF(n_components=8, beta=1, seed=0, **params)
+        model.learn_many(stream.X, features=stream.features)
+        ratios.append(float(model.last_losses[last].mean() / oracle))
+    return ratios
+
+
+def defaults_section() -> list[str]:
+    table = load_ecam()
+    counts = table.counts.tocsr()
+    names = list(table.features)
+    stream = completion_stream(counts)
+    n = len(stream)
+    ratios = planted_ratios()
+    lines = ["| setting | first dictionary after (samples) | refreshes | forget_factor switches "
+             "| first half | second half | whole | planted stationary stream: loss / batch "
+             "oracle |", "|---|---|---|---|---|---|---|---|"]
+    for (label, params), ratio in zip(DEFAULT_STEPS, ratios):
+        learner = Ours(names, **params)
+        scores = run_stream(learner, stream, counts.shape[1])
+        switches = sum(e.kind == "forget_factor" for e in learner.model.events)
+        values = " | ".join(f"{scores.per_read(part):.3f}" for part in _halves(n).values())
+        lines.append(f"| {label} | {learner.first_dictionary} | {learner.model.model_version} "
+                     f"| {switches} | {values} | {ratio:.4f} |")
+    return [
+        "## The defaults, one at a time (ECAM document completion)",
+        "",
+        f"The protocol of the first table (k = {K}, scored from sample {START}). 'first "
+        "dictionary after': the samples learned when W first changed from its random rows; "
+        "'refreshes': model_version at the end; 'forget_factor switches': with the two "
+        "memories (onlinenmf.memories), how often the one served changed. For contrast, the "
+        "last column: a stationary planted stream (synthetic, "
+        f"{PLANTED_SAMPLES} samples of 8 communities over 300 taxa, k = 8, learn_many), the "
+        "mean prequential loss of its last quarter over a batch KL NMF's on the whole stream "
+        "(the test suite's bar is 1.02).",
+        "",
+        *lines,
+    ]
+
+
+def _drift_samples(model: OnlineNMF) -> np.ndarray:
+    """Positions (0-based stream index) of the samples after which a drift event fired."""
+    return np.array([e.sample - 1 for e in model.events if e.kind == "drift"], dtype=np.int64)
+
+
+def _learn_rows(model: OnlineNMF, counts: sp.csr_matrix, names: list[str], order) -> None:
+    for i in order:
+        part = slice(counts.indptr[i], counts.indptr[i + 1])
+        model.learn_one(dict(zip((names[c] for c in counts.indices[part]), counts.data[part])))
+
+
+def drift_section() -> list[str]:
+    ecam = load_ecam()
+    counts = ecam.counts.tocsr()
+    names = list(ecam.features)
+    days = ecam.metadata["time"].to_numpy()
+    stable = days >= ECAM_STABLE_DAY
+    later = np.flatnonzero(stable)
+    spliced_in = later[:: max(1, later.size // SPLICE_LENGTH)][:SPLICE_LENGTH]
+    rest = np.setdiff1d(np.arange(days.size), spliced_in)
+    order = np.concatenate([rest[:SPLICE_AT], spliced_in, rest[SPLICE_AT:]])
+    gut = load_artificial_gut()
+    keep = (gut.metadata["Normal_Noise_Sample"] != "Noise_Estimation").to_numpy()
+    gut_counts, gut_meta = gut.counts.tocsr()[keep], gut.metadata[keep].reset_index(drop=True)
+    hours, vessels = gut_meta["time"].to_numpy(), gut_meta["subject"].to_numpy()
+    gut_stable = (hours >= STABLE[0]) & (hours < STABLE[1])
+    lines = ["| drift_threshold | ECAM: events / 100 second-year samples | ECAM: events in all "
+             "(699 samples) | spliced ECAM: first event after the onset (samples; 1 = its first "
+             "sample) | spliced ECAM: events / 100 samples outside the splice | gut: events / "
+             "100 stable hourly samples, per vessel | gut: first event after the challenge, per "
+             "vessel (h) |", "|---|---|---|---|---|---|---|"]
+    for threshold in DRIFT_THRESHOLDS:
+        plain = OnlineNMF(n_components=K, beta=1, drift_threshold=threshold)
+        _learn_rows(plain, counts, names, range(days.size))
+        at = _drift_samples(plain)
+        per_stable = 100 * stable[at].sum() / stable.sum()
+        spliced = OnlineNMF(n_components=K, beta=1, drift_threshold=threshold)
+        _learn_rows(spliced, counts, names, order)
+        at_spliced = _drift_samples(spliced)
+        after = at_spliced[at_spliced >= SPLICE_AT] - SPLICE_AT + 1
+        outside = (at_spliced < SPLICE_AT) | (at_spliced >= SPLICE_AT + SPLICE_LENGTH + 20)
+        model = OnlineNMF(n_components=K, beta=1, drift_threshold=threshold)
+        _learn_rows(model, gut_counts, list(gut.features), range(hours.size))
+        at_gut = _drift_samples(model)
+        rates, firsts = [], []
+        for vessel in sorted(set(vessels)):
+            mine = vessels == vessel
+            stretch = gut_stable & mine
+            rates.append(f"{100 * stretch[at_gut].sum() / stretch.sum():.1f}")
+            late = at_gut[(hours[at_gut] >= CHALLENGE) & mine[at_gut]]
+            firsts.append(f"{hours[late[0]] - CHALLENGE:.0f}" if late.size else "none")
+        default = " (default)" if threshold == DEFAULT_DRIFT_THRESHOLD else ""
+        lines.append(f"| {threshold:g}{default} | {per_stable:.1f} | {at.size} | "
+                     f"{after[0] if after.size else 'none'} | "
+                     f"{100 * outside.sum() / (order.size - SPLICE_LENGTH - 20):.1f} | "
+                     f"{', '.join(rates)} | {', '.join(firsts)} |")
+    return [
+        "## Drift events (OnlineNMF's own, every other setting at its default)",
+        "",
+        f"ECAM in day-of-life order; its stable stretch is the second year of life (day >= "
+        f"{ECAM_STABLE_DAY}, {stable.sum()} samples). Spliced: {SPLICE_LENGTH} second-year "
+        f"samples moved to position {SPLICE_AT} (day {days[rest[SPLICE_AT]]:.0f} of life), the "
+        "rest in order; 'outside the splice' leaves out the 20 samples after it. Artificial "
+        f"gut: one model over the four vessels interleaved, stable stretch {STABLE[0]:.0f}-"
+        f"{STABLE[1]:.0f} h (vessels 1-4 in order), the challenge at {CHALLENGE:.0f} h.",
+        "",
+        *lines,
     ]
 
 
@@ -603,7 +796,7 @@ KEPT = "## Investigation"
 def main() -> None:
     start = time.perf_counter()
     lines = ["# Real streams (benchmarks/bench_real.py)", "", *ecam_section(), "",
-             *gut_section()]
+             *defaults_section(), "", *drift_section(), "", *gut_section()]
     text = "\n".join(lines)
     print(text)
     print(f"({time.perf_counter() - start:.0f} s)")
