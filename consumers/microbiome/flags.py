@@ -39,12 +39,17 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("microbiome (onlinenmf consume microbiome)")
     add_option(group, "--max-features", type=int, default=DEFAULT_MAX_FEATURES,
                help="input messages with more taxa are dead-lettered")
-    add_option(group, "--beta", type=float, default=1.0,
+    # A new model's defaults are OnlineNMF's own (read from its signature, not copied), so
+    # a consumer and an in-process model given the same options learn the same W.
+    model = _model_defaults()
+    add_option(group, "--beta", type=float, default=model["beta"],
                help="beta-divergence of a new model (1: KL, counts)")
-    add_option(group, "--forget-factor", type=float, default=0.998,
-               help="forgetting per sample of a new model")
-    add_option(group, "--refresh-every", type=int, default=100,
-               help="samples between dictionary refreshes of a new model")
+    add_option(group, "--forget-factor", type=float, default=model["forget_factor"],
+               help="forgetting per sample of a new model (default: chosen by the data, "
+                    "see OnlineNMF)")
+    add_option(group, "--refresh-every", type=int, default=model["refresh_every"],
+               help="samples between dictionary refreshes of a new model (default: the "
+                    "automatic schedule, see OnlineNMF)")
     add_option(group, "--init-from", type=Path, default=None,
                help="start from this model snapshot instead of a new model (onlinenmf fit "
                     "--out: a history fitted on Dask, followed live from there; the options "
@@ -67,6 +72,13 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                     "seconds (a worker gone for good; default: keep them)")
     add_option(group, "--stats-topic", default=None,
                help=f"the stats topic (default: {stats_topic('<input topic>')})")
+
+
+def _model_defaults() -> dict:
+    """OnlineNMF's parameter defaults, by name."""
+    from onlinenmf import OnlineNMF
+
+    return {name: p.default for name, p in inspect.signature(OnlineNMF).parameters.items()}
 
 
 def _add_tracker_bounds(parser: argparse._ActionsContainer) -> None:
