@@ -17,9 +17,6 @@ import pandas as pd
 import pytest
 
 from consumers.checkpoint import Checkpoint, CheckpointStore
-from onlinenmf import OnlineNMF, Tracker
-from onlinenmf.cli import main
-from onlinenmf.datasets import load_artificial_gut, load_ecam
 from consumers.report import (
     event_counts,
     feature_labels,
@@ -27,6 +24,9 @@ from consumers.report import (
     time_axis,
     write_report,
 )
+from onlinenmf import OnlineNMF, Tracker
+from onlinenmf.cli import main
+from onlinenmf.datasets import load_artificial_gut, load_ecam
 from tests.kafka_broker import run_cli
 
 IMG = re.compile(r'<img alt="figure" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
