@@ -10,8 +10,10 @@ the stream, in one of two modes:
     observed entries count, never the zeros. Per event, the user's ``[b_u, p_u]`` is re-solved
     to the optimum (NNLS by coordinate descent, warm-started) over the user's bounded history
     of observed entries; the event is added to the item's forgetful statistics
-    (``sum w [1,p_u][1,p_u]^T``, ``sum w [1,p_u] (r - b_u)``; mu is subtracted at solve time)
-    from which ``[b_i, q_i]`` is re-solved every ``refresh_every`` events (1: at once).
+    (``sum w [1,p_u][1,p_u]^T``, ``sum w [1,p_u] (r - b_u)`` with the user's parameters from
+    *before* the event; mu is subtracted at solve time) from which ``[b_i, q_i]`` is
+    re-solved every ``refresh_every`` events (1: at once). The factors' default penalty is
+    proportional to the running standard deviation of the ratings.
     ``solver="sgd"`` replaces both solves by one projected stochastic-gradient step (kept for
     comparison: it measured worse, see :class:`RecoNMF` Notes).
     Predictions are clipped to ``rating_range``.
@@ -20,7 +22,8 @@ the stream, in one of two modes:
     Unobserved entries are *not* missing here: a zero means "not bought", and a loss masked to
     the observed (all positive) entries would learn that everything is liked. Each user is a
     sample of the engine :class:`onlinenmf.OnlineNMF` (KL divergence, the Poisson likelihood of
-    counts): ``x_u = {item: sum of transformed values}`` over the user's bounded history,
+    counts): ``x_u = {item: sum of transformed values x recency ** (user's events since
+    the item's last one)}`` over the user's bounded history,
     ``h_u`` solved at each of the user's events, the item dictionary ``W`` refreshed from the
     engine's forgetful statistics. Scores are ``(W h_u)_i``, with ``h_u`` re-solved against
     the current ``W`` when it was refreshed since the user's last event.
