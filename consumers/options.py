@@ -17,6 +17,7 @@ comma-separated ``key=value`` pairs. Security settings (``security_protocol``,
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import math
 import os
@@ -46,6 +47,12 @@ def add_option(parser: argparse.ArgumentParser, flag: str, *, type: Any = str,
     if default is not None and "%(default)" not in help_text:
         help_text += " (default: %(default)s)"
     parser.add_argument(flag, type=type, default=default, help=help_text, **kwargs)
+
+
+def signature_defaults(cls: Any) -> dict[str, Any]:
+    """A class's constructor defaults by parameter name: the one source of a flag's default,
+    so a consumer given no flag builds the same model as the class called with no argument."""
+    return {name: p.default for name, p in inspect.signature(cls).parameters.items()}
 
 
 def add_flag(parser: argparse.ArgumentParser, flag: str, help: str) -> None:

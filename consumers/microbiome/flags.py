@@ -7,7 +7,6 @@ are :func:`consumers.consume.add_arguments`'s.
 from __future__ import annotations
 
 import argparse
-import inspect
 from pathlib import Path
 
 from consumers.microbiome.application import MicrobiomeApp
@@ -20,6 +19,7 @@ from consumers.options import (
     positive_float,
     positive_int,
     security_settings,
+    signature_defaults,
 )
 from consumers.topics import stats_topic
 
@@ -41,7 +41,9 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                help="input messages with more taxa are dead-lettered")
     # A new model's defaults are OnlineNMF's own (read from its signature, not copied), so
     # a consumer and an in-process model given the same options learn the same W.
-    model = _model_defaults()
+    from onlinenmf import OnlineNMF
+
+    model = signature_defaults(OnlineNMF)
     add_option(group, "--beta", type=float, default=model["beta"],
                help="beta-divergence of a new model (1: KL, counts)")
     add_option(group, "--forget-factor", type=float, default=model["forget_factor"],
@@ -74,19 +76,12 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                help=f"the stats topic (default: {stats_topic('<input topic>')})")
 
 
-def _model_defaults() -> dict:
-    """OnlineNMF's parameter defaults, by name."""
-    from onlinenmf import OnlineNMF
-
-    return {name: p.default for name, p in inspect.signature(OnlineNMF).parameters.items()}
-
-
 def _add_tracker_bounds(parser: argparse._ActionsContainer) -> None:
     """The subject tracker's bounds; defaults are the Tracker's own. They also apply to a
     tracker restored from a checkpoint (see consumers/README.md, "Memory of the tracker")."""
     from onlinenmf.tracking import Tracker  # the onlinenmf CLI has imported it already
 
-    default = {name: p.default for name, p in inspect.signature(Tracker).parameters.items()}
+    default = signature_defaults(Tracker)
     add_option(parser, "--max-subjects", type=positive_int, default=default["max_subjects"],
                help="subjects the tracker keeps (least recently seen evicted)")
     add_option(parser, "--max-history", type=positive_int, default=default["max_history"],

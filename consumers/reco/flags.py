@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from consumers.options import add_option
+from consumers.options import add_option, signature_defaults
 from consumers.reco.application import RecoApp
 
 __all__ = ["add_flags", "make_app", "EXCLUSIVE_FLAGS"]
@@ -19,16 +19,20 @@ EXCLUSIVE_FLAGS: tuple[str, ...] = ()
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """Options of ``onlinenmf consume reco`` (with --components and --seed, shared)."""
+    from onlinenmf.reco import RecoNMF
+
+    model = signature_defaults(RecoNMF)  # a new model's defaults are RecoNMF's own
     group = parser.add_argument_group("reco (onlinenmf consume reco)")
-    add_option(group, "--feedback", default="explicit",
+    add_option(group, "--feedback", default=model["feedback"],
                help="explicit ratings or implicit counts (reco)")
     add_option(group, "--rating-range", default=None,
                help="LOW,HIGH: ratings outside are dead-lettered, predictions clipped (reco)")
-    add_option(group, "--history", type=int, default=50,
+    add_option(group, "--history", type=int, default=model["history"],
                help="ratings remembered per user (reco)")
-    add_option(group, "--item-forget-factor", type=float, default=1.0,
+    add_option(group, "--item-forget-factor", type=float, default=model["forget_factor"],
                help="per-event forgetting of the item statistics (reco)")
-    add_option(group, "--item-refresh-every", type=int, default=None,
+    add_option(group, "--item-refresh-every", type=int,
+               default=model["refresh_every"],
                help="events between item refreshes (reco; default 1 explicit, 100 implicit)")
     add_option(group, "--recommend-every", type=int, default=1000,
                help="events between two emissions of recommendations; 0: never (reco)")
