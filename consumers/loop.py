@@ -662,13 +662,17 @@ class ConsumerLoop:
         """OffsetsNotInLog from kafka-python's OffsetOutOfRange/LogTruncation error (Kafka
         answers a fetch outside the log so; Tansu returns nothing and the high watermark)."""
         assert self.consumer is not None
-        positions = err.args[0] if err.args and isinstance(err.args[0], dict) else {}
+        # OffsetOutOfRangeError carries {tp: offset} as its argument; LogTruncationError (a
+        # broker whose leader epoch went back: a new, empty Kafka on the old port) carries
+        # {tp: OffsetAndMetadata | None} as divergent_offsets and a message as its argument.
+        positions = getattr(err, "divergent_offsets", None) or (
+            err.args[0] if err.args and isinstance(err.args[0], dict) else {})
         if not positions:
             return OffsetsNotInLog(f"the broker holds no record at the next offset: {err}")
         tp = sorted(positions)[0]
         offset = self._next.get(tp_key(tp.topic, tp.partition))
         if offset is None:
-            offset = getattr(positions[tp], "offset", positions[tp])
+            offset = getattr(positions[tp], "offset", positions[tp])  # may be None
         timeout = int(self._probe_every * 1000)
         try:  # real Kafka answers these lookups correctly (Tansu never gets here)
             start = self.consumer.beginning_offsets([tp], timeout_ms=timeout)[tp]
