@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m onlinenmf.cli demo
+	$(PY) -m consumers.cli demo
 
 # Apache Kafka for `onlinenmf broker --apache` and the Kafka tests: its jars, pinned in
 # consumers/apache-kafka/pom.xml, fetched once with Maven into ~/.cache/onlinenmf (needs

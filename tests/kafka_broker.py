@@ -255,7 +255,7 @@ def read_topic(
 
 def cli(*args: str) -> list[str]:
     """Command line of ``onlinenmf ...`` run with this interpreter."""
-    return [sys.executable, "-m", "onlinenmf.cli", *args]
+    return [sys.executable, "-m", "consumers.cli", *args]
 
 
 def cli_env() -> dict[str, str]:

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from onlinenmf.cli import SUBCOMMANDS, main, plain_help
+from consumers.cli import SUBCOMMANDS, main, plain_help
 from tests.kafka_broker import ROOT, cli_env, run_cli
 
 REST = re.compile(r">>>|:(mod|class|func|meth|attr|data|ref|doc):`|``")

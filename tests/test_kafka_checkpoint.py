@@ -14,9 +14,9 @@ import pytest
 
 from consumers import checkpoint as ckpt_mod
 from consumers.checkpoint import Checkpoint, CheckpointError, CheckpointStore
+from consumers.cli import main
 from consumers.loop import Source
 from consumers.microbiome import MicrobiomeApp, encode_sample
-from onlinenmf.cli import main
 from tests.kafka_broker import (
     FAST_GROUP_FLAGS,
     create_topic,

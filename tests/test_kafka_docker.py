@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from consumers.cli import build_parser
 from consumers.options import env_name
-from onlinenmf.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker" / "docker-compose.yml").read_text())

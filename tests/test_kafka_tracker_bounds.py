@@ -14,10 +14,10 @@ import signal
 import pytest
 
 from consumers.checkpoint import CheckpointStore
+from consumers.cli import build_parser
 from consumers.kinds import STREAM_KINDS
 from consumers.loop import Source
 from consumers.microbiome import MicrobiomeApp
-from onlinenmf.cli import build_parser
 from onlinenmf.tracking import Tracker
 from tests.kafka_broker import (
     FAST_GROUP_FLAGS,

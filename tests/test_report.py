@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from consumers.checkpoint import Checkpoint, CheckpointStore
+from consumers.cli import main
 from consumers.report import (
     event_counts,
     feature_labels,
@@ -25,7 +26,6 @@ from consumers.report import (
     write_report,
 )
 from onlinenmf import OnlineNMF, Tracker
-from onlinenmf.cli import main
 from onlinenmf.datasets import load_artificial_gut, load_ecam
 from tests.kafka_broker import run_cli
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from consumers.cli import build_parser, main
 from consumers.consume import resolve_topics
 from consumers.kinds import STREAM_KINDS
-from onlinenmf.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = ("schema", "application", "producer", "flags")

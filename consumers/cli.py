@@ -4,8 +4,9 @@ Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; the module's docstring first line is its one-line summary. Its
 ``--help`` text is the module's ``HELP`` string when it has one (written for the command
 line, with examples), else its docstring made plain by :func:`plain_help` (doctest examples
-and reST markup removed). Kafka commands live in ``consumers`` (the engine never imports
-them); they are imported only here.
+and reST markup removed). The command lives in ``consumers``, with what it drives: the
+numeric core (``onlinenmf``) never imports it nor any Kafka code, apart from ``fit``'s module
+``onlinenmf.distributed.command``, which needs Dask, not Kafka.
 """
 
 from __future__ import annotations
