@@ -26,8 +26,20 @@ def refresh_frobenius(
 ) -> None:
     """Block coordinate descent on the columns of W, in place (Mairal et al. 2010).
 
+    Minimises ``1/2 tr(W^T W A) - tr(W^T B) + l1 |W|_1 + l2 / 2 |W|^2`` over W >= 0 (the
+    caller scales ``l1`` and ``l2`` by the number of samples remembered). Each column step is
+    the exact minimiser in ``W_j``, the others fixed: its gradient is
+    ``W A_j - B_j + l1 + l2 W_j`` and its curvature ``A_jj + l2``, so
+    ``W_j <- max(0, W_j + (B_j - W A_j - l1 - l2 W_j) / (A_jj + l2))``.
+
     Columns whose statistics vanished (``A_jj`` ~ 0) are left as they are: the engine re-seeds
     them.
+
+    >>> A, B = np.array([[2.0]]), np.array([[4.0], [1.0]])
+    >>> W = np.ones((2, 1))
+    >>> refresh_frobenius(W, A, B, l1=0.5, l2=1.0, sweeps=1)  # (B - l1) / (A + l2)
+    >>> W.ravel().round(6).tolist()
+    [1.166667, 0.166667]
     """
     k = W.shape[1]
     scale = max(float(np.max(np.diag(A))) if k else 0.0, 1e-300)
@@ -35,7 +47,7 @@ def refresh_frobenius(
         for j in range(k):
             if A[j, j] <= 1e-12 * scale:
                 continue
-            column = W[:, j] + (B[:, j] - W @ A[:, j] - l1) / (A[j, j] + l2)
+            column = W[:, j] + (B[:, j] - W @ A[:, j] - l1 - l2 * W[:, j]) / (A[j, j] + l2)
             np.maximum(column, 0.0, out=column)
             W[:, j] = column
 

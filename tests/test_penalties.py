@@ -173,11 +173,21 @@ def test_w_refresh_is_the_optimum_of_the_l1_penalised_surrogate(stream):
     assert (want == 0).sum() > (unpenalised == 0).sum()
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: refresh_frobenius leaves l2_w * W_j out of "
-                   "the column gradient, so l2_w only damps the step and the refreshed W is the "
-                   "unpenalised optimum (issue 12 report)")
 def test_w_refresh_is_the_optimum_of_the_l2_penalised_surrogate(stream):
+    """l2_w: the refreshed W is the nnls optimum of the ridge-penalised surrogate (with
+    ``l2_w * W_j`` left out of the column step, as before issue 12's fix, W was the
+    unpenalised optimum, 0.05 away)."""
     stats, W = refreshed(stream, l2_w=500.0)
     want = penalised_refresh_oracle(stats, 0.0, 500.0)
     assert np.abs(want - penalised_refresh_oracle(stats, 0.0, 0.0)).max() > 0.01
     np.testing.assert_allclose(W, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("beta", [0, 1, 1.5])
+@pytest.mark.parametrize("penalty", ["l1_w", "l2_w"])
+def test_w_penalties_are_refused_where_the_refresh_cannot_apply_them(beta, penalty):
+    """beta != 2 refreshes W by the multiplicative step, then scales its columns to sum 1: an
+    L1 or L2 penalty there would only rescale W, so either is refused with a one-line error
+    instead of being silently ignored."""
+    with pytest.raises(ValueError, match=r"^l1_w and l2_w apply to beta=2 only: [^\n]*$"):
+        OnlineNMF(n_components=3, beta=beta, **{penalty: 0.1})
