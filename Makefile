@@ -36,51 +36,28 @@ bench: $(STAMP)
 	$(PY) -m benchmarks
 
 # Mutation testing of the numeric core with cosmic-ray (not in CI: days for the whole core on
-# 2 cores, so run it module by module before a release and after a change of the core; results
-# in benchmarks/output/mutation.md). Narrow it with
-# MUTATE="onlinenmf/_growth.py" (modules) and MUTATION_TESTS="tests/test_tracking.py ..." (the
-# test paths); the rest of the configuration is [tool.cosmic-ray] in pyproject.toml. It runs in
-# a copy of the working tree, because cosmic-ray rewrites the source files in place; the session
-# (mutation.sqlite) and the report (report.txt, survivors with their diffs) stay there.
-# Numba stays on, with an empty cache for every mutant: numba checks a cached kernel against
-# its own file only, so a kernel calling into a mutated module would run stale code.
-# MUTATION_CACHE=keep keeps the cache (each mutant then recompiles only its own module, several
-# times faster): safe only for a module no other module's compiled code calls, i.e. every
-# module of the core but divergence.py (whose per-entry terms solve.py's kernels call).
+# 2 cores, so run it module by module before a release and after a change of the core):
+# benchmarks/mutation.py mutates a copy of the HEAD commit, records the run in
+# benchmarks/output/mutation.json and regenerates benchmarks/output/mutation.md (survivors
+# explained in benchmarks/mutation_survivors.toml). Narrow it with MUTATE="onlinenmf/x.py"
+# (modules) and MUTATION_TESTS="tests/test_x.py ..." (the test paths); MUTATION_CACHE=keep
+# keeps the numba cache between mutants (see the script: safe for all but divergence.py);
+# MUTATION_ARGS passes more options (--sample N, --timeout S, --worktree). The rest of the
+# configuration is [tool.cosmic-ray] in pyproject.toml.
 MUTATION_DIR ?= /tmp/onlinenmf-mutation
 MUTATE ?=
 MUTATION_TESTS ?=
 MUTATION_CACHE ?= fresh
+MUTATION_ARGS ?=
 MUTATION_STAMP := $(VENV)/.installed-mutation
-CR := $(abspath $(VENV))/bin
 
 $(MUTATION_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e '.[test,bench,mutation]'
 	touch $@
 
 mutation: $(MUTATION_STAMP)
-	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)
-	tar -cf - --exclude=__pycache__ onlinenmf consumers tests pyproject.toml | tar -xf - -C $(MUTATION_DIR)
-	cd $(MUTATION_DIR) && $(CR)/python -c 'import shlex, sys, tomllib, toml; \
-	    config = tomllib.load(open("pyproject.toml", "rb"))["tool"]["cosmic-ray"]; \
-	    modules, tests, python, cache = sys.argv[1:]; \
-	    config["module-path"] = modules.split() or config["module-path"]; \
-	    runner, flag, paths = config["test-command"].partition("--doctest-modules"); \
-	    command = python + runner.removeprefix("python") + flag + " " + (tests or paths); \
-	    config["test-command"] = command if cache == "keep" else "sh -c " + shlex.quote( \
-	        "rm -rf numba-cache && NUMBA_CACHE_DIR=numba-cache exec " + command); \
-	    toml.dump({"cosmic-ray": config}, open("cosmic-ray.toml", "w"))' \
-	    "$(MUTATE)" "$(MUTATION_TESTS)" "$(CR)/python" "$(MUTATION_CACHE)"
-	cd $(MUTATION_DIR) && PYTHONPATH=$(MUTATION_DIR) $(CR)/python -c 'import onlinenmf, sys; \
-	    sys.exit(0 if onlinenmf.__file__.startswith(sys.argv[1]) else "mutation: imports " + onlinenmf.__file__)' \
-	    "$(MUTATION_DIR)"
-	cd $(MUTATION_DIR) && $(CR)/cosmic-ray init cosmic-ray.toml mutation.sqlite
-	cd $(MUTATION_DIR) && $(CR)/cr-filter-operators mutation.sqlite cosmic-ray.toml
-	cd $(MUTATION_DIR) && PYTHONPATH=$(MUTATION_DIR) $(CR)/cosmic-ray baseline cosmic-ray.toml
-	cd $(MUTATION_DIR) && PYTHONPATH=$(MUTATION_DIR) $(CR)/cosmic-ray exec cosmic-ray.toml mutation.sqlite
-	cd $(MUTATION_DIR) && $(CR)/cr-report mutation.sqlite --surviving-only --show-diff > report.txt
-	tail -n 3 $(MUTATION_DIR)/report.txt
-	@echo "survivors and their diffs: $(MUTATION_DIR)/report.txt"
+	$(PY) -m benchmarks.mutation --modules "$(MUTATE)" --tests "$(MUTATION_TESTS)" \
+	    --cache $(MUTATION_CACHE) --dir $(MUTATION_DIR) $(MUTATION_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check onlinenmf consumers tests benchmarks

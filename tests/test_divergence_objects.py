@@ -1,0 +1,110 @@
+"""The divergence objects' own formulas, each against an independent definition (fast, no model).
+
+Every override of :class:`onlinenmf.divergences.Divergence` must agree with the one loss
+definition, :func:`onlinenmf.beta_divergence`: its gradient with finite differences of the
+loss, its normaliser with the loss's degree of homogeneity (the relative loss is
+scale-free), its batch multiplicative-update terms with the general formula of Fevotte & Idier
+(2011) at its beta. Found missing by mutation testing (``benchmarks/output/mutation.md``):
+the model-level tests never reach ``gradient`` of the exact divergences, nor the exact value of
+a normaliser.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from onlinenmf import beta_divergence
+from onlinenmf.divergences import Frobenius, GeneralBeta, ItakuraSaito, KullbackLeibler
+from onlinenmf.divergences.base import Divergence
+
+KINDS = [Frobenius(), KullbackLeibler(), ItakuraSaito(), GeneralBeta(0.5), GeneralBeta(1.5),
+         GeneralBeta(3.0)]
+IDS = [repr(kind) for kind in KINDS]
+
+
+@pytest.fixture
+def problem():
+    """W (6 x 3), h and a sample v with zeros (so Itakura-Saito skips some entries)."""
+    rng = np.random.default_rng(5)
+    W = rng.uniform(0.1, 1.0, size=(6, 3))
+    h = rng.uniform(0.5, 2.0, size=3)
+    v = rng.poisson(W @ h * 3.0).astype(np.float64)
+    v[[1, 4]] = 0.0
+    return W, v, h
+
+
+@pytest.mark.parametrize("divergence", KINDS, ids=IDS)
+def test_gradient_is_the_derivative_of_the_loss(divergence, problem):
+    """``gradient(W, v, h)`` equals central differences of ``D_beta(v | W h)`` in h."""
+    W, v, h = problem
+    step = 1e-6
+    numeric = np.empty(h.size)
+    for k in range(h.size):
+        up, down = h.copy(), h.copy()
+        up[k] += step
+        down[k] -= step
+        numeric[k] = (divergence.loss(v[None], (W @ up)[None])
+                      - divergence.loss(v[None], (W @ down)[None])) / (2 * step)
+    np.testing.assert_allclose(divergence.gradient(W, v, h), numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("divergence", KINDS, ids=IDS)
+def test_relative_loss_is_scale_free(divergence):
+    """D_beta is homogeneous of degree beta (``D(c v | c x) = c^beta D(v | x)``; Itakura-Saito
+    of degree 0): so must the normaliser be, per sample of a CSR batch, empty samples (first,
+    middle, last) included, so that loss / normaliser does not depend on the sequencing depth.
+    """
+    rng = np.random.default_rng(2)
+    indptr = np.array([0, 0, 3, 3, 7, 9, 9])
+    values = rng.uniform(0.5, 5.0, size=indptr[-1])
+    predictions = values * rng.uniform(0.5, 2.0, size=values.size)
+    base = divergence.normalisers(indptr, values)
+    assert base.shape == (indptr.size - 1,)
+    assert np.all(base[np.diff(indptr) == 0] == 0) and np.all(base[np.diff(indptr) > 0] > 0)
+    for c in (0.1, 7.0):
+        scaled = divergence.normalisers(indptr, c * values)
+        np.testing.assert_allclose(scaled, c ** divergence.beta * base, rtol=1e-12)
+        for start, stop, norm, norm_c in zip(indptr[:-1], indptr[1:], base, scaled):
+            if stop == start:
+                continue
+            v, x = values[start:stop][None], predictions[start:stop][None]
+            relative = divergence.loss(v, x) / norm
+            assert divergence.loss(c * v, c * x) / norm_c == pytest.approx(relative, rel=1e-9)
+
+
+def test_frobenius_normaliser_is_the_loss_of_predicting_zero():
+    """beta = 2: the normaliser is ``D(v | 0) = |v|^2 / 2``, so the relative loss is the share of
+    the sample's energy the model leaves unexplained."""
+    indptr, values = np.array([0, 2, 5]), np.array([3.0, 4.0, 1.0, 2.0, 2.0])
+    expected = [beta_divergence(values[None, :2], np.zeros((1, 2)), 2),
+                beta_divergence(values[None, 2:], np.zeros((1, 3)), 2)]
+    np.testing.assert_allclose(Frobenius().normalisers(indptr, values), expected, rtol=1e-15)
+
+
+def test_kl_and_itakura_saito_normalisers_are_the_reads_and_the_observed_entries():
+    """beta = 1: the sample's total count (the Poisson deviance per read); beta = 0: the number
+    of entries it scores (its non-zero ones)."""
+    indptr, values = np.array([0, 2, 5]), np.array([3.0, 4.0, 1.0, 2.0, 2.0])
+    np.testing.assert_array_equal(KullbackLeibler().normalisers(indptr, values), [7.0, 5.0])
+    np.testing.assert_array_equal(ItakuraSaito().normalisers(indptr, values), [2.0, 3.0])
+
+
+@pytest.mark.parametrize("divergence", [Frobenius(), KullbackLeibler(), ItakuraSaito()],
+                         ids=["Frobenius", "KullbackLeibler", "ItakuraSaito"])
+def test_batch_terms_are_the_general_mu_terms_at_their_beta(divergence):
+    """The exact divergences' shortcuts in the batch MU step of the first dictionary equal the
+    general terms ``(V WH^(beta-2), WH^(beta-1))`` (Itakura-Saito: on the observed entries), and
+    their step is ``ratio ** gamma``."""
+    rng = np.random.default_rng(3)
+    V = rng.poisson(2.0, size=(4, 5)).astype(np.float64)
+    V[0, 0] = 0.0
+    WH = rng.uniform(0.5, 3.0, size=V.shape)
+    general = Divergence(divergence.beta)
+    numerator, weight = divergence.batch_terms(V, WH, divergence.batch_context(V))
+    want_numerator, want_weight = general.batch_terms(V, WH, None)
+    observed = divergence.observed(V)
+    np.testing.assert_allclose(numerator, np.where(observed, want_numerator, 0.0), rtol=1e-14)
+    np.testing.assert_allclose(weight, np.where(observed, want_weight, 0.0), rtol=1e-14)
+    ratio = rng.uniform(0.2, 5.0, size=7)
+    np.testing.assert_allclose(divergence.mu_step(ratio), ratio**general.gamma, rtol=1e-15)
