@@ -742,14 +742,19 @@ def _events_section(tracker: Tracker, bin_width: float | None, time: TimeAxis,
         events=("kind", "size"), communities=("component", "nunique"),
         subjects=("subject", "nunique")).reset_index()
     parts.append(_note("Events counted per kind and time bin: appear / vanish (a community "
-                       "crosses its presence threshold in a subject), birth / retire (the "
-                       "model adds or drops a community)."))
+                       "crosses its presence threshold in a subject and stays there), birth / "
+                       "retire (the model adds or drops a community), anomaly (a sample whose "
+                       "loss is unusual for its subject)."))
     parts.append(_table(summary))
     model_events = frame[frame["kind"].isin(["birth", "retire"])]
     if not model_events.empty:
         columns = [c for c in ("time", "kind", "component", "detail") if c in frame]
         parts.append("<p>Births and retirements:</p>" + _table(model_events[columns].tail(
             max_rows)))
+    marked = frame[frame["kind"] == "anomaly"]
+    if not marked.empty:
+        parts.append("<p>Samples marked unusual for their subject:</p>" + _table(
+            marked[[c for c in ("time", "subject", "detail") if c in frame]].tail(max_rows)))
     columns = [c for c in ("time", "kind", "component", "subject", "detail") if c in frame]
     parts.append(f"<details><summary>last {min(len(frame), max_rows)} events</summary>"
                  + _table(frame[columns].tail(max_rows)) + "</details>")

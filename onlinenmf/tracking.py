@@ -1,10 +1,11 @@
-"""Follow communities in subjects over time: trajectories, growth rates, appear/vanish events.
+"""Follow communities in subjects over time: trajectories, growth rates, events, anomalies.
 
 A :class:`Tracker` drives an :class:`~onlinenmf.OnlineNMF` and keeps, per subject (an infant, a
-vessel, a user), a bounded history of ``(time, h)`` in time order. From it come the subject's
-composition ``h / sum(h)``, its dominant community, a growth rate per community (the Theil-Sen
-slope of log abundance against time, with its number of points and a 95 % interval) and events
-(a community appears in or vanishes from the subject). The model's own ``retire``/``birth``
+vessel, a user), a bounded history of ``(time, h, loss)`` in time order. From it come the
+subject's composition ``h / sum(h)``, its dominant community, a growth rate per community (the
+Theil-Sen slope of log abundance against time, with its number of points and a 95 % interval),
+events (a community appears in or vanishes from the subject, with hysteresis) and anomaly marks
+(a sample whose prequential loss is unusual for its subject). The model's own ``retire``/``birth``
 events (a re-seeded column is a new community with a new id) are mirrored into the same list.
 
 Component ids are the model's stable ids (never reused), so a trajectory stays true across
@@ -25,7 +26,7 @@ Examples
 >>> for day in range(6):
 ...     rec = t.learn_one({"a": 10 * 2**day, "b": 50}, subject="C001", time=day)
 >>> sorted(rec)[:5]
-['composition', 'dominant', 'events', 'growth', 'growth_interval']
+['anomaly', 'composition', 'dominant', 'events', 'growth']
 >>> t.trajectory("C001").shape
 (6, 2)
 >>> t2 = Tracker.from_bytes(t.to_bytes())
@@ -51,20 +52,29 @@ from scipy.special import ndtri
 
 from onlinenmf import snapshot
 from onlinenmf._growth import growth_fits
+from onlinenmf.divergences import for_beta
 from onlinenmf.engine import OnlineNMF
 
-__all__ = ["GrowthEstimate", "REPROJECT_OVERHEAD", "SUBJECT_OVERHEAD", "Tracker",
-           "record_fields", "theil_sen"]
+__all__ = ["ANOMALY_LOOKBACK", "ANOMALY_MIN_HISTORY", "ANOMALY_SCALE_FLOOR", "GrowthEstimate",
+           "REPROJECT_OVERHEAD", "SUBJECT_OVERHEAD", "Tracker", "record_fields", "theil_sen"]
 
 _TIMESTAMP_TYPES = (_dt.datetime, _dt.date, np.datetime64, pd.Timestamp, str)
 _Z95 = float(ndtri((1.0 - 0.95) / 2.0))  # normal quantile of the 95 % growth interval
 
 #: Bytes a subject costs beyond its arrays and its key (its object, the arrays' headers, its
-#: entry in the store), as ``max_history_bytes`` counts them: tracemalloc measured 600-635
-#: bytes (1,000 to 100,000 subjects; 1,050-1,085 with ``reproject``, which holds four more
+#: entry in the store), as ``max_history_bytes`` counts them: tracemalloc measured 720-730
+#: bytes (1,000 and 20,000 subjects; 1,170-1,180 with ``reproject``, which holds four more
 #: arrays: :data:`REPROJECT_OVERHEAD`). tests/test_tracking.py checks that they still cover it.
-SUBJECT_OVERHEAD = 704
+SUBJECT_OVERHEAD = 832
 REPROJECT_OVERHEAD = 512
+
+#: Anomaly marks (``anomaly_z``): a sample's log loss is judged against those of the subject's
+#: previous ANOMALY_LOOKBACK held samples, once it has ANOMALY_MIN_HISTORY of them; their spread
+#: (1.4826 x the median absolute deviation) counts as at least ANOMALY_SCALE_FLOOR, so that a
+#: subject of near-identical samples is not marked for a loss 10 % above its usual.
+ANOMALY_LOOKBACK = 32
+ANOMALY_MIN_HISTORY = 5
+ANOMALY_SCALE_FLOOR = 0.1
 
 
 @dataclass(frozen=True)
@@ -129,20 +139,22 @@ class _Subject:
 
     ``weights`` has one row per sample (in step with ``times``) and one column per id of
     ``ids`` (sorted): the communities the held samples carry, NaN where a community did not
-    exist when the sample was solved. No Python object per sample: a sample costs
-    ``8 * (1 + len(ids))`` bytes (see :data:`SUBJECT_OVERHEAD` for the fixed part).
+    exist when the sample was solved; ``losses`` the samples' relative prequential losses (NaN:
+    none given). No Python object per sample: a sample costs ``8 * (2 + len(ids))`` bytes
+    (see :data:`SUBJECT_OVERHEAD` for the fixed part).
 
     With ``reproject``, each sample's non-zero entries are kept too, as rows of the model's
     dictionary (``sample_rows``, ``sample_values``; ``sample_nnz`` entries per sample, -1 for
     weights given to ``observe``) with the model version its weights were solved under.
     """
 
-    __slots__ = ("times", "weights", "ids", "present", "last_time", "versions", "sample_nnz",
-                 "sample_rows", "sample_values", "nbytes")
+    __slots__ = ("times", "weights", "losses", "ids", "present", "last_time", "versions",
+                 "sample_nnz", "sample_rows", "sample_values", "nbytes")
 
     def __init__(self, reproject: bool) -> None:
         self.times = np.empty(0)
         self.weights = np.empty((0, 0))
+        self.losses = np.empty(0)
         self.ids = np.empty(0, dtype=np.int64)
         self.present: tuple[int, ...] = ()  # communities present (for appear/vanish events)
         self.last_time = -math.inf  # latest time seen (for TTL and the in-order test)
@@ -157,7 +169,8 @@ class _Subject:
 
     def size(self) -> int:
         """Bytes of the arrays held (the part of :attr:`nbytes` that grows with history)."""
-        size = self.times.nbytes + self.weights.nbytes + self.ids.nbytes + 8 * len(self.present)
+        size = (self.times.nbytes + self.weights.nbytes + self.losses.nbytes + self.ids.nbytes
+                + 8 * len(self.present))
         if self.versions is not None:
             size += (self.versions.nbytes + self.sample_nnz.nbytes + self.sample_rows.nbytes
                      + self.sample_values.nbytes)
@@ -181,7 +194,7 @@ class _Subject:
             columns = np.searchsorted(ids, keys)
         return columns
 
-    def insert(self, position: int, time: float, h: Mapping[int, float],
+    def insert(self, position: int, time: float, h: Mapping[int, float], loss: float,
                sample: tuple[np.ndarray, np.ndarray] | None, version: int) -> None:
         """Insert a sample at ``position`` (``sample``: its rows and values, reproject)."""
         keys = np.fromiter(h, np.int64, len(h))
@@ -194,6 +207,7 @@ class _Subject:
             row[0, columns] = values
         self.times = _insert(self.times, position, np.array([time]))
         self.weights = _insert(self.weights, position, row)
+        self.losses = _insert(self.losses, position, np.array([loss]))
         if self.versions is None:
             return
         start = int(np.maximum(self.sample_nnz[:position], 0).sum())
@@ -216,6 +230,7 @@ class _Subject:
         """Forget the ``count`` oldest samples (copies: a view would pin the old buffer)."""
         self.times = self.times[count:].copy()
         self.weights = self.weights[count:].copy()
+        self.losses = self.losses[count:].copy()
         self.compact()
         if self.versions is not None:
             start = int(np.maximum(self.sample_nnz[:count], 0).sum())
@@ -270,10 +285,25 @@ class Tracker:
         Abundances below ``detection`` x (the subject's mean total in the window) for weights,
         or below ``detection`` for shares, are floored there before the log (absent taxa
         have no finite log).
-    presence
-        Share at which a community counts as appearing in a subject; it vanishes when its
-        share falls under half that (the hysteresis keeps a community near the threshold from
-        flapping).
+    presence, absence, hold
+        Appear/vanish events, with hysteresis: a community appears in a subject when its share
+        is at least ``presence`` in each of the subject's last ``hold`` samples, and vanishes
+        when it is under ``absence`` (< ``presence``) in each of them (at once when the model
+        retires it). A community flickering around one threshold, or present in one sample
+        out of two, makes no event; a lasting change makes one, ``hold - 1`` samples after
+        it began. (A subject whose history holds fewer samples, after ``max_history`` or the
+        memory budget cut it, is judged on those it holds.)
+    anomaly_z
+        Mark a sample whose prequential loss is unusual for its subject (None: no marks). The
+        loss is the model's ``last_loss`` per unit of the sample's scale (its reads, for
+        beta = 1), under the dictionary the sample met; its logarithm is compared with those
+        of the subject's :data:`ANOMALY_LOOKBACK` previous held samples: a robust z-score
+        (distance to their median over 1.4826 x their median absolute deviation, the latter
+        at least :data:`ANOMALY_SCALE_FLOOR`) of at least ``anomaly_z`` marks the sample:
+        ``"anomaly"`` in its record and an event of kind ``"anomaly"``. A subject needs
+        :data:`ANOMALY_MIN_HISTORY` previous samples with a loss first (weights given to
+        :meth:`observe` have none). Judged against the subject itself, not the stream: a
+        subject whose samples are always poorly explained is not marked for that.
     max_history, max_subjects, ttl
         Bounds: samples kept per subject (oldest dropped), subjects kept (least recently used
         evicted), and time units after its latest sample that a subject is kept (None: no TTL).
@@ -306,16 +336,16 @@ class Tracker:
     ``"late": True``.
 
     **Memory.** A subject's history is held as arrays, not Python objects per sample: a sample
-    costs ``8 * (1 + c)`` bytes, ``c`` the communities the subject's held samples carry
-    (c = k = 10: 88 bytes), plus, with ``reproject``, ``8 * (2 + 2 * nnz)`` for the sample
-    itself. Each subject costs :data:`SUBJECT_OVERHEAD` bytes more (its Python objects and
-    store entry, measured with tracemalloc; :data:`REPROJECT_OVERHEAD` more with
-    ``reproject``), its key and ``8 * c`` for its ids. :attr:`history_bytes`, the sum of
-    these, never exceeds ``max_history_bytes`` once a sample has been recorded: the default
-    64 MiB holds, at k = 10, 60,000-70,000 subjects of one or two samples, or about 5,500
-    subjects of 128 samples. The snapshot holds the same arrays (no per-subject overhead), so
-    the budget bounds it too. Beyond the histories: events (``max_events`` dicts) and the
-    model.
+    costs ``8 * (2 + c)`` bytes, ``c`` the communities the subject's held samples carry
+    (its time, weights and loss; c = k = 10: 96 bytes), plus, with ``reproject``,
+    ``8 * (2 + 2 * nnz)`` for the sample itself. Each subject costs :data:`SUBJECT_OVERHEAD`
+    bytes more (its Python objects and store entry, measured with tracemalloc;
+    :data:`REPROJECT_OVERHEAD` more with ``reproject``), its key and ``8 * c`` for its ids.
+    :attr:`history_bytes`, the sum of these, never exceeds ``max_history_bytes`` once a
+    sample has been recorded: the default 64 MiB holds, at k = 10, 55,000-65,000 subjects
+    of one or two samples, or about 5,000 subjects of 128 samples. The snapshot holds the
+    same arrays (no per-subject overhead), so the budget bounds it too. Beyond the
+    histories: events (``max_events`` dicts) and the model.
     """
 
     #: The parameters that bound its memory; :meth:`set_bounds` changes them while running.
@@ -330,6 +360,9 @@ class Tracker:
         growth_of: str = "weights",
         detection: float = 1e-3,
         presence: float = 0.05,
+        absence: float = 0.025,
+        hold: int = 2,
+        anomaly_z: float | None = 3.5,
         max_history: int = 128,
         max_subjects: int = 100_000,
         max_history_bytes: int = 64 * 2**20,
@@ -349,6 +382,9 @@ class Tracker:
         self.growth_of = growth_of
         self.detection = detection
         self.presence = presence
+        self.absence = absence
+        self.hold = hold
+        self.anomaly_z = anomaly_z
         self.max_history = max_history
         self.max_subjects = max_subjects
         self.max_history_bytes = max_history_bytes
@@ -363,6 +399,7 @@ class Tracker:
         self._subjects: OrderedDict[Hashable, _Subject] = OrderedDict()
         self._history_bytes = 0  # sum of the subjects' ``nbytes``
         self._feature_rows: dict[Hashable, int] = {}  # model feature -> row (reproject)
+        self._divergence = for_beta(model.beta)  # the scale of a sample's relative loss
         self._events: deque[dict[str, Any]] = deque(maxlen=max_events)
         self._model_events_seen = len(model.events)
         self._now = -math.inf  # latest time in the stream
@@ -381,14 +418,14 @@ class Tracker:
         if self.growth_of not in ("weights", "composition"):
             raise ValueError(
                 f"growth_of must be 'weights' or 'composition', got {self.growth_of!r}")
-        for name in ("min_points", "max_history", "max_subjects", "max_history_bytes",
+        for name in ("min_points", "hold", "max_history", "max_subjects", "max_history_bytes",
                      "max_events"):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.min_points < 2:
             raise ValueError(f"min_points must be at least 2, got {self.min_points!r}")
-        for name in ("detection", "presence"):
+        for name in ("detection", "presence", "absence"):
             value = getattr(self, name)
             if not (np.isfinite(value) and 0 < value < 1):
                 raise ValueError(f"{name} must be in (0, 1), got {value!r}")
@@ -398,6 +435,14 @@ class Tracker:
                 raise ValueError(f"{name} must be a positive number or None, got {value!r}")
         if not (np.isfinite(self.time_unit) and self.time_unit > 0):
             raise ValueError(f"time_unit must be a positive number, got {self.time_unit!r}")
+        if self.anomaly_z is not None and not (np.isfinite(self.anomaly_z)
+                                               and self.anomaly_z > 0):
+            raise ValueError(f"anomaly_z must be a positive number or None, got "
+                             f"{self.anomaly_z!r}")
+        if not self.absence < self.presence:
+            raise ValueError(f"absence ({self.absence!r}) must be below presence "
+                             f"({self.presence!r}): a community vanishes under a lower share "
+                             "than it appears at")
 
     # ------------------------------------------------------------------ inputs
     def _time(self, time: Any) -> float:
@@ -443,8 +488,10 @@ class Tracker:
         (``{component id: value}``), ``dominant`` (id or None), ``growth`` (``{id: rate per
         time unit}`` for the communities with enough points), ``growth_interval``
         (``{id: [low, high]}``), ``growth_points`` (``{id: n}``), ``events`` (those this sample
-        caused: appear/vanish in the subject, birth/retire in the model), ``late`` (an
-        out-of-order sample) and ``model_version``. Invalid input raises ``ValueError`` and
+        caused: appear/vanish in the subject, birth/retire in the model, ``anomaly``),
+        ``anomaly`` (None, or ``{"z": ..., "ratio": ...}`` when the sample's loss is unusual for
+        the subject, see ``anomaly_z``), ``late`` (an out-of-order sample) and
+        ``model_version``. Invalid input raises ``ValueError`` and
         leaves both the tracker and the model unchanged.
         """
         subject = self._check_subject(subject)
@@ -455,8 +502,15 @@ class Tracker:
             before = int(np.searchsorted(state.times, value, side="right"))
             warm = state.row(before - 1 if before else 0)
         h = self.model.learn_one(x, warm_start=warm)  # raises before any change on bad input
-        return self._observe(subject, value, time, h,
+        return self._observe(subject, value, time, h, self._relative_loss(x),
                              self._sample_arrays(x) if self.reproject else None)
+
+    def _relative_loss(self, x: Mapping) -> float:
+        """The model's loss on the sample just learned over the sample's scale (as its drift
+        detector sees it: comparable between samples of different depths); NaN if none."""
+        values = np.fromiter((v for v in x.values() if v > 0), np.float64)
+        scale = float(self._divergence.normalisers(np.array([0, values.size]), values)[0])
+        return self.model.last_loss / scale if scale > 0 else math.nan
 
     def _sample_arrays(self, x: Mapping) -> tuple[np.ndarray, np.ndarray]:
         """A learned sample's non-zero entries as (dictionary rows, values), for reproject."""
@@ -471,8 +525,8 @@ class Tracker:
     def observe(self, subject: Any, time: Any, h: Mapping[int, float]) -> dict[str, Any]:
         """Record activations ``h`` computed elsewhere (e.g. by a consumer driving the model).
 
-        Same record as :meth:`learn_one`; the model is not touched except for reading its
-        new events.
+        Same record as :meth:`learn_one` (but no loss is known, so no anomaly mark); the model
+        is not touched except for reading its new events.
         """
         subject = self._check_subject(subject)
         value = self._time(time)
@@ -483,10 +537,10 @@ class Tracker:
                 raise ValueError(f"weight of component {component!r} is {weight!r}; "
                                  "weights must be finite and non-negative")
             clean[int(component)] = weight
-        return self._observe(subject, value, time, clean, None)
+        return self._observe(subject, value, time, clean, math.nan, None)
 
     def _observe(self, subject: Hashable, value: float, raw_time: Any,
-                 h: dict[int, float], sample: dict | None) -> dict[str, Any]:
+                 h: dict[int, float], loss: float, sample: dict | None) -> dict[str, Any]:
         if self._timestamps is None:
             self._timestamps = isinstance(raw_time, _TIMESTAMP_TYPES)
         self.metrics["samples"] += 1
@@ -497,7 +551,8 @@ class Tracker:
         self._subjects.move_to_end(subject)
         late = value < state.last_time
         position = int(np.searchsorted(state.times, value, side="right"))
-        state.insert(position, value, h, sample, int(self.model.model_version))
+        state.insert(position, value, h, loss, sample, int(self.model.model_version))
+        anomaly = self._anomaly(state, position)
         total = sum(h.values())
         composition = {c: (w / total if total > 0 else 0.0) for c, w in h.items()}
         if late:
@@ -505,6 +560,11 @@ class Tracker:
         else:
             new_events += self._presence_events(subject, state, value, composition)
             state.last_time = value
+        if anomaly is not None:
+            new_events.append(self._add_event({
+                "kind": "anomaly", "component": None, "subject": subject, "time": value,
+                "detail": f"loss {anomaly['ratio']:.3g} x the subject's median "
+                          f"(z {anomaly['z']:.2f} >= {self.anomaly_z:g})"}))
         if len(state) > self.max_history:
             self._drop_oldest(state, len(state) - self.max_history)
         self._account(subject, state)
@@ -521,6 +581,7 @@ class Tracker:
             "growth_interval": {c: [a, b] for c, a, b in zip(ids, low, high)},
             "growth_points": dict(zip(ids, points)),
             "events": new_events,
+            "anomaly": anomaly,
             "late": late,
             "model_version": int(self.model.model_version),
         }
@@ -548,35 +609,69 @@ class Tracker:
 
     def _presence_events(self, subject: Hashable, state: _Subject, time: float,
                          composition: Mapping[int, float]) -> list[dict[str, Any]]:
+        """Appear/vanish events of the sample just added at the end of ``state`` (see
+        ``presence``, ``absence`` and ``hold`` in the class docstring)."""
         if len(state) <= 1:  # the first sample sets the baseline
             state.present = tuple(sorted(c for c, s in composition.items()
                                          if s >= self.presence))
             return []
-        out = []
-        present, half = state.present, self.presence / 2
-        changed = [c for c, share in composition.items()
-                   if (share >= self.presence and c not in present)
-                   or (share < half and c in present)]
-        changed += [c for c in present if c not in composition]
-        if not changed:
-            return out
-        now = set(present)
-        for component in sorted(changed):  # only these can appear or vanish
+        present = state.present
+        # only a community on the other side of its threshold now can appear or vanish
+        candidates = [c for c, share in composition.items()
+                      if (share >= self.presence and c not in present)
+                      or (share < self.absence and c in present)]
+        candidates += [c for c in present if c not in composition]
+        if not candidates:
+            return []
+        shares = self._recent_shares(state)
+        now, out = set(present), []
+        for component in sorted(candidates):
             share = composition.get(component, 0.0)
-            if component not in now and share >= self.presence:
-                now.add(component)
-                out.append(self._add_event({
-                    "kind": "appear", "component": component, "subject": subject, "time": time,
-                    "detail": f"share {share:.3f} >= {self.presence:g}"}))
-            elif component in now and share < self.presence / 2:
+            held = shares.get(component)  # its share in each of the last `hold` samples
+            if component not in composition:  # retired from the model: gone now
                 now.discard(component)
-                gone = "retired from the model" if component not in composition else (
-                    f"share {share:.3f} < {self.presence / 2:g}")
-                out.append(self._add_event({
-                    "kind": "vanish", "component": component, "subject": subject, "time": time,
-                    "detail": gone}))
+                detail = "retired from the model"
+            elif component not in now:
+                if held is None or not (held >= self.presence).all():
+                    continue
+                now.add(component)
+                detail = f"share {share:.3f} >= {self.presence:g} in {held.size} samples"
+            else:
+                if held is not None and not (held < self.absence).all():
+                    continue
+                now.discard(component)
+                detail = f"share {share:.3f} < {self.absence:g} in {held.size} samples"
+            kind = "appear" if component in now else "vanish"
+            out.append(self._add_event({"kind": kind, "component": component,
+                                        "subject": subject, "time": time, "detail": detail}))
         state.present = tuple(sorted(now))
         return out
+
+    def _recent_shares(self, state: _Subject) -> dict[int, np.ndarray]:
+        """Each community's share in the subject's last ``hold`` held samples (0 where a
+        sample does not carry it), by component id."""
+        weights = np.nan_to_num(state.weights[-self.hold:], nan=0.0)
+        totals = weights.sum(axis=1, keepdims=True)
+        shares = weights / np.where(totals > 0, totals, 1.0)
+        return dict(zip(state.ids.tolist(), shares.T))
+
+    def _anomaly(self, state: _Subject, position: int) -> dict[str, float] | None:
+        """The mark of the sample at ``position`` if its loss is unusual for the subject
+        (``anomaly_z``): ``{"z", "ratio"}`` (ratio: its loss over the subject's median)."""
+        loss = state.losses[position]
+        if self.anomaly_z is None or not loss > 0 or not math.isfinite(loss):
+            return None
+        earlier = state.losses[max(0, position - ANOMALY_LOOKBACK):position]
+        earlier = earlier[earlier > 0]  # NaN (no loss given) and 0 are left out
+        if earlier.size < ANOMALY_MIN_HISTORY:
+            return None
+        logs = np.log(earlier)
+        level = float(np.median(logs))
+        spread = max(1.4826 * float(np.median(np.abs(logs - level))), ANOMALY_SCALE_FLOOR)
+        z = (math.log(loss) - level) / spread
+        if z < self.anomaly_z:
+            return None
+        return {"z": z, "ratio": math.exp(math.log(loss) - level)}
 
     def _account(self, subject: Hashable, state: _Subject) -> None:
         """Bring ``state.nbytes`` and :attr:`history_bytes` up to date after a change."""
@@ -892,12 +987,17 @@ class Tracker:
             raise snapshot.SnapshotError(f"{source}: holds a {meta.get('class')}, not a Tracker")
         if meta.get("layout", 1) == 1:
             arrays, meta = _upgrade_layout(arrays, meta)
+        if "losses" not in arrays:  # written before the losses were kept: none known
+            arrays = {**arrays, "losses": np.full(int(arrays["lengths"].sum()), np.nan)}
         model = OnlineNMF.from_bytes(arrays["model"].tobytes(), source=f"{source} (model)")
-        tracker = cls(model, **meta["params"])
+        params = meta["params"]
+        if "hold" not in params:  # written before the hysteresis and the anomaly marks
+            params = {"absence": params["presence"] / 2, **LEGACY_PARAMETERS, **params}
+        tracker = cls(model, **params)
         tracker.labels = {_from_json_key(f): name for f, name in meta["labels"]}
         lengths, widths = arrays["lengths"], arrays["widths"]
         counts = {  # entries of each array per subject
-            "times": lengths, "ids": widths, "weights": lengths * widths,
+            "times": lengths, "ids": widths, "weights": lengths * widths, "losses": lengths,
             "present": arrays["present_counts"],
         }
         if tracker.reproject:
@@ -914,6 +1014,7 @@ class Tracker:
                     for name in counts}
             state.times, state.ids = part["times"], part["ids"]
             state.weights = part["weights"].reshape(int(lengths[i]), int(widths[i]))
+            state.losses = part["losses"]
             state.present = tuple(part["present"].tolist())
             state.last_time = float(arrays["last_times"][i])
             if tracker.reproject:
@@ -945,17 +1046,22 @@ class Tracker:
 
 
 def record_fields(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The tracker's part of an output record, JSON-ready: ``growth`` and ``events``.
+    """The tracker's part of an output record, JSON-ready: ``growth``, ``events`` and, for a
+    marked sample only, ``anomaly``.
 
     For a consumer that carries the tracker's results in its own records (the Kafka
-    microbiome consumer's ``growth`` and ``events`` fields). Non-finite values are dropped.
+    microbiome consumer's ``growth``, ``events`` and ``anomaly`` fields). Non-finite values
+    are dropped.
 
     >>> record_fields({"growth": {3: 0.1, 4: float("nan")}, "events": [], "late": False})
     {'growth': {3: 0.1}, 'events': []}
     """
     growth = {int(c): float(r) for c, r in record.get("growth", {}).items()
               if r is not None and math.isfinite(r)}
-    return {"growth": growth, "events": [_jsonable(e) for e in record.get("events", [])]}
+    fields = {"growth": growth, "events": [_jsonable(e) for e in record.get("events", [])]}
+    if record.get("anomaly") is not None:
+        fields["anomaly"] = _jsonable(record["anomaly"])
+    return fields
 
 
 def _finite(value: float) -> float | None:
@@ -1000,8 +1106,8 @@ def _from_json_key(value: Any) -> Hashable:
 _LAYOUT = 2
 #: Per-sample history arrays of a snapshot, concatenated over subjects, with their dtype.
 _HISTORY_ARRAYS = {"times": np.float64, "ids": np.int64, "weights": np.float64,
-                   "versions": np.int64, "sample_nnz": np.int64, "sample_rows": np.int64,
-                   "sample_values": np.float64}
+                   "losses": np.float64, "versions": np.int64, "sample_nnz": np.int64,
+                   "sample_rows": np.int64, "sample_values": np.float64}
 _REPROJECT_ARRAYS = ("versions", "sample_nnz", "sample_rows", "sample_values")
 
 
@@ -1036,8 +1142,12 @@ def _upgrade_layout(arrays: dict[str, np.ndarray],
     return arrays, {**meta, "subjects": [key for key, *_ in subjects]}
 
 
+#: What a snapshot written before ``hold`` and ``anomaly_z`` existed meant (``absence`` was
+#: half of ``presence``): a restored tracker goes on as it did.
+LEGACY_PARAMETERS = {"hold": 1, "anomaly_z": None}
+
 _PARAMETERS = (
-    "window", "min_points", "growth_of", "detection", "presence", "max_history",
-    "max_subjects", "max_history_bytes", "ttl", "max_events", "bin_width", "time_unit",
-    "warm_start", "reproject",
+    "window", "min_points", "growth_of", "detection", "presence", "absence", "hold",
+    "anomaly_z", "max_history", "max_subjects", "max_history_bytes", "ttl", "max_events",
+    "bin_width", "time_unit", "warm_start", "reproject",
 )

@@ -131,16 +131,94 @@ def test_appear_and_vanish_events():
     model = _two_communities()
     ab = max(model.component_ids, key=lambda c: model.transform_one({"a": 9, "b": 9})[c])
     cd = [c for c in model.component_ids if c != ab][0]
-    tracker = Tracker(model, presence=0.2)
+    tracker = Tracker(model, presence=0.2, absence=0.1)
     tracker.learn_one({"a": 50, "b": 50}, subject="x", time=0)
     tracker.learn_one({"a": 48, "b": 50, "c": 1}, subject="x", time=1)
     rec = tracker.learn_one({"a": 40, "b": 40, "c": 40, "d": 40}, subject="x", time=2)
+    assert rec["events"] == []  # one sample above presence: not yet (hold = 2)
+    rec = tracker.learn_one({"a": 41, "b": 40, "c": 39, "d": 40}, subject="x", time=3)
     assert [(e["kind"], e["component"]) for e in rec["events"]] == [("appear", cd)]
-    rec = tracker.learn_one({"c": 60, "d": 60}, subject="x", time=3)
+    assert tracker.learn_one({"c": 60, "d": 60}, subject="x", time=4)["events"] == []
+    rec = tracker.learn_one({"c": 58, "d": 61}, subject="x", time=5)
     assert [(e["kind"], e["component"], e["subject"], e["time"]) for e in rec["events"]] == [
-        ("vanish", ab, "x", 3.0)]
+        ("vanish", ab, "x", 5.0)]
     assert rec["dominant"] == cd == tracker.dominant("x")
     assert [e["kind"] for e in tracker.events] == ["appear", "vanish"]
+
+
+def _presence_log(tracker: Tracker, shares: list[float], start: int = 0) -> list[tuple]:
+    """Observe one subject whose second community has these shares, one sample a day; the
+    appear/vanish events as (kind, component, day)."""
+    first, second = tracker.model.component_ids
+    out = []
+    for day, share in enumerate(shares, start=start):
+        rec = tracker.observe("s", float(day), {first: 1.0 - share, second: share})
+        out += [(e["kind"], e["component"], e["time"]) for e in rec["events"]]
+    return out
+
+
+def test_a_flickering_community_makes_no_events_and_a_lasting_change_one():
+    # Issue 13: a community flickering around the threshold made an appear/vanish pair each
+    # time (0.7-2 events per sample on real streams). At the defaults (presence 0.05,
+    # absence 0.025, hold 2) a flicker across both thresholds makes none, and a lasting
+    # appearance and vanishing each make one event, on their second sample.
+    tracker = Tracker(OnlineNMF(n_components=2, beta=1, seed=0))
+    second = tracker.model.component_ids[1]
+    flicker = [0.01] + [0.08, 0.01] * 10  # days 0-20
+    assert _presence_log(tracker, flicker) == []
+    assert _presence_log(tracker, [0.1] * 10, start=21) == [("appear", second, 22.0)]
+    assert _presence_log(tracker, [0.04, 0.06, 0.03] * 3, start=31) == []  # between the two
+    assert _presence_log(tracker, [0.0] * 5, start=40) == [("vanish", second, 41.0)]
+    assert [e["kind"] for e in tracker.events] == ["appear", "vanish"]
+    # hold = 1 is the old behaviour: every crossing of a threshold is an event
+    flapping = Tracker(OnlineNMF(n_components=2, beta=1, seed=0), hold=1)
+    assert len(_presence_log(flapping, flicker)) == 20
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"absence": 0.05}, "absence"), ({"absence": 0.0}, "absence"), ({"hold": 0}, "hold"),
+    ({"presence": 0.01}, "absence"), ({"anomaly_z": -1.0}, "anomaly_z"),
+    ({"anomaly_z": float("nan")}, "anomaly_z"),
+])
+def test_presence_and_anomaly_parameters_are_checked(params, message):
+    with pytest.raises(ValueError, match=message):
+        Tracker(OnlineNMF(n_components=2, beta=1, seed=0), **params)
+
+
+def test_a_sample_unusual_for_its_subject_is_marked():
+    # Issue 13: the tracker marks a sample whose loss is anomalous for its subject. The model
+    # knows two patterns, over taxa 0-9 and 10-19. Subject x carries the first: well
+    # explained. Subject y always carries half of each (taxa 0-4 and 10-14), which no mix of
+    # the patterns explains well. The same odd sample is an anomaly in x, ordinary in y.
+    rng = np.random.default_rng(1)
+    X = np.zeros((200, 20))
+    X[::2, :10] = rng.poisson(50, (100, 10))
+    X[1::2, 10:] = rng.poisson(50, (100, 10))
+    model = OnlineNMF(n_components=2, beta=1, refresh_every=200, seed=0)  # W stays after 200
+    model.learn_many(X, features=[f"t{j}" for j in range(20)])
+    tracker = Tracker(model)
+
+    def sample(taxa: range) -> dict[str, float]:
+        return {f"t{j}": float(rng.poisson(50)) for j in taxa}
+
+    usual = {"x": range(10), "y": [*range(5), *range(10, 15)]}
+    for day in range(12):
+        for subject, taxa in usual.items():
+            rec = tracker.learn_one(sample(taxa), subject=subject, time=day)
+            assert rec["anomaly"] is None, (subject, day)
+    restored = Tracker.from_bytes(tracker.to_bytes())
+    odd = sample(usual["y"])
+    rec = tracker.learn_one(odd, subject="x", time=12)
+    assert rec["anomaly"]["z"] >= tracker.anomaly_z and rec["anomaly"]["ratio"] > 10
+    marks = [e for e in rec["events"] if e["kind"] == "anomaly"]
+    assert [(e["subject"], e["time"]) for e in marks] == [("x", 12.0)]
+    assert record_fields(rec)["anomaly"] == rec["anomaly"]
+    assert tracker.learn_one(odd, subject="y", time=12)["anomaly"] is None
+    assert restored.learn_one(odd, subject="x", time=12) == rec  # the losses were saved
+    unmarked = Tracker(OnlineNMF.from_bytes(restored.model.to_bytes()), anomaly_z=None)
+    for day in range(13):
+        rec = unmarked.learn_one(odd if day == 12 else sample(usual["x"]), "x", day)
+    assert rec["anomaly"] is None and rec["events"] == []
 
 
 def test_ids_survive_reseed_and_snapshot_round_trip(tmp_path):
@@ -396,7 +474,7 @@ def test_one_subject_over_the_budget_keeps_its_latest_samples():
     even = {c: 1.0 for c in model.component_ids}  # every community present, always
     first = Tracker(model)
     first.observe("a", 0.0, even)
-    per_sample = 8 * (1 + 10)  # its time and 10 weights
+    per_sample = 8 * (2 + 10)  # its time, its loss and 10 weights
     tracker = Tracker(model, max_history_bytes=first.history_bytes + 4 * per_sample)
     for day in range(8):
         tracker.observe("a", float(day), even)
@@ -411,10 +489,10 @@ def test_reprojected_samples_count_in_the_budget():
     tracker.learn_one({"a": 3.0, "b": 1.0, "c": 0.0}, subject="s", time=0.0)
     before, present = tracker.history_bytes, len(tracker._subjects["s"].present)
     tracker.learn_one({"a": 3.0, "b": 1.0, "c": 2.0}, subject="s", time=1.0)
-    # time, 10 weights, version and entry count, then 3 (row, value) pairs (and 8 bytes per
-    # community present in the subject)
+    # time, loss, 10 weights, version and entry count, then 3 (row, value) pairs (and 8 bytes
+    # per community present in the subject)
     present = len(tracker._subjects["s"].present) - present
-    assert tracker.history_bytes - before == 8 * (1 + 10 + 2) + 16 * 3 + 8 * present
+    assert tracker.history_bytes - before == 8 * (2 + 10 + 2) + 16 * 3 + 8 * present
 
 
 @pytest.mark.parametrize("reproject", [False, True])

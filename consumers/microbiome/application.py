@@ -18,8 +18,10 @@ readers should ignore unknown ones::
 
 ``growth`` (per day, Theil-Sen slope of log abundance over the subject's history) and
 ``events`` (a community appears in / vanishes from the subject; births and retirements in
-the model) come from :class:`onlinenmf.tracking.Tracker`; they are absent with
-``track=False``. ``late`` is present (true) only for an out-of-order sample.
+the model; an ``anomaly`` mark) come from :class:`onlinenmf.tracking.Tracker`; they are
+absent with ``track=False``. ``anomaly`` (``{"z": ..., "ratio": ...}``) is present only for a
+sample whose loss is unusual for its subject (the tracker's ``anomaly_z``), ``late`` (true)
+only for an out-of-order sample.
 
 Model record (``microbiome.model``)::
 
@@ -78,6 +80,7 @@ class CommunityRecord(msgspec.Struct, omit_defaults=True):
     # Filled by the subject tracker (onlinenmf.tracking) when one is attached.
     growth: dict[int, float] | None = None
     events: list[dict[str, Any]] | None = None
+    anomaly: dict[str, float] | None = None
     late: bool = False
     meta: dict[str, Any] | None = None
 
