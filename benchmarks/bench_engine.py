@@ -179,7 +179,7 @@ def ours_fit(X, names, beta: int) -> tuple[np.ndarray, float]:
         model.learn_many(X[offset : offset + BATCH], features=names)
     seconds = time.perf_counter() - start
     order = {name: r for r, name in enumerate(model.features)}
-    W = np.zeros((len(names), model.n_components))
+    W = np.zeros((len(names), model.n_components_))
     known = [i for i, name in enumerate(names) if name in order]
     W[known] = model.W[[order[names[i]] for i in known]]
     return W, seconds

@@ -198,7 +198,7 @@ def planted_rank(seeds=(0, 1, 2), memory: int = 200) -> list[str]:
         ranks = []
         for start in range(0, X.shape[0], CHUNK):
             model.learn_many(X[start : start + CHUNK], features=FEATURES)
-            ranks.append(model.n_components)
+            ranks.append(model.n_components_)
         ranks = np.array(ranks)
         at = np.arange(CHUNK, X.shape[0] + 1, CHUNK)  # samples learned after each chunk
         cells = []
@@ -230,7 +230,7 @@ def stationary() -> list[str]:
         model = OnlineNMF(beta=1, seed=0, refresh_every=CHUNK, **options)
         losses = prequential(model, s.X, s.features)
         lines.append(f"| {name} | {losses[evaluated].sum() / best:.4f} | "
-                     f"{model.n_components} | {model.current_forget_factor:.5g} |")
+                     f"{model.n_components_} | {model.current_forget_factor:.5g} |")
     return lines
 
 
@@ -244,7 +244,7 @@ def swimmer(ard_strength: float = 0.01, epochs: int = 60, start_rank: int = 25,
     ranks = []
     for _ in range(epochs):
         model.learn_many(X[rng.permutation(len(X))], features=list(range(X.shape[1])))
-        ranks.append(model.n_components)
+        ranks.append(model.n_components_)
     W = model.W / np.linalg.norm(model.W, axis=0)
 
     def best_cosine(P):
@@ -286,13 +286,13 @@ def init_without_shared_part(n: int = 4000) -> list[str]:
             model = OnlineNMF(k, beta=1, seed=0, refresh_every=CHUNK, adapt_rank=True, init=init)
             prequential(model, s.X, s.features)
             order = {name: r for r, name in enumerate(model.features)}
-            W = np.zeros((len(s.features), model.n_components))
+            W = np.zeros((len(s.features), model.n_components_))
             for i, name in enumerate(s.features):
                 if name in order:
                     W[i] = model.W[order[name]]
             cosines = unit_true.T @ (W / np.maximum(np.linalg.norm(W, axis=0), 1e-300))
             rows, cols = linear_sum_assignment(-cosines)
-            lines.append(f"| {init!r} | {k} | {model.n_components} | "
+            lines.append(f"| {init!r} | {k} | {model.n_components_} | "
                          f"{cosines[rows, cols].min():.3f} |")
     return lines
 

@@ -3,7 +3,8 @@ ECAM samples (about 56 non-zero of 3,347 ASVs each), against river's ``preproces
 the same k, measured side by side in the same run (steady state: each fresh model first
 learns 200 samples untimed). Nothing is asserted.
 
-Rows: the river adapter (``onlinenmf.river.OnlineNMF``), the same with
+Rows: the river adapter (``onlinenmf.river.NMFTransformer``, its rows labelled by its former
+name ``onlinenmf.river.OnlineNMF``), the same with
 ``learn_transform_one`` (one solve instead of two), the engine called directly (the adapter's
 overhead), and river's LDA. The ECAM stream (699 samples, collection order) is cycled to reach
 the sample counts; LDA gets fewer samples because it is much slower.
@@ -30,7 +31,7 @@ from river import preprocessing
 from benchmarks import _output
 from onlinenmf import OnlineNMF as Engine
 from onlinenmf.datasets import load_ecam
-from onlinenmf.river import OnlineNMF
+from onlinenmf.river import NMFTransformer
 
 N_NMF = 3000
 N_LDA = 200
@@ -77,7 +78,7 @@ def rates(rows, samples: list[dict]) -> dict[str, float]:
 def speed_section() -> list[str]:
     samples = ecam_dicts()
     nnz = sum(map(len, samples)) / len(samples)
-    warm = OnlineNMF(n_components=10, seed=0)  # compile the numba solvers outside the timings
+    warm = NMFTransformer(n_components=10, seed=0)  # compile the numba solvers outside the timings
     for x in samples[:200]:
         warm.learn_one(x)
         warm.transform_one(x)
@@ -89,9 +90,9 @@ def speed_section() -> list[str]:
     for k in (10, 20):
         rows = [
             ("onlinenmf.river.OnlineNMF", N_NMF,
-             lambda k=k: learn_then_transform(OnlineNMF(n_components=k, seed=0))),
+             lambda k=k: learn_then_transform(NMFTransformer(n_components=k, seed=0))),
             ("onlinenmf.river.OnlineNMF.learn_transform_one", N_NMF,
-             lambda k=k: OnlineNMF(n_components=k, seed=0).learn_transform_one),
+             lambda k=k: NMFTransformer(n_components=k, seed=0).learn_transform_one),
             ("engine OnlineNMF (no river adapter)", N_NMF,
              lambda k=k: learn_then_transform(Engine(n_components=k, seed=0))),
             ("river preprocessing.LDA", N_LDA,

@@ -42,7 +42,7 @@ from sklearn.metrics import roc_auc_score
 from benchmarks.bench_river import ecam_dicts
 from onlinenmf.datasets import load_ecam
 from onlinenmf.datasets._table import short_taxon
-from onlinenmf.river import NMFClassifier, OnlineNMF
+from onlinenmf.river import NMFClassifier, NMFTransformer
 
 OUTPUT = Path(__file__).parent / "output" / "supervised.md"
 K = 10
@@ -69,7 +69,7 @@ MODELS: dict[str, tuple[Callable, bool]] = {
         lambda seed: NMFClassifier(n_components=K, formulation="label-augmented", seed=seed),
         True),
     "OnlineNMF | StandardScaler | LogisticRegression": (
-        lambda seed: OnlineNMF(n_components=K, seed=seed) | head(), True),
+        lambda seed: NMFTransformer(n_components=K, seed=seed) | head(), True),
     "StandardScaler | LogisticRegression (no NMF)": (lambda seed: head(), False),
     "LDA | StandardScaler | LogisticRegression": (
         lambda seed: preprocessing.LDA(n_components=K, seed=seed) | head(), False),
@@ -167,12 +167,12 @@ def cost_table(xs: list[dict], ys: list[bool]) -> tuple[list[str], float]:
     the ratio of the default's learn_one to the unsupervised one."""
     learn, step = "OnlineNMF.learn_one (unsupervised)", "pipeline predict_proba_one + learn_one"
     runs = {  # name -> (factory, call, baseline)
-        learn: (lambda: OnlineNMF(n_components=K, seed=0), _learn_unlabelled, None),
+        learn: (lambda: NMFTransformer(n_components=K, seed=0), _learn_unlabelled, None),
         "NMFClassifier.learn_one": (lambda: NMFClassifier(n_components=K, seed=0), _learn, learn),
         "NMFClassifier(label-augmented).learn_one": (
             lambda: NMFClassifier(n_components=K, formulation="label-augmented", seed=0),
             _learn, learn),
-        step: (lambda: OnlineNMF(n_components=K, seed=0) | head(), _step, None),
+        step: (lambda: NMFTransformer(n_components=K, seed=0) | head(), _step, None),
         "NMFClassifier predict_proba_one + learn_one": (
             lambda: NMFClassifier(n_components=K, seed=0), _step, step),
     }

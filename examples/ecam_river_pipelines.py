@@ -46,7 +46,7 @@ from river import compose, dummy, linear_model, neighbors, preprocessing, stats
 from sklearn import metrics
 
 from onlinenmf.datasets import load_ecam
-from onlinenmf.river import OnlineNMF
+from onlinenmf.river import NMFTransformer
 
 SIX_MONTHS = 182.0
 THREE_MONTHS = 92.0
@@ -90,7 +90,7 @@ def decompositions(k: int, seed: int, with_lda: bool = True) -> dict[str, tuple[
 
     def nmf(transform=None):
         def make(**settings):
-            step = OnlineNMF(n_components=k, seed=seed, **settings)
+            step = NMFTransformer(n_components=k, seed=seed, **settings)
             return step if transform is None else compose.FuncTransformer(transform) | step
         return make
 

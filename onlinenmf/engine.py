@@ -22,13 +22,14 @@ from onlinenmf.features import FeatureIndex, initial_rows
 from onlinenmf.learner import Learner
 from onlinenmf.memories import CANDIDATES, Memories
 from onlinenmf.monitor import ALARM_SAMPLES, Detection, Monitor
+from onlinenmf.parameters import ENGINE as PARAMETERS_TABLE
 from onlinenmf.schedule import RefreshSchedule
 from onlinenmf.sharing import Peers
 from onlinenmf.statistics import BatchSums, Statistics
 from onlinenmf.validation import check_feature_name
 
 #: The default threshold of the drift detector (:class:`onlinenmf.monitor.DriftDetector`).
-DRIFT_THRESHOLD = 4.5
+DRIFT_THRESHOLD = PARAMETERS_TABLE["drift_threshold"].default
 
 
 class OnlineNMF:
@@ -43,7 +44,9 @@ class OnlineNMF:
     Parameters
     ----------
     n_components
-        Number of components k (the starting rank).
+        Number of components k (the starting rank). Like every parameter it is stored as given
+        (:mod:`onlinenmf.parameters`); under ``adapt_rank`` the rank in force is
+        :attr:`n_components_`.
     beta
         The beta-divergence, any number >= 0 (:mod:`onlinenmf.divergences`): 2 (Frobenius),
         1 (generalized KL, the Poisson likelihood of counts; Lee & Seung's objective) and 0
@@ -181,89 +184,30 @@ class OnlineNMF:
         init: str = "samples",
         drift_threshold: float | None = DRIFT_THRESHOLD,
     ):
-        self.n_components = n_components
-        self.beta = beta
-        self.forget_factor = forget_factor
-        self.refresh_every = refresh_every
-        self.l1_h = l1_h
-        self.l2_h = l2_h
-        self.l1_w = l1_w
-        self.l2_w = l2_w
-        self.refresh_sweeps = refresh_sweeps
-        self.max_iter = max_iter
-        self.tol = tol
-        self.reseed = reseed
-        self.buffer_size = buffer_size
-        self.seed = seed
-        self.adapt_rank = adapt_rank
-        self.adapt_sparsity = adapt_sparsity
-        self.adapt_forgetting = adapt_forgetting
-        self.reestimate_every = reestimate_every
-        self.k_min = k_min
-        self.k_max = k_max
-        self.prune_patience = prune_patience
-        self.ard_strength = ard_strength
-        self.init = init
-        self.drift_threshold = drift_threshold
+        PARAMETERS_TABLE.store(self, locals())  # checked, then stored verbatim
         self._check_params()
         self._init_state()
 
     # ------------------------------------------------------------------ parameters and state
     @property
-    def n_components(self) -> int:
-        """The current rank. With ``adapt_rank`` it changes while streaming; the constructor's
-        value (the starting rank) is what :meth:`_params` and snapshots record."""
-        components = self.__dict__.get("_components")
-        return self._initial_rank if components is None else len(components)
-
-    @n_components.setter
-    def n_components(self, value: int) -> None:
-        self._initial_rank = value
+    def n_components_(self) -> int:
+        """The rank in force: ``n_components`` (the starting rank, as given) until
+        ``adapt_rank`` retires or adds components (scikit-learn's fitted-attribute spelling)."""
+        return len(self._components)
 
     def _params(self) -> dict[str, Any]:
-        params = {name: getattr(self, name) for name in PARAMETERS}
-        params["n_components"] = self._initial_rank
-        return params
+        return PARAMETERS_TABLE.read(self)
 
     def _check_params(self) -> None:
-        if not isinstance(self.n_components, int | np.integer) or self.n_components < 1:
-            raise ValueError(f"n_components must be a positive integer, got {self.n_components!r}")
-        if (not isinstance(self.beta, int | float | np.integer | np.floating)
-                or not np.isfinite(self.beta) or self.beta < 0):
-            raise ValueError(f"beta must be a finite number >= 0, got {self.beta!r}")
+        """What one parameter's entry cannot say: the checks that involve two of them."""
         divergence = for_beta(self.beta)
-        if self.init not in ("samples", "core"):
-            raise ValueError(f"init must be 'samples' or 'core', got {self.init!r}")
-        if self.forget_factor is not None and not 0.0 < self.forget_factor <= 1.0:
-            raise ValueError(f"forget_factor must be in (0, 1], got {self.forget_factor!r}")
-        for name in ("refresh_every", "refresh_sweeps", "max_iter", "buffer_size",
-                     "reestimate_every", "prune_patience", "k_min"):
-            value = getattr(self, name)
-            if name == "refresh_every" and value is None:
-                continue  # the automatic schedule
-            if not isinstance(value, int | np.integer) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("l1_h", "l2_h", "l1_w", "l2_w", "tol", "ard_strength"):
-            value = getattr(self, name)
-            if not np.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
-        if self.k_max is not None and (not isinstance(self.k_max, int | np.integer)
-                                       or self.k_max < self.k_min):
+        if self.k_max is not None and self.k_max < self.k_min:
             raise ValueError(f"k_max must be an integer >= k_min={self.k_min}, got {self.k_max!r}")
-        threshold = self.drift_threshold
-        if threshold is not None and (isinstance(threshold, bool | np.bool_)
-                                      or not isinstance(threshold, int | float | np.number)
-                                      or not np.isfinite(threshold) or threshold <= 0):
-            raise ValueError(f"drift_threshold must be a positive number or None (no drift "
-                             f"detection), got {threshold!r}")
         if self.adapt_rank and divergence.no_rank_adaptation:
             raise ValueError(divergence.no_rank_adaptation)
         if self.adapt_rank and not self.k_min <= self.n_components <= self.rank_bounds[1]:
             raise ValueError(f"n_components={self.n_components} must be in k_min..k_max = "
                              f"{self.k_min}..{self.rank_bounds[1]}")
-        for name in ("adapt_rank", "adapt_sparsity", "adapt_forgetting"):
-            if not isinstance(getattr(self, name), bool | np.bool_):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not divergence.penalises_w and (self.l1_w or self.l2_w):
             raise ValueError(
                 "l1_w and l2_w apply to beta=2 only: with columns normalised to sum 1 a penalty "
@@ -275,11 +219,11 @@ class OnlineNMF:
         """``(k_min, k_max)`` in force: ``k_max`` (None) defaults to twice the starting rank."""
         k_max = self.k_max
         if k_max is None:
-            k_max = max(2 * int(self._initial_rank), int(self.k_min))
+            k_max = max(2 * int(self.n_components), int(self.k_min))
         return int(self.k_min), int(k_max)
 
     def _init_state(self) -> None:
-        k = int(self._initial_rank)
+        k = int(self.n_components)
         self._divergence = for_beta(self.beta)
         self._statistics = Statistics(self._divergence.layout, k)
         self._feature_index = FeatureIndex()
@@ -368,7 +312,7 @@ class OnlineNMF:
         if self._hyper is not None and self.adapt_rank:
             relevance = dict(zip(self._components.ids, map(float, self._hyper.relevance())))
         l1 = self._hyper.l1_base if self._hyper is not None else float(self.l1_h)
-        return {"n_components": self.n_components, "l1_h": l1,
+        return {"n_components": self.n_components_, "l1_h": l1,
                 "forget_factor": self._learner.rho, "relevance": relevance}
 
     def components(self, top: int = 10) -> dict[int, list[tuple[Hashable, float]]]:
@@ -899,12 +843,9 @@ class OnlineNMF:
                 f"n_features={self._statistics.m}, samples_learned={self.samples_learned})")
 
 
-PARAMETERS = (
-    "n_components", "beta", "forget_factor", "refresh_every", "l1_h", "l2_h", "l1_w", "l2_w",
-    "refresh_sweeps", "max_iter", "tol", "reseed", "buffer_size", "seed",
-    "adapt_rank", "adapt_sparsity", "adapt_forgetting", "reestimate_every", "k_min", "k_max",
-    "prune_patience", "ard_strength", "init", "drift_threshold",
-)
+#: The constructor's parameter names (their types, defaults and checks:
+#: :data:`onlinenmf.parameters.ENGINE`).
+PARAMETERS = PARAMETERS_TABLE.names
 #: Parameters added after snapshots were first written, with the value that gives the
 #: behaviour before they existed (a snapshot without them continues as it learned).
 LEGACY_PARAMETERS = {"drift_threshold": None}

@@ -74,7 +74,7 @@ Examples
 >>> m = OnlineNMF(n_components=6, beta=1, seed=0, forget_factor=0.995, refresh_every=50,
 ...               adapt_rank=True, adapt_sparsity=True, adapt_forgetting=True)
 >>> _ = m.learn_many(s.X, features=s.features)
->>> m.n_components  # started at 6, three planted communities
+>>> m.n_components_  # started at 6, three planted communities
 3
 >>> [(e["kind"], e["old"], e["new"]) for e in m.events if e["kind"] == "prune"]
 [('prune', 6, 5), ('prune', 5, 4), ('prune', 4, 3)]

@@ -62,6 +62,7 @@ import numpy as np
 from onlinenmf import reco_kernels as kernels
 from onlinenmf import snapshot
 from onlinenmf.engine import OnlineNMF
+from onlinenmf.parameters import RECO
 from onlinenmf.validation import MAX_SAMPLE_SUM
 
 __all__ = ["RecoNMF"]
@@ -74,11 +75,9 @@ _SCALE_FLOOR = 1e-150
 #: where the factors neither die nor overfit (benchmarks/output/reco_findings.md).
 FACTOR_PENALTY_PER_STD = 2.5
 
-PARAMETERS = (
-    "n_components", "feedback", "rating_range", "biases", "solver", "history", "l2_bias",
-    "l2_factors", "forget_factor", "refresh_every", "learning_rate", "max_iter", "tol",
-    "implicit_transform", "recency", "init_scale", "seed",
-)
+#: The constructor's parameter names (their types, defaults and checks:
+#: :data:`onlinenmf.parameters.RECO`).
+PARAMETERS = RECO.names
 
 
 def _check_id(kind: str, name: Hashable) -> str | int:
@@ -193,72 +192,10 @@ class RecoNMF:
         init_scale: float = 0.1,
         seed: int = 0,
     ):
-        self.n_components = n_components
-        self.feedback = feedback
-        self.rating_range = rating_range
-        self.biases = biases
-        self.solver = solver
-        self.history = history
-        self.l2_bias = l2_bias
-        self.l2_factors = l2_factors
-        self.forget_factor = forget_factor
-        self.refresh_every = refresh_every
-        self.learning_rate = learning_rate
-        self.max_iter = max_iter
-        self.tol = tol
-        self.implicit_transform = implicit_transform
-        self.recency = recency
-        self.init_scale = init_scale
-        self.seed = seed
-        self._check_params()
+        RECO.store(self, locals())  # checked, then stored verbatim
         self._init_state()
 
     # ------------------------------------------------------------------ parameters
-    def _check_params(self) -> None:
-        def positive_int(name: str, value: Any) -> None:
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-        positive_int("n_components", self.n_components)
-        positive_int("history", self.history)
-        positive_int("max_iter", self.max_iter)
-        if self.refresh_every is not None:
-            positive_int("refresh_every", self.refresh_every)
-        if self.feedback not in ("explicit", "implicit"):
-            raise ValueError(f"feedback must be 'explicit' or 'implicit', got {self.feedback!r}")
-        if self.solver not in ("cd", "sgd"):
-            raise ValueError(f"solver must be 'cd' or 'sgd', got {self.solver!r}")
-        if self.implicit_transform not in ("log1p", "binary", "none"):
-            raise ValueError(
-                "implicit_transform must be 'log1p', 'binary' or 'none', "
-                f"got {self.implicit_transform!r}"
-            )
-        if self.rating_range is not None:
-            try:
-                low, high = (float(v) for v in self.rating_range)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"rating_range must be (low, high) numbers, got {self.rating_range!r}"
-                ) from None
-            if not (math.isfinite(low) and math.isfinite(high) and low < high):
-                raise ValueError(f"rating_range must satisfy low < high, got {self.rating_range!r}")
-        if self.l2_factors is not None and (isinstance(self.l2_factors, bool) or not isinstance(
-            self.l2_factors, numbers.Real) or not (math.isfinite(self.l2_factors)
-                                                   and self.l2_factors >= 0)):
-            raise ValueError(f"l2_factors must be a finite non-negative number or None, "
-                             f"got {self.l2_factors!r}")
-        for name in ("l2_bias", "tol", "init_scale", "learning_rate"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-                math.isfinite(value) and value >= 0
-            ):
-                raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
-        for name in ("forget_factor", "recency"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-                    0 < value <= 1):
-                raise ValueError(f"{name} must be in (0, 1], got {value!r}")
-
     def _params(self) -> dict[str, Any]:
         params = {name: getattr(self, name) for name in PARAMETERS}
         if params["rating_range"] is not None:

@@ -4,8 +4,10 @@ Thin wrappers: every number is computed by :class:`onlinenmf.engine.OnlineNMF`; 
 only translates river's calling conventions (dicts in, dicts out, ``learn_one`` returning
 ``None``, narwhals frames for mini-batches, parameters stored verbatim for ``clone``).
 
-- :class:`OnlineNMF`: a ``river.base.MiniBatchTransformer`` (sample -> community weights) that is
-  also a ``river.base.Clusterer`` (sample -> dominant community).
+- :class:`NMFTransformer`: a ``river.base.MiniBatchTransformer`` (sample -> community weights)
+  that is also a ``river.base.Clusterer`` (sample -> dominant community). Its former name,
+  ``onlinenmf.river.OnlineNMF``, still imports (with a ``DeprecationWarning``): it was the
+  engine's name too.
 - :class:`NMFRecommender`: a ``river.reco.base.Ranker`` (user, item -> rating), defined in
   :mod:`onlinenmf.river_reco` and re-exported here.
 """
@@ -13,6 +15,7 @@ only translates river's calling conventions (dicts in, dicts out, ``learn_one`` 
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 
@@ -21,14 +24,15 @@ import numpy as np
 from river import base, utils
 
 from onlinenmf import engine
+from onlinenmf.parameters import ENGINE, RIVER
 from onlinenmf.river_classifier import NMFClassifier
 from onlinenmf.river_reco import NMFRecommender
 
-__all__ = ["NMFClassifier", "NMFRecommender", "OnlineNMF"]
+__all__ = ["NMFClassifier", "NMFRecommender", "NMFTransformer"]
 
 
 # ============================================================================ transformer/clusterer
-class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
+class NMFTransformer(base.MiniBatchTransformer, base.Clusterer):
     """Streaming non-negative matrix factorization as a river transformer and clusterer.
 
     Each sample ``x`` (a dict feature -> non-negative value, e.g. taxon -> reads) is explained
@@ -115,12 +119,12 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
     --------
     Two communities over four taxa, learned one sample at a time:
 
-    >>> from onlinenmf.river import OnlineNMF
+    >>> from onlinenmf.river import NMFTransformer
     >>> stream = [
     ...     {"Bifidobacterium": 90, "Escherichia": 10},
     ...     {"Bacteroides": 70, "Faecalibacterium": 30},
     ... ] * 20
-    >>> nmf = OnlineNMF(n_components=2, refresh_every=5, seed=42)
+    >>> nmf = NMFTransformer(n_components=2, refresh_every=5, seed=42)
     >>> for x in stream:
     ...     nmf.learn_one(x)
     >>> h = nmf.transform_one({"Bifidobacterium": 80, "Escherichia": 20})
@@ -136,7 +140,7 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
     In a pipeline, the community weights feed a river model:
 
     >>> from river import linear_model, metrics, preprocessing
-    >>> model = OnlineNMF(n_components=2, refresh_every=5, seed=42) | (
+    >>> model = NMFTransformer(n_components=2, refresh_every=5, seed=42) | (
     ...     preprocessing.StandardScaler() | linear_model.LogisticRegression())
     >>> metric = metrics.Accuracy()
     >>> for x, y in zip(stream, [True, False] * 20):
@@ -172,7 +176,7 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
     def __init__(
         self,
         n_components: int = 10,
-        beta: int = 1,
+        beta: float = 1,
         forget_factor: float | None = None,
         refresh_every: int | None = None,
         l1_h: float = 0.0,
@@ -196,35 +200,13 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
         init: str = "samples",
         drift_threshold: float | None = engine.DRIFT_THRESHOLD,
     ):
-        # Stored verbatim: river's clone, repr and the check suite read them back by name.
-        self.n_components = n_components
-        self.beta = beta
-        self.forget_factor = forget_factor
-        self.refresh_every = refresh_every
-        self.l1_h = l1_h
-        self.l2_h = l2_h
-        self.l1_w = l1_w
-        self.l2_w = l2_w
-        self.refresh_sweeps = refresh_sweeps
-        self.max_iter = max_iter
-        self.tol = tol
-        self.reseed = reseed
-        self.buffer_size = buffer_size
-        self.seed = seed
-        self.adapt_rank = adapt_rank
-        self.adapt_sparsity = adapt_sparsity
-        self.adapt_forgetting = adapt_forgetting
-        self.reestimate_every = reestimate_every
-        self.k_min = k_min
-        self.k_max = k_max
-        self.prune_patience = prune_patience
-        self.ard_strength = ard_strength
-        self.init = init
-        self.drift_threshold = drift_threshold
-        # The engine validates the parameters: a bad one raises here, at construction.
-        params = {name: getattr(self, name) for name in _ENGINE_PARAMETERS}
+        # Checked, then stored verbatim: river's clone, repr and the check suite read them back
+        # by name (their definitions: onlinenmf.parameters.RIVER).
+        RIVER.store(self, locals())
+        params = ENGINE.read(self)
         if seed is None:
             params["seed"] = random.SystemRandom().getrandbits(32)
+        # the engine checks what involves two parameters (k_max >= k_min, ...)
         self._engine = engine.OnlineNMF(**params)
 
     # ------------------------------------------------------------------ river hooks
@@ -302,12 +284,21 @@ class OnlineNMF(base.MiniBatchTransformer, base.Clusterer):
         return utils.dataframe.to_native_frame(columns, like=frame)
 
 
-_ENGINE_PARAMETERS = (
-    "n_components", "beta", "forget_factor", "refresh_every", "l1_h", "l2_h", "l1_w", "l2_w",
-    "refresh_sweeps", "max_iter", "tol", "reseed", "buffer_size", "seed", "adapt_rank",
-    "adapt_sparsity", "adapt_forgetting", "reestimate_every", "k_min", "k_max", "prune_patience",
-    "ard_strength", "init", "drift_threshold",
-)
+_deprecation_warned = False
+
+
+def __getattr__(name: str) -> Any:
+    """``onlinenmf.river.OnlineNMF``, the former name of :class:`NMFTransformer` (it was also
+    the engine's name): still importable, with a ``DeprecationWarning`` the first time."""
+    if name == "OnlineNMF":
+        global _deprecation_warned
+        if not _deprecation_warned:
+            _deprecation_warned = True
+            warnings.warn("onlinenmf.river.OnlineNMF is renamed NMFTransformer (the engine is "
+                          "onlinenmf.OnlineNMF); the old name will be removed",
+                          DeprecationWarning, stacklevel=2)
+        return NMFTransformer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ============================================================================ helpers

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from river.reco.base import Ranker
 
+from onlinenmf.parameters import RECO, RIVER_RECO
 from onlinenmf.reco import RecoNMF
 
 __all__ = ["NMFRecommender"]
@@ -109,30 +110,9 @@ class NMFRecommender(Ranker):
         seed: int | None = None,
     ):
         super().__init__(seed=seed)
-        self.n_components = n_components
-        self.feedback = feedback
-        self.rating_range = rating_range
-        self.biases = biases
-        self.solver = solver
-        self.history = history
-        self.l2_bias = l2_bias
-        self.l2_factors = l2_factors
-        self.forget_factor = forget_factor
-        self.refresh_every = refresh_every
-        self.learning_rate = learning_rate
-        self.max_iter = max_iter
-        self.tol = tol
-        self.implicit_transform = implicit_transform
-        self.recency = recency
-        self.init_scale = init_scale
-        self.model = RecoNMF(
-            n_components=n_components, feedback=feedback, rating_range=rating_range,
-            biases=biases, solver=solver, history=history, l2_bias=l2_bias,
-            l2_factors=l2_factors, forget_factor=forget_factor, refresh_every=refresh_every,
-            learning_rate=learning_rate, max_iter=max_iter, tol=tol,
-            implicit_transform=implicit_transform, recency=recency, init_scale=init_scale,
-            seed=0 if seed is None else seed,
-        )
+        # checked, then stored verbatim (onlinenmf.parameters.RIVER_RECO)
+        RIVER_RECO.store(self, locals())
+        self.model = RecoNMF(**{**RECO.read(self), "seed": 0 if seed is None else seed})
 
     def learn_one(
         self, user: Hashable, item: Hashable, y: float | bool, x: dict | None = None

@@ -54,6 +54,7 @@ from onlinenmf import snapshot
 from onlinenmf._growth import growth_fits
 from onlinenmf.divergences import for_beta
 from onlinenmf.engine import OnlineNMF
+from onlinenmf.parameters import TRACKER
 
 __all__ = ["ANOMALY_LOOKBACK", "ANOMALY_MIN_HISTORY", "ANOMALY_SCALE_FLOOR", "GrowthEstimate",
            "REPROJECT_OVERHEAD", "SUBJECT_OVERHEAD", "Tracker", "record_fields", "theil_sen"]
@@ -377,23 +378,7 @@ class Tracker:
         if not isinstance(model, OnlineNMF):
             raise TypeError(f"model must be an OnlineNMF, got {type(model).__name__}")
         self.model = model
-        self.window = window
-        self.min_points = min_points
-        self.growth_of = growth_of
-        self.detection = detection
-        self.presence = presence
-        self.absence = absence
-        self.hold = hold
-        self.anomaly_z = anomaly_z
-        self.max_history = max_history
-        self.max_subjects = max_subjects
-        self.max_history_bytes = max_history_bytes
-        self.ttl = ttl
-        self.max_events = max_events
-        self.bin_width = bin_width
-        self.time_unit = time_unit
-        self.warm_start = warm_start
-        self.reproject = reproject
+        TRACKER.store(self, locals())  # checked, then stored verbatim
         self._check_params()
         self.labels: dict[Hashable, str] = dict(labels or {})
         self._subjects: OrderedDict[Hashable, _Subject] = OrderedDict()
@@ -410,35 +395,11 @@ class Tracker:
         }
 
     def _params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _PARAMETERS}
+        return TRACKER.read(self)
 
     def _check_params(self) -> None:
-        if self.window is not None and not (np.isfinite(self.window) and self.window > 0):
-            raise ValueError(f"window must be a positive number or None, got {self.window!r}")
-        if self.growth_of not in ("weights", "composition"):
-            raise ValueError(
-                f"growth_of must be 'weights' or 'composition', got {self.growth_of!r}")
-        for name in ("min_points", "hold", "max_history", "max_subjects", "max_history_bytes",
-                     "max_events"):
-            value = getattr(self, name)
-            if not isinstance(value, int | np.integer) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.min_points < 2:
-            raise ValueError(f"min_points must be at least 2, got {self.min_points!r}")
-        for name in ("detection", "presence", "absence"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and 0 < value < 1):
-                raise ValueError(f"{name} must be in (0, 1), got {value!r}")
-        for name in ("ttl", "bin_width"):
-            value = getattr(self, name)
-            if value is not None and not (np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number or None, got {value!r}")
-        if not (np.isfinite(self.time_unit) and self.time_unit > 0):
-            raise ValueError(f"time_unit must be a positive number, got {self.time_unit!r}")
-        if self.anomaly_z is not None and not (np.isfinite(self.anomaly_z)
-                                               and self.anomaly_z > 0):
-            raise ValueError(f"anomaly_z must be a positive number or None, got "
-                             f"{self.anomaly_z!r}")
+        """Each parameter against its entry in the table, then what involves two of them."""
+        TRACKER.check(self._params())
         if not self.absence < self.presence:
             raise ValueError(f"absence ({self.absence!r}) must be below presence "
                              f"({self.presence!r}): a community vanishes under a lower share "
@@ -1146,8 +1107,6 @@ def _upgrade_layout(arrays: dict[str, np.ndarray],
 #: half of ``presence``): a restored tracker goes on as it did.
 LEGACY_PARAMETERS = {"hold": 1, "anomaly_z": None}
 
-_PARAMETERS = (
-    "window", "min_points", "growth_of", "detection", "presence", "absence", "hold",
-    "anomaly_z", "max_history", "max_subjects", "max_history_bytes", "ttl", "max_events",
-    "bin_width", "time_unit", "warm_start", "reproject",
-)
+#: The constructor's parameter names but the model and the labels (their types, defaults and
+#: checks: :data:`onlinenmf.parameters.TRACKER`).
+_PARAMETERS = TRACKER.names

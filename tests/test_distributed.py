@@ -344,7 +344,7 @@ def test_rank_is_reestimated_per_pass_across_the_cluster(client):
     model = distributed.fit(da.from_array(X, chunks=(70, -1)), params, passes=10,
                             client=client, features=features,
                             progress=lambda report: ranks.append(report.n_components))
-    assert ranks[0] == 6 and model.n_components == K
+    assert ranks[0] == 6 and model.n_components_ == K
     assert [e["kind"] for e in model.events if e["kind"] == "prune"] == ["prune"] * 3
     reference = single_process_passes(started(X, features, params), X, features, 9)
     assert model.component_ids == reference.component_ids

@@ -155,7 +155,7 @@ def test_general_beta_round_trips_and_learns_the_same_in_batches(stream, tmp_pat
 
 
 def test_river_adapter_takes_any_beta(stream):
-    from onlinenmf.river import OnlineNMF as RiverNMF
+    from onlinenmf.river import NMFTransformer as RiverNMF
 
     nmf = RiverNMF(n_components=3, beta=1.5, refresh_every=20, seed=0)
     for i in range(60):

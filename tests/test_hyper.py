@@ -36,7 +36,7 @@ def stream(model, X, chunk=CHUNK):
     ranks, losses = [], []
     for start in range(0, X.shape[0], chunk):
         model.learn_many(X[start : start + chunk], features=FEATURES)
-        ranks.append(model.n_components)
+        ranks.append(model.n_components_)
         losses.append(model.last_losses)
     return np.array(ranks), np.concatenate(losses)
 
@@ -93,9 +93,9 @@ def test_planted_rank_changes_are_followed():
     assert {"prune", "grow"} <= kinds
     for event in model.events:
         assert {"kind", "sample", "time", "old", "new", "reason"} <= set(event)
-    assert len(model.component_ids) == len(set(model.component_ids)) == model.n_components
+    assert len(model.component_ids) == len(set(model.component_ids)) == model.n_components_
     twin = OnlineNMF.from_bytes(model.to_bytes())  # the snapshot carries the moved rank
-    assert twin == model and twin.n_components == model.n_components == 5
+    assert twin == model and twin.n_components_ == model.n_components_ == 5
     assert twin.W.shape == (300, 5) and twin.hyperparameters == model.hyperparameters
 
 
@@ -109,7 +109,7 @@ def test_stationary_stream_matches_the_batch_oracle_with_everything_automatic():
     oracle = oracle_rows(s.X[evaluated], 8, planted=(s.W_true, s.H_true[evaluated]))
     ratio = losses[evaluated].sum() / oracle.sum()
     assert ratio <= 1.02, ratio
-    assert model.n_components in (8, 9)
+    assert model.n_components_ in (8, 9)
     kinds = {e["kind"] for e in model.events}
     assert {"prune", "l1_h", "forget_factor"} <= kinds
     assert model.current_forget_factor > model.forget_factor  # longer memory when stationary
@@ -164,7 +164,7 @@ def test_snapshot_round_trip_continues_identically(small, tmp_path):
              pickle.loads(pickle.dumps(model)), copy.deepcopy(model)]
     for twin in twins:
         assert twin == model
-        assert twin.n_components == model.n_components
+        assert twin.n_components_ == model.n_components_
         assert twin.hyperparameters == model.hyperparameters
     for x in small_rows(small, 500, 900):
         expected = model.learn_one(x)
@@ -197,14 +197,14 @@ def test_ids_stay_stable_while_the_rank_moves(small):
         h = one.learn_one(x)
         assert list(h) == before  # h belongs to the components it was solved with
     H = many.learn_many(small.X[:600], features=small.features)
-    assert H.shape == (600, many.n_components)
+    assert H.shape == (600, many.n_components_)
     late = many.transform_many(small.X[550:600], features=small.features)
     assert np.corrcoef(late.ravel(), H[550:].ravel())[0, 1] > 0.9  # columns follow the ids
     retired = [e["component"] for e in one.events if e["kind"] == "prune"]
     assert retired and not set(retired) & set(one.component_ids)  # ids are never reused
     assert len(one.component_ids) == len(set(one.component_ids))
     state = one._state()[0]
-    k = one.n_components
+    k = one.n_components_
     assert state["W"].shape[1] == state["B"].shape[1] == state["usage"].size == k
     assert state["l1"].size == state["hyper_relevance_sum"].size == k
     assert np.allclose(one.W.sum(axis=0), 1.0)
@@ -222,7 +222,7 @@ def test_switches_off_give_the_fixed_model(small):
                                      "relevance": {}}
     only_sparsity = adaptive_model(adapt_rank=False, adapt_forgetting=False, l1_h=0.3)
     only_sparsity.learn_many(small.X, features=small.features)
-    assert only_sparsity.n_components == 6
+    assert only_sparsity.n_components_ == 6
     assert only_sparsity.current_forget_factor == 0.995
     assert only_sparsity.hyperparameters["l1_h"] != 0.3
 
@@ -230,7 +230,7 @@ def test_switches_off_give_the_fixed_model(small):
 def test_rank_stays_within_bounds(small):
     model = adaptive_model(n_components=5, k_min=5, k_max=7)
     model.learn_many(small.X, features=small.features)
-    assert model.n_components == 5  # three communities, but k_min holds
+    assert model.n_components_ == 5  # three communities, but k_min holds
     for event in model.events:
         if event["kind"] in ("prune", "grow"):
             assert 5 <= event["new"] <= 7
@@ -265,7 +265,7 @@ def test_other_losses_run_adaptive_and_round_trip(small, beta, rank):
     model.learn_many(small.X, features=small.features)
     assert np.isfinite(model.W).all() and np.allclose(model.W.sum(axis=0), 1.0)
     assert OnlineNMF.from_bytes(model.to_bytes()) == model
-    assert (model.n_components < 6) == rank  # three planted communities
+    assert (model.n_components_ < 6) == rank  # three planted communities
 
 
 def test_tracker_follows_an_adaptive_model():
@@ -277,7 +277,7 @@ def test_tracker_follows_an_adaptive_model():
                                 forget_factor=0.995, adapt_rank=True, adapt_forgetting=True))
     for i in range(s.X.shape[0]):
         tracker.learn_one(s.sample(i), subject=s.subjects[i], time=float(s.times[i]))
-    assert tracker.model.n_components == 8  # the planted communities
+    assert tracker.model.n_components_ == 8  # the planted communities
     retired = {e["component"] for e in tracker.model.events if e["kind"] == "prune"}
     assert len(retired) == 4 and not retired & set(tracker.model.component_ids)
     assert tracker.growth(s.subjects[0])  # growth rates still come out per component id
@@ -299,7 +299,7 @@ def test_swimmer_rank_settles_and_every_limb_is_a_component():
     ranks = []
     for _ in range(40):
         model.learn_many(X[rng.permutation(len(X))], features=list(range(X.shape[1])))
-        ranks.append(model.n_components)
+        ranks.append(model.n_components_)
     assert set(ranks[-10:]) <= {16, 17}, ranks  # settled
     W = model.W / np.linalg.norm(model.W, axis=0)
     unit = parts / np.linalg.norm(parts, axis=1, keepdims=True)

@@ -15,7 +15,7 @@ from river import compose, linear_model, preprocessing
 from sklearn.metrics import adjusted_rand_score, homogeneity_score
 
 from onlinenmf.datasets import make_poisson_stream
-from onlinenmf.river import OnlineNMF
+from onlinenmf.river import NMFTransformer
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def _dicts(stream, start=0, stop=None):
 
 
 def test_predict_one_is_the_argmax_of_transform_one(planted):
-    nmf = OnlineNMF(n_components=4, refresh_every=20, seed=0)
+    nmf = NMFTransformer(n_components=4, refresh_every=20, seed=0)
     assert nmf.predict_one({"taxon_000": 1.0}) == nmf.engine.component_ids[0]  # all 0: first
     for x in _dicts(planted, 0, 400):
         nmf.learn_one(x)
@@ -47,7 +47,7 @@ def test_predict_one_is_the_argmax_of_transform_one(planted):
 def test_predict_one_recovers_planted_communities(planted):
     """NMF as clustering: with k = 6 > the 4 planted communities a community may be split
     over two components, but no component (cluster) mixes two communities."""
-    nmf = OnlineNMF(n_components=6, refresh_every=20, seed=0)
+    nmf = NMFTransformer(n_components=6, refresh_every=20, seed=0)
     for x in _dicts(planted, 0, 400):
         nmf.learn_one(x)
     truth = planted.H_true[400:].argmax(axis=1)
@@ -57,7 +57,7 @@ def test_predict_one_recovers_planted_communities(planted):
 
 
 def test_transform_one_is_read_only(planted):
-    nmf = OnlineNMF(n_components=4, refresh_every=20, seed=0)
+    nmf = NMFTransformer(n_components=4, refresh_every=20, seed=0)
     samples = list(_dicts(planted, 0, 60))
     for x in samples[:40]:
         nmf.learn_one(x)
@@ -82,7 +82,7 @@ def _batches(stream):
 @pytest.mark.parametrize("beta", [0, 1, 2])
 @pytest.mark.parametrize("backend", ["pandas", "polars"])
 def test_learn_many_equals_a_learn_one_loop(planted, beta, backend):
-    one = OnlineNMF(n_components=3, beta=beta, refresh_every=20, seed=5)
+    one = NMFTransformer(n_components=3, beta=beta, refresh_every=20, seed=5)
     many = one.clone()
     for frame in _batches(planted):
         for row in frame.to_dict(orient="records"):
@@ -100,7 +100,7 @@ def test_learn_many_equals_a_learn_one_loop(planted, beta, backend):
 
 @pytest.mark.parametrize("backend", ["pandas", "polars"])
 def test_transform_many_returns_the_input_kind(planted, backend):
-    nmf = OnlineNMF(n_components=3, refresh_every=20, seed=5)
+    nmf = NMFTransformer(n_components=3, refresh_every=20, seed=5)
     frames = list(_batches(planted))
     for frame in frames:
         nmf.learn_many(frame)
@@ -122,13 +122,13 @@ def test_transform_many_returns_the_input_kind(planted, backend):
 def test_pipeline_selector_nmf_classifier(planted):
     labels = planted.H_true.argmax(axis=1) == 0
     selector = compose.Discard("taxon_000")
-    model = (selector | OnlineNMF(n_components=6, refresh_every=20, seed=0)
+    model = (selector | NMFTransformer(n_components=6, refresh_every=20, seed=0)
              | preprocessing.StandardScaler() | linear_model.LogisticRegression())
     correct = 0
     for i, x in enumerate(_dicts(planted, 0, 400)):
         correct += i >= 200 and model.predict_one(x) == labels[i]
         model.learn_one(x, labels[i])
-    nmf = model["OnlineNMF"]
+    nmf = model["NMFTransformer"]
     assert nmf.engine.samples_learned == 400  # the pipeline trained the step in place
     assert "taxon_000" not in nmf.engine.features
     assert correct / 200 > 0.9 > 1 - labels[200:400].mean()  # better than "never community 0"
@@ -136,13 +136,13 @@ def test_pipeline_selector_nmf_classifier(planted):
     assert model.transform_one(x) == model["StandardScaler"].transform_one(
         nmf.transform_one(selector.transform_one(x)))
     fresh = model.clone()
-    assert fresh["OnlineNMF"].engine.samples_learned == 0
+    assert fresh["NMFTransformer"].engine.samples_learned == 0
     assert repr(fresh) == repr(model)
 
 
 def test_union_deep_copies_and_prefixer_keeps_keys_apart(planted):
-    nmf = OnlineNMF(n_components=3, refresh_every=20, seed=0)
-    other = OnlineNMF(n_components=2, beta=2, refresh_every=20, seed=1)
+    nmf = NMFTransformer(n_components=3, refresh_every=20, seed=0)
+    other = NMFTransformer(n_components=2, beta=2, refresh_every=20, seed=1)
     union = (nmf | compose.Prefixer("kl_")) + (other | compose.Prefixer("fro_"))
     samples = list(_dicts(planted, 0, 50))
     for x in samples:
@@ -151,7 +151,7 @@ def test_union_deep_copies_and_prefixer_keeps_keys_apart(planted):
     out = union.transform_one(samples[0])
     assert sorted(out) == ["fro_0", "fro_1", "kl_0", "kl_1", "kl_2"]
     # Without prefixes the int component ids of two NMFs would collide: say so in a test.
-    bare = OnlineNMF(n_components=3, seed=0) + OnlineNMF(n_components=2, seed=1)
+    bare = NMFTransformer(n_components=3, seed=0) + NMFTransformer(n_components=2, seed=1)
     assert sorted(bare.transform_one(samples[0])) == [0, 1, 2]
     twin = copy.deepcopy(union)
     assert twin.transform_one(samples[1]) == union.transform_one(samples[1])
@@ -159,14 +159,14 @@ def test_union_deep_copies_and_prefixer_keeps_keys_apart(planted):
 
 def test_sparse_pandas_columns_are_accepted(planted):
     frame = next(_batches(planted))
-    dense, sparse = OnlineNMF(n_components=3, seed=0), OnlineNMF(n_components=3, seed=0)
+    dense, sparse = NMFTransformer(n_components=3, seed=0), NMFTransformer(n_components=3, seed=0)
     dense.learn_many(frame)
     sparse.learn_many(frame.astype(pd.SparseDtype(float, 0.0)))
     assert dense.engine == sparse.engine
 
 
 def test_union_learn_many(planted):
-    union = OnlineNMF(n_components=3, refresh_every=20, seed=0) + compose.Select("taxon_001")
+    union = NMFTransformer(n_components=3, refresh_every=20, seed=0) + compose.Select("taxon_001")
     frame = next(_batches(planted))
     union.learn_many(frame)
     out = union.transform_many(frame)
@@ -180,7 +180,7 @@ def test_union_learn_many(planted):
     ({("a", "b"): 1.0}, "feature names must be str or int"),
 ])
 def test_bad_input_raises_and_leaves_no_trace(planted, bad, message):
-    nmf = OnlineNMF(n_components=3, refresh_every=20, seed=0)
+    nmf = NMFTransformer(n_components=3, refresh_every=20, seed=0)
     for x in _dicts(planted, 0, 30):
         nmf.learn_one(x)
     before = pickle.dumps(nmf)
@@ -192,7 +192,7 @@ def test_bad_input_raises_and_leaves_no_trace(planted, bad, message):
 
 
 def test_empty_sample_is_an_all_zero_sample():
-    a, b = OnlineNMF(n_components=2, seed=0), OnlineNMF(n_components=2, seed=0)
+    a, b = NMFTransformer(n_components=2, seed=0), NMFTransformer(n_components=2, seed=0)
     for model in (a, b):
         model.learn_one({"x": 3.0, "y": 1.0})
     assert a.transform_one({}) == {0: 0.0, 1: 0.0}
@@ -203,7 +203,7 @@ def test_empty_sample_is_an_all_zero_sample():
 
 
 def test_key_order_does_not_change_a_single_bit(planted):
-    a, b = OnlineNMF(n_components=3, refresh_every=10, seed=0), OnlineNMF(
+    a, b = NMFTransformer(n_components=3, refresh_every=10, seed=0), NMFTransformer(
         n_components=3, refresh_every=10, seed=0)
     rng = np.random.default_rng(0)
     for x in _dicts(planted, 0, 60):
@@ -215,11 +215,11 @@ def test_key_order_does_not_change_a_single_bit(planted):
 
 
 def test_params_stored_verbatim_and_validated():
-    nmf = OnlineNMF(n_components=4, beta=2, l1_h=0.5, seed=None)
+    nmf = NMFTransformer(n_components=4, beta=2, l1_h=0.5, seed=None)
     assert nmf._get_params()["seed"] is None and nmf.l1_h == 0.5
     assert nmf.clone(new_params={"n_components": 6}).engine.n_components == 6
     with pytest.raises(ValueError, match="forget_factor"):
-        OnlineNMF(forget_factor=1.5)
+        NMFTransformer(forget_factor=1.5)
     assert "positive input" in nmf._tags
 
 
@@ -228,7 +228,7 @@ def test_every_engine_parameter_is_exposed_with_the_same_default():
 
     from onlinenmf import OnlineNMF as Engine
 
-    ours = inspect.signature(OnlineNMF).parameters
+    ours = inspect.signature(NMFTransformer).parameters
     theirs = inspect.signature(Engine).parameters
     assert set(ours) == set(theirs)
     assert all(ours[name].default == theirs[name].default for name in ours if name != "seed")
@@ -244,7 +244,7 @@ def test_learn_many_equals_learn_one_across_reseeded_components():
     # refresh_every=40: the loss alarm judges windows of at least 20 samples (issue 13), which
     # on this stream re-seed at this interval (at 10 they did with the old 10-sample windows);
     # forget_factor: the default before issue 13 (one memory, as when this test was written)
-    one = OnlineNMF(n_components=3, refresh_every=40, forget_factor=0.998, seed=7)
+    one = NMFTransformer(n_components=3, refresh_every=40, forget_factor=0.998, seed=7)
     many = one.clone()
     for x in rows:
         one.learn_one(x)
@@ -263,11 +263,11 @@ def test_scalers_before_the_model(planted):
     """A centring scaler makes negative values, which NMF refuses by name; MinMaxScaler keeps
     the values in [0, 1] and works."""
     samples = list(_dicts(planted, 0, 40))
-    ok = preprocessing.MinMaxScaler() | OnlineNMF(n_components=3, refresh_every=10, seed=0)
+    ok = preprocessing.MinMaxScaler() | NMFTransformer(n_components=3, refresh_every=10, seed=0)
     for x in samples:
         ok.learn_one(x)
-    assert ok["OnlineNMF"].engine.samples_learned == 40
-    bad = preprocessing.StandardScaler() | OnlineNMF(n_components=3, seed=0)
+    assert ok["NMFTransformer"].engine.samples_learned == 40
+    bad = preprocessing.StandardScaler() | NMFTransformer(n_components=3, seed=0)
     bad.learn_one(samples[0])  # the first sample is centred to all zeros
     with pytest.raises(ValueError, match="is negative; NMF needs non-negative data"):
         for x in samples[1:]:

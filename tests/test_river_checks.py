@@ -14,9 +14,9 @@ import pytest
 import sklearn  # noqa: F401  (river's dataset checks import it)
 from river import checks, utils
 
-from onlinenmf.river import OnlineNMF
+from onlinenmf.river import NMFTransformer
 
-ESTIMATORS = [OnlineNMF]
+ESTIMATORS = [NMFTransformer]
 
 
 def _instances():
