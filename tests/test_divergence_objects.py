@@ -108,3 +108,38 @@ def test_batch_terms_are_the_general_mu_terms_at_their_beta(divergence):
     np.testing.assert_allclose(weight, np.where(observed, want_weight, 0.0), rtol=1e-14)
     ratio = rng.uniform(0.2, 5.0, size=7)
     np.testing.assert_allclose(divergence.mu_step(ratio), ratio**general.gamma, rtol=1e-15)
+
+
+@pytest.mark.parametrize("beta", [0, 1, 0.5, 1.5, 3])
+def test_a_refresh_without_new_samples_leaves_w_as_it_is(beta):
+    """The multiplicative refresh is an exact M-step, ``W = (N / D)^gamma`` then columns scaled
+    to sum 1 with the scale moved into the statistics: refreshing again from the same
+    statistics must give the same W. It does only if each statistic is rescaled with its own
+    exponent (the layout's: ``1 - 1/gamma`` for the numerator of the general family)."""
+    from onlinenmf import OnlineNMF
+    from onlinenmf.datasets import make_poisson_stream
+
+    stream = make_poisson_stream(n_features=20, n_components=3, n_samples=120, depth=200,
+                                 taxa_per_community=6, seed=4)
+    model = OnlineNMF(n_components=3, beta=beta, forget_factor=0.99, refresh_every=30,
+                      reseed=False, seed=0)
+    model.learn_many(stream.X[:100], features=stream.features)
+    model.refresh()
+    once = np.array(model.W)
+    model.refresh()
+    np.testing.assert_allclose(np.array(model.W), once, rtol=1e-9, atol=1e-14)
+
+
+def test_ard_scale_of_the_general_family_is_the_gradient_scale():
+    """``ard_scale`` (the L1 weight per unit of ARD relevance) is the size of the loss gradient
+    in h at activations ``relevance``: ``mean_k sum_f W_fk (W lambda)_f^(beta - 1)``."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(6)
+    W = rng.uniform(0.0, 1.0, size=(7, 3))
+    stats = SimpleNamespace(W=np.vstack([W, np.full((2, 3), 9.0)]), m=7)  # rows past m unused
+    relevance = np.array([2.0, 0.5, 1.0])
+    for beta in (0.5, 1.5, 3.0):
+        want = np.mean([sum(W[f, k] * (W[f] @ relevance) ** (beta - 1.0) for f in range(7))
+                        for k in range(3)])
+        assert GeneralBeta(beta).ard_scale(stats, relevance) == pytest.approx(want, rel=1e-12)

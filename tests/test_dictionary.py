@@ -1,0 +1,92 @@
+"""onlinenmf.dictionary's edge cases, each found untested by mutation testing
+(``benchmarks/output/mutation.md``): a dead column during a beta = 2 refresh, an all-zero
+column at normalisation, ``init="core"`` with one component or identical samples, and how the
+first columns are chosen and scaled."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.optimize
+
+from onlinenmf import dictionary
+
+
+def test_a_dead_column_is_left_for_reseeding_and_the_others_still_converge():
+    """A column whose ``A_jj`` is a tiny fraction of the largest (a component nobody used) keeps
+    its W: a step divided by ~0 would throw it anywhere. The columns after it are refreshed to
+    the surrogate's optimum all the same (the dead one first, so that skipping it must not stop
+    the sweep)."""
+    rng = np.random.default_rng(0)
+    H = rng.uniform(0.0, 50.0, size=(40, 2))
+    A_live = H.T @ H
+    W_true = rng.uniform(0.0, 1.0, size=(6, 2))
+    B_live = W_true @ A_live
+    A = np.zeros((3, 3))
+    A[0, 0] = 1e-14 * A_live.max()  # dead: below 1e-12 of the largest A_jj
+    A[1:, 1:] = A_live
+    B = np.zeros((6, 3))
+    B[:, 0] = rng.uniform(0.0, 1.0, size=6) * A[0, 0]
+    B[:, 1:] = B_live
+    W = rng.uniform(0.0, 1.0, size=(6, 3))
+    dead = W[:, 0].copy()
+    dictionary.refresh_frobenius(W, A, B, 0.0, 0.0, 300)
+    np.testing.assert_array_equal(W[:, 0], dead)
+    np.testing.assert_allclose(W[:, 1:], W_true, rtol=1e-8, atol=1e-10)
+
+
+def test_normalising_leaves_an_emptied_column_at_zero():
+    """An L1 penalty can empty a beta = 2 column: normalisation must keep it at 0 (the engine
+    re-seeds it), not divide 0 by 0, and report its sum as 0."""
+    W = np.array([[1.0, 0.0, 2.0], [3.0, 0.0, 2.0]])
+    sums = dictionary.normalise_columns(W)
+    np.testing.assert_array_equal(sums, [4.0, 0.0, 4.0])
+    np.testing.assert_array_equal(W, [[0.25, 0.0, 0.5], [0.75, 0.0, 0.5]])
+
+
+def test_farthest_first_measures_similarity_by_direction_not_size():
+    """After the largest sample, the next is the one least alike in *composition* (cosine): a
+    small sample with the same profile as the first is a near-duplicate however small, a large
+    sample of another profile is new however large its overlap in raw counts."""
+    profiles = np.array([
+        [1.0, 0.1, 0.0],  # the first one's profile, a hundredth of its depth
+        [1.0, 20.0, 20.0],  # another profile (cosine 0.1 with the first, raw overlap 300)
+        [100.0, 10.0, 0.0],  # the largest total: chosen first
+    ])
+    np.testing.assert_array_equal(dictionary.farthest_first(profiles, 2), [2, 1])
+
+
+def test_sample_columns_are_the_chosen_samples_scaled_to_sum_one():
+    V = np.array([[2.0, 2.0, 0.0], [0.0, 1.0, 3.0], [4.0, 4.0, 0.0]])
+    columns = dictionary.sample_columns(V, 2)
+    chosen = dictionary.farthest_first(V, 2)
+    np.testing.assert_allclose(columns, (V[chosen] / V[chosen].sum(axis=1, keepdims=True)).T,
+                               rtol=1e-15)
+
+
+def test_core_columns_with_one_component_or_nothing_to_set_samples_apart():
+    """k = 1: one column (a distribution over the features); identical samples: no residual to
+    start from, so the columns are the samples themselves, never an all-zero column."""
+    V = np.array([[5.0, 1.0, 0.0], [5.0, 0.0, 1.0], [5.0, 1.0, 0.0]])
+    one = dictionary.core_columns(V, 1)
+    assert one.shape == (3, 1)
+    np.testing.assert_allclose(one.sum(axis=0), 1.0)
+    same = np.tile([[2.0, 1.0, 1.0]], (4, 1))
+    columns = dictionary.core_columns(same, 2)
+    assert columns.shape == (3, 2)
+    np.testing.assert_allclose(columns, np.tile([[0.5], [0.25], [0.25]], (1, 2)), rtol=1e-15)
+
+
+def test_refresh_with_both_penalties_is_the_rowwise_nnls_optimum():
+    """l1 and l2 together (small k, exact): each row of W minimises
+    ``1/2 w^T (A + l2 I) w - (b - l1) . w`` over w >= 0."""
+    rng = np.random.default_rng(1)
+    H = rng.uniform(0.0, 3.0, size=(30, 3))
+    A = H.T @ H
+    B = rng.uniform(0.0, 2.0, size=(8, 30)) @ H
+    l1, l2 = 2.0, 5.0
+    W = rng.uniform(0.0, 1.0, size=(8, 3))
+    dictionary.refresh_frobenius(W, A, B, l1, l2, 500)
+    R = np.linalg.cholesky(A + l2 * np.eye(3)).T
+    for w, b in zip(W, B):
+        want = scipy.optimize.nnls(R, np.linalg.solve(R.T, b - l1))[0]
+        np.testing.assert_allclose(w, want, rtol=1e-9, atol=1e-12)
