@@ -143,3 +143,36 @@ def test_ard_scale_of_the_general_family_is_the_gradient_scale():
         want = np.mean([sum(W[f, k] * (W[f] @ relevance) ** (beta - 1.0) for f in range(7))
                         for k in range(3)])
         assert GeneralBeta(beta).ard_scale(stats, relevance) == pytest.approx(want, rel=1e-12)
+
+
+def test_mm_exponent_is_fevotte_and_idiers():
+    """gamma of the MM update (Fevotte & Idier 2011, Table 2): 1/(2 - beta) below 1, 1 from 1
+    to 2, 1/(beta - 1) above 2."""
+    from onlinenmf.divergences.base import mu_exponent
+
+    for beta, gamma in [(0, 0.5), (0.5, 2 / 3), (1, 1), (1.5, 1), (2, 1), (3, 0.5), (5, 0.25)]:
+        assert mu_exponent(beta) == pytest.approx(gamma, rel=1e-15)
+
+
+@pytest.mark.parametrize("divergence", KINDS, ids=IDS)
+def test_a_seeded_column_is_what_its_pseudo_statistics_refresh_to(divergence):
+    """A re-seeded column gets pseudo-statistics (a small weight) from which the refresh gives
+    that column back: the seed is the column's own fixed point, whatever the weight."""
+    from types import SimpleNamespace
+
+    from onlinenmf.divergences import Totals
+
+    rng = np.random.default_rng(7)
+    m, k, j = 5, 3, 1
+    stats = SimpleNamespace(m=m, W=rng.uniform(0.1, 1.0, size=(m, k)),
+                            usage=rng.uniform(1.0, 2.0, size=k), A=np.zeros((k, k)),
+                            B=rng.uniform(0.1, 1.0, size=(m, k)),
+                            D=rng.uniform(0.1, 1.0, size=(m, k)))
+    column = rng.dirichlet(np.ones(m))
+    divergence.seed(stats, j, column, 0.3, 0.7)
+    np.testing.assert_array_equal(stats.W[:, j], column)
+    W = rng.uniform(0.1, 1.0, size=(m, k))
+    W[:, j] = 0.5
+    totals = Totals(stats.A, stats.B, stats.D, stats.usage, 10.0)
+    divergence.update_dictionary(W, totals, 0.0, 0.0, 1)
+    np.testing.assert_allclose(W[:, j], column, rtol=1e-12)
