@@ -47,14 +47,26 @@ life, when the infants' communities change least), and on ECAM with five second-
 spliced into the first months (a planted perturbation built from real samples), how many
 samples after its onset the first drift event comes.
 
-Run: ``python -m benchmarks real`` (about 3-4 minutes on one core). Writes
-``benchmarks/output/real.md``; its section "Investigation" (why MiniBatchNMF's per-sample step
-beat our statistics, issue 13) is hand-written from scratch measurements and kept as it is when
-the bench rewrites the file.
+Spliced perturbations (issue 13, item 5): ECAM with five second-year samples spliced into
+the first year at four stream positions (another five each time): the AUC of the spliced
+samples' prequential loss against the rest's, beside a Bray-Curtis distance-to-recent-mean
+baseline, and how soon a drift event follows the onset. The tracker (item 3): appear/vanish
+events per sample under the hysteresis settings compared (ECAM per infant, the artificial
+gut's stable hourly stretch per vessel) and the anomaly marks per 100 samples, on the spliced
+samples and after the gut's challenge.
+
+Run: ``python -m benchmarks real`` (about 4-5 minutes on one core); ``python -m benchmarks
+real --only splice tracker`` measures the sections named (``ecam``, ``defaults``, ``drift``,
+``gut``, ``splice``, ``tracker``) and keeps the file's others as they are, each section so
+written ending with its own provenance line. Writes ``benchmarks/output/real.md``; its section
+"Investigation" (why MiniBatchNMF's per-sample step beat our statistics, issue 13) is
+hand-written from scratch measurements and kept as it is when the bench rewrites the file.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -64,7 +76,8 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from onlinenmf import OnlineNMF
+from benchmarks._output import provenance
+from onlinenmf import OnlineNMF, Tracker
 from onlinenmf.datasets import load_artificial_gut, load_ecam
 from onlinenmf.engine import DRIFT_THRESHOLD as DEFAULT_DRIFT_THRESHOLD
 
@@ -788,24 +801,280 @@ def gut_section() -> list[str]:
     ]
 
 
+# ---------------------------------------------------------------------------------- splices
+#: The spliced replays: SPLICE_LENGTH second-year samples (a different set in each replay) put
+#: into the first year of life at each of these stream positions, the rest in day-of-life order.
+SPLICE_POSITIONS = (100, 200, 300, 400)
+#: Samples after a splice left out of 'outside' (the model settles back).
+SPLICE_SETTLE = 20
+
+
+def spliced_order(days: np.ndarray, at: int, replay: int) -> tuple[np.ndarray, np.ndarray]:
+    """ECAM's stream order with SPLICE_LENGTH second-year samples moved to position ``at``
+    (replay r takes every n-th second-year sample from the r-th on); and the moved samples'
+    positions in the new order."""
+    later = np.flatnonzero(days >= ECAM_STABLE_DAY)
+    step = max(1, later.size // SPLICE_LENGTH)
+    moved = later[replay % step :: step][:SPLICE_LENGTH]
+    rest = np.setdiff1d(np.arange(days.size), moved)
+    order = np.concatenate([rest[:at], moved, rest[at:]])
+    return order, np.arange(at, at + moved.size)
+
+
+def splice_scores(counts: sp.csr_matrix, names: list[str], order: np.ndarray
+                  ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per stream position: OnlineNMF's change scores at every default (its prequential KL per
+    read, and that over the median of the previous LOOKBACK samples') and the Bray-Curtis
+    distance of the composition to the mean of the previous LOOKBACK samples'; and the
+    positions after which a drift event fired."""
+    from scipy.spatial.distance import braycurtis
+
+    model = OnlineNMF(n_components=K, beta=1)
+    rows = counts[order]
+    loss = np.zeros(order.size)
+    for i in range(order.size):
+        part = slice(rows.indptr[i], rows.indptr[i + 1])
+        model.learn_one(dict(zip((names[c] for c in rows.indices[part]), rows.data[part])))
+        loss[i] = model.last_loss / rows.data[part].sum()
+    recent = np.array([np.median(loss[max(0, i - LOOKBACK):i]) if i else np.nan
+                       for i in range(order.size)])
+    profiles = np.asarray(rows.todense(), dtype=np.float64)
+    profiles /= profiles.sum(axis=1, keepdims=True)
+    distance = np.array([np.nan] + [braycurtis(profiles[i], profiles[max(0, i - LOOKBACK):i]
+                                               .mean(axis=0)) for i in range(1, order.size)])
+    scores = {"OnlineNMF: prequential KL per read": loss,
+              f"OnlineNMF: that over its median over the previous {LOOKBACK}": loss / recent,
+              f"Bray-Curtis to the mean of the previous {LOOKBACK}": distance}
+    return scores, _drift_samples(model)
+
+
+def splice_section() -> list[str]:
+    from sklearn.metrics import roc_auc_score
+
+    ecam = load_ecam()
+    counts = ecam.counts.tocsr()
+    names = list(ecam.features)
+    days = ecam.metadata["time"].to_numpy()
+    lines = ["| onset (stream position, day of life) | score | AUC: spliced vs the rest | "
+             "spliced samples in the score's top 5 % | first drift event after the onset "
+             "(samples; 1 = its first sample) | drift events / 100 samples outside the splice "
+             "|", "|---|---|---|---|---|---|"]
+    aucs: dict[str, list[float]] = {}
+    delays = []
+    for replay, at in enumerate(SPLICE_POSITIONS):
+        order, spliced = spliced_order(days, at, replay)
+        scores, drifts = splice_scores(counts, names, order)
+        after = drifts[drifts >= at] - at + 1
+        delay = int(after[0]) if after.size and after[0] <= SPLICE_LENGTH + SPLICE_SETTLE \
+            else None
+        delays.append(delay)
+        outside = np.ones(order.size, bool)
+        outside[at : at + SPLICE_LENGTH + SPLICE_SETTLE] = False
+        false = 100 * outside[drifts].sum() / outside.sum()
+        scored = np.arange(order.size) >= START  # every method has a dictionary by then
+        label = np.isin(np.arange(order.size), spliced)
+        for name, x in scores.items():
+            keep = scored & np.isfinite(x)
+            auc = roc_auc_score(label[keep], x[keep])
+            aucs.setdefault(name, []).append(auc)
+            top = x[keep] >= np.quantile(x[keep], 0.95)
+            events = (f"{delay if delay is not None else 'none'} | {false:.1f}"
+                      if name.startswith("OnlineNMF: prequential") else "- | -")
+            lines.append(f"| {at}, day {days[order[at - 1]]:.0f} | {name} | "
+                         f"{auc:.2f} | {int((top & label[keep]).sum())} of {SPLICE_LENGTH} | "
+                         f"{events} |")
+    found = [d for d in delays if d is not None]
+    summary = ", ".join(f"{name} {np.mean(v):.2f}" for name, v in aucs.items())
+    return [
+        "## Spliced perturbations: the loss against a Bray-Curtis baseline",
+        "",
+        f"ECAM in day-of-life order with {SPLICE_LENGTH} second-year samples (another set in "
+        f"each replay) spliced into the first year at stream positions "
+        f"{', '.join(map(str, SPLICE_POSITIONS))}; one OnlineNMF at every default per replay. "
+        "AUC: the spliced samples' scores against those of every other sample from sample "
+        f"{START} on (0.5: no better than chance). Scores: the prequential KL per read (under "
+        "the dictionary before the sample was learned); the same over its median over the "
+        f"previous {LOOKBACK} samples (a local level: the loss falls as the dictionary "
+        "matures); the Bray-Curtis distance of the sample's composition to the mean of the "
+        f"previous {LOOKBACK} samples' (the baseline). Drift events are OnlineNMF's own "
+        f"(drift_threshold {DEFAULT_DRIFT_THRESHOLD:g}); 'outside' leaves out the splice and the "
+        f"{SPLICE_SETTLE} samples after it; a first event later than that counts as none.",
+        "",
+        *lines,
+        "",
+        f"Mean AUC over the {len(SPLICE_POSITIONS)} replays: {summary}. Drift events within "
+        f"{SPLICE_LENGTH + SPLICE_SETTLE} samples of the onset in {len(found)} of "
+        f"{len(delays)} replays"
+        + (f", after {', '.join(map(str, found))} samples." if found else "."),
+    ]
+
+
+# ---------------------------------------------------------------------------------- tracker
+#: Tracker settings compared: (label, parameters); the first is the behaviour before issue 13.
+TRACKER_SETTINGS = (
+    ("before: a crossing is an event (presence 0.05, absence 0.025, hold 1)", {"hold": 1}),
+    ("defaults (presence 0.05, absence 0.025, hold 2)", {}),
+    ("hold 3", {"hold": 3}),
+    ("presence 0.1, absence 0.05, hold 2", {"presence": 0.1, "absence": 0.05}),
+)
+
+
+def _track(counts: sp.csr_matrix, names: list[str], subjects: np.ndarray, times: np.ndarray,
+           order, **params) -> tuple[Tracker, list[dict]]:
+    """A Tracker (every other setting at its default) over the samples in ``order``; and its
+    appear/vanish events, each with ``moved``: whether the dictionary changed since the
+    subject's previous sample (the event may be the dictionary's doing, not the subject's)."""
+    tracker = Tracker(OnlineNMF(n_components=K, beta=1), **params)
+    version: dict[str, int] = {}
+    events = []
+    for i in order:
+        part = slice(counts.indptr[i], counts.indptr[i + 1])
+        subject = str(subjects[i])
+        before = version.get(subject, tracker.model.model_version)
+        record = tracker.learn_one(dict(zip((names[c] for c in counts.indices[part]),
+                                            counts.data[part])), subject=subject,
+                                   time=float(times[i]))
+        version[subject] = tracker.model.model_version
+        events += [{**e, "moved": before != record["model_version"]} for e in record["events"]
+                   if e["kind"] in ("appear", "vanish")]
+    return tracker, events
+
+
+def _gut_stream() -> tuple[sp.csr_matrix, list[str], np.ndarray, np.ndarray]:
+    """The artificial gut without its technical-noise replicates: counts, taxa, vessels, hours."""
+    gut = load_artificial_gut()
+    keep = (gut.metadata["Normal_Noise_Sample"] != "Noise_Estimation").to_numpy()
+    meta = gut.metadata[keep].reset_index(drop=True)
+    return (gut.counts.tocsr()[keep], list(gut.features), meta["subject"].to_numpy(),
+            meta["time"].to_numpy())
+
+
+def tracker_section() -> list[str]:
+    ecam = load_ecam()
+    counts = ecam.counts.tocsr()
+    names = list(ecam.features)
+    subjects = ecam.metadata["subject"].to_numpy()
+    days = ecam.metadata["time"].to_numpy()
+    stable = days >= ECAM_STABLE_DAY
+    gut_counts, gut_names, vessels, hours = _gut_stream()
+    gut_stable = (hours >= STABLE[0]) & (hours < STABLE[1])
+    lines = ["| setting | ECAM: appear + vanish events per sample | ECAM, second year | gut: "
+             "per stable hourly sample | gut, stable: share of them at a sample whose "
+             "dictionary changed since the vessel's previous one |", "|---|---|---|---|---|"]
+    for label, params in TRACKER_SETTINGS:
+        _, events = _track(counts, names, subjects, days, range(days.size), **params)
+        late = sum(e["time"] >= ECAM_STABLE_DAY for e in events)
+        _, gut_events = _track(gut_counts, gut_names, vessels, hours, range(hours.size),
+                               **params)
+        calm = [e for e in gut_events if STABLE[0] <= e["time"] < STABLE[1]]
+        moved = sum(e["moved"] for e in calm) / max(len(calm), 1)
+        lines.append(f"| {label} | {len(events) / days.size:.2f} | {late / stable.sum():.2f} | "
+                     f"{len(calm) / gut_stable.sum():.3f} | {100 * moved:.0f} % |")
+    marks = ["| stream | samples marked | marks / 100 samples | marked among the spliced "
+             "samples |", "|---|---|---|---|"]
+    for replay, at in enumerate((None, *SPLICE_POSITIONS)):
+        order, spliced = (np.arange(days.size), np.zeros(0, np.int64)) if at is None else \
+            spliced_order(days, at, replay - 1)
+        tracker, _ = _track(counts, names, subjects, days, order)
+        moved = {(str(subjects[i]), float(days[i])) for i in order[spliced]}
+        marked = [(e["subject"], e["time"]) for e in tracker.events if e["kind"] == "anomaly"]
+        hits = f"{sum(m in moved for m in marked)} of {SPLICE_LENGTH}" if at else "-"
+        name = "ECAM in day-of-life order" if at is None else f"ECAM spliced at {at}"
+        marks.append(f"| {name} | {len(marked)} | {100 * len(marked) / days.size:.1f} | "
+                     f"{hits} |")
+    tracker, _ = _track(gut_counts, gut_names, vessels, hours, range(hours.size))
+    marked = np.array([e["time"] for e in tracker.events if e["kind"] == "anomaly"])
+    calm = ((marked >= STABLE[0]) & (marked < STABLE[1])).sum()
+    after = np.sort(marked[(marked >= CHALLENGE) & (marked < CHALLENGE + WINDOW)]) - CHALLENGE
+    return [
+        "## Tracker: appear/vanish events and anomaly marks",
+        "",
+        "Every other setting at its default (the model's and the tracker's); ECAM with every "
+        "infant a subject (times in days of life; second year: day >= "
+        f"{ECAM_STABLE_DAY}, {stable.sum()} samples), the artificial gut with every vessel a "
+        f"subject (stable: the {gut_stable.sum()} hourly samples from {STABLE[0]:.0f} h to the "
+        "challenge). A community appears in a subject when its share is at least presence in "
+        "each of the subject's last hold samples, and vanishes under absence in each of them.",
+        "",
+        *lines,
+        "",
+        "Anomaly marks at the defaults (anomaly_z 3.5: a sample's log loss per read against "
+        "its subject's previous samples'), on ECAM in day-of-life order and on the spliced "
+        "replays of the section above (a spliced sample is a second-year sample of its own "
+        "infant, learned in the first months of the stream):",
+        "",
+        *marks,
+        "",
+        f"Artificial gut: {marked.size} samples marked in all ({100 * marked.size / hours.size:.1f}"
+        f" per 100), {calm} in the stable hourly stretch ({100 * calm / gut_stable.sum():.1f} per "
+        f"100), {after.size} in the {WINDOW:.0f} h after the challenge"
+        + (f" (at {', '.join(f'{h:.0f}' for h in after)} h)." if after.size else "."),
+    ]
+
+
 #: The hand-written part of real.md: measured with scratch re-implementations, not by this bench;
 #: carried over unchanged when the bench rewrites the file.
 KEPT = "## Investigation"
 
 
-def main() -> None:
+#: The sections, in the file's order: name (for ``--only``) -> the function that measures it.
+SECTIONS = {"ecam": ecam_section, "defaults": defaults_section, "drift": drift_section,
+            "gut": gut_section, "splice": splice_section, "tracker": tracker_section}
+TITLE = "# Real streams (benchmarks/bench_real.py)"
+
+
+def _blocks(text: str) -> dict[str, str]:
+    """The file's parts by heading: the title block, then each ``## `` section (a section
+    runs to the next one)."""
+    blocks: dict[str, str] = {}
+    heading, lines = TITLE, []
+    for line in text.splitlines():
+        if line.startswith("## "):
+            blocks[heading] = "\n".join(lines).strip("\n")
+            heading, lines = line, []
+        lines.append(line)
+    blocks[heading] = "\n".join(lines).strip("\n")
+    return blocks
+
+
+def merge(old: str, new: dict[str, str]) -> str:
+    """``old`` with the sections of ``new`` (heading -> text) in place of theirs; a section
+    new to the file goes before the hand-written investigation (:data:`KEPT`)."""
+    blocks = _blocks(old) if old else {TITLE: TITLE}
+    for heading, text in new.items():
+        if heading not in blocks:  # insert before the investigation, or at the end
+            items = list(blocks.items())
+            at = next((i for i, (h, _) in enumerate(items) if h.startswith(KEPT)), len(items))
+            blocks = dict(items[:at] + [(heading, text)] + items[at:])
+        blocks[heading] = text
+    return "\n\n".join(blocks.values()) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks real")
+    parser.add_argument("--only", nargs="+", choices=list(SECTIONS), metavar="SECTION",
+                        help=f"measure these sections only ({', '.join(SECTIONS)}) and keep "
+                        "the file's other sections as they are")
+    args = parser.parse_args(argv or [])
     start = time.perf_counter()
-    lines = ["# Real streams (benchmarks/bench_real.py)", "", *ecam_section(), "",
-             *defaults_section(), "", *drift_section(), "", *gut_section()]
-    text = "\n".join(lines)
-    print(text)
+    chosen = args.only or list(SECTIONS)
+    new = {}
+    for name in chosen:
+        lines = SECTIONS[name]()
+        if args.only:  # the section says what produced it: the rest of the file may not
+            lines += ["", provenance(f"python -m benchmarks real --only {' '.join(chosen)}")]
+        new[lines[0]] = "\n".join(lines)
+        print(new[lines[0]], "\n", flush=True)
     print(f"({time.perf_counter() - start:.0f} s)")
     OUTPUT.mkdir(exist_ok=True)
     path = OUTPUT / "real.md"
     old = path.read_text() if path.exists() else ""
-    kept = old[old.index(KEPT):] if KEPT in old else ""
-    path.write_text(text + "\n" + ("\n" + kept if kept else ""))
+    if not args.only:  # a full run: the measured sections anew, the investigation kept
+        kept = old[old.index(KEPT):] if KEPT in old else ""
+        old = TITLE + ("\n\n" + kept if kept else "")
+    path.write_text(merge(old, new))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
