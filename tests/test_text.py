@@ -1,0 +1,116 @@
+"""The streaming vectoriser and topic model of onlinenmf.text (issue 19)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from onlinenmf.text import TextVectorizer, TopicModel, Vocabulary, tokenize
+
+GOLD = "gold silver currency banks coin specie bullion notes"
+WAR = "army navy war soldiers battle officers fleet troops"
+
+
+def _documents(n: int, seed: int = 0) -> list[str]:
+    """Documents drawn from one of two word pools, with stop words around them."""
+    rng = random.Random(seed)
+    docs = []
+    for i in range(n):
+        pool = (GOLD if i % 2 else WAR).split()
+        docs.append(" and the ".join(rng.choices(pool, k=12)))
+    return docs
+
+
+def test_tokenize_lowercases_and_drops_stop_words_digits_and_single_letters():
+    assert tokenize("The Treaty of 1848 and a TREATY with Mexico; x") == {
+        "treaty": 2, "mexico": 1}
+
+
+def test_words_are_admitted_after_min_df_documents():
+    vocab = Vocabulary(min_df=3)
+    admitted = [vocab.update({"gold"}) for _ in range(4)]
+    assert admitted == [[], [], ["gold"], []]
+    assert vocab.admitted == {"gold": 4}
+
+
+def test_rare_candidates_are_forgotten_so_memory_stays_bounded():
+    vocab = Vocabulary(min_df=2, bucket_docs=100)
+    largest = 0
+    for i in range(5_000):  # every document brings a word never seen again
+        vocab.update({f"once{i}", "common"})
+        largest = max(largest, len(vocab.candidates))
+    assert largest <= 100
+    assert list(vocab.admitted) == ["common"]
+
+
+def test_past_max_words_the_words_in_fewest_documents_are_pruned():
+    vocab = Vocabulary(min_df=1, max_words=2)
+    for words in (["a", "b"], ["a", "b", "c"]):
+        vocab.update(words)
+    assert vocab.admitted == {"a": 2, "b": 2}  # c, newest of the fewest, pruned at once
+    assert vocab.drain_pruned() == ["c"]
+    for _ in range(2):  # c counted on as a candidate: admitted once it beats the least
+        vocab.update(["c"])
+    assert vocab.admitted == {"a": 2, "c": 3}
+    assert vocab.drain_pruned() == ["b"]
+    assert vocab.drain_pruned() == []
+
+
+def test_weightings():
+    counts = {"war": 3, "peace": 1}
+    assert TextVectorizer("counts", min_df=1).learn_transform_one("war war war peace") == {
+        "war": 3.0, "peace": 1.0}
+    tfidf = TextVectorizer("tfidf", min_df=1)
+    tfidf.learn_one("war peace")
+    tfidf.learn_one("war")
+    # n = 2 documents; war in 2, peace in 1: idf = 1 + log(3/3), 1 + log(3/2)
+    weights = tfidf.weigh(counts)
+    assert weights["war"] == pytest.approx(3.0)
+    assert weights["peace"] == pytest.approx(1.405465, rel=1e-5)
+    l2 = TextVectorizer("counts", min_df=1, norm="l2").learn_transform_one("war war war peace")
+    assert sum(v * v for v in l2.values()) == pytest.approx(1.0)
+
+
+def test_bad_parameters_are_one_line_errors():
+    with pytest.raises(ValueError, match="weighting must be one of counts, log, tfidf"):
+        TextVectorizer("bm25")
+    with pytest.raises(ValueError, match="min_df must be a positive integer"):
+        Vocabulary(min_df=0)
+
+
+def test_a_non_string_is_refused_and_leaves_no_trace():
+    model = TopicModel(n_components=2, min_df=1)
+    model.learn_one("gold silver")
+    before = model.to_bytes()
+    with pytest.raises(ValueError, match="text must be a string, got int"):
+        model.learn_one(17)
+    assert model.to_bytes() == before
+
+
+def test_two_word_pools_become_two_topics():
+    model = TopicModel(n_components=2, min_df=2, seed=0)
+    for doc in _documents(400):
+        model.learn_one(doc)
+    topics = [set(words) for words in model.topics(top=8).values()]
+    assert sorted(topics, key=sorted) == sorted([set(GOLD.split()), set(WAR.split())],
+                                                key=sorted)
+    mix = model.transform_one("gold silver banks")
+    assert max(mix.values()) / sum(mix.values()) > 0.9
+
+
+def test_documents_without_admitted_words_are_counted_not_learned():
+    model = TopicModel(n_components=2, min_df=2)
+    assert model.learn_one("gold silver") == {}
+    assert (model.docs_learned, model.nmf.samples_learned) == (1, 0)
+
+
+def test_bytes_round_trip_continues_identically():
+    docs = _documents(120)
+    model = TopicModel(n_components=2, min_df=2, seed=3)
+    for doc in docs[:60]:
+        model.learn_one(doc)
+    copy = TopicModel.from_bytes(model.to_bytes())
+    for doc in docs[60:]:
+        assert copy.learn_one(doc) == model.learn_one(doc)
+    assert copy.to_bytes() == model.to_bytes()
