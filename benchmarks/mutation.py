@@ -179,9 +179,9 @@ def diff_lines(diff: str) -> tuple[int, str, str]:
         if text.startswith("@@"):
             line = int(text.split()[1].split(",")[0].lstrip("-"))
         elif text.startswith("-") and not text.startswith("---"):
-            before = text[1:].strip()
+            before = before or text[1:].strip()  # (a last line gains a newline: "-", "+")
         elif text.startswith("+") and not text.startswith("+++"):
-            after = text[1:].strip()
+            after = after or text[1:].strip()
         elif text.startswith(" ") and not before:
             line += 1
     return line, before, after

@@ -176,3 +176,48 @@ def test_a_seeded_column_is_what_its_pseudo_statistics_refresh_to(divergence):
     totals = Totals(stats.A, stats.B, stats.D, stats.usage, 10.0)
     divergence.update_dictionary(W, totals, 0.0, 0.0, 1)
     np.testing.assert_allclose(W[:, j], column, rtol=1e-12)
+
+
+@pytest.mark.parametrize("divergence", KINDS, ids=IDS)
+def test_a_warm_start_lifts_zeros_for_the_solvers_that_need_it(divergence):
+    """Multiplicative and Newton steps cannot move an entry of h away from 0: a warm start
+    lifts every entry to at least a thousandth of the cold start's level (HALS takes h as is)."""
+    rng = np.random.default_rng(8)
+    values, colsum = rng.uniform(1.0, 9.0, size=6), rng.uniform(0.5, 1.5, size=3)
+    h = np.array([0.0, 50.0, 1e-9])
+    cold = np.empty(3)
+    divergence.initial_h(values, colsum, cold)
+    assert np.all(cold > 0) or not divergence.positive_h
+    warm = divergence.warm_h(h, values, colsum)
+    want = np.maximum(h, 1e-3 * cold) if divergence.positive_h else h
+    np.testing.assert_allclose(warm, want, rtol=1e-15)
+    assert warm is not h  # a copy: the caller's h is not the solver's scratch
+
+
+@pytest.mark.parametrize("divergence", KINDS, ids=IDS)
+def test_a_seed_weighs_a_small_share_of_the_live_statistics(divergence):
+    """The pseudo-statistics of a re-seeded column are a share (1 %) of the mean live ones, so
+    they scale with them: twice the statistics, twice the seed's weight."""
+    from types import SimpleNamespace
+
+    from onlinenmf.divergences.base import SEED_SHARE
+
+    rng = np.random.default_rng(9)
+    usage, D = rng.uniform(1.0, 50.0, size=3), rng.uniform(1.0, 5.0, size=(6, 3))
+    H = rng.uniform(0.0, 4.0, size=(10, 3))
+
+    def stats(c):
+        return SimpleNamespace(m=6, usage=c * usage, D=c * D, A=c * H.T @ H)
+
+    one, two = divergence.seed_weights(stats(1.0)), divergence.seed_weights(stats(2.0))
+    np.testing.assert_allclose(two, 2 * np.array(one), rtol=1e-14)
+    assert one[0] == pytest.approx(SEED_SHARE * usage.mean(), rel=1e-14)
+
+
+@pytest.mark.parametrize("divergence", [Frobenius(), GeneralBeta(1.5)], ids=["2", "1.5"])
+def test_noise_scale_is_the_mean_deviance_per_entry(divergence):
+    """The dispersion adapt_sparsity divides by: the mean deviance ``2 D_beta`` per feature
+    (a model with no feature yet counts one)."""
+    for mean_loss, n_features in [(31.3, 10), (7.25, 1), (5.5, 0)]:
+        assert divergence.noise_scale(mean_loss, n_features) == pytest.approx(
+            2.0 * mean_loss / max(n_features, 1), rel=1e-15)
