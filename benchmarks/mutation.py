@@ -72,6 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="mutate the working tree as it is (default: the HEAD commit)")
     parser.add_argument("--dir", default="/tmp/onlinenmf-mutation",
                         help="the working copy (emptied first)")
+    parser.add_argument("--retest-survivors", action="store_true",
+                        help="in --dir's session, run the survivors again with HEAD's tests "
+                        "(after adding tests that kill them; the killed stay killed)")
     parser.add_argument("--report-only", action="store_true",
                         help="only regenerate mutation.md from mutation.json")
     return parser.parse_args(argv)
@@ -166,6 +169,18 @@ def skip_all_but(session: Path, n: int, seed: int) -> int:
     return len(pending)
 
 
+def reopen_survivors(target: Path) -> int:
+    """Take HEAD's tests into the working copy and make the session's survivors pending again
+    (cosmic-ray's ``exec`` runs only the pending ones); return how many."""
+    import sqlite3
+
+    archive = subprocess.run(["git", "archive", "HEAD", "tests"], cwd=ROOT, check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-xf", "-"], cwd=target, input=archive, check=True)
+    with sqlite3.connect(target / "mutation.sqlite") as db:
+        return db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'").rowcount
+
+
 def session_results(session: Path) -> list[tuple[dict, dict | None]]:
     dump = subprocess.run([bin_path("cosmic-ray"), "dump", str(session)], check=True,
                           capture_output=True, text=True).stdout
@@ -219,14 +234,18 @@ def commit(worktree: bool) -> str:
 
 
 def record(modules: dict[str, dict], args: argparse.Namespace, config: dict,
-           seconds: float) -> None:
+           minutes: float) -> None:
     runs = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     tests = args.tests or config["test-command"].partition("--doctest-modules")[2].strip()
+    retested = getattr(args, "retest_survivors", False)
     for module, entry in modules.items():
-        entry.update({"commit": commit(args.worktree), "date": datetime.date.today().isoformat(),
+        mutated = args.commit if retested else commit(args.worktree)
+        if retested:
+            mutated += f" (survivors run again with the tests of {commit(False)})"
+        entry.update({"commit": mutated, "date": datetime.date.today().isoformat(),
                       "tests": " ".join(tests.split()), "cache": args.cache,
                       "sample": args.sample, "seed": args.seed,
-                      "minutes": round(seconds / 60.0, 1)})
+                      "minutes": round(minutes, 1)})
         runs[module] = entry
     RESULTS.write_text(json.dumps(dict(sorted(runs.items())), indent=1) + "\n")
 
@@ -319,25 +338,35 @@ def main(argv: list[str] | None = None) -> None:
         write_report()
         return
     target = Path(args.dir)
-    copy_tree(target, args.worktree)
-    config = write_config(target, args)
-    check_imports_copy(target)
     cr = bin_path("cosmic-ray")
     session = target / "mutation.sqlite"
-    run([cr, "init", "cosmic-ray.toml", str(session)], target)
-    run([bin_path("cr-filter-operators"), str(session), "cosmic-ray.toml"], target)
-    if args.sample:
-        total = skip_all_but(session, args.sample, args.seed)
-        print(f"mutation: running {min(args.sample, total)} of {total} pending mutants")
+    if args.retest_survivors:
+        previous = json.loads((target / "run.json").read_text())
+        args = argparse.Namespace(**{**previous, "retest_survivors": True})
+        config = tomllib.loads((target / "cosmic-ray.toml").read_text())["cosmic-ray"]
+        print(f"mutation: {reopen_survivors(target)} survivors to run again")
+    else:
+        copy_tree(target, args.worktree)
+        config = write_config(target, args)
+        check_imports_copy(target)
+        run([cr, "init", "cosmic-ray.toml", str(session)], target)
+        run([bin_path("cr-filter-operators"), str(session), "cosmic-ray.toml"], target)
+        if args.sample:
+            total = skip_all_but(session, args.sample, args.seed)
+            print(f"mutation: running {min(args.sample, total)} of {total} pending mutants")
+        (target / "run.json").write_text(json.dumps({**vars(args), "minutes": 0.0,
+                                                     "commit": commit(args.worktree)}))
     started = time.monotonic()
     run([cr, "baseline", "cosmic-ray.toml"], target)
     run([cr, "exec", "cosmic-ray.toml", str(session)], target)
-    seconds = time.monotonic() - started
+    state = json.loads((target / "run.json").read_text())
+    state["minutes"] += (time.monotonic() - started) / 60.0  # a re-test adds to the first run
+    (target / "run.json").write_text(json.dumps(state))
     with open(target / "report.txt", "w") as report:
         run([bin_path("cr-report"), str(session), "--surviving-only", "--show-diff"], target,
             stdout=report)
     modules = summarise(session_results(session), target)
-    record(modules, args, config, seconds)
+    record(modules, args, config, state["minutes"])
     write_report()
     for module, entry in modules.items():
         print(f"{module}: killed {entry['killed'] + entry['incompetent'] + entry['timeout']}, "

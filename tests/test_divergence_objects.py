@@ -221,3 +221,55 @@ def test_noise_scale_is_the_mean_deviance_per_entry(divergence):
     for mean_loss, n_features in [(31.3, 10), (7.25, 1), (5.5, 0)]:
         assert divergence.noise_scale(mean_loss, n_features) == pytest.approx(
             2.0 * mean_loss / max(n_features, 1), rel=1e-15)
+
+
+@pytest.mark.parametrize("divergence", KINDS, ids=IDS)
+def test_ard_scale_is_homogeneous_of_degree_beta_minus_one(divergence):
+    """The gradient of D_beta in h at activations lambda scales as lambda^(beta - 1): so must
+    the ARD scale (Frobenius and KL by their shortcuts, Itakura-Saito by its own)."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(10)
+    W = rng.dirichlet(np.ones(8), size=3).T  # columns sum to 1, as the model keeps them
+    stats = SimpleNamespace(W=W, m=8, G=W.T @ W)
+    relevance = np.array([3.0, 1.0, 0.5])
+    one = divergence.ard_scale(stats, relevance)
+    assert one > 0
+    for c in (0.25, 4.0):
+        assert divergence.ard_scale(stats, c * relevance) == pytest.approx(
+            c ** (divergence.beta - 1.0) * one, rel=1e-12)
+
+
+def test_frobenius_ard_scale_is_the_gradient_scale_for_separate_columns():
+    """beta = 2: ``mean(diag G) mean(lambda)``, which is the general scale
+    ``mean_k (W^T W lambda)_k`` when the columns do not overlap and lambda is flat."""
+    from types import SimpleNamespace
+
+    W = np.zeros((6, 3))
+    W[0:2, 0], W[2:5, 1], W[5, 2] = [0.3, 0.7], [0.2, 0.3, 0.5], 1.0
+    stats = SimpleNamespace(W=W, m=6, G=W.T @ W)
+    relevance = np.full(3, 2.5)
+    want = np.mean(W.T @ (W @ relevance))
+    assert Frobenius().ard_scale(stats, relevance) == pytest.approx(want, rel=1e-14)
+    assert GeneralBeta(2.0 + 1e-12).ard_scale(stats, relevance) == pytest.approx(want, rel=1e-9)
+
+
+def test_kl_prior_leaves_a_column_nothing_was_learned_into():
+    """beta = 1 with the pseudo-count prior: a column with no usage has no denominator and gets
+    no prior, so the refresh keeps its W (finite), while the others gain the prior's mass."""
+    from onlinenmf.divergences import Totals
+
+    rng = np.random.default_rng(11)
+    B = rng.uniform(1.0, 5.0, size=(6, 3))
+    B[:, 2] = 0.0
+    usage = np.array([4.0, 2.0, 0.0])
+    W = rng.dirichlet(np.ones(6), size=3).T
+    kept = W[:, 2].copy()
+    plain, smoothed = W.copy(), W.copy()
+    divergence = KullbackLeibler()
+    divergence.update_dictionary(plain, Totals(None, B, None, usage, 10.0), 0.0, 0.0, 1)
+    divergence.update_dictionary(smoothed, Totals(None, B, None, usage, 10.0, 2.0), 0.0, 0.0, 1)
+    np.testing.assert_array_equal(smoothed[:, 2], kept)
+    pseudo = 2.0 * B.sum() / (10.0 * 3 * 6)
+    np.testing.assert_allclose(smoothed[:, :2], (B[:, :2] + pseudo) / usage[:2], rtol=1e-14)
+    np.testing.assert_allclose(plain[:, :2], B[:, :2] / usage[:2], rtol=1e-14)
