@@ -33,6 +33,7 @@ from consumers.metrics import ConsumerMetrics
 from consumers.options import (
     add_kafka_options,
     add_option,
+    add_parameter_flags,
     parse_kafka_settings,
     security_settings,
     setup_logging,
@@ -84,11 +85,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                help="the largest record read or written: larger input messages are "
                     "dead-lettered (cut to fit), and it is the producer's max_request_size "
                     "and the least fetch size of the consumer")
-    add_option(parser, "--components", type=int, default=10, help="rank k of a new model")
-    add_option(parser, "--seed", type=int, default=0, help="seed of a new model")
+    _add_model_flags(parser)
     add_option(parser, "--log-level", default="INFO", help="logging level")
     for kind in STREAM_KINDS.values():
         kind.add_flags(parser)
+
+
+def _add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """``--components`` and ``--seed``, which every kind's model takes, from the parameter
+    table (each kind adds its classes' other parameters in its own group)."""
+    from onlinenmf.parameters import ENGINE, Table
+
+    shared = Table(ENGINE.owner, [ENGINE["n_components"], ENGINE["seed"]])
+    add_parameter_flags(parser, [shared])
 
 
 def loop_config(args: argparse.Namespace, topics: list[str]) -> LoopConfig:

@@ -214,11 +214,11 @@ class Table(Mapping[str, Parameter]):
 N_COMPONENTS = Parameter("n_components", int, 10, "number of components k (the starting rank)",
                          low=1)
 FORGET_FACTOR = Parameter(
-    "forget_factor", float, None, "per-sample forgetting of the statistics: a sample of age a "
-    "weighs forget_factor**a (memory about 1 / (1 - forget_factor) samples)",
+    "forget_factor", float, None, "forgetting of the statistics: a sample (RecoNMF: an event) "
+    "of age a weighs forget_factor**a, a memory of about 1 / (1 - forget_factor)",
     low=0, high=1, low_open=True, none="chosen by the data")
-REFRESH_EVERY = Parameter("refresh_every", int, None,
-                          "samples between two refreshes of the dictionary", low=1,
+REFRESH_EVERY = Parameter("refresh_every", int, None, "samples (RecoNMF: events) between two "
+                          "refreshes of the dictionary (RecoNMF: of the items)", low=1,
                           none="the automatic schedule")
 MAX_ITER = Parameter("max_iter", int, 200, "most sweeps of the inner solver per solve", low=1)
 TOL = Parameter("tol", float, 1e-6, "relative stopping tolerance of the inner solver", low=0)

@@ -63,12 +63,15 @@ def test_bounds_come_from_the_environment_too(monkeypatch):
 
 
 @pytest.mark.parametrize(("flags", "env", "said"), [
-    (["--max-subjects", "0"], {}, "argument --max-subjects: must be at least 1, got 0"),
+    (["--max-subjects", "0"], {},
+     "argument --max-subjects: max_subjects must be a positive integer, got 0"),
     (["--max-history", "1.5"], {}, "argument --max-history: '1.5' is not an integer"),
     (["--max-history-bytes", "12Q"], {}, "argument --max-history-bytes: '12Q' is not a size"),
     (["--max-history-bytes", "0K"], {}, "argument --max-history-bytes: must be at least 1"),
-    (["--subject-ttl", "nan"], {}, "argument --subject-ttl: must be a positive number"),
-    ([], {"ONLINENMF_MAX_EVENTS": "-3"}, "argument --max-events: must be at least 1, got -3"),
+    (["--subject-ttl", "nan"], {},
+     "argument --subject-ttl: ttl must be a finite number > 0 or None (no limit), got nan"),
+    ([], {"ONLINENMF_MAX_EVENTS": "-3"},
+     "argument --max-events: max_events must be a positive integer, got -3"),
 ])
 def test_bad_bounds_are_refused_in_one_line(flags, env, said, monkeypatch, capsys):
     for name, value in env.items():

@@ -14,12 +14,11 @@ from consumers.microbiome.schema import DEFAULT_MAX_FEATURES
 from consumers.options import (
     add_flag,
     add_option,
-    byte_size,
+    add_parameter_flags,
+    parameter_dest,
+    parameter_values,
     parse_kafka_settings,
-    positive_float,
-    positive_int,
     security_settings,
-    signature_defaults,
 )
 from consumers.topics import stats_topic
 
@@ -29,29 +28,19 @@ __all__ = ["add_flags", "make_app", "EXCLUSIVE_FLAGS", "TRACKER_BOUNDS"]
 EXCLUSIVE_FLAGS = ("--share-dictionary", "--init-from")
 
 #: flag destination -> Tracker parameter, for the tracker's memory bounds
-TRACKER_BOUNDS = {"max_subjects": "max_subjects", "max_history": "max_history",
-                  "max_history_bytes": "max_history_bytes", "subject_ttl": "ttl",
-                  "max_events": "max_events"}
+TRACKER_BOUNDS = {parameter_dest("Tracker", name): name for name in
+                  ("max_subjects", "max_history", "max_history_bytes", "ttl", "max_events")}
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
-    """Options of ``onlinenmf consume microbiome`` beyond the shared ones."""
+    """Options of ``onlinenmf consume microbiome`` beyond the shared ones: every parameter of
+    a new model and of the subject tracker (flags made from :mod:`onlinenmf.parameters`, so a
+    consumer given no flag learns the same W as the model called with no argument)."""
+    from onlinenmf.parameters import ENGINE, TRACKER
+
     group = parser.add_argument_group("microbiome (onlinenmf consume microbiome)")
     add_option(group, "--max-features", type=int, default=DEFAULT_MAX_FEATURES,
                help="input messages with more taxa are dead-lettered")
-    # A new model's defaults are OnlineNMF's own (read from its signature, not copied), so
-    # a consumer and an in-process model given the same options learn the same W.
-    from onlinenmf import OnlineNMF
-
-    model = signature_defaults(OnlineNMF)
-    add_option(group, "--beta", type=float, default=model["beta"],
-               help="beta-divergence of a new model (1: KL, counts)")
-    add_option(group, "--forget-factor", type=float, default=model["forget_factor"],
-               help="forgetting per sample of a new model (default: chosen by the data, "
-                    "see OnlineNMF)")
-    add_option(group, "--refresh-every", type=int, default=model["refresh_every"],
-               help="samples between dictionary refreshes of a new model (default: the "
-                    "automatic schedule, see OnlineNMF)")
     add_option(group, "--init-from", type=Path, default=None,
                help="start from this model snapshot instead of a new model (onlinenmf fit "
                     "--out: a history fitted on Dask, followed live from there; the options "
@@ -59,10 +48,6 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                     "restart continues the checkpoint and never re-applies it (microbiome)")
     add_flag(group, "--no-track", "no subject tracker: records without growth and events "
              "(faster; each subject's last h is still its warm start)")
-    add_option(group, "--growth-window", type=float, default=None,
-               help="growth rates over the last this many days of a subject (default: all "
-                    "its kept history)")
-    _add_tracker_bounds(group)
     add_flag(group, "--share-dictionary", "share one dictionary with the group's other "
              "workers through a stats topic, so that each learns every community, also those "
              "of subjects on others' partitions (microbiome; see consumers/shared.py)")
@@ -74,38 +59,28 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                     "seconds (a worker gone for good; default: keep them)")
     add_option(group, "--stats-topic", default=None,
                help=f"the stats topic (default: {stats_topic('<input topic>')})")
+    model = parser.add_argument_group("microbiome (onlinenmf consume microbiome): a new model "
+                                      "(OnlineNMF) and the subject tracker (times in days)")
+    add_parameter_flags(model, [ENGINE, TRACKER])
 
 
-def _add_tracker_bounds(parser: argparse._ActionsContainer) -> None:
-    """The subject tracker's bounds; defaults are the Tracker's own. They also apply to a
-    tracker restored from a checkpoint (see consumers/README.md, "Memory of the tracker")."""
-    from onlinenmf.tracking import Tracker  # the onlinenmf CLI has imported it already
+def _checked(model_params: dict, tracker_params: dict) -> None:
+    """Refuse, before anything starts, what one flag's check cannot see (k_max < k_min, ...):
+    the model and tracker raise their one-line ValueError here."""
+    from onlinenmf import OnlineNMF
+    from onlinenmf.tracking import Tracker
 
-    default = signature_defaults(Tracker)
-    add_option(parser, "--max-subjects", type=positive_int, default=default["max_subjects"],
-               help="subjects the tracker keeps (least recently seen evicted)")
-    add_option(parser, "--max-history", type=positive_int, default=default["max_history"],
-               help="samples the tracker keeps per subject (oldest dropped)")
-    add_option(parser, "--max-history-bytes", type=byte_size,
-               default=default["max_history_bytes"],
-               help="memory budget of the tracker's subject histories, in bytes or with K, M, "
-                    "G (e.g. 256M); past it the least recently seen subjects are evicted")
-    add_option(parser, "--subject-ttl", type=positive_float, default=default["ttl"],
-               help="days after its latest sample that a subject is kept (default: no limit)")
-    add_option(parser, "--max-events", type=positive_int, default=default["max_events"],
-               help="appear/vanish/birth/retire events the tracker keeps")
+    Tracker(OnlineNMF(**model_params), **tracker_params)
 
 
 def make_app(args: argparse.Namespace) -> MicrobiomeApp:
     """The application ``onlinenmf consume microbiome`` runs, from its parsed options (the
     topics already resolved to the kind's defaults)."""
-    params = {
-        "n_components": args.components,
-        "beta": args.beta,
-        "forget_factor": args.forget_factor,
-        "refresh_every": args.refresh_every,
-        "seed": args.seed,
-    }
+    from onlinenmf.parameters import ENGINE, TRACKER
+
+    params = parameter_values(args, ENGINE)
+    tracker_params = parameter_values(args, TRACKER)
+    _checked(params, tracker_params)
     shared = None
     if args.share_dictionary:
         from consumers.shared import SharedDictionary
@@ -122,8 +97,7 @@ def make_app(args: argparse.Namespace) -> MicrobiomeApp:
         max_bytes=args.max_message_bytes,
         max_features=args.max_features,
         track=not args.no_track,
-        tracker_params={"window": args.growth_window,
-                        **{name: getattr(args, flag) for flag, name in TRACKER_BOUNDS.items()}},
+        tracker_params=tracker_params,
         shared=shared,
         init_from=args.init_from,
     )
