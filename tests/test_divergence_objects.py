@@ -273,3 +273,11 @@ def test_kl_prior_leaves_a_column_nothing_was_learned_into():
     pseudo = 2.0 * B.sum() / (10.0 * 3 * 6)
     np.testing.assert_allclose(smoothed[:, :2], (B[:, :2] + pseudo) / usage[:2], rtol=1e-14)
     np.testing.assert_allclose(plain[:, :2], B[:, :2] / usage[:2], rtol=1e-14)
+
+
+@pytest.mark.parametrize("divergence", [KullbackLeibler(), ItakuraSaito()], ids=["1", "0"])
+def test_noise_scale_of_the_exact_likelihoods_is_one(divergence):
+    """beta = 1 (Poisson counts) and beta = 0 (exponential power, Gamma of shape 1): the
+    dispersion is fixed at 1 by the model, whatever the loss seen."""
+    for mean_loss, n_features in [(31.3, 10), (0.2, 3)]:
+        assert divergence.noise_scale(mean_loss, n_features) == 1.0
