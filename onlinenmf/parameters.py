@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Parameter", "Table", "ENGINE", "RIVER", "RECO", "RIVER_RECO", "TRACKER", "TABLES"]
+__all__ = ["Parameter", "Table", "ENGINE", "RIVER", "CLASSIFIER", "RECO", "RIVER_RECO", "TRACKER",
+           "TABLES"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,6 +274,25 @@ ENGINE = Table("OnlineNMF", [
 #: :class:`onlinenmf.river.NMFTransformer`: the engine's, with river's seed (None draws one).
 RIVER = ENGINE.replace("NMFTransformer", seed={"default": None, "none": "draw a seed"})
 
+#: :class:`onlinenmf.river.NMFClassifier`: the engine's solver and memory, per class or with
+#: the labels as features.
+CLASSIFIER = Table("NMFClassifier", [
+    N_COMPONENTS.replace(doc="communities per class (class-wise) or in all (label-augmented)"),
+    Parameter("formulation", str, "class-wise", "one model per class, or one model with the "
+              "label as a feature", options=("class-wise", "label-augmented")),
+    ENGINE["beta"],
+    FORGET_FACTOR.replace(default=0.998),
+    REFRESH_EVERY.replace(default=20),
+    ENGINE["l1_h"],
+    ENGINE["l2_h"],
+    MAX_ITER,
+    TOL,
+    Parameter("label_weight", float, 20.0, "label-augmented: the label feature's value, as a "
+              "multiple of the sum of the sample's values", low=0, low_open=True),
+    RIVER["seed"],
+])
+
+
 # ----------------------------------------------------------------------------- recommender
 #: :class:`onlinenmf.reco.RecoNMF`.
 RECO = Table("RecoNMF", [
@@ -348,4 +368,5 @@ TRACKER = Table("Tracker", [
 ])
 
 #: Every table, by the name of its class.
-TABLES = {table.owner: table for table in (ENGINE, RIVER, RECO, RIVER_RECO, TRACKER)}
+TABLES = {table.owner: table for table in (ENGINE, RIVER, CLASSIFIER, RECO, RIVER_RECO,
+                                            TRACKER)}

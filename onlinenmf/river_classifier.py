@@ -20,12 +20,13 @@ from river import base, linear_model, preprocessing, stats
 from scipy import stats as scipy_stats
 
 from onlinenmf import engine
+from onlinenmf.parameters import CLASSIFIER
 from onlinenmf.validation import check_feature_name, parse_sample
 
 __all__ = ["ClassComponent", "NMFClassifier"]
 
 #: The two formulations (see :class:`NMFClassifier`).
-FORMULATIONS = ("class-wise", "label-augmented")
+FORMULATIONS = CLASSIFIER["formulation"].options
 #: Label features of the label-augmented formulation are named this prefix + the class's rank
 #: of first appearance; a sample may not use the prefix (a NUL first: no taxon starts with it).
 LABEL_PREFIX = "\x00label:"
@@ -172,23 +173,9 @@ class NMFClassifier(base.Classifier):
         label_weight: float = 20.0,
         seed: int | None = None,
     ):
-        # Stored verbatim: river's clone, repr and the check suite read them back by name.
-        self.n_components = n_components
-        self.formulation = formulation
-        self.beta = beta
-        self.forget_factor = forget_factor
-        self.refresh_every = refresh_every
-        self.l1_h = l1_h
-        self.l2_h = l2_h
-        self.max_iter = max_iter
-        self.tol = tol
-        self.label_weight = label_weight
-        self.seed = seed
-        if formulation not in FORMULATIONS:
-            raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
-        if not (isinstance(label_weight, int | float) and math.isfinite(label_weight)
-                and label_weight > 0):
-            raise ValueError(f"label_weight must be a positive number, got {label_weight!r}")
+        # Checked, then stored verbatim: river's clone, repr and the check suite read them back
+        # by name (their definitions: onlinenmf.parameters.CLASSIFIER).
+        CLASSIFIER.store(self, locals())
         self._solver = {"beta": beta, "l1_h": l1_h, "l2_h": l2_h, "max_iter": max_iter,
                         "tol": tol}
         self._engine_params = {
@@ -196,7 +183,7 @@ class NMFClassifier(base.Classifier):
             "refresh_every": refresh_every,
             "seed": random.SystemRandom().getrandbits(32) if seed is None else seed,
         }
-        self._new_model()  # the engine validates the parameters here, at construction
+        self._new_model()  # the engine checks what involves two parameters, at construction
         self.classes: list = []
         self._models: dict[Any, engine.OnlineNMF] = {}  # class-wise: one model per class
         self._model = self._new_model() if formulation == "label-augmented" else None

@@ -10,11 +10,12 @@ import pytest
 
 from onlinenmf import OnlineNMF, Tracker, parameters
 from onlinenmf.reco import RecoNMF
-from onlinenmf.river import NMFRecommender, NMFTransformer
+from onlinenmf.river import NMFClassifier, NMFRecommender, NMFTransformer
 
 #: each class and the table it takes its parameters from
 CLASSES = [(OnlineNMF, parameters.ENGINE), (NMFTransformer, parameters.RIVER),
-           (RecoNMF, parameters.RECO), (NMFRecommender, parameters.RIVER_RECO),
+           (NMFClassifier, parameters.CLASSIFIER), (RecoNMF, parameters.RECO),
+           (NMFRecommender, parameters.RIVER_RECO),
            (Tracker, parameters.TRACKER)]
 #: constructor arguments that are not parameters: the tracker's model and feature labels
 NOT_PARAMETERS = {"model", "labels"}
