@@ -29,7 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["BrokerError", "BrokerProcess", "EmbeddedBroker", "free_port", "add_arguments", "run"]
+__all__ = ["BrokerError", "BrokerProcess", "EmbeddedBroker", "free_port", "add_arguments", "run",
+           "EMBEDDED_CLUSTER_ID", "EMBEDDED_GROUP_SETTINGS"]
 
 #: ``onlinenmf broker --help`` (plain text for the command line; the docstring keeps its
 #: doctest).
@@ -51,6 +52,15 @@ examples:
 """
 
 _PR_SET_PDEATHSIG = 1
+
+#: The cluster id the embedded broker announces: how ``onlinenmf consume`` knows it is talking
+#: to it (and to no production broker) and may join its group fast.
+EMBEDDED_CLUSTER_ID = "onlinenmf-embedded"
+#: Group settings for the embedded broker: Tansu answers a group join after about half the
+#: session timeout (22 s at kafka-python's default 45 s), so a short one makes a consumer's
+#: first record come within seconds. Tests and the demo use the same. A production broker
+#: keeps kafka-python's defaults (or the user's -X).
+EMBEDDED_GROUP_SETTINGS = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500}
 
 
 class BrokerError(RuntimeError):
@@ -283,6 +293,7 @@ class EmbeddedBroker(BrokerProcess):
             "--listener-url", url,
             "--advertised-listener-url", url,
             "--storage-engine", "memory://tansu/",
+            "--cluster-id", EMBEDDED_CLUSTER_ID,
         ])
 
     def __enter__(self) -> EmbeddedBroker:

@@ -4,9 +4,8 @@ Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; the module's docstring first line is its one-line summary. Its
 ``--help`` text is the module's ``HELP`` string when it has one (written for the command
 line, with examples), else its docstring made plain by :func:`plain_help` (doctest examples
-and reST markup removed). The command lives in ``consumers``, with what it drives: the
-numeric core (``onlinenmf``) never imports it nor any Kafka code, apart from ``fit``'s module
-``onlinenmf.distributed.command``, which needs Dask, not Kafka.
+and reST markup removed). The command and its subcommands live in ``consumers``, with what they
+drive: the numeric core (``onlinenmf``) never imports them.
 """
 
 from __future__ import annotations
@@ -23,6 +22,9 @@ import sys
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+#: exit status of a bad command line or config file (argparse's own)
+EXIT_USAGE = 2
+
 SUBCOMMANDS: dict[str, str] = {
     "demo": "consumers.demo",
     "broker": "consumers.broker",
@@ -30,7 +32,7 @@ SUBCOMMANDS: dict[str, str] = {
     "consume": "consumers.consume",
     "inspect": "consumers.inspect",
     "report": "consumers.report",
-    "fit": "onlinenmf.distributed.command",
+    "fit": "consumers.fit",
 }
 
 
@@ -98,12 +100,41 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=summary, description=description,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(command)
-        command.set_defaults(_run=module.run)
+        command.set_defaults(_run=module.run, _configure=getattr(module, "configure", None),
+                             _parser=command)
     return parser
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The parsed command line, with its ``--config`` file applied (a bad file raises
+    ValueError)."""
+    parser = build_parser()
+    return configured(parser, argv, parser.parse_args(argv))
+
+
+def configured(parser: argparse.ArgumentParser, argv: list[str] | None,
+               args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with its ``--config`` file applied.
+
+    A command whose module has ``configure(parser, args)`` takes ``--config FILE``: the
+    file's values become the command's defaults and the command line is parsed again, so
+    its flags win over the file (:mod:`consumers.config`).
+    """
+    if args._configure is None or getattr(args, "config", None) is None:
+        return args
+    args._configure(args._parser, args)
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run ``onlinenmf ARGV``; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args = configured(parser, argv, args)
+    except ValueError as err:  # ConfigError: a bad config file is the user's to fix
+        print(f"onlinenmf {args.command}: {err}", file=sys.stderr)
+        return EXIT_USAGE
     return int(args._run(args) or 0)
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 from kafka.errors import KafkaConfigurationError
 
 from consumers.checkpoint import CheckpointError
+from consumers.config import ConfigError, embedded_broker_settings
+from consumers.config import configure_consume as configure
 from consumers.kinds import STREAM_KINDS
 from consumers.loop import EXIT_SETUP, ConsumerLoop, LoopConfig
 from consumers.messages import DEFAULT_MAX_BYTES
@@ -39,7 +41,7 @@ from consumers.options import (
     setup_logging,
 )
 
-__all__ = ["add_arguments", "run", "loop_config", "resolve_topics"]
+__all__ = ["add_arguments", "configure", "run", "loop_config", "resolve_topics"]
 
 log = logging.getLogger("onlinenmf.consumer")
 
@@ -54,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``onlinenmf consume``."""
     parser.add_argument("kind", choices=sorted(STREAM_KINDS), help="which stream to consume")
     add_kafka_options(parser)
+    add_option(parser, "--config", type=Path, help="TOML file of settings: [model], "
+               "[tracker], [kafka], [topics], [consumer] (see consumers/README.md); the "
+               "flags given here win over it")
     add_option(parser, "--topic", help=f"input topic (default: {_defaults('input')})")
     add_option(parser, "--group", default="onlinenmf", help="consumer group id")
     add_option(parser, "--checkpoint-dir", type=Path, default=Path("checkpoints"),
@@ -147,6 +152,11 @@ def run(args: argparse.Namespace) -> int:
     if refused:
         print(f"onlinenmf consume: {refused}", file=sys.stderr)
         return EXIT_SETUP
+    try:  # a malformed -X is refused before anything is built
+        parse_kafka_settings(args.kafka_config)
+    except argparse.ArgumentTypeError as err:
+        print(f"onlinenmf consume: {err}", file=sys.stderr)
+        return EXIT_SETUP
     resolve_topics(args)
     metrics = ConsumerMetrics()
     try:
@@ -154,7 +164,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:  # e.g. an unreadable --init-from snapshot
         print(f"onlinenmf consume: {err}", file=sys.stderr)
         return EXIT_SETUP
-    loop = ConsumerLoop(app, loop_config(args, [args.topic]), metrics)
+    config = loop_config(args, [args.topic])
+    fast = embedded_broker_settings(config.bootstrap_servers, config.consumer_config)
+    if fast:  # the embedded broker: a short session, so the group is joined in a second
+        log.info("embedded broker: %s", ", ".join(f"{k}={v}" for k, v in fast.items()))
+        config.consumer_config = {**fast, **config.consumer_config}
+    loop = ConsumerLoop(app, config, metrics)
     if args.metrics_port is not None:
         metrics.serve(args.metrics_port)
         log.info("metrics on :%d/metrics", args.metrics_port)
@@ -168,6 +183,6 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _stop)
     try:
         return loop.run()
-    except (CheckpointError, KafkaConfigurationError) as err:  # e.g. an unknown -X setting
+    except (CheckpointError, ConfigError, KafkaConfigurationError) as err:  # e.g. a bad -X
         print(f"onlinenmf consume: {err}", file=sys.stderr)
         return EXIT_SETUP

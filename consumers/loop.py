@@ -72,6 +72,7 @@ from kafka.errors import (
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from consumers.checkpoint import Checkpoint, CheckpointStore, tp_key
+from consumers.config import check_kafka_settings
 from consumers.messages import DEFAULT_MAX_BYTES, BadMessage
 from consumers.metrics import ConsumerMetrics
 from consumers.topics import DLT_SUFFIX
@@ -341,6 +342,7 @@ class ConsumerLoop:
         :data:`EXIT_OK`, :data:`EXIT_BROKER_LOST` or :data:`EXIT_OFFSETS_NOT_IN_LOG` (the
         reason logged as one line). An unusable checkpoint directory raises CheckpointError.
         """
+        self._check_settings()
         self.store.lock()
         try:
             self._consume()
@@ -393,9 +395,16 @@ class ConsumerLoop:
         log.info("no records for %.1f s: exiting", idle)
         return True
 
-    def _open(self) -> None:
+    def _check_settings(self) -> None:
+        """The user's client settings (``-X``), refused in one line before anything starts
+        when kafka-python would refuse them (or crash on them) when the clients are built:
+        a ConfigError."""
+        check_kafka_settings(self.config.consumer_config, base=self._own_settings())
+
+    def _own_settings(self) -> dict[str, Any]:
+        """The consumer's settings before the user's (``-X``) are laid over them."""
         cfg = self.config
-        consumer_config = {
+        return {
             "bootstrap_servers": cfg.bootstrap_servers,
             "group_id": cfg.group_id,
             "client_id": f"onlinenmf-{cfg.worker_id}",
@@ -409,7 +418,9 @@ class ConsumerLoop:
             "bootstrap_timeout_ms": int(cfg.broker_timeout * 1000),
             **cfg.fetch_settings(),
         }
-        consumer_config.update(cfg.consumer_config)
+
+    def _open(self) -> None:
+        consumer_config = {**self._own_settings(), **self.config.consumer_config}
         self._consumer_config = consumer_config
         self.consumer = KafkaConsumer(**consumer_config)
         self.producer = self._new_producer()

@@ -14,7 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+from consumers.config import check_kafka_settings
 from consumers.kinds import STREAM_KINDS
+from consumers.loop import EXIT_BROKER_LOST, EXIT_SETUP
 from consumers.options import (
     add_kafka_options,
     add_option,
@@ -47,8 +49,8 @@ moving_pictures). With --table and --metadata, your own data:
                      days since 1970-01-01, as the consumer reads ISO dates.
 
 Samples without a metadata row, a time, a subject or any read are skipped with a warning.
-A file that cannot be used is reported in one line (exit status 2) before any broker is
-contacted.
+A file or -X setting that cannot be used is reported in one line (exit status 2) before
+any broker is contacted; no broker answering is exit status 3.
 
 examples:
   onlinenmf produce microbiome --bootstrap-servers 127.0.0.1:9092
@@ -89,21 +91,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Send the stream, wait for every acknowledgement, report the count."""
     from kafka import KafkaProducer
+    from kafka.errors import KafkaTimeoutError
     from tqdm import tqdm
 
     setup_logging(args.log_level)
     kind = STREAM_KINDS[args.kind]
     args.topic = args.topic or kind.topics.input
-    settings = parse_kafka_settings(args.kafka_config)
     try:  # the input is read (and a user's mistake refused) before the broker is contacted
+        settings = parse_kafka_settings(args.kafka_config)
+        check_kafka_settings(settings)
         messages = kind.messages(args)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, argparse.ArgumentTypeError) as err:
         print(f"onlinenmf produce: {err}", file=sys.stderr)
-        return 2
-    producer = KafkaProducer(**{
-        "bootstrap_servers": args.bootstrap_servers, "acks": "all", "linger_ms": 5,
-        "batch_size": 256 * 1024, "max_request_size": 8 * 1024 * 1024, **settings,
-    })
+        return EXIT_SETUP
+    try:
+        producer = KafkaProducer(**{
+            "bootstrap_servers": args.bootstrap_servers, "acks": "all", "linger_ms": 5,
+            "batch_size": 256 * 1024, "max_request_size": 8 * 1024 * 1024, **settings,
+        })
+    except KafkaTimeoutError as err:
+        print(f"onlinenmf produce: no Kafka broker at {args.bootstrap_servers} answered "
+              f"({type(err).__name__}); start one (onlinenmf broker) or check "
+              "--bootstrap-servers", file=sys.stderr)
+        return EXIT_BROKER_LOST
     failures: list[Exception] = []
     sent = 0
     start = time.monotonic()
@@ -121,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         producer.flush(timeout=60)
     except (ValueError, KeyError, OSError) as err:  # the table or metadata is unusable
         print(f"onlinenmf produce: {err}", file=sys.stderr)
-        return 2
+        return EXIT_SETUP
     finally:
         producer.close(timeout=10)
     if failures:

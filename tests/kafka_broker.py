@@ -34,7 +34,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from consumers import apache_kafka
-from consumers.broker import BrokerProcess, EmbeddedBroker
+from consumers.broker import EMBEDDED_GROUP_SETTINGS, BrokerProcess, EmbeddedBroker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,8 +45,9 @@ BROKERS_ENV = "ONLINENMF_TEST_BROKERS"
 #: Apache Kafka refuses sessions shorter than its group.min.session.timeout.ms (6 s by
 #: default): the test broker lowers that (APACHE_TEST_SETTINGS). The consumer's production
 #: defaults stay at real Kafka's limits.
-FAST_GROUP = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500}
-FAST_GROUP_FLAGS = ["-X", "session_timeout_ms=2000", "-X", "heartbeat_interval_ms=500"]
+#: The same as ``onlinenmf consume`` picks by itself on the embedded broker.
+FAST_GROUP = dict(EMBEDDED_GROUP_SETTINGS)
+FAST_GROUP_FLAGS = [arg for key, value in FAST_GROUP.items() for arg in ("-X", f"{key}={value}")]
 
 #: What the test Apache Kafka sets beyond `onlinenmf broker --apache` (test-only: a
 #: production broker keeps Kafka's 6 s minimum).

@@ -12,7 +12,6 @@ import argparse
 import logging
 import os
 import sys
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -99,24 +98,19 @@ def settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The [model] and [fit] sections of a TOML file; anything else is a UsageError."""
-    from onlinenmf.engine import PARAMETERS
+    """The [model] and [fit] sections of a TOML file (read by :func:`consumers.config.read_config`,
+    the loader ``onlinenmf consume --config`` uses too); anything else is a UsageError."""
+    import inspect
+
+    from consumers.config import ConfigError
+    from consumers.config import read_config as read
+    from onlinenmf.engine import OnlineNMF
 
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise UsageError(f"config {path}: {err.strerror or err}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise UsageError(f"config {path}: not valid TOML ({err})") from None
-    allowed = {"model": PARAMETERS, "fit": FIT_KEYS}
-    for section, values in doc.items():
-        if section not in allowed or not isinstance(values, dict):
-            raise UsageError(f"config {path}: unknown section [{section}]; the sections are "
-                             "[model] and [fit]")
-        for key in values:
-            if key not in allowed[section]:
-                raise UsageError(f"config {path}: unknown key {key!r} in [{section}]; it "
-                                 f"takes {', '.join(allowed[section])}")
+        doc = read(path, {"model": tuple(inspect.signature(OnlineNMF).parameters),
+                          "fit": FIT_KEYS})
+    except ConfigError as err:
+        raise UsageError(str(err)) from None
     return dict(doc.get("model", {})), dict(doc.get("fit", {}))
 
 
