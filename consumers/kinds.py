@@ -6,7 +6,7 @@ topics and input schema, ``application.py``, ``producer.py``, ``flags.py``); a n
 new package and one line in :data:`STREAM_KINDS`.
 
 >>> sorted(STREAM_KINDS)
-['microbiome', 'reco']
+['microbiome', 'reco', 'text']
 >>> STREAM_KINDS["reco"].topics.input
 'reco.ratings'
 """
@@ -18,11 +18,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from consumers import microbiome, reco
+from consumers import microbiome, reco, text
 from consumers.microbiome import flags as microbiome_flags
 from consumers.microbiome import producer as microbiome_producer
 from consumers.reco import flags as reco_flags
 from consumers.reco import producer as reco_producer
+from consumers.text import flags as text_flags
+from consumers.text import producer as text_producer
 from consumers.topics import Topics
 
 __all__ = ["StreamKind", "STREAM_KINDS"]
@@ -68,4 +70,6 @@ STREAM_KINDS: dict[str, StreamKind] = {kind.name: kind for kind in (
                microbiome_flags.add_flags, microbiome_flags.EXCLUSIVE_FLAGS),
     StreamKind("reco", reco.TOPICS, reco.decode_rating, reco_flags.make_app,
                reco_producer.reco_messages, reco_flags.add_flags, reco_flags.EXCLUSIVE_FLAGS),
+    StreamKind("text", text.TOPICS, text.decode_document, text_flags.make_app,
+               text_producer.text_messages, text_flags.add_flags, text_flags.EXCLUSIVE_FLAGS),
 )}
