@@ -114,8 +114,8 @@ def test_batch_terms_are_the_general_mu_terms_at_their_beta(divergence):
 def test_a_refresh_without_new_samples_leaves_w_as_it_is(beta):
     """The multiplicative refresh is an exact M-step, ``W = (N / D)^gamma`` then columns scaled
     to sum 1 with the scale moved into the statistics: refreshing again from the same
-    statistics must give the same W. It does only if each statistic is rescaled with its own
-    exponent (the layout's: ``1 - 1/gamma`` for the numerator of the general family)."""
+    statistics must give the same W (the exponents of the rescaling itself are checked below,
+    on the accumulation)."""
     from onlinenmf import OnlineNMF
     from onlinenmf.datasets import make_poisson_stream
 
@@ -281,3 +281,31 @@ def test_noise_scale_of_the_exact_likelihoods_is_one(divergence):
     dispersion is fixed at 1 by the model, whatever the loss seen."""
     for mean_loss, n_features in [(31.3, 10), (0.2, 3)]:
         assert divergence.noise_scale(mean_loss, n_features) == 1.0
+
+
+@pytest.mark.parametrize("divergence", KINDS, ids=IDS)
+def test_layout_exponents_are_how_a_sample_s_statistics_scale(divergence):
+    """The layout's claim, checked on the compiled accumulation itself: a sample's contribution
+    to each per-feature statistic, under W / c and c h (the same W h), is its contribution under
+    W and h times ``c ** exponent``, column by column (what the rescale after a refresh
+    applies to the statistics learned so far)."""
+    from onlinenmf import solve
+
+    rng = np.random.default_rng(12)
+    m, k = 6, 3
+    W = rng.uniform(0.1, 1.0, size=(m, k))
+    h = rng.uniform(0.5, 2.0, size=k)
+    c = np.array([0.5, 2.0, 3.0])
+    rows = np.array([0, 2, 3, 5])
+    v = rng.uniform(1.0, 6.0, size=rows.size)
+    contributions = []
+    for W_, h_ in ((W, h), (W / c, h * c)):
+        dense = W_ @ h_
+        B, D = np.zeros((m, k)), np.zeros((m, k))
+        solve.accumulate_sample(divergence.kernel, divergence.beta, divergence.gamma, W_, m,
+                                rows, v, h_, dense[rows], dense, 1.0, B, D)
+        contributions.append({"B": B, "D": D})
+    before, after = contributions
+    for name, exponent in divergence.layout.rows.items():
+        assert np.any(before[name] != 0)
+        np.testing.assert_allclose(after[name], before[name] * c**exponent, rtol=1e-12)
