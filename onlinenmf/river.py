@@ -53,7 +53,8 @@ class NMFTransformer(base.MiniBatchTransformer, base.Clusterer):
         Number of components (communities) k.
     beta
         The beta-divergence fitted: 1 (generalized Kullback-Leibler, the Poisson likelihood of
-        counts), 2 (Frobenius) or 0 (Itakura-Saito).
+        counts), 2 (Frobenius), 0 (Itakura-Saito) or any other number >= 0 (fitted by
+        multiplicative updates; see :class:`onlinenmf.OnlineNMF`).
     forget_factor
         Per-sample forgetting of the statistics; the model remembers about
         ``1 / (1 - forget_factor)`` recent samples. None (the default): chosen by the data, a
@@ -159,6 +160,8 @@ class NMFTransformer(base.MiniBatchTransformer, base.Clusterer):
 
     Notes
     -----
+    Parameters are stored as given (river's ``clone`` reads them back); their types, defaults
+    and allowed values are :data:`onlinenmf.parameters.RIVER`, the engine's but ``seed``.
     ``transform_one`` is read-only: it solves ``h`` against the current ``W`` and ignores
     features the model has not learned. ``learn_many`` is exactly a ``learn_one`` loop over the
     rows (up to rounding), with the frame's columns as the sample's keys. The check suite of
