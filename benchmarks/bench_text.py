@@ -19,9 +19,10 @@ documents, one pass, k = 15 topics, as the issue measured. Scored for every mode
 Peers: gensim ``Nmf`` (one pass) and online ``LdaModel`` (one pass), river's ``LDA``, and batch
 scikit-learn ``NMF`` (on TF-IDF, and KL on counts: the reference that sees everything).
 
-``python -m benchmarks text`` runs the defaults and the peers (about 2-3 minutes);
-``python -m benchmarks text --grid`` also compares the weightings and settings the defaults
-were chosen from (``text_grid.md``).
+``python -m benchmarks text`` runs the defaults and the peers but river's LDA (under a minute;
+``text.md``); ``python -m benchmarks text --full`` adds river's LDA (about 4 minutes:
+``text_full.md``) and the weightings and settings the defaults were chosen from, three seeds
+each (``text_grid.md``, about 10 minutes more).
 """
 
 from __future__ import annotations
@@ -339,9 +340,8 @@ def targets(rows: dict[str, Row]) -> list[str]:
 
 
 def main(argv: Sequence[str] = ()) -> int:
-    """``--full``: also river LDA (about 4 minutes alone) and the grid the defaults were
-    chosen from (about 5 minutes more); writes text_full.md and text_grid.md instead of
-    text.md."""
+    """``--full``: also river LDA and the grid the defaults were chosen from; writes
+    text_full.md and text_grid.md instead of text.md."""
     full = "--full" in argv
     unknown = [a for a in argv if a != "--full"]
     if unknown:

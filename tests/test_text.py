@@ -6,7 +6,15 @@ import random
 
 import pytest
 
-from onlinenmf.text import TextVectorizer, TopicModel, Vocabulary, tokenize
+from onlinenmf.text import (
+    TextVectorizer,
+    TopicModel,
+    TopicStream,
+    Vocabulary,
+    eras,
+    polysemous,
+    tokenize,
+)
 
 GOLD = "gold silver currency banks coin specie bullion notes"
 WAR = "army navy war soldiers battle officers fleet troops"
@@ -114,3 +122,25 @@ def test_bytes_round_trip_continues_identically():
     for doc in docs[60:]:
         assert copy.learn_one(doc) == model.learn_one(doc)
     assert copy.to_bytes() == model.to_bytes()
+
+
+def test_topics_over_time_see_a_topic_fade():
+    stream = TopicStream(TopicModel(n_components=2, min_df=2, seed=0), bin_width=100)
+    docs = _documents(400)  # alternately war and gold
+    for day in range(400):  # both for 100 days, then war only
+        stream.learn_one(docs[day] if day < 100 else docs[2 * (day // 2)], time=day)
+        if day == 99:  # ids are stable: the topics as they were while both were talked of
+            topic_of = {words[0] in GOLD.split(): topic
+                        for topic, words in stream.model.topics().items()}
+    found = {e["topic"]: e for e in eras(stream.prevalence(), threshold=0.3)}
+    assert (found[topic_of[True]]["emerged"], found[topic_of[True]]["faded"]) == (0, 100)
+    assert (found[topic_of[False]]["emerged"], found[topic_of[False]]["faded"]) == (0, None)
+
+
+def test_a_word_in_two_topics_is_found():
+    model = TopicModel(n_components=2, min_df=2, seed=0)
+    for i, doc in enumerate(_documents(300)):
+        model.learn_one(doc + " lead lead" if i % 2 else doc + " lead")  # "lead" in both
+    pairs = polysemous(model, top=9)
+    assert [word for word, _, _ in pairs] == ["lead"]
+    assert pairs[0][1] != pairs[0][2]
