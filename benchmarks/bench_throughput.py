@@ -1,0 +1,284 @@
+"""Does the Kafka consumer keep up with its own engine? (issue 15, part 6)
+
+Two ratios, each between runs made in this benchmark, alternated, on the same messages:
+
+1. **End-to-end over the application alone.** End-to-end: a :class:`ConsumerLoop` in this
+   process over a 4-partition topic (poll, decode and validate, engine (+ tracker), output
+   record, send, checkpoints every 5,000 records or 10 s, commits). The application alone:
+   the same :class:`MicrobiomeApp` fed the same messages in a Python loop (decode, learn,
+   encode the output record), no Kafka. Target: >= 70 %, on both streams (synthetic 4-20
+   taxa; the ECAM cohort replayed), tracked and untracked, on both brokers.
+2. **Two workers over one.** One, then two, worker processes in one consumer group over the
+   same 4 partitions; the rate is records over the time from the group's first record to its
+   last. The messages are produced once every worker owns its partitions, so that joining
+   the group is not timed. Target: >= 1.7x on this 2-core machine.
+
+Rates are wall-clock; the machine is shared, so each is the best of ``REPEATS`` alternated
+runs, and the table also gives the CPU time per record of the consumer process (all its
+threads: kafka-python's IO thread, librdkafka's), which load moves much less. Each run also
+reports its load average. The brokers run on the same two cores (not counted in the CPU).
+
+Run: ``python -m benchmarks throughput [--n N] [--brokers tansu,apache]`` (default 20,000
+messages per stream, both brokers when Java is there). Writes
+``benchmarks/output/throughput.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from benchmarks import _output
+from benchmarks.bench_kafka import ecam, produce, synthetic
+from consumers import apache_kafka
+from consumers.broker import EmbeddedBroker
+from consumers.loop import ConsumerLoop, LoopConfig, Source
+from consumers.microbiome import MicrobiomeApp
+from consumers.output_producer import output_client
+
+PARTITIONS = 4
+REPEATS = 2
+MODEL = {"n_components": 10, "beta": 1, "refresh_every": 100, "seed": 0}
+FAST_GROUP = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500}
+#: what the Apache broker needs for FAST_GROUP (tests/kafka_broker.py: APACHE_TEST_SETTINGS)
+APACHE_SETTINGS = {"group.min.session.timeout.ms": 1000}
+TARGET_RATIO, TARGET_SCALING = 0.70, 1.7
+STREAMS: dict[str, Callable[[int], list[tuple[bytes, bytes]]]] = {
+    "synthetic 4-20 taxa": synthetic, "ECAM replay": ecam}
+
+
+# --------------------------------------------------------------------------- brokers
+@contextmanager
+def running_broker(kind: str) -> Iterator[str]:
+    """A fresh broker of ``kind`` for the benchmark; yields its bootstrap address."""
+    if kind == "tansu":
+        with EmbeddedBroker() as broker:
+            yield broker.bootstrap
+        return
+    with apache_kafka.ApacheBroker(settings=APACHE_SETTINGS) as broker:
+        yield broker.bootstrap
+
+
+def create_topic(bootstrap: str, topic: str) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
+
+
+# --------------------------------------------------------------------------- one process
+def app_alone(messages, track: bool) -> tuple[float, float]:
+    """(records/s, CPU µs per record) of the application fed ``messages`` without Kafka."""
+    app = MicrobiomeApp(model_params=MODEL, output_topic="out", model_topic="model",
+                        track=track)
+    app.restore(None)
+    start, cpu = time.perf_counter(), time.process_time()
+    for offset, (key, value) in enumerate(messages):
+        app.process(app.decode(value), Source("in", offset % PARTITIONS, offset, None, key,
+                                              "bench"))
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return len(messages) / elapsed, cpu / len(messages) * 1e6
+
+
+def _loop(bootstrap: str, topic: str, group: str, ckpt: Path, worker: str, track: bool,
+          idle: float) -> ConsumerLoop:
+    app = MicrobiomeApp(model_params=MODEL, output_topic=topic + ".out",
+                        model_topic=topic + ".model", track=track)
+    return ConsumerLoop(app, LoopConfig(
+        bootstrap_servers=bootstrap, topics=[topic], group_id=group, checkpoint_dir=ckpt,
+        worker_id=worker, exit_when_idle=idle, consumer_config=dict(FAST_GROUP)))
+
+
+def end_to_end(bootstrap: str, topic: str, n: int, track: bool) -> tuple[float, float]:
+    """(records/s, CPU µs per record) of a consumer in this process over ``topic``: from its
+    first record to its last, plus the checkpoint written after the last."""
+    with tempfile.TemporaryDirectory() as ckpt:
+        loop = _loop(bootstrap, topic, f"bench-{uuid.uuid4().hex}", Path(ckpt), "bench",
+                     track, idle=2.0)
+        cpu = time.process_time()
+        loop.run()
+        cpu = time.process_time() - cpu
+    learned = sum(loop.learned_counts.values())
+    assert learned == n, f"learned {learned} of {n}"
+    # the span holds every checkpoint but the last, after the last record: add one more
+    metrics = loop.metrics
+    checkpoint = (metrics.value("onlinenmf_checkpoint_duration_seconds_sum") or 0.0) / max(
+        metrics.value("onlinenmf_checkpoint_duration_seconds_count") or 0.0, 1.0)
+    elapsed = loop.last_record_time - loop.first_record_time
+    # the CPU of joining the group and of the idle wait before exiting is counted: it is
+    # small against n records, and an upper bound is the honest side to err on
+    return n / (elapsed + checkpoint), cpu / n * 1e6
+
+
+# --------------------------------------------------------------------------- a group
+def _worker(bootstrap: str, topic: str, group: str, ckpt: str, worker: str, track: bool,
+            report: mp.Queue) -> None:
+    """A worker process: warm the engine's kernels, join, say what it owns, consume."""
+    app_alone(synthetic(300), track)  # compile before joining: not part of the rate
+    loop = _loop(bootstrap, topic, group, Path(ckpt), worker, track, idle=6.0)
+    done = threading.Event()
+
+    def tell_owned() -> None:
+        last = None
+        while not done.wait(0.1):
+            owned = len(loop.owned)
+            if owned != last:
+                report.put(("owned", worker, owned))
+                last = owned
+
+    watcher = threading.Thread(target=tell_owned, daemon=True)
+    watcher.start()
+    cpu = time.process_time()
+    status = loop.run()
+    done.set()
+    report.put(("done", worker, status, loop.first_record_time, loop.last_record_time,
+                sum(loop.learned_counts.values()), time.process_time() - cpu))
+
+
+def group_rate(bootstrap: str, messages, workers: int, track: bool) -> float:
+    """Records/s of ``workers`` processes in one group: produce once each owns its share."""
+    topic, group = f"scale-{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex}"
+    create_topic(bootstrap, topic)
+    ctx = mp.get_context("spawn")  # no fork of this process's client threads
+    reports = ctx.Queue()
+    with tempfile.TemporaryDirectory() as ckpt:
+        procs = [ctx.Process(target=_worker, args=(bootstrap, topic, group, ckpt, f"w{i}",
+                                                   track, reports)) for i in range(workers)]
+        for proc in procs:
+            proc.start()
+        try:
+            owned: dict[str, int] = {}
+            share = PARTITIONS // workers
+            deadline = time.monotonic() + 180
+            while not (len(owned) == workers and all(n == share for n in owned.values())):
+                _, worker, count = reports.get(timeout=max(deadline - time.monotonic(), 1))
+                owned[worker] = count
+            produce_existing(bootstrap, topic, messages)
+            results = []
+            while len(results) < workers:
+                item = reports.get(timeout=600)
+                if item[0] == "done":
+                    results.append(item)
+        finally:
+            for proc in procs:
+                proc.join(timeout=60)
+                if proc.is_alive():
+                    proc.kill()
+    assert all(r[2] == 0 for r in results), results
+    learned = sum(r[5] for r in results)
+    assert learned == len(messages), f"learned {learned} of {len(messages)}"
+    span = max(r[4] for r in results) - min(r[3] for r in results)
+    return learned / span
+
+
+def produce_existing(bootstrap: str, topic: str, messages) -> None:
+    """Produce to an existing topic (confluent-kafka), as fast as the broker takes it."""
+    import confluent_kafka as ck
+
+    producer = ck.Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "log_level": 3})
+    for key, value in messages:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    assert producer.flush(60) == 0
+
+
+# --------------------------------------------------------------------------- the report
+def best(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The highest rate, and the lowest CPU per record, of several runs."""
+    return max(r[0] for r in runs), min(r[1] for r in runs)
+
+
+def measure_broker(kind: str, n: int) -> tuple[list[tuple], list[tuple]]:
+    ratios, scaling = [], []
+    with running_broker(kind) as bootstrap:
+        for name, make in STREAMS.items():
+            messages = make(n)
+            topic = f"bench-{uuid.uuid4().hex[:8]}"
+            produce(bootstrap, topic, messages)
+            for track in (False, True):
+                alone, e2e = [], []
+                for _ in range(REPEATS):  # alternated: a neighbour's burst hits both
+                    alone.append(app_alone(messages, track))
+                    e2e.append(end_to_end(bootstrap, topic, n, track))
+                ratios.append((kind, name, track, best(alone), best(e2e), os.getloadavg()[0]))
+                print(ratios[-1], flush=True)
+        messages = synthetic(n)
+        for track in (False, True):
+            runs: dict[int, list[float]] = {1: [], 2: []}
+            for _ in range(REPEATS):
+                for workers in (1, 2):
+                    runs[workers].append(group_rate(bootstrap, messages, workers, track))
+            scaling.append((kind, track, max(runs[1]), max(runs[2]), os.getloadavg()[0]))
+            print(scaling[-1], flush=True)
+    return ratios, scaling
+
+
+def report(ratios, scaling, n: int, header: str, client: str) -> list[str]:
+    lines = [header, "",
+             f"{n:,} messages per stream, {PARTITIONS} partitions; model "
+             + ", ".join(f"{k}={v}" for k, v in MODEL.items())
+             + f"; default checkpoints (every 5,000 records or 10 s); outputs sent through "
+             f"{client}; each rate the best of {REPEATS} runs alternated with its peer's. "
+             "CPU: µs of CPU per record in the measuring process (all threads), the lowest of "
+             "the runs. Load: the 1-minute load average after the runs of the row.", "",
+             "## End-to-end over the application alone (target >= 70 %)", "",
+             "| broker | stream | tracker | app alone rec/s | end-to-end rec/s | end-to-end / "
+             "alone | CPU µs/rec alone | CPU µs/rec end-to-end | CPU alone / end-to-end | "
+             "load |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for kind, name, track, alone, e2e, load in ratios:
+        lines.append(f"| {kind} | {name} | {'yes' if track else 'no'} | {alone[0]:,.0f} | "
+                     f"{e2e[0]:,.0f} | {e2e[0] / alone[0]:.0%} | {alone[1]:.0f} | "
+                     f"{e2e[1]:.0f} | {alone[1] / e2e[1]:.0%} | {load:.1f} |")
+    lines += ["", "## Two workers in one group over one (target >= 1.7x)", "",
+              "Synthetic stream; worker processes of `ConsumerLoop`; rate = records / (last "
+              "record of the group - first record of the group).", "",
+              "| broker | tracker | 1 worker rec/s | 2 workers rec/s | 2 / 1 | load |",
+              "|---|---|---|---|---|---|"]
+    for kind, track, one, two, load in scaling:
+        lines.append(f"| {kind} | {'yes' if track else 'no'} | {one:,.0f} | {two:,.0f} | "
+                     f"{two / one:.2f}x | {load:.1f} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks throughput")
+    parser.add_argument("--n", type=int, default=20_000, help="messages per stream")
+    parser.add_argument("--brokers", default="tansu,apache",
+                        help="comma-separated: tansu, apache (skipped without Java)")
+    args = parser.parse_args(argv or [])
+    header = _output.provenance("python -m benchmarks throughput"
+                                + (" " + " ".join(argv) if argv else ""))
+    client = output_client()
+    app_alone(synthetic(300), track=True)  # compile the engine's kernels first
+    ratios, scaling, skipped = [], [], []
+    for kind in [k.strip() for k in args.brokers.split(",") if k.strip()]:
+        problem = apache_kafka.unavailable() if kind == "apache" else None
+        if problem is not None:
+            skipped.append(f"Apache Kafka not measured: {problem}")
+            continue
+        more_ratios, more_scaling = measure_broker(kind, args.n)
+        ratios += more_ratios
+        scaling += more_scaling
+    lines = report(ratios, scaling, args.n, header, client)
+    lines += ["", *skipped, f"Load average when the run ended: {os.getloadavg()[0]:.1f}."]
+    print("\n".join(lines))
+    _output.write("throughput.md", ["# Consumer throughput (benchmarks/bench_throughput.py)",
+                                    "", *lines])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""The consumer's output producer (consumers/output_producer.py): librdkafka when
+confluent-kafka is installed, kafka-python otherwise; the same run either way.
+
+Every other Kafka test runs the librdkafka path (confluent-kafka is a test dependency); this
+one also runs the kafka-python path, and checks that both learn the same model, send an
+output record for every offset and dead-letter the same records.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from kafka import KafkaProducer
+
+from consumers.checkpoint import CheckpointStore
+from consumers.loop import ConsumerLoop, LoopConfig
+from consumers.microbiome import MicrobiomeApp, model_from_blobs
+from consumers.output_producer import (
+    OUTPUT_CLIENT_ENV,
+    ConfluentOutputs,
+    new_output_producer,
+    output_client,
+)
+from tests.kafka_broker import (
+    FAST_GROUP,
+    create_topic,
+    produce,
+    read_topic,
+    synthetic_messages,
+    unique,
+)
+
+N = 1500
+BAD = {40: b"not json", 700: b'{"subject": "s1"}'}  # offsets of refused records
+PARAMS = {"n_components": 4, "refresh_every": 50, "seed": 1}
+
+
+def test_librdkafka_when_installed_unless_told_or_a_setting_has_no_name(monkeypatch):
+    monkeypatch.delenv(OUTPUT_CLIENT_ENV, raising=False)
+    assert output_client({"acks": "all", "ssl_cafile": "/ca.pem"}) == \
+        "librdkafka (confluent-kafka)"
+    assert output_client({"metadata_max_age_ms": 1000}) == (
+        "kafka-python (setting metadata_max_age_ms has no librdkafka name here)")
+    monkeypatch.setenv(OUTPUT_CLIENT_ENV, "kafka-python")
+    assert output_client({}) == f"kafka-python ({OUTPUT_CLIENT_ENV}=kafka-python)"
+
+
+def _run(bootstrap: str, topic: str, ckpt: Path) -> tuple[ConsumerLoop, str]:
+    out = unique("out")
+    app = MicrobiomeApp(model_params=PARAMS, output_topic=out, model_topic=None, track=False)
+    loop = ConsumerLoop(app, LoopConfig(
+        bootstrap_servers=bootstrap, topics=[topic], group_id=unique("g"),
+        checkpoint_dir=ckpt, worker_id="w", exit_when_idle=2.0, checkpoint_every=400,
+        consumer_config=dict(FAST_GROUP), dlt_suffix=f".{out}.DLT"))
+    assert loop.run() == 0
+    return loop, out
+
+
+def test_both_clients_give_the_same_run(kafka_broker, tmp_path, monkeypatch):
+    bootstrap = kafka_broker.bootstrap
+    topic = create_topic(bootstrap, unique("client"), partitions=1)
+    messages = synthetic_messages(N, seed=9)
+    for offset, value in BAD.items():
+        messages[offset] = (b"bad", value)
+    produce(bootstrap, topic, messages)
+    runs = {}
+    for client in ("librdkafka", "kafka-python"):
+        if client == "kafka-python":
+            monkeypatch.setenv(OUTPUT_CLIENT_ENV, "kafka-python")
+        loop, out = _run(bootstrap, topic, tmp_path / client)
+        producer = new_output_producer({"bootstrap_servers": bootstrap})
+        producer.close(timeout=0)
+        assert isinstance(producer, ConfluentOutputs if client == "librdkafka"
+                          else KafkaProducer)
+        ckpt = CheckpointStore(tmp_path / client, "w").read()
+        outputs = read_topic(bootstrap, out, min_count=N - len(BAD))
+        dead = read_topic(bootstrap, f"{topic}.{out}.DLT", min_count=len(BAD))
+        runs[client] = (model_from_blobs(ckpt.blobs), ckpt,
+                        sorted(json.loads(m.value())["source"]["offset"] for m in outputs),
+                        sorted(int(dict(m.headers())["kafka_dlt-original-offset"])
+                               for m in dead))
+    (model_a, ckpt_a, outs_a, dead_a), (model_b, ckpt_b, outs_b, dead_b) = runs.values()
+    assert outs_a == outs_b == sorted(set(range(N)) - set(BAD))
+    assert dead_a == dead_b == sorted(BAD)
+    assert ckpt_a.learned == ckpt_b.learned == {f"{topic}:0": N - len(BAD)}
+    assert ckpt_a.offsets == ckpt_b.offsets == {f"{topic}:0": N}
+    assert np.array_equal(model_a.W, model_b.W)
+
+
+@pytest.mark.parametrize("error", ["MSG_SIZE_TOO_LARGE", "UNKNOWN_PRODUCER_ID"])
+def test_delivery_errors_are_kafka_python_errors(error):
+    """The loop tells 'too large' (the record is dead-lettered when redone) from the rest
+    (redone as it is) by kafka-python's exception classes."""
+    import confluent_kafka as ck
+    from kafka.errors import KafkaError, MessageSizeTooLargeError
+
+    from consumers.output_producer import Delivery
+
+    class Idle:  # a producer with no reports to serve
+        def poll(self, timeout: float) -> int:
+            return 0
+
+    delivery = Delivery(Idle())
+    assert not delivery.is_done
+    with pytest.raises(KafkaError, match="no acknowledgement"):
+        delivery.get(timeout=0.01)
+    delivery(ck.KafkaError(getattr(ck.KafkaError, error)), None)
+    assert delivery.is_done and delivery.failed()
+    too_large = isinstance(delivery.exception, MessageSizeTooLargeError)
+    assert too_large == (error == "MSG_SIZE_TOO_LARGE")
+    with pytest.raises(KafkaError):
+        delivery.get(timeout=0)
