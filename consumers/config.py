@@ -10,6 +10,9 @@ the section, the key and the keys allowed there. ``onlinenmf fit`` reads ``[mode
     ``RecoNMF``'s for ``consume reco``), each one that has a flag;
 ``[tracker]``
     the subject tracker's (``Tracker``; microbiome only);
+``[supervised]``
+    microbiome only: ``label`` (``--label``, e.g. ``"meta.delivery"``) and the classifier's
+    parameters by their own names (``--supervised-*``; ``consumers/microbiome/supervised.py``);
 ``[kafka]``
     kafka-python client settings, as ``-X`` takes them (``bootstrap_servers`` and
     ``group_id`` set ``--bootstrap-servers`` and ``--group``);
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import logging
 import os
 import tomllib
 from collections.abc import Callable, Collection, Mapping
@@ -109,6 +113,13 @@ def _kind_tables(kind: str) -> dict[str, Any]:
             "reco": {"model": RECO}}.get(kind, {})
 
 
+def _kind_sections(kind: str) -> dict[str, dict[str, str]]:
+    """Sections a kind has beyond its tables: section -> key -> flag destination."""
+    from consumers.microbiome.flags import supervised_section
+
+    return {"microbiome": {"supervised": supervised_section()}}.get(kind, {})
+
+
 def _table_actions(table: Any, actions: Mapping[str, argparse.Action]
                    ) -> dict[str, argparse.Action]:
     """Parameter -> the action of its flag (``consumers.options.parameter_dest``: older
@@ -145,6 +156,8 @@ def consume_sections(parser: argparse.ArgumentParser, kind: str
     sections = {section: _table_actions(table, actions) for section, table in tables.items()}
     if "model" not in sections:
         sections["model"] = _model_without_table(kind, actions)
+    for section, keys in _kind_sections(kind).items():
+        sections[section] = {key: actions[dest] for key, dest in keys.items() if dest in actions}
     sections["kafka"] = {key: actions[dest] for key, dest in KAFKA_FLAGS.items()
                          if dest in actions}
     sections["topics"] = {key: actions[dest] for key, dest in TOPIC_KEYS.items()
@@ -372,6 +385,9 @@ def embedded_broker_settings(bootstrap_servers: str, settings: Mapping[str, Any]
     from consumers.broker import EMBEDDED_CLUSTER_ID, EMBEDDED_GROUP_SETTINGS
     from consumers.options import security_settings
 
+    quiet = logging.getLogger("kafka")  # a broker not up yet is the loop's to report
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, bootstrap_timeout_ms=2000,
                                  request_timeout_ms=2000, **security_settings(settings))
@@ -381,4 +397,6 @@ def embedded_broker_settings(bootstrap_servers: str, settings: Mapping[str, Any]
             admin.close()
     except Exception:  # noqa: BLE001 - any failure: the standard settings, nothing worse
         return {}
+    finally:
+        quiet.setLevel(level)
     return dict(EMBEDDED_GROUP_SETTINGS) if cluster == EMBEDDED_CLUSTER_ID else {}

@@ -26,7 +26,7 @@ from pathlib import Path
 from kafka.errors import KafkaConfigurationError
 
 from consumers.checkpoint import CheckpointError
-from consumers.config import ConfigError, embedded_broker_settings
+from consumers.config import ConfigError, check_kafka_settings, embedded_broker_settings
 from consumers.config import configure_consume as configure
 from consumers.kinds import STREAM_KINDS
 from consumers.loop import EXIT_SETUP, ConsumerLoop, LoopConfig
@@ -165,6 +165,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"onlinenmf consume: {err}", file=sys.stderr)
         return EXIT_SETUP
     config = loop_config(args, [args.topic])
+    try:  # before the broker is asked anything
+        check_kafka_settings(config.consumer_config)
+    except ConfigError as err:
+        print(f"onlinenmf consume: {err}", file=sys.stderr)
+        return EXIT_SETUP
     fast = embedded_broker_settings(config.bootstrap_servers, config.consumer_config)
     if fast:  # the embedded broker: a short session, so the group is joined in a second
         log.info("embedded broker: %s", ", ".join(f"{k}={v}" for k, v in fast.items()))

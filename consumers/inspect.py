@@ -5,9 +5,12 @@ checkpoint, one JSON object::
 
     {"offsets": {"topic:partition": next_offset, ...}, "samples_learned": n,
      "model_version": v, "w_sha256": "<sha256 of W's bytes>", "n_components": k,
-     "worker": ..., "sequence": ..., "learned": {...}, "dead_letters": {...}, ...}
+     "worker": ..., "sequence": ..., "learned": {...}, "dead_letters": {...},
+     "settings": {"model": {...}, "model_in_force": {...}, "tracker": {...}}, ...}
 
-so two runs can be compared without loading any Python object. With several workers'
+so two runs can be compared without loading any Python object; ``settings`` holds the
+model's and the tracker's parameters as given and the values in force (microbiome), or the
+RecoNMF's parameters (reco). With several workers'
 checkpoints it prints ``{"checkpoints": [object, ...], "frontier": {...}}`` (``frontier``:
 per partition the largest next offset, where a new owner resumes), unless ``--worker``
 picks one. Every checkpoint is verified (its state blobs re-read against their
@@ -27,7 +30,7 @@ from typing import Any
 from consumers.checkpoint import CheckpointError, CheckpointStore, read_checkpoint, read_header
 from consumers.options import add_option
 
-__all__ = ["add_arguments", "run", "describe"]
+__all__ = ["add_arguments", "run", "describe", "settings"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,17 +68,71 @@ def describe(path: Path, verify: bool = True) -> dict[str, Any]:
     if verify:
         ckpt = read_checkpoint(path)  # raises on a checksum mismatch
         if "model" in ckpt.blobs or "tracker" in ckpt.blobs:
-            from consumers.microbiome import model_from_blobs, w_sha256
+            from consumers.microbiome import w_sha256
 
-            try:
-                model = model_from_blobs(ckpt.blobs, source=str(path))
-            except ValueError as err:  # a snapshot the engine refuses (SnapshotError)
-                raise CheckpointError(str(err)) from err
+            model, tracker = _model_and_tracker(ckpt.blobs, str(path))
             digest = w_sha256(model.W)
             if digest != out["w_sha256"]:
                 raise CheckpointError(f"{path}: W digest {digest} differs from its header")
+            out["settings"] = settings(model, tracker)
+        elif "reco" in ckpt.blobs:
+            out["settings"] = _reco_settings(ckpt.blobs["reco"], str(path))
         out["verified"] = True
     return out
+
+
+def _model_and_tracker(blobs: dict[str, bytes], source: str) -> tuple[Any, Any]:
+    """The OnlineNMF of a microbiome checkpoint and its Tracker (None without one)."""
+    from onlinenmf import OnlineNMF
+    from onlinenmf.tracking import Tracker
+
+    try:
+        if "tracker" in blobs:
+            tracker = Tracker.from_bytes(blobs["tracker"], source=f"{source}:tracker")
+            return tracker.model, tracker
+        return OnlineNMF.from_bytes(blobs["model"], source=f"{source}:model"), None
+    except ValueError as err:  # a snapshot the engine refuses (SnapshotError)
+        raise CheckpointError(str(err)) from err
+
+
+def settings(model: Any, tracker: Any | None) -> dict[str, Any]:
+    """The settings of a checkpoint's model and tracker (issue 14): the parameters as given
+    (``model``, ``tracker``) and the values in force that the model derives or re-estimates
+    (``model_in_force``: rank, forgetting, L1 weight, rank bounds)."""
+    from onlinenmf.parameters import ENGINE, TRACKER
+
+    in_force = dict(model.hyperparameters)
+    in_force["rank_bounds"] = list(model.rank_bounds)
+    out = {"model": _plain(ENGINE.read(model)), "model_in_force": _plain(in_force)}
+    if tracker is not None:
+        out["tracker"] = _plain(TRACKER.read(tracker))
+    return out
+
+
+def _reco_settings(blob: bytes, source: str) -> dict[str, Any]:
+    """The parameters of a rating stream's RecoNMF, as given."""
+    from onlinenmf.parameters import RECO
+    from onlinenmf.reco import RecoNMF
+
+    try:
+        model = RecoNMF.from_bytes(blob, source=f"{source}:reco")
+    except ValueError as err:
+        raise CheckpointError(str(err)) from err
+    return {"model": _plain(RECO.read(model))}
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON-ready: numpy scalars as Python numbers, keys as text."""
+    import numpy as np
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value.item() if isinstance(value, np.generic) else value
+
+    return plain(values)
 
 
 def run(args: argparse.Namespace) -> int:

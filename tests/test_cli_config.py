@@ -165,3 +165,25 @@ def test_produce_says_so_in_one_line_when_no_broker_answers(tmp_path):
     assert done.returncode == 3, done.stderr[-2000:]
     assert done.stderr.strip().splitlines()[-1].startswith(
         f"onlinenmf produce: no Kafka broker at {NO_BROKER} answered")
+
+
+def test_inspect_json_shows_the_settings_as_given_and_in_force(tmp_path, capsys):
+    import json
+
+    from consumers.checkpoint import Checkpoint, CheckpointStore
+    from consumers.microbiome import w_sha256
+    from onlinenmf import OnlineNMF, Tracker
+
+    tracker = Tracker(OnlineNMF(n_components=3, beta=1, seed=0), max_history=77)
+    for i in range(30):
+        tracker.learn_one({"a": 1.0 + i % 3, "b": 2.0, "c": float(i % 5)}, subject="s",
+                          time=float(i))
+    CheckpointStore(tmp_path, "w1").write(Checkpoint(
+        offsets={"t:0": 30}, summary={"w_sha256": w_sha256(tracker.model.W)},
+        blobs={"tracker": tracker.to_bytes()}))
+    assert main(["inspect", "--checkpoint-dir", str(tmp_path), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["settings"]
+    assert shown["model"]["n_components"] == 3 and shown["model"]["beta"] == 1
+    assert shown["model"]["forget_factor"] is None  # as given: chosen by the data ...
+    assert 0 < shown["model_in_force"]["forget_factor"] <= 1  # ... and the value chosen
+    assert shown["tracker"]["max_history"] == 77
