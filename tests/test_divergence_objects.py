@@ -145,13 +145,25 @@ def test_ard_scale_of_the_general_family_is_the_gradient_scale():
         assert GeneralBeta(beta).ard_scale(stats, relevance) == pytest.approx(want, rel=1e-12)
 
 
+#: gamma of the MM update (Fevotte & Idier 2011, Table 2): 1/(2 - beta) below 1, 1 from 1 to 2,
+#: 1/(beta - 1) above 2.
+MM_EXPONENTS = [(0, 0.5), (0.5, 2 / 3), (1, 1), (1.5, 1), (2, 1), (3, 0.5), (5, 0.25)]
+
+
 def test_mm_exponent_is_fevotte_and_idiers():
-    """gamma of the MM update (Fevotte & Idier 2011, Table 2): 1/(2 - beta) below 1, 1 from 1
-    to 2, 1/(beta - 1) above 2."""
     from onlinenmf.divergences.base import mu_exponent
 
-    for beta, gamma in [(0, 0.5), (0.5, 2 / 3), (1, 1), (1.5, 1), (2, 1), (3, 0.5), (5, 0.25)]:
+    for beta, gamma in MM_EXPONENTS:
         assert mu_exponent(beta) == pytest.approx(gamma, rel=1e-15)
+
+
+@pytest.mark.parametrize("beta, gamma", MM_EXPONENTS)
+def test_the_batch_mu_step_raises_the_ratio_to_gamma(beta, gamma):
+    """The first dictionary's multiplicative step of every divergence is ``ratio ** gamma``."""
+    from onlinenmf.divergences import for_beta
+
+    ratio = np.random.default_rng(13).uniform(0.2, 5.0, size=7)
+    np.testing.assert_allclose(for_beta(beta).mu_step(ratio), ratio**gamma, rtol=1e-14)
 
 
 @pytest.mark.parametrize("divergence", KINDS, ids=IDS)
