@@ -9,6 +9,8 @@ calibrated head is river's ``StandardScaler`` and ``SoftmaxRegression``.
 
 from __future__ import annotations
 
+import collections
+import functools
 import math
 import random
 from collections.abc import Hashable, Iterator, Mapping
@@ -19,7 +21,7 @@ import numpy as np
 from river import base, linear_model, preprocessing, stats
 from scipy import stats as scipy_stats
 
-from onlinenmf import engine
+from onlinenmf import engine, snapshot
 from onlinenmf.parameters import CLASSIFIER
 from onlinenmf.validation import check_feature_name, parse_sample
 
@@ -383,7 +385,106 @@ class NMFClassifier(base.Classifier):
                 outside += self._moments[(component, other)]
         return inside, outside
 
+    # ------------------------------------------------------------------ persistence
+    def to_bytes(self) -> bytes:
+        """The classifier's whole state as snapshot bytes (:mod:`onlinenmf.snapshot`: npz +
+        JSON, checksummed, no pickle): :meth:`from_bytes` gives back a classifier that goes on
+        bit for bit as this one would. Classes and features must be str, int, float, bool or
+        tuples of them (a ValueError otherwise)."""
+        arrays, meta = self._state()
+        return snapshot.dumps(arrays, meta)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "<bytes>") -> NMFClassifier:
+        """The classifier :meth:`to_bytes` wrote (a ``SnapshotError`` if unusable)."""
+        arrays, meta = snapshot.loads(data, source)
+        if meta.get("class") != cls.__name__:
+            raise snapshot.SnapshotError(f"{source}: holds a {meta.get('class')}, not an "
+                                         f"{cls.__name__}")
+        model = cls(**{**meta["params"], "seed": meta["engine_seed"]})
+        model.seed = meta["params"]["seed"]  # as given (None: the seed drawn is engine_seed)
+        model._restore(arrays, meta, source)
+        return model
+
+    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """(arrays, JSON metadata): every number in arrays (exact, NaN-safe), keys in JSON."""
+        labels = list(self._models)
+        arrays: dict[str, np.ndarray] = {
+            f"model_{i}": _blob(self._models[label].to_bytes()) for i, label in enumerate(labels)}
+        if self._model is not None:
+            arrays["model"] = _blob(self._model.to_bytes())
+        if self._pool is not None:
+            arrays["pool"] = _blob(self._pool.to_bytes())
+        arrays["readback"] = np.asarray(self._readback, dtype=np.float64)
+        scaler = self._scaler
+        head = self._head
+        meta: dict[str, Any] = {
+            "class": type(self).__name__,
+            "layout": 1,
+            "params": CLASSIFIER.read(self),
+            "engine_seed": self._engine_params["seed"],
+            "classes": _keys(self.classes),
+            "models": _keys(labels),
+            "pool_key": _keys(list(self._pool_key)),
+            "pool_ids": _keys(self._pool_ids),
+            "scaler": {name: _keys(list(getattr(scaler, name))) for name in _SCALER},
+            "head": {"labels": _keys(list(head.weights)),
+                     "features": [_keys(list(w)) for w in head.weights.values()],
+                     "optimizers": _keys(list(head.optimizers))},
+            "moments": _keys(list(self._moments)),
+        }
+        for name in _SCALER:
+            arrays[f"scaler_{name}"] = np.fromiter(getattr(scaler, name).values(), np.float64)
+        for i, weights in enumerate(head.weights.values()):
+            arrays[f"head_{i}"] = np.fromiter(weights.values(), np.float64)
+        arrays["head_iterations"] = np.fromiter(
+            (o.n_iterations for o in head.optimizers.values()), np.int64)
+        moments = list(self._moments.values())
+        arrays["moments"] = np.array([[v.mean.n, v.mean._mean, v._S] for v in moments],
+                                     dtype=np.float64).reshape(len(moments), 3)
+        return arrays, meta
+
+    def _restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], source: str) -> None:
+        def engine_from(name: str) -> engine.OnlineNMF:
+            return engine.OnlineNMF.from_bytes(arrays[name].tobytes(), f"{source} ({name})")
+
+        self.classes = _unkeys(meta["classes"])
+        self._models = {label: engine_from(f"model_{i}")
+                        for i, label in enumerate(_unkeys(meta["models"]))}
+        if "model" in arrays:
+            self._model = engine_from("model")
+        self._pool = engine_from("pool") if "pool" in arrays else None
+        self._pool_key = tuple(_unkeys(meta["pool_key"]))
+        self._pool_ids = _unkeys(meta["pool_ids"])
+        self._readback = arrays["readback"]
+        for name in _SCALER:
+            target = getattr(self._scaler, name)
+            values = arrays[f"scaler_{name}"].tolist()
+            if name == "counts":
+                values = [int(v) for v in values]
+            dict.update(target, zip(_unkeys(meta["scaler"][name]), values))  # (not Counter's)
+        head = self._head
+        for i, label in enumerate(_unkeys(meta["head"]["labels"])):
+            head.weights[label] = collections.defaultdict(
+                float, zip(_unkeys(meta["head"]["features"][i]), arrays[f"head_{i}"].tolist()))
+        for label, n in zip(_unkeys(meta["head"]["optimizers"]),
+                            arrays["head_iterations"].tolist()):
+            head.optimizers[label].n_iterations = int(n)
+        self._moments = {}
+        for key, (n, mean, s) in zip(_unkeys(meta["moments"]), arrays["moments"].tolist()):
+            var = stats.Var()
+            var.mean.n, var.mean._mean, var._S = n, mean, s
+            self._moments[key] = var
+
     # ------------------------------------------------------------------ validation
+    def check_one(self, x: Mapping[Hashable, Any], y: Any = None) -> None:
+        """Raise the ``ValueError`` :meth:`learn_one` would raise for ``(x, y)`` (``y`` None:
+        for the sample alone), changing nothing: to refuse a sample before learning anything
+        else from it."""
+        if y is not None:
+            self._check_label(y)
+        self._check_sample(x)
+
     def _check_sample(self, x: Mapping) -> None:
         if not isinstance(x, Mapping):
             raise ValueError(f"a sample must be a mapping feature -> value, got "
@@ -426,3 +527,51 @@ def _effect_size(inside: stats.Var, outside: stats.Var) -> tuple[float, float, f
     df = (a + b) ** 2 / (a**2 / (n1 - 1) + b**2 / (n0 - 1)) if a + b > 0 else n1 + n0 - 2
     half = float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, df)) * se
     return difference / scale, (difference - half) / scale, (difference + half) / scale
+
+
+#: The running statistics of river's ``StandardScaler``, saved in their own key order.
+_SCALER = ("counts", "means", "vars")
+
+
+def _blob(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.uint8)
+
+
+@functools.singledispatch
+def _key(value: Any) -> Any:
+    """A class or feature key as JSON (tuples as lists: a key is never a list)."""
+    if isinstance(value, np.generic):
+        return _key(value.item())
+    raise ValueError(f"{value!r} (a {type(value).__name__}) cannot be saved: classes and "
+                     "features must be str, int, float, bool or tuples of them")
+
+
+@_key.register(str)
+@_key.register(int)
+@_key.register(type(None))  # (the label-augmented pool's key: one model, no class)
+def _plain(value: Any) -> Any:
+    return value
+
+
+@_key.register(float)
+def _number(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{value!r} cannot be saved: a float class must be finite")
+    return value
+
+
+@_key.register(tuple)
+def _tuple(value: tuple) -> list:
+    return [_key(item) for item in value]
+
+
+def _keys(values: list) -> list:
+    return [_key(value) for value in values]
+
+
+def _unkey(value: Any) -> Any:
+    return tuple(_unkey(item) for item in value) if isinstance(value, list) else value
+
+
+def _unkeys(values: list) -> list:
+    return [_unkey(value) for value in values]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from consumers.microbiome.application import MicrobiomeApp
 from consumers.microbiome.schema import DEFAULT_MAX_FEATURES
+from consumers.microbiome.supervised import SupervisedMicrobiomeApp, Supervision, label_path
 from consumers.options import (
     add_flag,
     add_option,
@@ -22,10 +23,14 @@ from consumers.options import (
 )
 from consumers.topics import stats_topic
 
-__all__ = ["add_flags", "make_app", "EXCLUSIVE_FLAGS", "TRACKER_BOUNDS"]
+__all__ = ["add_flags", "make_app", "EXCLUSIVE_FLAGS", "TRACKER_BOUNDS", "SUPERVISED_PREFIX",
+           "supervised_section"]
 
 #: flags no other kind honours (``onlinenmf consume reco --init-from ...`` is refused)
-EXCLUSIVE_FLAGS = ("--share-dictionary", "--init-from")
+EXCLUSIVE_FLAGS = ("--share-dictionary", "--init-from", "--label")
+#: The classifier's parameters are flags ``--supervised-<parameter>`` (``--supervised-n-
+#: components``): the model's own flags (``--beta``, ``--forget-factor``) stay the model's.
+SUPERVISED_PREFIX = "supervised_"
 
 #: flag destination -> Tracker parameter, for the tracker's memory bounds
 TRACKER_BOUNDS = {parameter_dest("Tracker", name): name for name in
@@ -62,6 +67,60 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("microbiome (onlinenmf consume microbiome): a new model "
                                       "(OnlineNMF) and the subject tracker (times in days)")
     add_parameter_flags(model, [ENGINE, TRACKER])
+    _add_supervised_flags(parser)
+
+
+def _classifier_parameters() -> dict:
+    """The classifier's parameters that are flags (its seed is the model's ``--seed``)."""
+    from onlinenmf.parameters import CLASSIFIER
+
+    return {name: p for name, p in CLASSIFIER.items() if name != "seed"}
+
+
+def supervised_section() -> dict[str, str]:
+    """``[supervised]`` of the ``--config`` file: key -> flag destination (``label``, and the
+    classifier's parameters by their own names)."""
+    return {"label": "label", **{name: SUPERVISED_PREFIX + name
+                                 for name in _classifier_parameters()}}
+
+
+def _label_field(text: str) -> str:
+    try:
+        label_path(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text.strip()
+
+
+def _parameter_reader(parameter):
+    """argparse type of a classifier flag: its text as the parameter's type, checked."""
+    def read(text: str):
+        try:
+            value = text if parameter.type is str else parameter.type(text)
+            parameter.check(value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return value
+
+    read.__name__ = parameter.type.__name__
+    return read
+
+
+def _add_supervised_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "microbiome (onlinenmf consume microbiome): supervised mode (NMFClassifier; see "
+        "consumers/microbiome/supervised.py)")
+    add_option(group, "--label", type=_label_field, default=None, metavar="FIELD",
+               help="learn supervised: each sample's class is this field of its meta, e.g. "
+                    "meta.delivery (missing or null: unlabelled); output records gain the "
+                    "class probabilities made before learning the sample")
+    for name, parameter in _classifier_parameters().items():
+        flag = "--" + (SUPERVISED_PREFIX + name).replace("_", "-")
+        add_option(group, flag, type=_parameter_reader(parameter), default=None,
+                   metavar=name.upper(),
+                   help=f"with --label: the classifier's {name}: {parameter.doc}; "
+                        f"{parameter.describe()} (default: {parameter.default!r})".replace(
+                            "%", "%%"))
 
 
 def _checked(model_params: dict, tracker_params: dict) -> None:
@@ -90,7 +149,7 @@ def make_app(args: argparse.Namespace) -> MicrobiomeApp:
                                   args.stats_topic or stats_topic(args.topic), args.worker_id,
                                   share_every=args.share_every, consumer_config=settings,
                                   max_age=args.share_max_age)
-    return MicrobiomeApp(
+    settings = dict(
         model_params=params,
         output_topic=args.output_topic or None,
         model_topic=args.model_topic or None,
@@ -101,3 +160,25 @@ def make_app(args: argparse.Namespace) -> MicrobiomeApp:
         shared=shared,
         init_from=args.init_from,
     )
+    if args.label is None:
+        given = [name for name in _classifier_parameters()
+                 if getattr(args, SUPERVISED_PREFIX + name) is not None]
+        if given:
+            flag = "--" + (SUPERVISED_PREFIX + given[0]).replace("_", "-")
+            raise ValueError(f"{flag} sets the classifier of the supervised mode: give --label "
+                             "FIELD too (e.g. --label meta.delivery)")
+        return MicrobiomeApp(**settings)
+    return SupervisedMicrobiomeApp(_supervision(args, params["seed"]), **settings)
+
+
+def _supervision(args: argparse.Namespace, seed: int | None) -> Supervision:
+    """``--label`` and the classifier's flags; a combination the classifier refuses is its
+    one-line ValueError here, before anything starts."""
+    from onlinenmf.river import NMFClassifier
+
+    classifier = {name: getattr(args, SUPERVISED_PREFIX + name)
+                  for name in _classifier_parameters()}
+    classifier = {name: value for name, value in classifier.items() if value is not None}
+    classifier["seed"] = seed
+    NMFClassifier(**classifier)
+    return Supervision(args.label, classifier)
