@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import json
+import random
+import signal
 from datetime import date
 from pathlib import Path
 
@@ -16,7 +18,17 @@ import pytest
 from consumers.checkpoint import CheckpointStore
 from consumers.text import TOPICS, TextApp
 from onlinenmf.text import TopicModel
-from tests.kafka_broker import FAST_GROUP_FLAGS, create_topic, produce, read_topic, run_cli, unique
+from tests.kafka_broker import (
+    FAST_GROUP_FLAGS,
+    TopicReader,
+    create_topic,
+    produce,
+    read_topic,
+    run_cli,
+    spawn,
+    unique,
+    wait_for,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -44,12 +56,17 @@ def _table(path: Path, frame: pd.DataFrame) -> Path:
     return path
 
 
+def _chunks(n: int) -> pd.DataFrame:
+    """Every 4th chunk from the start, ``n`` of them."""
+    return pd.read_csv(SOTU, sep="\t", quoting=csv.QUOTE_NONE, dtype=str,
+                       keep_default_na=False).iloc[::4].iloc[:n]
+
+
 @pytest.fixture(scope="module")
 def run(kafka_broker, tmp_path_factory):
     bootstrap = kafka_broker.bootstrap
     tmp = tmp_path_factory.mktemp("text")
-    docs = pd.read_csv(SOTU, sep="\t", quoting=csv.QUOTE_NONE, dtype=str,
-                       keep_default_na=False).iloc[::4].iloc[:N_DOCS]
+    docs = _chunks(N_DOCS)
     docs = docs.rename(columns={"date": "time"})
     docs["speaker"] = docs["doc_id"].str.split("-").str[1]  # an extra column: into meta
     topic = create_topic(bootstrap, unique("docs"), partitions=1)
@@ -131,3 +148,67 @@ def test_default_topics_are_the_kinds():
     assert (TOPICS.input, TOPICS.output, TOPICS.model) == (
         "text.documents", "text.mixes", "text.topics")
     assert TextApp().output_topic == "text.mixes"
+
+
+# ---------------------------------------------------------------------- SIGKILL
+N_CRASH_DOCS = 4_000
+N_KILLS = 3
+
+
+def _consume_args(bootstrap, topic, group, ckpt_dir, *extra):
+    return ["consume", "text", "--bootstrap-servers", bootstrap, "--topic", topic,
+            "--group", group, "--checkpoint-dir", str(ckpt_dir), "--worker-id", "w",
+            "--output-topic", topic + ".mixes", "--model-topic", topic + ".topics",
+            "--checkpoint-every", "300", "--checkpoint-interval", "0.5",
+            "--components", str(PARAMS["n_components"]), "--seed", str(PARAMS["seed"]),
+            "--log-level", "INFO", *FAST_GROUP_FLAGS, *extra]
+
+
+def test_sigkill_gives_the_uninterrupted_model(kafka_broker, tmp_path):
+    bootstrap = kafka_broker.bootstrap
+    topic = create_topic(bootstrap, unique("text-crash"), partitions=1)
+    docs = _chunks(N_CRASH_DOCS).rename(columns={"date": "time"})
+    table = _table(tmp_path / "docs.tsv", docs)
+    out = run_cli("produce", "text", "--bootstrap-servers", bootstrap, "--topic", topic,
+                  "--table", str(table), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    rng = random.Random(5)
+    group, log, ckpt_dir = unique("g"), tmp_path / "consumer.log", tmp_path / "ckpt"
+    outputs = TopicReader(bootstrap, topic + ".mixes")
+    done: set[int] = set()
+    parsed = [0]
+
+    def progress(target: int, proc) -> bool:
+        """The kill point is reached, or every offset has its output (a loaded machine lets
+        the consumer run far past a target before the reader sees it: kill it anyway)."""
+        count = outputs.poll()
+        done.update(json.loads(m.value())["source"]["offset"]
+                    for m in outputs.messages[parsed[0]:count])
+        parsed[0] = count
+        return count >= target or len(done) == N_CRASH_DOCS or proc.poll() is not None
+
+    try:
+        for _ in range(N_KILLS):
+            proc = spawn(*_consume_args(bootstrap, topic, group, ckpt_dir), log=log)
+            target = outputs.poll() + rng.randint(200, 800)
+            wait_for(lambda p=proc, t=target: progress(t, p),
+                     timeout=120, interval=0, what="consumer progress")
+            assert proc.poll() is None, f"consumer exited early, see {log}"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        last = spawn(*_consume_args(bootstrap, topic, group, ckpt_dir, "--exit-when-idle", "2"),
+                     log=log)
+        assert last.wait(timeout=180) == 0, f"final consumer failed, see {log}"
+        mixes = outputs.drain(idle=1.0)
+    finally:
+        outputs.close()
+
+    seen = {json.loads(m.value())["source"]["offset"] for m in mixes}
+    assert seen == set(range(N_CRASH_DOCS))  # at-least-once outputs
+    assert len(mixes) > N_CRASH_DOCS, "no output was redone: were the kills effective?"
+    reference = TopicModel(**PARAMS)
+    for text in docs["text"]:
+        reference.learn_one(text)
+    ckpt = CheckpointStore(ckpt_dir, "w").read()
+    assert ckpt.blobs["text"] == reference.to_bytes()  # nothing lost, nothing learned twice
+    assert ckpt.offsets == {f"{topic}:0": N_CRASH_DOCS}
