@@ -135,3 +135,33 @@ def test_sigkill_multi_partition_learns_each_message_once(kafka_broker, tmp_path
     assert ckpt.offsets == {f"{topic}:{p}": max(o for q, o in produced if q == p) + 1
                             for p in per_partition}
     assert model_from_blobs(ckpt.blobs).samples_learned == N_MESSAGES
+
+
+def test_beta_one_and_a_half_through_kafka_survives_a_kill(kafka_broker, tmp_path):
+    """Any beta >= 0 reaches the consumer (issue 11): at beta = 1.5 (compound Poisson-gamma)
+    a SIGKILLed and restarted consumer ends with the W of an uninterrupted in-process run."""
+    bootstrap = kafka_broker.bootstrap
+    topic = create_topic(bootstrap, unique("beta15"), partitions=1)
+    n = 3000
+    messages = synthetic_messages(n, seed=13, subjects=300)
+    produce(bootstrap, topic, messages)
+    ckpt_dir, log, group = tmp_path / "ckpt", tmp_path / "consumer.log", unique("g")
+    outputs = TopicReader(bootstrap, topic + ".out")
+    try:
+        # the last --beta on the command line wins over MODEL_FLAGS's
+        args = _consume_args(bootstrap, topic, group, ckpt_dir, "--beta", "1.5")
+        proc = spawn(*args, log=log)
+        wait_for(lambda: outputs.poll() >= 1200 or proc.poll() is not None, timeout=120,
+                 interval=0, what="consumer progress")
+        assert proc.poll() is None, f"consumer exited early, see {log}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        last = spawn(*args, "--exit-when-idle", "2", log=log)
+        assert last.wait(timeout=180) == 0, f"final consumer failed, see {log}"
+    finally:
+        outputs.close()
+
+    reference = reference_app([v for _, v in messages], model_params={**PARAMS, "beta": 1.5})
+    model = model_from_blobs(CheckpointStore(ckpt_dir, "w").read().blobs)
+    assert model.beta == 1.5 and model.samples_learned == n
+    assert np.array_equal(model.W, reference.model.W)
