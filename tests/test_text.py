@@ -115,6 +115,8 @@ def test_documents_without_admitted_words_are_counted_not_learned():
 
 def test_bytes_round_trip_continues_identically():
     docs = _documents(120)
+    docs[59] += " mint"  # a candidate at the snapshot, admitted after it (min_df 2)
+    docs[70] += " mint"
     model = TopicModel(n_components=2, min_df=2, seed=3)
     for doc in docs[:60]:
         model.learn_one(doc)
