@@ -5,7 +5,9 @@ consumer checkpoints (``*.ckpt``: the newest one, or ``--worker``'s) or of snaps
 (``*.npz``: a saved :class:`~onlinenmf.Tracker` preferred over a bare model), or one such
 file. A checkpoint holding a ``tracker`` blob gives the full report; one holding only the
 ``model`` blob gives the communities (sections needing trajectories say they have none). A
-recommender (reco) checkpoint is refused with a message saying so.
+recommender (reco) checkpoint is refused with a message saying so. The checkpoint of a
+supervised consumer (``--label``, :mod:`consumers.microbiome.supervised`) adds a section of each
+class's communities, their top taxa and how strongly each separates the classes.
 
 The HTML has every figure embedded (base64 PNGs from matplotlib) and no script or link to
 fetch: it can be mailed or archived as one file. Features are named, in this order of
@@ -39,8 +41,8 @@ from onlinenmf.engine import OnlineNMF
 from onlinenmf.tracking import Tracker
 
 __all__ = ["HELP", "TimeAxis", "add_arguments", "bundled_labels", "event_counts",
-           "feature_labels", "load_source", "read_taxonomy", "run", "time_axis", "time_unit",
-           "write_report"]
+           "feature_labels", "load_classifier", "load_source", "read_taxonomy", "run",
+           "time_axis", "time_unit", "write_report"]
 
 #: Bundled microbiome data sets whose features the report can name, with their time unit.
 BUNDLED_TIME_UNITS = {"ecam": "days", "artificial_gut": "hours", "moving_pictures": "days"}
@@ -52,7 +54,8 @@ _UNIT_NAMES = {1.0: "seconds", 60.0: "minutes", 3600.0: "hours", 86400.0: "days"
 HELP = """\
 Write a self-contained HTML report (figures embedded, nothing fetched) of what a consumer
 or a saved tracker has learned: the communities and their top taxa, population and
-subject trajectories, growth rates and events.
+subject trajectories, growth rates and events; for a supervised consumer (--label), each
+class's communities with their top taxa and effect sizes.
 
 --checkpoint takes a consumer's checkpoint directory (the newest *.ckpt, or --worker's),
 one .ckpt file, or a snapshot (.npz) saved by Tracker.save or OnlineNMF.save.
@@ -132,17 +135,13 @@ def load_source(path: str | Path, worker: str | None = None) -> Tracker:
     True
     """
     path = Path(path)
-    if path.is_file():
-        if path.suffix == ".ckpt":
-            return _from_checkpoint(path)
+    if path.is_file() and path.suffix != ".ckpt":
         return _from_snapshot(path.read_bytes(), str(path))
-    if not path.is_dir():
+    if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint directory or file")
-    if worker is not None:
-        return _from_checkpoint(path / f"{worker}.ckpt")
-    checkpoints = sorted(path.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
-    if checkpoints:
-        return _from_checkpoint(checkpoints[0])
+    checkpoint = _checkpoint_file(path, worker)
+    if checkpoint is not None:
+        return _from_checkpoint(checkpoint)
     found: list[tuple[int, float, Tracker]] = []
     for candidate in path.glob("*.npz"):
         try:
@@ -154,6 +153,36 @@ def load_source(path: str | Path, worker: str | None = None) -> Tracker:
         raise FileNotFoundError(f"{path}: no consumer checkpoint (*.ckpt) nor onlinenmf "
                                 "snapshot (*.npz) here")
     return max(found, key=lambda item: (item[0] > 0, item[1]))[2]
+
+
+def _checkpoint_file(path: Path, worker: str | None) -> Path | None:
+    """The consumer checkpoint a report on ``path`` reads: the file itself, ``worker``'s in a
+    directory, else the directory's newest; None when there is none (snapshots only)."""
+    if path.is_file():
+        return path if path.suffix == ".ckpt" else None
+    if worker is not None:
+        return path / f"{worker}.ckpt"
+    checkpoints = sorted(path.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return checkpoints[0] if checkpoints else None
+
+
+def load_classifier(path: str | Path, worker: str | None = None) -> Any:
+    """The :class:`onlinenmf.river.NMFClassifier` of a supervised consumer's checkpoint (the
+    one :func:`load_source` reads), or None: not a checkpoint, or an unsupervised one's."""
+    from consumers.microbiome.supervised import BLOB
+    from onlinenmf.river import NMFClassifier
+
+    path = Path(path)
+    checkpoint = _checkpoint_file(path, worker) if path.exists() else None
+    if checkpoint is None:
+        return None
+    try:
+        blobs = read_checkpoint(checkpoint).blobs
+    except CheckpointError as err:
+        raise ValueError(f"{checkpoint}: not a readable consumer checkpoint: {err}") from None
+    if BLOB not in blobs:
+        return None
+    return NMFClassifier.from_bytes(blobs[BLOB], f"{checkpoint}:{BLOB}")
 
 
 @functools.cache
@@ -566,6 +595,7 @@ def write_report(
     dates: bool = False,
     title: str = "onlinenmf report",
     max_rows: int = 300,
+    classifier: Any = None,
 ) -> Path:
     """Write the HTML report of a tracker (or a bare model, or a path for :func:`load_source`).
 
@@ -599,6 +629,10 @@ def write_report(
         The page title.
     max_rows
         Longest growth and event tables.
+    classifier
+        A supervised consumer's :class:`onlinenmf.river.NMFClassifier`: each class's
+        communities are shown (default: the one in ``source``'s checkpoint, when it is a path
+        to one; none otherwise).
 
     Returns
     -------
@@ -608,6 +642,8 @@ def write_report(
     import matplotlib
 
     matplotlib.use("Agg")
+    if classifier is None and isinstance(source, str | Path):
+        classifier = load_classifier(source)
     tracker = _as_tracker(source)
     model = tracker.model
     if subjects is not None:
@@ -628,6 +664,8 @@ def write_report(
     parts.extend(_note(text, warn=True) for text in _history_notes(tracker))
     parts.append(_overview(tracker, dataset, time.unit))
     parts.extend(_communities_section(model, names, top, strings))
+    if classifier is not None:
+        parts.extend(_classes_section(classifier, names, top))
     parts.extend(_population_section(tracker, bin_width, time, time_notes))
     chosen = subjects if subjects is not None else _busiest(tracker, n_subjects)
     parts.extend(_subjects_section(tracker, list(chosen), time))
@@ -671,6 +709,35 @@ def _communities_section(model: OnlineNMF, names: Mapping[Hashable, str], top: i
             for c, pairs in tops.items() for r, (n, s) in enumerate(pairs)]
     parts.append("<details><summary>as a table</summary>" + _table(pd.DataFrame(rows))
                  + "</details>")
+    return parts
+
+
+def _classes_section(classifier: Any, names: Mapping[Hashable, str], top: int) -> list[str]:
+    """Each class's communities (the supervised consumer's classifier), most separating first:
+    top taxa and the effect size of the community's share, this class against the others."""
+    from onlinenmf.datasets import unique_names
+
+    parts = ["<h2 id='classes'>Classes: their communities</h2>"]
+    per_class = classifier.class_components(top=top)
+    # one name per feature, two features never under one name (as in the communities section)
+    names = unique_names({f: names.get(f, str(f)) for communities in per_class.values()
+                          for c in communities for f, _ in c.features})
+    if not per_class:
+        return [*parts, _note("The classifier has learned no labelled sample yet.")]
+    parts.append(_note(
+        f"Supervised on {len(per_class)} classes ({classifier.formulation}). Effect: Cohen's d "
+        "of the community's share of a sample's weights (solved before the sample was learned), "
+        "in the class against the other classes, with its 95 % Welch interval; blank until "
+        "each side has two samples. Samples count as independent: repeated samples of a "
+        "subject make the intervals too narrow."))
+    for label, communities in per_class.items():
+        rows = [{"community": c.component, "effect": c.effect, "interval low": c.interval[0],
+                 "interval high": c.interval[1], "mean share in class": c.mean_in,
+                 "mean share in others": c.mean_out, "samples in class": c.n_in,
+                 "samples in others": c.n_out,
+                 "top taxa": ", ".join(f"{names[f]} ({w:.2g})"
+                                       for f, w in c.features)} for c in communities]
+        parts.append(f"<h3>{html.escape(str(label))}</h3>" + _table(pd.DataFrame(rows)))
     return parts
 
 
@@ -792,6 +859,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         tracker = load_source(args.checkpoint, worker=args.worker)
+        classifier = load_classifier(args.checkpoint, worker=args.worker)
     except (OSError, ValueError) as err:  # missing, unreadable or corrupt (SnapshotError)
         print(f"onlinenmf report: {err}", file=sys.stderr)
         return 1
@@ -804,7 +872,7 @@ def run(args: argparse.Namespace) -> int:
     path = write_report(tracker, args.out, taxonomy=taxonomy, subjects=subjects,
                         n_subjects=args.n_subjects, top=args.top, bin_width=args.bin_width,
                         time_unit_name=args.time_unit_name, dates=args.dates,
-                        title=args.title)
+                        title=args.title, classifier=classifier)
     print(path)
     return 0
 

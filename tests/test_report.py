@@ -357,3 +357,66 @@ def test_times_that_were_dates_can_be_drawn_as_dates(tmp_path):
     young = Tracker(OnlineNMF(n_components=2, seed=0))
     young.learn_one({"x": 1.0}, subject="A", time=30.0)  # day of life: no such note
     assert all("--dates" not in n for n in time_axis(young)[1])
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    """A supervised consumer's classifier: the first 200 ECAM samples (log1p counts, as the
+    consumer gives them) with their delivery mode."""
+    from onlinenmf.river import NMFClassifier
+
+    model = NMFClassifier(n_components=3, refresh_every=20, seed=0)
+    for i, record in enumerate(load_ecam().records()):
+        if i == 200:
+            break
+        x = {taxon: float(np.log1p(count)) for taxon, count in record["counts"].items()}
+        model.learn_one(x, record["meta"]["delivery"])
+    return model
+
+
+def _classes_section(page: str) -> str:
+    start = page.index("id='classes'")
+    return page[start:page.index("<h2", start)]
+
+
+def _tables(block: str) -> list[pd.DataFrame]:
+    """The HTML tables of ``block`` as frames of text (no HTML parser library needed)."""
+    frames = []
+    for table in re.findall(r"<table.*?</table>", block, re.S):
+        header = [html.unescape(h) for h in re.findall(r"<th>(.*?)</th>", table, re.S)]
+        rows = [[html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row, re.S)]
+                for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)]
+        frames.append(pd.DataFrame([r for r in rows if r], columns=header))
+    return frames
+
+
+def test_supervised_checkpoint_shows_each_class_communities_and_effects(tracker, classifier,
+                                                                       tmp_path, capsys):
+    folder = tmp_path / "supervised"
+    CheckpointStore(folder, "w1").write(Checkpoint(offsets={"t:0": 200}, blobs={
+        "tracker": tracker.to_bytes(), "classifier": classifier.to_bytes()}))
+    out = tmp_path / "s.html"
+    assert main(["report", "--checkpoint", str(folder), "--out", str(out), "--top", "3"]) == 0
+    section = _classes_section(out.read_text())
+    tables = _tables(section)
+    expected = classifier.class_components(top=3)
+    assert sorted(expected) == ["Cesarean", "Vaginal"]
+    assert [f"<h3>{label}</h3>" in section for label in expected] == [True, True]
+    assert len(tables) == 2
+    for table, (label, communities) in zip(tables, expected.items()):
+        assert list(table["community"]) == [str(c.component) for c in communities]
+        effects = [float(e) if e else np.nan for e in table["effect"]]
+        assert np.isfinite(effects).any()
+        assert np.allclose(effects, [c.effect for c in communities], rtol=1e-3, equal_nan=True)
+        assert list(table["samples in class"]) == [str(c.n_in) for c in communities]
+        first = communities[0].features[0][0]
+        assert table["top taxa"][0].startswith(feature_labels([first])[first])
+        for cell in table["top taxa"]:  # two taxa of a community never share a name
+            shown = [name.rsplit(" (", 1)[0] for name in cell.split(", ")]
+            assert len(shown) == len(set(shown)) == 3
+
+    plain = tmp_path / "plain"
+    CheckpointStore(plain, "w1").write(Checkpoint(offsets={"t:0": 200},
+                                                  blobs={"tracker": tracker.to_bytes()}))
+    assert main(["report", "--checkpoint", str(plain), "--out", str(out)]) == 0
+    assert "id='classes'" not in out.read_text()
