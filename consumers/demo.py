@@ -75,7 +75,7 @@ class DemoFailed(RuntimeError):
 
 def run_demo(out: Path, components: int = 8, report: bool = True) -> dict[str, Any]:
     """Run the whole demo; return what it measured (used by the test)."""
-    from consumers.broker import EmbeddedBroker
+    from consumers.broker import EMBEDDED_GROUP_SETTINGS, EmbeddedBroker
     from consumers.loop import ConsumerLoop, LoopConfig
     from consumers.metrics import ConsumerMetrics
     from consumers.microbiome import MicrobiomeApp, encode_sample
@@ -117,7 +117,7 @@ def run_demo(out: Path, components: int = 8, report: bool = True) -> dict[str, A
             checkpoint_dir=ckpt_dir, worker_id="demo", checkpoint_every=200,
             exit_when_idle=2.0,
             # Tansu joins a group in about session_timeout_ms / 2 (real Kafka: keep >= 6 s)
-            consumer_config={"session_timeout_ms": 2000, "heartbeat_interval_ms": 500},
+            consumer_config=dict(EMBEDDED_GROUP_SETTINGS),
         ), metrics)
         print("consuming until the stream is drained ...")
         logging.getLogger("onlinenmf.consumer").setLevel(logging.WARNING)
