@@ -184,6 +184,36 @@ def test_first_record_has_no_class_yet_and_a_new_class_beyond_the_limit_is_rejec
     assert app.snapshot() == before
 
 
+@pytest.mark.parametrize("text, words", [
+    ('[supervised]\nlabel = "delivery"\n', "write meta.<key>"),
+    ('[supervised]\nlabel = "meta.delivery"\nformulation = "both"\n', "'class-wise' or"),
+    ('[supervised]\nlabel = "meta.delivery"\nn_compnents = 2\n', "did you mean 'n_components'"),
+])
+def test_a_bad_supervised_section_is_one_line_naming_it(tmp_path, capsys, text, words):
+    from consumers.cli import main
+
+    config = tmp_path / "c.toml"
+    config.write_text(text)
+    assert main(["consume", "microbiome", "--config", str(config)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert words in error and "[supervised]" in error and "\n" not in error
+
+
+def test_the_config_file_and_the_flags_make_the_supervised_app():
+    from consumers.cli import parse
+    from consumers.kinds import STREAM_KINDS
+
+    make_app = STREAM_KINDS["microbiome"].application
+    args = parse(["consume", "microbiome", "--label", "meta.abx", "--seed", "5",
+                  "--supervised-formulation", "label-augmented"])
+    app = make_app(args)
+    assert isinstance(app, SupervisedMicrobiomeApp) and app.supervision.keys == ("abx",)
+    assert app.supervision.classifier_params == {"formulation": "label-augmented", "seed": 5}
+    assert type(make_app(parse(["consume", "microbiome"]))) is not SupervisedMicrobiomeApp
+    with pytest.raises(ValueError, match="give --label FIELD too"):
+        make_app(parse(["consume", "microbiome", "--supervised-n-components", "4"]))
+
+
 # ---------------------------------------------------------------------- Kafka
 N_MESSAGES = 600
 
