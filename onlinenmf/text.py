@@ -242,15 +242,18 @@ class TopicModel:
         Number of topics.
     weighting, min_df, max_words, bucket_docs, norm
         The vectoriser's (:class:`TextVectorizer`).
-    beta, forget_factor, **params
+    beta, forget_factor, init, **params
         The engine's (:class:`~onlinenmf.engine.OnlineNMF`); ``seed`` seeds both.
 
-    The defaults (running TF-IDF, beta = 2, no forgetting) had the most coherent topics on
-    the State of the Union stream, over three seeds: mean NPMI 0.170, against 0.061 for KL on
-    TF-IDF, 0.130 / 0.131 for counts / log counts at beta = 2, 0.120 for TF-IDF normalised to
-    unit length, and 0.166 with the engine's data-chosen memories (``forget_factor=None``),
-    which follow a drifting stream more closely (``benchmarks/output/text_grid.md``).
-    beta = 1.5 fits at O(m k) per document (its zeros have no summary): too slow here.
+    The defaults (running TF-IDF, beta = 2, no forgetting, the first dictionary from a core
+    profile plus residuals) had the most coherent topics on the State of the Union stream
+    among the variants that do not cost completion (``benchmarks/output/text_grid.md``, three
+    seeds each; NPMI of the top 10 words): 0.179, against 0.170 with the first dictionary
+    from samples, 0.172 with the engine's data-chosen memories (``forget_factor=None``, which
+    follow a drifting stream more closely but complete held-out documents worse), 0.135 for
+    log counts, 0.061 for KL on TF-IDF. ``l1_h=0.1`` reaches 0.182 but costs 0.59 nats per
+    held-out word, so it is not a default. beta = 1.5 fits at O(m k) per document (its zeros
+    have no summary): too slow here.
 
     Each topic is a column of the engine's W: a distribution over words, with a stable id.
     A document with no admitted word is counted by the vocabulary but not learned (its mix is
@@ -259,11 +262,11 @@ class TopicModel:
 
     def __init__(self, n_components: int = 15, *, weighting: str = "tfidf", beta: float = 2,
                  min_df: int = 5, max_words: int = 20_000, bucket_docs: int = 2_000,
-                 norm: str | None = None, forget_factor: float | None = 1.0, seed: int = 0,
-                 **params: Any):
+                 norm: str | None = None, forget_factor: float | None = 1.0,
+                 init: str = "core", seed: int = 0, **params: Any):
         self.vectorizer = TextVectorizer(weighting, min_df, max_words, bucket_docs, norm)
-        self.nmf = OnlineNMF(n_components, beta, forget_factor=forget_factor, seed=seed,
-                             **params)
+        self.nmf = OnlineNMF(n_components, beta, forget_factor=forget_factor, init=init,
+                             seed=seed, **params)
         self.docs_learned = 0
         self.last_n_words = 0
 
