@@ -210,6 +210,11 @@ def test_the_config_file_and_the_flags_make_the_supervised_app():
     assert isinstance(app, SupervisedMicrobiomeApp) and app.supervision.keys == ("abx",)
     assert app.supervision.classifier_params == {"formulation": "label-augmented", "seed": 5}
     assert type(make_app(parse(["consume", "microbiome"]))) is not SupervisedMicrobiomeApp
+    automatic = make_app(parse(["consume", "microbiome", "--label", "meta.abx",
+                                "--supervised-refresh-every", "none"]))
+    assert automatic.supervision.classifier_params == {"refresh_every": None, "seed": 0}
+    automatic.restore(None)
+    assert automatic.supervision.classifier.refresh_every is None
     with pytest.raises(ValueError, match="give --label FIELD too"):
         make_app(parse(["consume", "microbiome", "--supervised-n-components", "4"]))
 

@@ -31,6 +31,8 @@ EXCLUSIVE_FLAGS = ("--share-dictionary", "--init-from", "--label")
 #: The classifier's parameters are flags ``--supervised-<parameter>`` (``--supervised-n-
 #: components``): the model's own flags (``--beta``, ``--forget-factor``) stay the model's.
 SUPERVISED_PREFIX = "supervised_"
+#: What a classifier flag's "none" reads as (the flags' own default, None, means "not given").
+NONE = "none"
 
 #: flag destination -> Tracker parameter, for the tracker's memory bounds
 TRACKER_BOUNDS = {parameter_dest("Tracker", name): name for name in
@@ -95,6 +97,8 @@ def _label_field(text: str) -> str:
 def _parameter_reader(parameter):
     """argparse type of a classifier flag: its text as the parameter's type, checked."""
     def read(text: str):
+        if parameter.none is not None and text.strip().lower() == NONE:
+            return NONE
         try:
             value = text if parameter.type is str else parameter.type(text)
             parameter.check(value)
@@ -178,7 +182,8 @@ def _supervision(args: argparse.Namespace, seed: int | None) -> Supervision:
 
     classifier = {name: getattr(args, SUPERVISED_PREFIX + name)
                   for name in _classifier_parameters()}
-    classifier = {name: value for name, value in classifier.items() if value is not None}
+    classifier = {name: None if value == NONE else value
+                  for name, value in classifier.items() if value is not None}
     classifier["seed"] = seed
     NMFClassifier(**classifier)
     return Supervision(args.label, classifier)

@@ -55,6 +55,7 @@ from typing import Any
 
 import msgspec
 
+from consumers.loop import Result, Source
 from consumers.messages import MAX_ID_CHARS, BadMessage
 from consumers.microbiome.application import CommunityRecord, MicrobiomeApp
 from consumers.microbiome.schema import Sample
@@ -232,7 +233,7 @@ class SupervisedMicrobiomeApp(MicrobiomeApp):
     def summary(self) -> dict[str, Any]:
         return {**super().summary(), "supervised": self.supervision.summary()}
 
-    def process(self, sample: Sample, source: Any) -> Any:
+    def process(self, sample: Sample, source: Source) -> Result:
         # Everything that can refuse the sample comes before anything learns it.
         label = self.supervision.read_label(sample)
         x = self.supervision.check(sample, label)
@@ -245,7 +246,7 @@ class SupervisedMicrobiomeApp(MicrobiomeApp):
             self.supervision.classifier.learn_one(x, label)
         return result
 
-    def community_record(self, sample: Sample, source: Any, h: Mapping[int, float],
+    def community_record(self, sample: Sample, source: Source, h: Mapping[int, float],
                          loss: float | None, tracked: Mapping[str, Any] | None = None
                          ) -> CommunityRecord:
         record = super().community_record(sample, source, h, loss, tracked)
