@@ -2,7 +2,9 @@
 
 Same shape as every kind: ``schema`` (topics, input schema), ``application`` (the
 :class:`~consumers.loop.ConsumerLoop` application), ``producer`` (``onlinenmf produce``),
-``flags`` (its ``onlinenmf consume`` options); registered in :mod:`consumers.kinds`.
+``flags`` (its ``onlinenmf consume`` options); registered in :mod:`consumers.kinds`. Its
+``supervised`` module is the supervised mode (``--label``): the application learning a class
+for each sample besides its communities.
 """
 
 from consumers.microbiome.application import (

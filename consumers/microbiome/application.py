@@ -21,7 +21,8 @@ readers should ignore unknown ones::
 the model; an ``anomaly`` mark) come from :class:`onlinenmf.tracking.Tracker`; they are
 absent with ``track=False``. ``anomaly`` (``{"z": ..., "ratio": ...}``) is present only for a
 sample whose loss is unusual for its subject (the tracker's ``anomaly_z``), ``late`` (true)
-only for an out-of-order sample.
+only for an out-of-order sample. In supervised mode (``--label``) records also carry
+``label``, ``proba`` and ``predicted`` (:mod:`consumers.microbiome.supervised`).
 
 Model record (``microbiome.model``)::
 
