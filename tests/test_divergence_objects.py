@@ -224,6 +224,13 @@ def test_a_seed_weighs_a_small_share_of_the_live_statistics(divergence):
     one, two = divergence.seed_weights(stats(1.0)), divergence.seed_weights(stats(2.0))
     np.testing.assert_allclose(two, 2 * np.array(one), rtol=1e-14)
     assert one[0] == pytest.approx(SEED_SHARE * usage.mean(), rel=1e-14)
+    if divergence.layout.gram:  # the seed's A_jj
+        live = (H.T @ H).diagonal().mean()
+    elif "D" in divergence.layout.rows:  # its rows of the MU denominator
+        live = D.mean()
+    else:  # KL: its denominator is the usage
+        live = usage.mean()
+    assert one[1] == pytest.approx(SEED_SHARE * live, rel=1e-14)
 
 
 @pytest.mark.parametrize("divergence", [Frobenius(), GeneralBeta(1.5)], ids=["2", "1.5"])
