@@ -169,12 +169,21 @@ def skip_all_but(session: Path, n: int, seed: int) -> int:
     return len(pending)
 
 
-def reopen_survivors(target: Path) -> int:
-    """Take HEAD's tests into the working copy and make the session's survivors pending again
-    (cosmic-ray's ``exec`` runs only the pending ones); return how many."""
+def reopen_survivors(target: Path, modules: list[str]) -> int:
+    """Take HEAD's tree into the working copy and make the session's survivors pending again
+    (cosmic-ray's ``exec`` runs only the pending ones); return how many. The mutated modules
+    must be those of HEAD still (the session's mutations are positions in them)."""
     import sqlite3
 
-    archive = subprocess.run(["git", "archive", "HEAD", "tests"], cwd=ROOT, check=True,
+    for module in modules:
+        for path in sorted((target / module).rglob("*.py")) if (target / module).is_dir() \
+                else [target / module]:
+            relative = path.relative_to(target).as_posix()
+            head = subprocess.run(["git", "show", f"HEAD:{relative}"], cwd=ROOT, check=True,
+                                  capture_output=True).stdout
+            if head != path.read_bytes():
+                sys.exit(f"mutation: {relative} changed since the run: run the module again")
+    archive = subprocess.run(["git", "archive", "HEAD", *TREE], cwd=ROOT, check=True,
                              capture_output=True).stdout
     subprocess.run(["tar", "-xf", "-"], cwd=target, input=archive, check=True)
     with sqlite3.connect(target / "mutation.sqlite") as db:
@@ -285,6 +294,8 @@ def render(runs: dict[str, dict]) -> str:
              "| unexplained | score | without equivalents |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     sections = []
+    total = {"killed": 0, "incompetent": 0, "survived": 0, "equivalent": 0, "gaps": 0,
+             "unexplained": 0}
     for module, entry in runs.items():
         killed = entry["killed"] + entry["incompetent"] + entry["timeout"]
         ran = killed + entry["survived"]
@@ -302,6 +313,17 @@ def render(runs: dict[str, dict]) -> str:
                      f"{killed} | {entry['incompetent']} | {entry['survived']} | {equivalent} "
                      f"| {gaps} | {unexplained} | {score} | {without} |")
         sections.append(render_module(module, entry, kinds))
+        for key, value in (("killed", killed), ("incompetent", entry["incompetent"]),
+                           ("survived", entry["survived"]), ("equivalent", equivalent),
+                           ("gaps", gaps), ("unexplained", unexplained)):
+            total[key] += value
+    ran = total["killed"] + total["survived"]
+    if ran:
+        lines.append(
+            f"| **all of the above** | | {total['killed']} | {total['incompetent']} | "
+            f"{total['survived']} | {total['equivalent']} | {total['gaps']} | "
+            f"{total['unexplained']} | {100 * total['killed'] / ran:.1f} % | "
+            f"{100 * total['killed'] / max(ran - total['equivalent'], 1):.1f} % |")
     return "\n".join(lines + [""] + sections + [END])
 
 
@@ -344,7 +366,8 @@ def main(argv: list[str] | None = None) -> None:
         previous = json.loads((target / "run.json").read_text())
         args = argparse.Namespace(**{**previous, "retest_survivors": True})
         config = tomllib.loads((target / "cosmic-ray.toml").read_text())["cosmic-ray"]
-        print(f"mutation: {reopen_survivors(target)} survivors to run again")
+        reopened = reopen_survivors(target, config["module-path"])
+        print(f"mutation: {reopened} survivors to run again")
     else:
         copy_tree(target, args.worktree)
         config = write_config(target, args)
