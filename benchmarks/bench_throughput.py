@@ -15,7 +15,8 @@ Two ratios, each between runs made in this benchmark, alternated, on the same me
 
 Rates are wall-clock; the machine is shared, so each is the best of ``REPEATS`` alternated
 runs, and the table also gives the CPU time per record of the consumer process (all its
-threads: kafka-python's IO thread, librdkafka's), which load moves much less. Each run also
+threads: kafka-python's IO thread, librdkafka's) from its first record to its last, which
+load moves much less. Each run also
 reports its load average. The brokers run on the same two cores (not counted in the CPU).
 
 Run: ``python -m benchmarks throughput [--n N] [--brokers tansu,apache]`` (default 20,000
@@ -88,10 +89,26 @@ def app_alone(messages, track: bool) -> tuple[float, float]:
     return len(messages) / elapsed, cpu / len(messages) * 1e6
 
 
+class TimedApp(MicrobiomeApp):
+    """The application, noting the process's CPU time at its first and latest record: the
+    CPU of joining the group, of the idle wait before exiting and of closing is not the
+    stream's."""
+
+    first_cpu: float | None = None
+    last_cpu: float | None = None
+
+    def process(self, sample, source):
+        result = super().process(sample, source)
+        self.last_cpu = time.process_time()
+        if self.first_cpu is None:
+            self.first_cpu = self.last_cpu
+        return result
+
+
 def _loop(bootstrap: str, topic: str, group: str, ckpt: Path, worker: str, track: bool,
           idle: float) -> ConsumerLoop:
-    app = MicrobiomeApp(model_params=MODEL, output_topic=topic + ".out",
-                        model_topic=topic + ".model", track=track)
+    app = TimedApp(model_params=MODEL, output_topic=topic + ".out",
+                   model_topic=topic + ".model", track=track)
     return ConsumerLoop(app, LoopConfig(
         bootstrap_servers=bootstrap, topics=[topic], group_id=group, checkpoint_dir=ckpt,
         worker_id=worker, exit_when_idle=idle, consumer_config=dict(FAST_GROUP)))
@@ -99,13 +116,12 @@ def _loop(bootstrap: str, topic: str, group: str, ckpt: Path, worker: str, track
 
 def end_to_end(bootstrap: str, topic: str, n: int, track: bool) -> tuple[float, float]:
     """(records/s, CPU µs per record) of a consumer in this process over ``topic``: from its
-    first record to its last, plus the checkpoint written after the last."""
+    first record to its last (plus the checkpoint written after the last, for the rate)."""
     with tempfile.TemporaryDirectory() as ckpt:
         loop = _loop(bootstrap, topic, f"bench-{uuid.uuid4().hex}", Path(ckpt), "bench",
                      track, idle=2.0)
-        cpu = time.process_time()
         loop.run()
-        cpu = time.process_time() - cpu
+    cpu = loop.app.last_cpu - loop.app.first_cpu
     learned = sum(loop.learned_counts.values())
     assert learned == n, f"learned {learned} of {n}"
     # the span holds every checkpoint but the last, after the last record: add one more
@@ -113,9 +129,7 @@ def end_to_end(bootstrap: str, topic: str, n: int, track: bool) -> tuple[float, 
     checkpoint = (metrics.value("onlinenmf_checkpoint_duration_seconds_sum") or 0.0) / max(
         metrics.value("onlinenmf_checkpoint_duration_seconds_count") or 0.0, 1.0)
     elapsed = loop.last_record_time - loop.first_record_time
-    # the CPU of joining the group and of the idle wait before exiting is counted: it is
-    # small against n records, and an upper bound is the honest side to err on
-    return n / (elapsed + checkpoint), cpu / n * 1e6
+    return n / (elapsed + checkpoint), cpu / (n - 1) * 1e6
 
 
 # --------------------------------------------------------------------------- a group
@@ -136,11 +150,10 @@ def _worker(bootstrap: str, topic: str, group: str, ckpt: str, worker: str, trac
 
     watcher = threading.Thread(target=tell_owned, daemon=True)
     watcher.start()
-    cpu = time.process_time()
     status = loop.run()
     done.set()
     report.put(("done", worker, status, loop.first_record_time, loop.last_record_time,
-                sum(loop.learned_counts.values()), time.process_time() - cpu))
+                sum(loop.learned_counts.values())))
 
 
 def group_rate(bootstrap: str, messages, workers: int, track: bool) -> float:

@@ -56,7 +56,9 @@ class ChaosPlan:
     """What :func:`run_chaos` does: the stream, the group, and the faults injected.
 
     The stream is produced at ``rate`` messages per second while the faults come, each at a
-    random moment of its span, the broker's kill and freeze among the worker kills.
+    random moment of its span, the broker's kill and freeze among the worker kills. With
+    several workers, the first killed worker is restarted only once another has taken its
+    partitions over (so that ownership surely moves); the others after ``restart_delay``.
     """
 
     messages: int
@@ -94,6 +96,7 @@ class ChaosResult:
 
     @property
     def kills(self) -> int:
+        """Worker SIGKILLs."""
         return sum(e.startswith("SIGKILL worker") for e in self.events)
 
     def problems(self, topic: str) -> list[str]:
@@ -216,6 +219,8 @@ class _Group:
 def _schedule(plan: ChaosPlan, rng: random.Random) -> list[str]:
     """The faults in order: worker kills, with the broker's kills and freeze among them."""
     events = ["worker"] * plan.worker_kills
+    if plan.workers > 1 and events:
+        events[0] = "worker-away"  # one kill whose partitions surely move to another worker
     broker = ["broker-kill"] * plan.broker_kills + (["broker-pause"] if plan.broker_pause
                                                      else [])
     for i, fault in enumerate(broker):  # spread evenly, away from the ends
@@ -282,6 +287,16 @@ def run_chaos(broker: Any, workdir: Path, plan: ChaosPlan) -> tuple[str, ChaosRe
                 note(f"SIGKILL worker {name} at {outputs.poll()} outputs, restarted after "
                      f"{delay:.1f} s")
                 time.sleep(delay)
+                group.start(name)
+            elif fault == "worker-away":
+                name = rng.choice(group.names)
+                group.kill(name)
+                other = next(n for n in group.names if n != name)
+                wait_for(lambda o=other: group.owns_all(o, plan.partitions), timeout=120,
+                         what=f"{other} to take over every partition")
+                time.sleep(2.0)  # records arrive for the partitions taken over
+                note(f"SIGKILL worker {name} at {outputs.poll()} outputs, restarted once "
+                     f"{other} had taken its partitions over")
                 group.start(name)
             elif fault == "broker-kill":
                 broker.kill()
