@@ -256,7 +256,7 @@ def run_chaos(broker: Any, workdir: Path, plan: ChaosPlan) -> tuple[str, ChaosRe
     result = ChaosResult()
 
     def note(event: str) -> None:
-        result.events.append(event)
+        result.events.append(f"{event} ({time.monotonic() - began:.0f} s)")
         print(f"{time.monotonic() - began:6.1f} s  {event}", flush=True)
 
     ckpt, logs = workdir / "ckpt", workdir / "logs"
@@ -284,7 +284,7 @@ def run_chaos(broker: Any, workdir: Path, plan: ChaosPlan) -> tuple[str, ChaosRe
                 name = rng.choice(group.names)
                 group.kill(name)
                 delay = rng.uniform(*plan.restart_delay)
-                note(f"SIGKILL worker {name} at {outputs.poll()} outputs, restarted after "
+                note(f"SIGKILL worker {name} at {outputs.poll()} outputs read, restarted after "
                      f"{delay:.1f} s")
                 time.sleep(delay)
                 group.start(name)
@@ -295,18 +295,19 @@ def run_chaos(broker: Any, workdir: Path, plan: ChaosPlan) -> tuple[str, ChaosRe
                 wait_for(lambda o=other: group.owns_all(o, plan.partitions), timeout=120,
                          what=f"{other} to take over every partition")
                 time.sleep(2.0)  # records arrive for the partitions taken over
-                note(f"SIGKILL worker {name} at {outputs.poll()} outputs, restarted once "
+                note(f"SIGKILL worker {name} at {outputs.poll()} outputs read, restarted once "
                      f"{other} had taken its partitions over")
                 group.start(name)
             elif fault == "broker-kill":
                 broker.kill()
-                note(f"SIGKILL broker at {outputs.poll()} outputs")
+                note(f"SIGKILL broker at {outputs.poll()} outputs read")
                 time.sleep(rng.uniform(0.5, 3.0))
                 broker.start()
                 note("broker restarted on its data directory")
             else:
                 broker.pause()
-                note(f"SIGSTOP broker at {outputs.poll()} outputs for {plan.broker_pause:g} s")
+                note(f"SIGSTOP broker at {outputs.poll()} outputs read, for "
+                     f"{plan.broker_pause:g} s")
                 time.sleep(plan.broker_pause)
                 broker.resume()
         stream.join(timeout=600)
