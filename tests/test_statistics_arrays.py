@@ -1,0 +1,104 @@
+"""onlinenmf.statistics' array bookkeeping, each against what its docstring promises (fast, no
+model): the paths the model-level tests reach only through rank adaptation, batch statistics
+or a divergence with a per-feature denominator. Found untested by mutation testing
+(``benchmarks/output/mutation.md``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from onlinenmf.divergences import for_beta
+from onlinenmf.statistics import INITIAL_ROWS, BatchSums, Statistics
+
+
+def filled(beta: float, m: int = 5, k: int = 3, seed: int = 0) -> Statistics:
+    """Statistics of a divergence's layout with every array holding distinct values."""
+    rng = np.random.default_rng(seed)
+    stats = Statistics(for_beta(beta).layout, k)
+    stats.add_rows(rng.uniform(0.1, 1.0, size=(m, k)))
+    for name in stats.layout.rows:
+        getattr(stats, name)[:m] = rng.uniform(1.0, 2.0, size=(m, k))
+    if stats.layout.gram:
+        stats.A = rng.uniform(1.0, 2.0, size=(k, k))
+    stats.usage = rng.uniform(1.0, 2.0, size=k)
+    stats.window_usage = rng.uniform(1.0, 2.0, size=k)
+    stats.recompute_caches()
+    return stats
+
+
+def sums(beta: float, m: int, k: int, count: int, seed: int) -> BatchSums:
+    rng = np.random.default_rng(seed)
+    layout = for_beta(beta).layout
+    return BatchSums(
+        B=rng.uniform(size=(m, k)),
+        D=rng.uniform(size=(m, k)) if "D" in layout.rows else np.zeros((0, 0)),
+        A=rng.uniform(size=(k, k)) if layout.gram else np.zeros((0, 0)),
+        usage=rng.uniform(size=k), count=count, loss=float(rng.uniform()),
+        relative_loss=float(rng.uniform()))
+
+
+@pytest.mark.parametrize("beta", [0, 2])
+def test_batch_sums_add_field_by_field(beta):
+    """Partition sums add up to the sums of both partitions, every field."""
+    a, b = sums(beta, 4, 3, 5, seed=1), sums(beta, 4, 3, 7, seed=2)
+    both = a + b
+    for name in ("B", "D", "A", "usage"):
+        np.testing.assert_array_equal(getattr(both, name), getattr(a, name) + getattr(b, name))
+    assert both.count == 12
+    assert both.loss == a.loss + b.loss and both.relative_loss == a.relative_loss + b.relative_loss
+
+
+@pytest.mark.parametrize("beta", [0, 1, 1.5, 2])
+def test_install_scales_every_statistic_to_n_eff_samples(beta):
+    """Installed batch sums of ``count`` samples weigh ``n_eff``: each statistic times
+    ``n_eff / count``; the window's usage is the batch's own; the lazy scale is reset."""
+    stats = filled(beta)
+    stats.scale = 0.5
+    batch = sums(beta, stats.m, stats.k, count=8, seed=3)
+    stats.install(batch, n_eff=20.0)
+    c = 20.0 / 8
+    m = stats.m
+    np.testing.assert_allclose(stats.B[:m], c * batch.B, rtol=1e-15)
+    if "D" in stats.layout.rows:
+        np.testing.assert_allclose(stats.D[:m], c * batch.D, rtol=1e-15)
+    if stats.layout.gram:
+        np.testing.assert_allclose(stats.A, c * batch.A, rtol=1e-15)
+    np.testing.assert_allclose(stats.usage, c * batch.usage, rtol=1e-15)
+    np.testing.assert_array_equal(stats.window_usage, batch.usage)
+    assert stats.n_eff == 20.0 and stats.scale == 1.0
+
+
+def test_rows_grow_by_doubling():
+    """Adding features one at a time reallocates only when the arrays fill, to twice their
+    size (amortised O(1) per feature), keeping every row learned so far."""
+    stats = Statistics(for_beta(0).layout, 2)
+    capacities = set()
+    for i in range(4 * INITIAL_ROWS + 1):
+        stats.add_rows(np.full((1, 2), float(i + 1)))
+        capacities.add(stats.W.shape[0])
+        assert stats.B.shape[0] == stats.D.shape[0] == stats.W.shape[0]
+    assert capacities == {INITIAL_ROWS, 2 * INITIAL_ROWS, 4 * INITIAL_ROWS, 8 * INITIAL_ROWS}
+    np.testing.assert_array_equal(stats.W[: stats.m, 0], np.arange(1, stats.m + 1))
+
+
+@pytest.mark.parametrize("beta", [0, 2])
+def test_resize_columns_keeps_the_chosen_columns_in_order_and_appends_zeros(beta):
+    stats = filled(beta)
+    before = {name: np.array(getattr(stats, name)) for name in
+              ("W", *stats.layout.rows, "colsum", "usage", "window_usage")}
+    if stats.layout.gram:
+        before.update(A=stats.A.copy(), G=stats.G.copy())
+    keep = np.array([2, 0])
+    stats.resize_columns(keep, 2)
+    assert stats.k == 4
+    for name, old in before.items():
+        new = getattr(stats, name)
+        if name in ("A", "G"):
+            np.testing.assert_array_equal(new[:2, :2], old[np.ix_(keep, keep)])
+            assert not new[2:].any() and not new[:, 2:].any()
+        elif old.ndim == 1:
+            np.testing.assert_array_equal(new, np.concatenate([old[keep], np.zeros(2)]))
+        else:
+            np.testing.assert_array_equal(new[:, :2], old[:, keep])
+            assert not new[:, 2:].any()
