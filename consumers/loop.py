@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -325,6 +325,8 @@ class ConsumerLoop:
         self._errors_at_checkpoint = 0
         self._children: dict[TopicPartition, tuple[Any, Any]] = {}
         self._output_children: dict[str, Any] = {}
+        # counts of the poll batch in hand, by Prometheus counter child (see _count)
+        self._tally: Counter[Any] = Counter()
         self._paused = False
         # True from an assignment to the next revocation or loss (False: not in the group
         # yet, or in a rebalance, as after a broker restart: not an idle stream)
@@ -802,6 +804,7 @@ class ConsumerLoop:
                     # (while paused, a failed checkpoint is retried once per poll, below)
                     if self._since_checkpoint >= self.config.checkpoint_every and not self._paused:
                         self._set_paused(not self._checkpoint_and_commit())
+        self._count()
         if self._epoch != epoch and not self._stopping:
             # A rebalance or rollback happened mid-batch (inside a dead-letter retry):
             # the rest of the batch is dropped and re-fetched from the known positions.
@@ -851,7 +854,7 @@ class ConsumerLoop:
             if not self._emit(origin, result):
                 return False
             self._learned[key] = self._learned.get(key, 0) + 1
-            self._counters(tp)[1].inc()
+            self._tally[self._counters(tp)[1]] += 1
             if result.loss is not None:
                 self.metrics.loss.observe(result.loss)
         self._next[key] = record.offset + 1
@@ -860,8 +863,15 @@ class ConsumerLoop:
             self.first_record_time = self.last_record_time
         self._since_checkpoint += 1
         self._dirty = True
-        self._counters(tp)[0].inc()
+        self._tally[self._counters(tp)[0]] += 1
         return True
+
+    def _count(self) -> None:
+        """Add the batch's tallies to the Prometheus counters (a counter's inc takes a lock:
+        once per batch, not per record)."""
+        for counter, n in self._tally.items():
+            counter.inc(n)
+        self._tally.clear()
 
     # ----------------------------------------------------------------- outputs
     def _counters(self, tp: TopicPartition) -> tuple[Any, Any]:
@@ -913,7 +923,7 @@ class ConsumerLoop:
         counter = self._output_children.get(topic)
         if counter is None:
             counter = self._output_children[topic] = self.metrics.outputs.labels(topic=topic)
-        counter.inc()
+        self._tally[counter] += 1
 
     def _prune(self, everything: bool = False) -> None:
         """Forget acknowledged outputs (oldest first); count the failed ones."""
