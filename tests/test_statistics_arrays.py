@@ -102,3 +102,46 @@ def test_resize_columns_keeps_the_chosen_columns_in_order_and_appends_zeros(beta
         else:
             np.testing.assert_array_equal(new[:, :2], old[:, keep])
             assert not new[:, 2:].any()
+
+
+@pytest.mark.parametrize("beta", [0, 1, 1.5, 2])
+def test_rescale_columns_applies_each_statistic_s_exponent(beta):
+    """W <- W / c means h <- c h: usage times c, A times c c^T, each per-feature statistic
+    column-wise times ``c ** exponent`` of the layout (KL's numerator: exponent 0, unchanged)."""
+    stats = filled(beta)
+    m = stats.m
+    rows = {name: getattr(stats, name)[:m].copy() for name in stats.layout.rows}
+    usage, A = stats.usage.copy(), stats.A.copy()
+    c = np.array([0.5, 2.0, 4.0])
+    stats.rescale_columns(c)
+    np.testing.assert_allclose(stats.usage, usage * c, rtol=1e-15)
+    if stats.layout.gram:
+        np.testing.assert_allclose(stats.A, A * np.outer(c, c), rtol=1e-15)
+    for name, exponent in stats.layout.rows.items():
+        np.testing.assert_allclose(getattr(stats, name)[:m], rows[name] * c**exponent,
+                                   rtol=1e-15)
+
+
+@pytest.mark.parametrize("beta", [0, 2])
+def test_set_learned_weighs_the_relearned_buffer(beta):
+    """A re-learned buffer's k-sized statistics: usage ``w . H``, ``A = sum w h h^T`` (when
+    the layout keeps it), ``n_eff = sum w``."""
+    stats = filled(beta)
+    rng = np.random.default_rng(4)
+    H, weights = rng.uniform(size=(6, stats.k)), rng.uniform(0.5, 1.0, size=6)
+    stats.set_learned(H, weights)
+    np.testing.assert_allclose(stats.usage, weights @ H, rtol=1e-14)
+    if stats.layout.gram:
+        np.testing.assert_allclose(stats.A, sum(w * np.outer(h, h) for w, h in zip(weights, H)),
+                                   rtol=1e-14)
+    else:
+        assert stats.A.size == 0
+    assert stats.n_eff == pytest.approx(weights.sum(), rel=1e-15)
+
+
+def test_install_refuses_sums_of_another_shape_in_one_line():
+    stats = filled(2)
+    batch = sums(2, stats.m + 1, stats.k, count=3, seed=5)
+    with pytest.raises(ValueError, match=r"^statistics of 6 features x 3 components do not fit "
+                                         r"this model \(5 x 3\): [^\n]*batch_statistics"):
+        stats.install(batch, n_eff=3.0)
