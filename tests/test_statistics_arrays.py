@@ -145,3 +145,33 @@ def test_install_refuses_sums_of_another_shape_in_one_line():
     with pytest.raises(ValueError, match=r"^statistics of 6 features x 3 components do not fit "
                                          r"this model \(5 x 3\): [^\n]*batch_statistics"):
         stats.install(batch, n_eff=3.0)
+
+
+@pytest.mark.parametrize("beta", [0, 2])
+def test_reset_forgets_every_statistic(beta):
+    stats = filled(beta)
+    stats.n_eff, stats.scale = 12.0, 0.3
+    stats.reset()
+    assert not stats.B[: stats.m].any() and not stats.D.any() and not stats.A.any()
+    assert not stats.usage.any() and stats.n_eff == 0.0 and stats.scale == 1.0
+
+
+@pytest.mark.parametrize("twin", [False, True])
+def test_move_columns_moves_the_statistics_and_the_twin_s(twin):
+    """Column j's statistics go where ``M[j]`` says (merged columns add up); a twin (the other
+    memory) follows the same plan, its W included; W and the caches stay the caller's."""
+    stats = filled(2, seed=1)
+    stats.twin = filled(2, seed=2) if twin else None
+    M = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # 0 and 2 merge into 1
+    plans = [(s, {"B": s.B[: s.m] @ M, "usage": s.usage @ M, "A": M.T @ s.A @ M,
+                  "window_usage": s.window_usage @ M}, s.W[: s.m].copy())
+             for s in filter(None, [stats, stats.twin])]
+    stats.move_columns(M)
+    np.testing.assert_array_equal(stats.W[: stats.m], plans[0][2])
+    for s, expected, _ in plans:
+        for name, value in expected.items():
+            got = getattr(s, name)[: s.m] if name == "B" else getattr(s, name)
+            np.testing.assert_allclose(got, value, rtol=1e-15)
+    if twin:
+        twin_stats, _, W = plans[1]
+        np.testing.assert_allclose(twin_stats.W[: twin_stats.m], W @ M, rtol=1e-15)
