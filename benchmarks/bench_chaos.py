@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv or [])
     sys.path.insert(0, str(ROOT))  # the driver lives with the tests
     from tests.kafka_broker import APACHE_TEST_SETTINGS
-    from tests.test_kafka_chaos import run_chaos
+    from tests.test_kafka_chaos import ChaosResult, run_chaos
 
     header = _output.provenance("python -m benchmarks chaos" + (
         f" --scale {args.scale:g}" if args.scale != 1 else ""))
@@ -78,7 +78,14 @@ def main(argv: list[str] | None = None) -> int:
             for name, plan in plans(args.scale).items():
                 if not broker.persistent:
                     plan = replace(plan, broker_kills=0)
-                topic, result = run_chaos(broker, Path(tmp) / name.replace(" ", "-"), plan)
+                try:
+                    topic, result = run_chaos(broker, Path(tmp) / name.replace(" ", "-"),
+                                              plan)
+                except AssertionError as err:  # a worker died, or a wait timed out: say so
+                    result = ChaosResult(events=[f"run aborted: {str(err)[:500]}"])
+                    rows.append((name, plan, result, ["the run did not finish"],
+                                 os.getloadavg()[0]))
+                    continue
                 rows.append((name, plan, result, result.problems(topic), os.getloadavg()[0]))
         finally:
             broker.stop()
