@@ -320,7 +320,8 @@ class TopicStream:
     :class:`~onlinenmf.tracking.Tracker`, the whole stream as one subject.
 
     Topic ids are the engine's stable ids (a re-seeded topic is a new id, its predecessor
-    retired: both are events); :meth:`prevalence` gives each topic's mean share of the
+    retired: both are events); documents mixed before the first dictionary (against random
+    rows) are not followed; :meth:`prevalence` gives each topic's mean share of the
     documents per time bin, :func:`eras` when each topic emerged, peaked and faded.
 
     Parameters
@@ -358,8 +359,9 @@ class TopicStream:
     def learn_one(self, text: str, time: float) -> dict[int, float]:
         """Learn one document at ``time``; return its topic mix (see
         :meth:`TopicModel.learn_one`)."""
+        version = self.model.nmf.model_version  # the dictionary the mix was solved against
         mix = self.model.learn_one(text)
-        if mix:
+        if mix and version:  # before the first dictionary, mixes are of random rows
             self.tracker.observe(self.SUBJECT, time, mix)
         return mix
 
