@@ -1,0 +1,48 @@
+"""onlinenmf.solve's kernels against reference implementations written here (fast, no model).
+
+HALS (beta = 2) is cyclic coordinate descent with an exact step per coordinate: given the same
+start, penalties and number of sweeps it must give the same h as the textbook loop below, sweep
+for sweep (a bound on the sweeps that is not honoured, or a step that is not the exact
+coordinate minimiser, shows before convergence hides it). Found by mutation testing
+(``benchmarks/output/mutation.md``): the model-level tests run the solver to convergence only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from onlinenmf import solve
+
+
+def hals_reference(W, v, h, l1, l2, sweeps):
+    """``sweeps`` cyclic passes of exact coordinate minimisation of
+    ``1/2 |v - W h|^2 + l1 . h + l2/2 |h|^2`` over h >= 0."""
+    G, b = W.T @ W, W.T @ v
+    h = h.copy()
+    for _ in range(sweeps):
+        for j in range(h.size):
+            gradient = G[j] @ h - b[j] + l1[j] + l2 * h[j]
+            h[j] = max(0.0, h[j] - gradient / (G[j, j] + l2))
+    return h
+
+
+@pytest.mark.parametrize("sweeps", [1, 2, 5, 12])
+@pytest.mark.parametrize("penalties", [(0.0, 0.0), (0.3, 0.05)])
+def test_hals_makes_exactly_the_sweeps_it_is_given(sweeps, penalties):
+    """With tol = 0 (never converged early) HALS makes ``max_iter`` sweeps, each the exact
+    coordinate step: on correlated columns (slow to converge) h after 1, 2, 5, 12 sweeps is the
+    reference loop's."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.0, 1.0, size=8)
+    W = np.column_stack([base + 0.05 * rng.uniform(size=8) for _ in range(3)])  # near-collinear
+    v = W @ np.array([3.0, 0.5, 2.0]) + rng.uniform(0.0, 0.1, size=8)
+    l1, l2 = np.full(3, penalties[0]), penalties[1]
+    rows = np.arange(8)
+    h = np.zeros(3)
+    wh, work_a, work_b = np.empty(8), np.empty(3), np.empty(3)
+    solve.solve_sample(solve.HALS, 2.0, 1.0, W, 8, rows, v, W.T @ W, W.sum(axis=0), h, l1, l2,
+                       sweeps, 0.0, wh, work_a, work_b, np.zeros(0))
+    want = hals_reference(W, v, np.zeros(3), l1, l2, sweeps)
+    np.testing.assert_allclose(h, want, rtol=1e-12, atol=1e-14)
+    assert sweeps == 12 or np.abs(hals_reference(W, v, want, l1, l2, 1) - want).max() > 1e-6
