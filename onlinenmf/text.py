@@ -5,7 +5,7 @@
 
 - tokens: river's :class:`~river.feature_extraction.BagOfWords` (lowercase, accents stripped)
   with words of two or more letters (no digits: years and sums make incoherent topics) and
-  scikit-learn's English stop words (the 318-word Glasgow list);
+  English stop words (:data:`STOP_WORDS`, scikit-learn's 318-word Glasgow list);
 - a vocabulary that grows with bounded memory (:class:`Vocabulary`): a word is admitted once it
   has been seen in ``min_df`` documents; until then its document frequency is counted by lossy
   counting (Manku & Motwani 2002), which forgets words too rare to ever be admitted, so the
@@ -26,6 +26,7 @@ in, topic mix out; its defaults were chosen by coherence on the State of the Uni
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping
@@ -33,16 +34,41 @@ from typing import Any
 
 import msgspec
 import numpy as np
-from river.feature_extraction import BagOfWords
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from onlinenmf.engine import OnlineNMF
 
 __all__ = ["STOP_WORDS", "WEIGHTINGS", "TextVectorizer", "TopicModel", "TopicStream",
            "Vocabulary", "eras", "polysemous", "tokenize", "tokens"]
 
-#: English stop words (scikit-learn's copy of the Glasgow list).
-STOP_WORDS: frozenset[str] = frozenset(ENGLISH_STOP_WORDS)
+#: English stop words: the 318 words of scikit-learn's ``ENGLISH_STOP_WORDS`` (the Glasgow
+#: Information Retrieval Group's list; scikit-learn is BSD-3-licensed, as this project), kept
+#: here as data rather than a core dependency on scikit-learn for one fixed list (river has
+#: none); tests/test_text.py checks the copy against scikit-learn's, a test dependency.
+STOP_WORDS: frozenset[str] = frozenset("""
+    a about above across after afterwards again against all almost alone along already also
+    although always am among amongst amoungst amount an and another any anyhow anyone
+    anything anyway anywhere are around as at back be became because become becomes becoming
+    been before beforehand behind being below beside besides between beyond bill both bottom
+    but by call can cannot cant co con could couldnt cry de describe detail do done down due
+    during each eg eight either eleven else elsewhere empty enough etc even ever every
+    everyone everything everywhere except few fifteen fifty fill find fire first five for
+    former formerly forty found four from front full further get give go had has hasnt have
+    he hence her here hereafter hereby herein hereupon hers herself him himself his how
+    however hundred i ie if in inc indeed interest into is it its itself keep last latter
+    latterly least less ltd made many may me meanwhile might mill mine more moreover most
+    mostly move much must my myself name namely neither never nevertheless next nine no
+    nobody none noone nor not nothing now nowhere of off often on once one only onto or
+    other others otherwise our ours ourselves out over own part per perhaps please put
+    rather re same see seem seemed seeming seems serious several she should show side since
+    sincere six sixty so some somehow someone something sometime sometimes somewhere still
+    such system take ten than that the their them themselves then thence there thereafter
+    thereby therefore therein thereupon these they thick thin third this those though three
+    through throughout thru thus to together too top toward towards twelve twenty two un
+    under until up upon us very via was we well were what whatever when whence whenever
+    where whereafter whereas whereby wherein whereupon wherever whether which while whither
+    who whoever whole whom whose why will with within without would yet you your yours
+    yourself yourselves
+""".split())
 
 #: Words of two or more letters, hyphenated compounds kept whole ("fellow-citizens").
 TOKEN_PATTERN = r"(?u)\b[^\W\d_]{2,}(?:-[^\W\d_]+)*\b"
@@ -53,7 +79,14 @@ WEIGHTINGS = ("counts", "log", "tfidf")
 #: Per-document normalisations of :class:`TextVectorizer` (None: none).
 NORMS = (None, "l1", "l2")
 
-_BAG = BagOfWords(stop_words=set(STOP_WORDS), tokenizer_pattern=TOKEN_PATTERN)
+
+@functools.cache
+def _bag():
+    """River's tokeniser, built on first use: importing river.feature_extraction takes about a
+    second (it imports river.tree), which every ``onlinenmf`` command would otherwise pay."""
+    from river.feature_extraction import BagOfWords
+
+    return BagOfWords(stop_words=set(STOP_WORDS), tokenizer_pattern=TOKEN_PATTERN)
 
 
 def tokens(text: str) -> list[str]:
@@ -64,7 +97,7 @@ def tokens(text: str) -> list[str]:
     """
     if not isinstance(text, str):
         raise ValueError(f"text must be a string, got {type(text).__name__}")
-    return list(_BAG.process_text(text))
+    return list(_bag().process_text(text))
 
 
 def tokenize(text: str) -> dict[str, int]:

@@ -146,3 +146,25 @@ def test_a_word_in_two_topics_is_found():
     pairs = polysemous(model, top=9)
     assert [word for word, _, _ in pairs] == ["lead"]
     assert pairs[0][1] != pairs[0][2]
+
+
+def test_stop_words_are_scikit_learns_list():
+    """The copy kept as data (scikit-learn is not a core dependency) is the list itself."""
+    text_features = pytest.importorskip("sklearn.feature_extraction.text")
+    from onlinenmf.text import STOP_WORDS
+
+    assert STOP_WORDS == text_features.ENGLISH_STOP_WORDS
+
+
+def test_building_the_commands_options_imports_neither_river_nor_scikit_learn():
+    """Every ``onlinenmf`` start builds every kind's options: the tokeniser's libraries (about
+    a second of imports) are loaded only when a document is tokenised."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from consumers.cli import build_parser; build_parser(); "
+             "loaded = [m for m in ('river.feature_extraction', 'sklearn') if m in sys.modules]; "
+             "print(loaded)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
