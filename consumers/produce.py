@@ -26,13 +26,18 @@ from consumers.options import (
 
 __all__ = ["HELP", "add_arguments", "run"]
 
-#: ``onlinenmf produce --help`` (plain text for the command line).
+#: ``onlinenmf produce --help`` (plain text for the command line); the kinds are listed from
+#: the registry, :data:`consumers.kinds.STREAM_KINDS`.
 HELP = """\
-Replay a table into a Kafka topic in time order: one message per sample (microbiome) or
-per rating event (reco), keyed by subject (or user).
+Replay a table into a Kafka topic in time order, one message per record of the kind's
+input schema. The kinds and their default topics:
 
-Without --table, a bundled cohort is replayed (--dataset ecam, artificial_gut or
-moving_pictures). With --table and --metadata, your own data:
+""" + "".join(f"  {name:<12} {kind.topics.input}\n"
+              for name, kind in sorted(STREAM_KINDS.items())) + """
+
+microbiome: one message per sample, keyed by subject. Without --table, a bundled cohort
+is replayed (--dataset ecam, artificial_gut or moving_pictures). With --table and
+--metadata, your own data:
 
   counts (--table)   TSV or CSV with samples as rows, or features as rows (a '#OTU ID'
                      header, as 'biom convert --to-tsv' writes); BIOM JSON; BIOM HDF5
@@ -49,6 +54,11 @@ moving_pictures). With --table and --metadata, your own data:
                      days since 1970-01-01, as the consumer reads ISO dates.
 
 Samples without a metadata row, a time, a subject or any read are skipped with a warning.
+
+reco: one message per rating event, keyed by user (--dataset movietweetings, or --table).
+text: one message per document, keyed by document id; --table is a TSV with columns
+doc_id, text and time (days) or date (ISO); any other column is sent as meta.
+
 A file or -X setting that cannot be used is reported in one line (exit status 2) before
 any broker is contacted; no broker answering is exit status 3.
 
@@ -59,6 +69,7 @@ examples:
   onlinenmf produce microbiome --table table.biom --metadata samples.tsv \\
       --subject-column mouse --time-column collection_date --topic my.samples
   onlinenmf produce reco --dataset movietweetings --rate 500
+  onlinenmf produce text --table chunks.tsv
 """
 
 

@@ -88,3 +88,13 @@ def test_produce_text_needs_a_table_with_its_columns(tmp_path):
     assert done.returncode == 2, done.stderr[-2000:]
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "no column(s) ['doc_id', 'time or date']" in lines[0], lines
+
+
+def test_produce_help_lists_every_registered_kind():
+    """``onlinenmf produce --help`` names the kinds from the registry, text included."""
+    from consumers.kinds import STREAM_KINDS
+    from consumers.produce import HELP
+
+    for name, kind in STREAM_KINDS.items():
+        assert f"  {name:<12} {kind.topics.input}\n" in HELP
+    assert "onlinenmf produce text --table" in HELP
