@@ -46,3 +46,37 @@ def test_hals_makes_exactly_the_sweeps_it_is_given(sweeps, penalties):
     want = hals_reference(W, v, np.zeros(3), l1, l2, sweeps)
     np.testing.assert_allclose(h, want, rtol=1e-12, atol=1e-14)
     assert sweeps == 12 or np.abs(hals_reference(W, v, want, l1, l2, 1) - want).max() > 1e-6
+
+
+def is_mu_reference(W, v, h, l1, l2, max_iter, tol):
+    """Multiplicative updates for Itakura-Saito on the sample's entries (Fevotte & Idier 2011,
+    exponent 1/2), h floored at 1e-12, stopped at the first sweep whose largest change is at
+    most ``0.01 tol`` times the largest entry of h; return (h, sweeps made)."""
+    h = np.maximum(h, 1e-12)
+    for sweep in range(1, max_iter + 1):
+        wh = np.maximum(W @ h, 1e-300)
+        numerator = W.T @ (v / wh**2)
+        denominator = l1 + l2 * h + W.T @ (1.0 / wh)
+        new = np.maximum(h * np.sqrt(numerator / denominator), 1e-12)
+        change, h = np.abs(new - h).max(), new
+        if change <= 0.01 * tol * h.max():
+            break
+    return h, sweep
+
+
+@pytest.mark.parametrize("tol", [1e-3, 1e-6])
+def test_itakura_saito_updates_stop_when_the_steps_are_small(tol):
+    """The IS kernel makes the reference's updates and stops at the same sweep, well inside
+    its budget: not earlier (far from the optimum), not later (wasted sweeps)."""
+    rng = np.random.default_rng(1)
+    W = rng.uniform(0.1, 1.0, size=(10, 3))
+    v = W @ np.array([2.0, 0.5, 1.0]) * rng.gamma(4.0, 0.25, size=10)
+    l1, l2 = np.full(3, 0.01), 0.001
+    h0 = np.full(3, 1.0)
+    want, want_sweeps = is_mu_reference(W, v, h0, l1, l2, 5000, tol)
+    assert want_sweeps < 2500
+    h = h0.copy()
+    sweeps = solve._is_mu(W, np.arange(10), v, h, l1, l2, 5000, tol, np.empty(10), np.empty(3),
+                          np.empty(3))
+    assert sweeps == want_sweeps
+    np.testing.assert_allclose(h, want, rtol=1e-9)
