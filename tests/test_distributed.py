@@ -396,6 +396,23 @@ def test_rank_is_reestimated_per_pass_across_the_cluster(client, start, passes):
     assert np.abs(model.W - reference.W).max() <= 1e-6
 
 
+def test_sparsity_is_reestimated_per_pass_across_the_cluster(client):
+    """adapt_sparsity: the L1 weight on h is re-fitted from the summed statistics after a
+    pass (an 'l1_h' event), the same on 2 workers as in the single-process batch steps."""
+    X, features = planted()
+    params = {**PARAMS, "adapt_sparsity": True, "forget_factor": 0.99}
+    model = distributed.fit(da.from_array(X, chunks=(70, -1)), params, passes=4,
+                            client=client, features=features)
+    first = distributed.fit(da.from_array(X, chunks=(N_SAMPLES, -1)), params, passes=1,
+                            features=features)
+    reference = single_process_passes(first, X, features, 3)
+    assert [e["kind"] for e in model.events].count("l1_h") >= 1
+    assert model.hyperparameters["l1_h"] > 0
+    assert model.hyperparameters["l1_h"] == pytest.approx(reference.hyperparameters["l1_h"],
+                                                          rel=1e-9)
+    assert np.abs(model.W - reference.W).max() <= 1e-6
+
+
 def test_progress_is_reported_per_pass_with_a_falling_loss(client):
     X, features = planted()
     reports = []

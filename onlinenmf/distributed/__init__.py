@@ -14,8 +14,10 @@ Before the first pass, :func:`onlinenmf.distributed.sources.survey` reads each p
 on the workers: the union of the features (taxa seen only in some files get rows once, up
 front) and the rows that seed the first dictionary (``buffer_size`` rows picked by a hash of
 (seed, row id), the same whatever the partitioning). A fresh model learns those rows as a
-stream (its first refresh builds W from them, as on a live stream: ``init``); a model passed
-in keeps its W.
+stream (its recent samples), then starts from scikit-learn's NNDSVDa dictionary, computed
+from sums over the partitions (:mod:`onlinenmf.distributed.start`; ``start="stream"`` keeps
+the stream's first dictionary built from the seeding rows instead); a model passed in keeps
+its W.
 
 Each pass equals the single-process batch step on the same data (same W to rounding: the
 sums only change order). Per pass, the re-estimation a model was built with
