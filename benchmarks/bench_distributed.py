@@ -58,6 +58,8 @@ K = 10
 ECAM_PASSES = 30
 SYNTH_FEATURES, SYNTH_TAXA, SYNTH_DEPTH = 5000, 400, 150
 SYNTH_ROWS, SYNTH_PARTITIONS = 1_000_000, 40
+#: Samples generated at a time within a partition (bounds the generator's temporary arrays).
+GENERATE_ROWS = 2_000
 #: Rows of the synthetic data MiniBatchNMF is timed on (whole partitions, about this many).
 MINIBATCH_ROWS = 200_000
 #: Per worker: one worker holds all of the persisted 1M rows (about 1.1 GB), which must not
@@ -222,9 +224,16 @@ def communities(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def synthetic_partition(index: int, rows: int, seed: int = 0) -> sp.csr_matrix:
     """Partition ``index``: ``rows`` samples of reads drawn from mixtures of the communities
     (one read at a time, vectorised: a community by the sample's mixture, a taxon by the
-    community's weights)."""
+    community's weights), ``GENERATE_ROWS`` samples at a time so that the generator's
+    temporary arrays stay small next to the partition."""
+    return sp.vstack([_synthetic_rows(index, start, min(rows, start + GENERATE_ROWS), seed)
+                      for start in range(0, rows, GENERATE_ROWS)], format="csr")
+
+
+def _synthetic_rows(index: int, start: int, stop: int, seed: int) -> sp.csr_matrix:
     taxa, cdf = communities(seed)
-    rng = np.random.default_rng([seed, index])
+    rng = np.random.default_rng([seed, index, start])
+    rows = stop - start
     h = rng.dirichlet(np.full(K, 0.3), size=rows)
     depth = rng.poisson(SYNTH_DEPTH, size=rows)
     row = np.repeat(np.arange(rows), depth)
