@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import warnings
 from collections.abc import Hashable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import narwhals as nw
 import numpy as np
@@ -25,8 +25,10 @@ from river import base, utils
 
 from onlinenmf import engine
 from onlinenmf.parameters import ENGINE, RIVER
-from onlinenmf.river_classifier import NMFClassifier
-from onlinenmf.river_reco import NMFRecommender
+
+if TYPE_CHECKING:  # imported on first use (see _LAZY)
+    from onlinenmf.river_classifier import NMFClassifier
+    from onlinenmf.river_reco import NMFRecommender
 
 __all__ = ["NMFClassifier", "NMFRecommender", "NMFTransformer"]
 
@@ -290,9 +292,20 @@ class NMFTransformer(base.MiniBatchTransformer, base.Clusterer):
 _deprecation_warned = False
 
 
+#: The other river adapters, each in its own module, imported on first use: the classifier
+#: pulls in river's linear models and scipy.stats (0.7 s of start-up a transformer user
+#: would pay for nothing).
+_LAZY = {"NMFClassifier": "onlinenmf.river_classifier", "NMFRecommender": "onlinenmf.river_reco"}
+
+
 def __getattr__(name: str) -> Any:
-    """``onlinenmf.river.OnlineNMF``, the former name of :class:`NMFTransformer` (it was also
-    the engine's name): still importable, with a ``DeprecationWarning`` the first time."""
+    """The lazily imported adapters, and ``onlinenmf.river.OnlineNMF``, the former name of
+    :class:`NMFTransformer` (it was also the engine's name): still importable, with a
+    ``DeprecationWarning`` the first time."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     if name == "OnlineNMF":
         global _deprecation_warned
         if not _deprecation_warned:
