@@ -7,7 +7,10 @@ file. A checkpoint holding a ``tracker`` blob gives the full report; one holding
 ``model`` blob gives the communities (sections needing trajectories say they have none). A
 recommender (reco) checkpoint is refused with a message saying so. The checkpoint of a
 supervised consumer (``--label``, :mod:`consumers.microbiome.supervised`) adds a section of each
-class's communities, their top taxa and how strongly each separates the classes.
+class's communities, their top taxa and how strongly each separates the classes. A text
+consumer's checkpoint (``onlinenmf consume text``) gets its own report
+(:func:`write_text_report`): topics' word lists, prevalence over time, births and retirements,
+words in two topics.
 
 The HTML has every figure embedded (base64 PNGs from matplotlib) and no script or link to
 fetch: it can be mailed or archived as one file. Features are named, in this order of
@@ -40,9 +43,10 @@ from onlinenmf import snapshot
 from onlinenmf.engine import OnlineNMF
 from onlinenmf.tracking import Tracker
 
-__all__ = ["HELP", "TimeAxis", "add_arguments", "bundled_labels", "event_counts",
-           "feature_labels", "load_classifier", "load_source", "read_taxonomy", "run",
-           "time_axis", "time_unit", "write_report"]
+__all__ = ["HELP", "TimeAxis", "add_arguments", "bundled_labels", "coarser_prevalence",
+           "event_counts", "feature_labels", "load_classifier", "load_source", "load_text",
+           "read_taxonomy", "run", "time_axis", "time_unit", "write_report",
+           "write_text_report"]
 
 #: Bundled microbiome data sets whose features the report can name, with their time unit.
 BUNDLED_TIME_UNITS = {"ecam": "days", "artificial_gut": "hours", "moving_pictures": "days"}
@@ -55,7 +59,9 @@ HELP = """\
 Write a self-contained HTML report (figures embedded, nothing fetched) of what a consumer
 or a saved tracker has learned: the communities and their top taxa, population and
 subject trajectories, growth rates and events; for a supervised consumer (--label), each
-class's communities with their top taxa and effect sizes.
+class's communities with their top taxa and effect sizes. A text consumer's checkpoint
+(onlinenmf consume text) gives the topics' word lists, their prevalence over time as a
+streamgraph (--bin-width in days), births and retirements, and words in two topics.
 
 --checkpoint takes a consumer's checkpoint directory (the newest *.ckpt, or --worker's),
 one .ckpt file, or a snapshot (.npz) saved by Tracker.save or OnlineNMF.save.
@@ -295,7 +301,8 @@ def _top_features(model: OnlineNMF, labels: Mapping[Hashable, str], top: int
     return {c: [(names[f], share) for f, share in pairs] for c, pairs in tops.items()}
 
 
-def _community_figure(tops: dict[int, list[tuple[str, float]]]) -> str:
+def _community_figure(tops: dict[int, list[tuple[str, float]]], noun: str = "community"
+                      ) -> str:
     import matplotlib.pyplot as plt
 
     columns = min(3, max(1, len(tops)))
@@ -306,9 +313,9 @@ def _community_figure(tops: dict[int, list[tuple[str, float]]]) -> str:
     for axis, (component, pairs) in zip(axes.ravel(), tops.items()):
         names = [_fit(name) for name, _ in pairs][::-1]
         axis.barh(names, [share for _, share in pairs][::-1], color=_colour(component))
-        axis.set_title(f"community {component}", fontsize=10)
+        axis.set_title(f"{noun} {component}", fontsize=10)
         axis.tick_params(labelsize=7)
-        axis.set_xlabel("share of the community", fontsize=7)
+        axis.set_xlabel(f"share of the {noun}", fontsize=7)
     figure.tight_layout()
     return _png(figure)
 
@@ -828,6 +835,171 @@ def _events_section(tracker: Tracker, bin_width: float | None, time: TimeAxis,
     return parts
 
 
+# ---------------------------------------------------------------------- text streams
+def load_text(path: str | Path, worker: str | None = None) -> Any:
+    """The :class:`consumers.text.TextApp` restored from a text consumer's checkpoint (the
+    one :func:`load_source` would read), or None when ``path`` holds no such checkpoint."""
+    from consumers.text import TextApp
+
+    path = Path(path)
+    checkpoint = _checkpoint_file(path, worker) if path.exists() else None
+    if checkpoint is None or not checkpoint.exists():
+        return None
+    try:
+        blobs = read_checkpoint(checkpoint).blobs
+    except CheckpointError as err:
+        raise ValueError(f"{checkpoint}: not a readable consumer checkpoint: {err}") from None
+    if "text" not in blobs:
+        return None
+    app = TextApp()
+    app.restore(blobs)
+    return app
+
+
+def coarser_prevalence(prevalence: pd.DataFrame, width: float) -> pd.DataFrame:
+    """Prevalence (``bin``, ``topic``, ``share``, ``n_docs``) merged into bins ``width``
+    wide: each topic's share is the mean over the merged bins' documents.
+
+    >>> table = pd.DataFrame({"bin": [0.0, 1.0, 0.0, 1.0], "topic": [1, 1, 2, 2],
+    ...                       "share": [1.0, 0.0, 0.0, 1.0], "n_docs": [3, 1, 3, 1]})
+    >>> coarser_prevalence(table, 2.0)["share"].tolist()
+    [0.75, 0.25]
+    """
+    frame = prevalence.assign(bin=np.floor(prevalence["bin"] / width) * width,
+                              mass=prevalence["share"] * prevalence["n_docs"])
+    merged = frame.groupby(["bin", "topic"], as_index=False)[["mass", "n_docs"]].sum()
+    merged["share"] = merged["mass"] / merged["n_docs"]
+    return merged[["bin", "topic", "share", "n_docs"]]
+
+
+def _prevalence_figure(prevalence: pd.DataFrame, time: TimeAxis) -> str:
+    """A streamgraph: each topic's mean share of the documents per time bin, stacked around
+    a centre line (matplotlib's ``baseline='wiggle'``)."""
+    import matplotlib.pyplot as plt
+
+    wide = prevalence.pivot(index="bin", columns="topic", values="share").fillna(0.0)
+    figure, axis = plt.subplots(figsize=(13, 5))
+    axis.stackplot(time.x(wide.index), wide.to_numpy().T, baseline="wiggle",
+                   colors=[_colour(t) for t in wide.columns],
+                   labels=[str(t) for t in wide.columns])
+    time.ticks(axis)
+    axis.set(xlabel=time.label, ylabel="mean share of the documents",
+             title="topic prevalence per time bin")
+    axis.set_yticks([])
+    axis.legend(title="topic", fontsize=7, ncol=min(len(wide.columns), 10),
+                loc="upper left")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def write_text_report(app: Any, out: str | Path = "report.html", *, top: int = 10,
+                      bin_width: float | None = None, dates: bool = False,
+                      title: str = "onlinenmf report: topics") -> Path:
+    """Write the HTML report of a text consumer (:class:`consumers.text.TextApp`, e.g. from
+    :func:`load_text`): the topics' word lists, their prevalence over time as a streamgraph,
+    when each emerged, peaked and faded, the births and retirements, polysemous words.
+
+    ``bin_width``: time bin of the prevalence, in days (default: 20 bins, at least a year);
+    ``dates``: the times are days since 1970-01-01, drawn as calendar dates.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    model, nmf = app.model, app.model.nmf
+    time = TimeAxis("days", 86400.0) if dates else TimeAxis("days")
+    esc = html.escape
+    overview = pd.DataFrame([
+        ("topics", len(nmf.component_ids)), ("words in the model", nmf.n_features),
+        ("words admitted", len(model.vectorizer.vocabulary.admitted)),
+        ("documents learned", model.docs_learned), ("model version", nmf.model_version),
+        ("weighting", model.vectorizer.weighting), ("beta", nmf.beta),
+        ("topic births and retirements", len(app.topic_events))], columns=["", "value"])
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
+             f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1>", _table(overview)]
+    parts.extend(_topics_section(app, top))
+    parts.extend(_prevalence_section(app, bin_width, time))
+    parts.extend(_topic_events_section(app, bin_width, time))
+    parts.extend(_polysemy_section(app))
+    parts.append("</body></html>")
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+def _topics_section(app: Any, top: int) -> list[str]:
+    parts = ["<h2 id='topics'>Topics: top words</h2>"]
+    nmf = app.model.nmf
+    if nmf.n_features == 0:
+        return [*parts, _note("The model has learned nothing yet.")]
+    tops = {t: [(str(w), s) for w, s in pairs] for t, pairs in nmf.components(top=top).items()}
+    rows = [{"topic": t, "top words": ", ".join(w for w, _ in pairs)}
+            for t, pairs in tops.items()]
+    parts.append(_table(pd.DataFrame(rows)))
+    parts.append(_community_figure(tops, noun="topic"))
+    return parts
+
+
+def _prevalence_section(app: Any, bin_width: float | None, time: TimeAxis) -> list[str]:
+    from onlinenmf.text import eras
+
+    parts = ["<h2 id='prevalence'>Topic prevalence over time</h2>"]
+    prevalence = app.prevalence()
+    if prevalence.empty:
+        return [*parts, _note("No document has been mixed against a dictionary yet.")]
+    span = float(prevalence["bin"].max() - prevalence["bin"].min())
+    width = bin_width or max(float(_year_bin()), span / 20)
+    prevalence = coarser_prevalence(prevalence, width)
+    parts.append(_prevalence_figure(prevalence, time))
+    parts.append(_note(f"Each topic's mean share of the documents in bins of {width:.4g} "
+                       "days (documents mixed before the first dictionary are not counted)."))
+    table = pd.DataFrame(eras(prevalence))
+    if not table.empty:
+        for column in ("emerged", "peak", "faded"):
+            table[column] = [_when(v, time) for v in table[column]]
+        parts.append("<p>When each topic emerged (first bin with a share of 5 %), peaked, "
+                     "and faded (under 2.5 % after its peak; blank: still there):</p>"
+                     + _table(table))
+    return parts
+
+
+def _year_bin() -> float:
+    from consumers.text.application import PREVALENCE_BIN
+
+    return PREVALENCE_BIN
+
+
+def _when(value: Any, time: TimeAxis) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(time.x([value])[0].date()) if time.seconds else f"{value:g}"
+
+
+def _topic_events_section(app: Any, bin_width: float | None, time: TimeAxis) -> list[str]:
+    parts = ["<h2 id='topic-events'>Births and retirements</h2>"]
+    if not app.topic_events:
+        return [*parts, _note("No topic was born or retired.")]
+    width = bin_width or event_bin_width(app.topic_events)
+    parts.append(_events_figure(event_counts(app.topic_events, width), width, time))
+    frame = pd.DataFrame(app.topic_events)
+    frame["time"] = [_when(v, time) for v in frame["time"]]
+    parts.append(_table(frame[["time", "kind", "topic", "reason"]]))
+    return parts
+
+
+def _polysemy_section(app: Any, top: int = 30) -> list[str]:
+    from onlinenmf.text import polysemous
+
+    parts = ["<h2 id='polysemy'>Words in two topics</h2>"]
+    pairs = polysemous(app.model, top)
+    if not pairs:
+        return [*parts, _note(f"No word is among the top {top} words of two topics.")]
+    parts.append(_note(f"Words among the top {top} words of two topics (the seed's 'lead' "
+                       "in two senses)."))
+    parts.append(_table(pd.DataFrame(pairs, columns=["word", "topic", "other topic"])))
+    return parts
+
+
 # ---------------------------------------------------------------------- command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, metavar="D",
@@ -858,6 +1030,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        text = load_text(args.checkpoint, worker=args.worker)
+    except (OSError, ValueError) as err:
+        print(f"onlinenmf report: {err}", file=sys.stderr)
+        return 1
+    if text is not None:  # a text consumer's checkpoint: its topics over time
+        print(write_text_report(text, args.out, top=args.top, bin_width=args.bin_width,
+                                dates=args.dates,
+                                title=_default(args.title, "onlinenmf report: topics")))
+        return 0
+    try:
         tracker = load_source(args.checkpoint, worker=args.worker)
         classifier = load_classifier(args.checkpoint, worker=args.worker)
     except (OSError, ValueError) as err:  # missing, unreadable or corrupt (SnapshotError)
@@ -875,6 +1057,11 @@ def run(args: argparse.Namespace) -> int:
                         title=args.title, classifier=classifier)
     print(path)
     return 0
+
+
+def _default(title: str, text_title: str) -> str:
+    """The page title: the one given, else the text report's own."""
+    return text_title if title == "onlinenmf report" else title
 
 
 def _subjects_option(tracker: Tracker, text: str | None) -> list[Hashable] | None:

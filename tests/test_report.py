@@ -420,3 +420,84 @@ def test_supervised_checkpoint_shows_each_class_communities_and_effects(tracker,
                                                   blobs={"tracker": tracker.to_bytes()}))
     assert main(["report", "--checkpoint", str(plain), "--out", str(out)]) == 0
     assert "id='classes'" not in out.read_text()
+
+
+# ---------------------------------------------------------------------- text streams (issue 19)
+TEXT_ERAS = ("gold silver currency banks coin specie bullion notes",
+             "army navy war soldiers battle officers fleet troops")
+
+
+@pytest.fixture(scope="module")
+def text_checkpoint(tmp_path_factory) -> Path:
+    """A text consumer's checkpoint: 300 documents of gold words over 1800-1900, then 300 of
+    war words over 1900-2000 (days since 1970), a topic re-seeded between two documents."""
+    import random
+
+    from consumers.loop import Source
+    from consumers.text import TextApp, encode_document
+
+    rng = random.Random(0)
+    app = TextApp(model_params={"n_components": 2, "min_df": 2, "seed": 0,
+                                "refresh_every": 20})
+    app.restore(None)
+    for i in range(600):
+        words = TEXT_ERAS[i >= 300].split()
+        day = -62_000 + i * 100.0
+        if i == 450:
+            app.model.nmf._reseed(0, "forced by the test")
+        app.process(app.decode(encode_document(f"d{i}", day, " the ".join(
+            rng.choices(words, k=12)))), Source("text.documents", 0, i, None, b"k", "w"))
+    folder = tmp_path_factory.mktemp("text_ckpt")
+    CheckpointStore(folder, "w").write(Checkpoint(offsets={"text.documents:0": 600},
+                                                  blobs=app.snapshot()))
+    return folder
+
+
+def test_text_checkpoint_report_topics_prevalence_events_polysemy(text_checkpoint, tmp_path,
+                                                                  capsys):
+    from consumers.report import load_text
+    from onlinenmf.text import polysemous
+
+    out = tmp_path / "topics.html"
+    assert main(["report", "--checkpoint", str(text_checkpoint), "--out", str(out),
+                 "--dates"]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    page = out.read_text()
+    for section in ("topics", "prevalence", "topic-events", "polysemy"):
+        assert f"id='{section}'" in page
+    # word lists, a streamgraph, the events per bin
+    assert len(_figures(page)) == 3
+    app = load_text(text_checkpoint)
+    tables = _tables(page)
+    words = next(t for t in tables if "top words" in t.columns)
+    assert dict(zip(words["topic"], words["top words"])) == {
+        str(t): ", ".join(w) for t, w in app.model.topics(8).items()}  # --top's default
+    # the streamgraph: 20 bins over the span of the year bins the checkpoint keeps
+    span = app.prevalence()["bin"].max() - app.prevalence()["bin"].min()
+    assert f"in bins of {span / 20:.4g} days" in page
+    eras = next(t for t in tables if "emerged" in t.columns)
+    assert "1804-02-06" in set(eras["emerged"])  # 1800's bin: the first words, then gold
+    assert eras["faded"].iloc[0] != "" and eras["faded"].iloc[-1] == ""  # retired, still there
+    events = next(t for t in tables if "reason" in t.columns)
+    assert events["reason"].tolist() == [e["reason"] for e in app.topic_events]
+    assert "forced by the test" in set(events["reason"])
+    assert {"birth", "retire"} <= set(events["kind"])
+    polysemy = next(t for t in tables if "other topic" in t.columns)
+    assert polysemy["word"].tolist() == [w for w, _, _ in polysemous(app.model, 30)]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="LOUD SKIP: Debian's chromium is not installed "
+                    "(apt-get install -y chromium); the report is not rendered in a browser")
+def test_text_report_renders_in_headless_chromium(text_checkpoint, tmp_path):
+    from consumers.report import load_text, write_text_report
+
+    page = write_text_report(load_text(text_checkpoint), tmp_path / "t.html").read_text()
+    probe = ("<script>window.addEventListener('load', () => document.body.setAttribute("
+             "'data-decoded', [...document.images].filter(i => i.complete && "
+             "i.naturalWidth > 100).length));</script>")
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("</body>", probe + "</body>"))
+    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                          "--virtual-time-budget=5000", "--dump-dom", probed.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert 'data-decoded="3"' in dom, dom[:300]

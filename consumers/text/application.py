@@ -41,10 +41,18 @@ from consumers.loop import Result, Source
 from consumers.messages import DEFAULT_MAX_BYTES, BadMessage, SourceRef
 from consumers.text.schema import TOPICS, Document, decode_document
 
-__all__ = ["TextApp", "DocumentRecord", "TopicsRecord", "TOP_WORDS"]
+__all__ = ["TextApp", "DocumentRecord", "TopicsRecord", "TOP_WORDS", "PREVALENCE_BIN",
+           "MAX_TOPIC_EVENTS"]
 
 #: Words per topic in a topics record.
 TOP_WORDS = 10
+
+#: Time bin (days, the input's unit: a year) of the topic prevalence kept in the checkpoint
+#: for ``onlinenmf report`` (which merges bins into coarser ones); one entry per year of stream.
+PREVALENCE_BIN = 365.25
+
+#: Topic births and retirements kept (with the stream time they happened at) for the report.
+MAX_TOPIC_EVENTS = 1_000
 
 
 class DocumentRecord(msgspec.Struct):
@@ -105,6 +113,11 @@ class TextApp:
         self.max_bytes = max_bytes
         self.model: Any = None
         self.published_version = 0
+        #: bin start -> [documents mixed, {topic: sum of its shares}] (see :meth:`prevalence`)
+        self.prevalence_sums: dict[float, list[Any]] = {}
+        #: the topics' births and retirements, with the stream time of the document learned
+        self.topic_events: list[dict[str, Any]] = []
+        self._events_seen = 0
 
     # ------------------------------------------------------------------ state
     def restore(self, blobs: Mapping[str, bytes] | None) -> None:
@@ -113,13 +126,36 @@ class TextApp:
         if blobs is None:
             self.model = TopicModel(**self.model_params)
             self.published_version = 0
+            self.prevalence_sums, self.topic_events = {}, []
+            self._events_seen = 0
             return
         self.model = TopicModel.from_bytes(blobs["text"], source="checkpoint:text")
-        self.published_version = int(_STATE_DEC.decode(blobs["app"])["published_version"])
+        state = _STATE_DEC.decode(blobs["app"])
+        self.published_version = int(state["published_version"])
+        self.prevalence_sums = {float(start): [int(n), {int(t): float(v) for t, v in sums}]
+                                for start, n, sums in state.get("prevalence", [])}
+        self.topic_events = list(state.get("topic_events", []))
+        self._events_seen = len(self.model.nmf.events)
 
     def snapshot(self) -> dict[str, bytes]:
+        prevalence = [[start, n, sorted(sums.items())]
+                      for start, (n, sums) in sorted(self.prevalence_sums.items())]
         return {"text": self.model.to_bytes(),  # not "model": that name holds an OnlineNMF
-                "app": _STATE_ENC.encode({"published_version": self.published_version})}
+                "app": _STATE_ENC.encode({"published_version": self.published_version,
+                                          "prevalence": prevalence,
+                                          "topic_events": self.topic_events})}
+
+    def prevalence(self):
+        """A DataFrame as :meth:`onlinenmf.text.TopicStream.prevalence` gives: ``bin``
+        (start, days), ``topic``, ``share`` (the topic's mean share of the bin's documents,
+        0 where absent) and ``n_docs``; documents mixed before the first dictionary (against
+        random rows) are not counted."""
+        import pandas as pd
+
+        topics = sorted({t for _, sums in self.prevalence_sums.values() for t in sums})
+        rows = [(start, topic, sums.get(topic, 0.0) / n, n)
+                for start, (n, sums) in sorted(self.prevalence_sums.items()) for topic in topics]
+        return pd.DataFrame(rows, columns=["bin", "topic", "share", "n_docs"])
 
     def summary(self) -> dict[str, Any]:
         nmf = self.model.nmf
@@ -138,11 +174,14 @@ class TextApp:
 
     def process(self, doc: Document, source: Source) -> Result:
         model, nmf = self.model, self.model.nmf
-        seen = len(nmf.events)
+        # the events since the previous document (a re-seed between two documents included)
+        seen, version = min(self._events_seen, len(nmf.events)), nmf.model_version
         try:  # the vectoriser and the engine check everything before they change anything
             mix = model.learn_one(doc.text)
         except ValueError as err:
             raise BadMessage("rejected", f"the model refused the document: {err}") from err
+        self._follow(doc.time, mix if version else {}, nmf.events[seen:])
+        self._events_seen = len(nmf.events)
         outputs: list[tuple[str, bytes | None, bytes]] = []
         key = doc.doc_id.encode()
         if self.output_topic is not None:
@@ -157,6 +196,21 @@ class TextApp:
             outputs.append((self.model_topic, None, _ENC.encode(self.topics_record(
                 source.worker))))
         return Result(outputs, nmf.last_loss if mix else None)
+
+    def _follow(self, time: float, mix: Mapping[int, float], events) -> None:
+        """Add a document's shares to its time bin; keep the topic events with its time."""
+        shares = _shares(mix)
+        if shares:
+            start = (time // PREVALENCE_BIN) * PREVALENCE_BIN
+            entry = self.prevalence_sums.setdefault(start, [0, {}])
+            entry[0] += 1
+            for topic, share in shares.items():
+                entry[1][topic] = entry[1].get(topic, 0.0) + share
+        for event in events:
+            if event.kind in ("birth", "retire"):
+                self.topic_events.append({"time": time, "kind": event.kind,
+                                          "topic": event.component, "reason": event.reason})
+        del self.topic_events[:-MAX_TOPIC_EVENTS]
 
     def topics_record(self, worker: str) -> TopicsRecord:
         nmf = self.model.nmf
