@@ -91,6 +91,12 @@ def cluster(workers: int):
     return c, Client(c)
 
 
+def cpu_seconds() -> float:
+    """This process's CPU time so far, user + system (run on each worker)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss() -> int:
     """This process's peak resident memory, bytes (run on each worker)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -310,18 +316,24 @@ def synthetic(lines: list[str], rows: int, partitions: int, passes: int,
             held = sorted(len(keys) for keys in client.has_what().values())
             baseline = sorted(client.run(peak_rss).values())
             reports: list[Timed] = []
+            marks: list[dict] = []  # each worker's CPU seconds after each pass
+
+            def on_pass(report, client=client, reports=reports, marks=marks) -> None:
+                reports.append(Timed(report, time.time()))
+                marks.append(client.run(cpu_seconds))
+
             before = uptime()
             fit_start = time.perf_counter()
             with get_task_stream(client) as stream:
                 model = distributed.fit(
                     data, params, passes=passes, client=client, features=features,
-                    start="stream",
-                    progress=lambda r, out=reports: out.append(Timed(r, time.time())))
+                    start="stream", progress=on_pass)
             fit_seconds = time.perf_counter() - fit_start
             after = uptime()
             peaks = sorted(client.run(peak_rss).values())
             count = len(client.scheduler_info()["workers"])
             where = anatomy(stream.data, reports[1:] or reports)
+            where["cpu"] = {w: marks[-1][w] - marks[0][w] for w in marks[-1] if w in marks[0]}
         finally:
             client.close()
             if c is not None:
@@ -373,10 +385,13 @@ def synthetic(lines: list[str], rows: int, partitions: int, passes: int,
                   "(the client's refresh, the model's broadcast, scheduling, waiting for the "
                   "slower worker). A partition's compute time that grows with 2 workers is "
                   "the two processes competing for the cores (with other sessions), not "
-                  "Dask's overhead:", "",
+                  "Dask's overhead; the CPU seconds each worker process got during those passes "
+                  "(share of one core: 100 % is a core of its own) say how much of the machine "
+                  "it had:", "",
               "| workers | wall s | partition compute s per worker (tasks) | compute s per "
-              "task | transfers s | wall - busiest worker's compute s |",
-              "|---|---|---|---|---|---|"]
+              "task | transfers s | wall - busiest worker's compute s | CPU s per worker "
+              "(share of a core) |",
+              "|---|---|---|---|---|---|---|"]
     for workers, result in results.items():
         reports, where = result[1], result[9]
         timed = reports[1:] or reports
@@ -384,9 +399,10 @@ def synthetic(lines: list[str], rows: int, partitions: int, passes: int,
         busy = ", ".join(f"{s:.1f} ({where['tasks'][w]})"
                          for w, s in sorted(where["computed"].items()))
         per_task = sum(where["computed"].values()) / max(sum(where["tasks"].values()), 1)
+        cpu = ", ".join(f"{s:.1f} ({s / wall:.0%})" for _, s in sorted(where["cpu"].items()))
         lines.append(f"| {workers} | {wall:.1f} | {busy} | {per_task:.2f} | "
                      f"{where['transfer']:.1f} | "
-                     f"{wall - max(where['computed'].values(), default=0.0):.1f} |")
+                     f"{wall - max(where['computed'].values(), default=0.0):.1f} | {cpu} |")
     lines += ["", "Loss per pass (KL per sample, of the W each pass starts from):", ""]
     for workers, result in results.items():
         lines.append(f"- {workers} worker(s): " + ", ".join(
@@ -406,13 +422,26 @@ def synthetic(lines: list[str], rows: int, partitions: int, passes: int,
             f"{median_pass(results[1][1]):.1f} s with 1, {mb_pass:.1f} s for MiniBatchNMF "
             f"(target: at least as fast; "
             f"{'met' if median_pass(results[1][1]) <= mb_pass else 'missed'} with 1 worker). "
-            f"Same W: max |W1 - W2| = {same:.3g}.**"]
+            f"Same W: max |W1 - W2| = {same:.3g}.**", "",
+            f"CPU seconds per timed pass, all workers: {cpu_per_pass(results[1]):.1f} with 1 "
+            f"worker, {cpu_per_pass(results[2]):.1f} with 2 (the work Dask adds by splitting "
+            f"it over two processes: the difference). With each worker on a core of its own "
+            f"the ratio would be about 2 x {cpu_per_pass(results[1]):.1f} / "
+            f"{cpu_per_pass(results[2]):.1f} = "
+            f"{2 * cpu_per_pass(results[1]) / cpu_per_pass(results[2]):.2f}x; the measured "
+            f"ratio is lower by the share of the cores the other sessions took."]
     model = next(iter(results.values()))[0]
     ours = model.batch_statistics(first, features=features).loss / reads
     mb_kl = kl(first.toarray(), mb.components_, mb.transform(first)) / reads
     lines += ["", f"KL per read on partition 0: ours after {passes} passes {ours:.4f}; "
                   f"MiniBatchNMF after one pass over {mb_rows:,} rows {mb_kl:.4f} (its own "
                   f"transform).", ""]
+
+
+def cpu_per_pass(result: tuple) -> float:
+    """CPU seconds of all workers per timed pass (passes 2..)."""
+    reports, where = result[1], result[9]
+    return sum(where["cpu"].values()) / max(len(reports) - 1, 1)
 
 
 def median_pass(reports: list) -> float:
