@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: demo test bench lint clean mutation kafka
+.PHONY: demo demo-text test bench lint clean mutation kafka
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(PY) -m consumers.cli demo
+
+# State of the Union addresses (../shared/data/text/state_of_the_union) through the embedded
+# broker into the text consumer; topics and their report in demo-output-text/.
+demo-text: $(STAMP)
+	$(PY) -m consumers.cli demo text
 
 # Apache Kafka for `onlinenmf broker --apache` and the Kafka tests: its jars, pinned in
 # consumers/apache-kafka/pom.xml, fetched once with Maven into ~/.cache/onlinenmf (needs

@@ -1,4 +1,5 @@
-"""Demo: the ECAM infant cohort streamed through Kafka into the online NMF consumer.
+"""Demo: the ECAM infant cohort (or, ``onlinenmf demo text``, the State of the Union
+addresses) streamed through Kafka into the online NMF consumer.
 
 Starts the embedded broker (Tansu, loopback, in memory), replays the 699 infant samples of
 ECAM (Bokulich et al. 2016) into ``microbiome.samples`` in time order, runs the consumer
@@ -7,6 +8,12 @@ the communities with their top taxa by name and a few infants' trajectories, and
 everything in an output folder: the consumer's output records, the model versions, the
 checkpoint (``onlinenmf inspect --checkpoint-dir <folder>/checkpoints``) and an HTML report.
 The broker is stopped at the end.
+
+``onlinenmf demo text`` does the same with every 4th paragraph chunk of the 237 State of the
+Union addresses (1790-2026; ``--data``, default the bundled copy, else
+``../shared/data/text/state_of_the_union`` beside the repository) through ``onlinenmf
+consume text``'s application: it prints the topics' top words and writes the documents' topic mixes, the topics' versions, the checkpoint
+and the text report (topics, their prevalence over time, births and retirements).
 """
 
 from __future__ import annotations
@@ -21,17 +28,46 @@ from typing import Any
 
 from consumers.microbiome.schema import TOPICS
 
-__all__ = ["add_arguments", "run", "run_demo"]
+__all__ = ["add_arguments", "run", "run_demo", "run_text_demo", "SOTU_DATA"]
 
 SUBJECTS = ("C001", "C010", "C021", "C035")
+
+def _sotu_data() -> Path:
+    """The State of the Union chunks (date, doc_id, text; time-ordered): the bundled copy
+    (:mod:`onlinenmf.datasets.text`) when this install has it, else the issue's copy beside
+    the repository."""
+    try:
+        from onlinenmf.datasets.text import STATE_OF_THE_UNION
+    except ImportError:
+        return (Path(__file__).resolve().parents[2] / "shared" / "data" / "text"
+                / "state_of_the_union" / "sotu_chunks.tsv.xz")
+    return Path(STATE_OF_THE_UNION)
+
+
+#: The State of the Union chunks the text demo reads by default.
+SOTU_DATA = _sotu_data()
+
+#: Components of each demo when --components is not given.
+DEFAULT_COMPONENTS = {"microbiome": 8, "text": 15}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``onlinenmf demo``."""
-    parser.add_argument("--out", type=Path, default=Path("demo-output"),
-                        help="folder for the outputs (default: %(default)s)")
-    parser.add_argument("--components", type=int, default=8, help="communities (rank k)")
+    parser.add_argument("kind", nargs="?", choices=sorted(DEFAULT_COMPONENTS),
+                        default="microbiome",
+                        help="microbiome (ECAM, the default) or text (State of the Union)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for the outputs (default: demo-output, or "
+                        "demo-output-text)")
+    parser.add_argument("--components", type=int, default=None,
+                        help="communities or topics (rank k; default: 8, or 15 for text)")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    parser.add_argument("--data", type=Path, default=SOTU_DATA,
+                        help="text: the chunks' TSV (doc_id, date, text; .xz read)")
+    parser.add_argument("--every", type=int, default=4,
+                        help="text: every n-th chunk (default: %(default)s)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="text: at most this many documents")
 
 
 def _read_topic(bootstrap: str, topic: str, expect: int | None, timeout: float = 30.0
@@ -175,12 +211,116 @@ def run_demo(out: Path, components: int = 8, report: bool = True) -> dict[str, A
     return summary
 
 
+def _text_messages(data: Path, every: int, limit: int | None) -> list[tuple[bytes, bytes]]:
+    """Every ``every``-th document of the chunks' table, as ``onlinenmf produce text`` sends
+    them (its producer: time order, ISO dates)."""
+    import itertools
+
+    from consumers.text.producer import text_messages
+
+    messages = text_messages(argparse.Namespace(table=data, limit=None))
+    return list(itertools.islice(messages, 0, None if limit is None else limit * every, every))
+
+
+def run_text_demo(out: Path, data: Path = SOTU_DATA, components: int = 15, every: int = 4,
+                  limit: int | None = None, report: bool = True) -> dict[str, Any]:
+    """Stream State of the Union chunks through the embedded broker into the text consumer's
+    application; return what it measured (used by the test). A missing ``data`` is a
+    FileNotFoundError."""
+    from consumers.broker import EMBEDDED_GROUP_SETTINGS, EmbeddedBroker
+    from consumers.loop import ConsumerLoop, LoopConfig
+    from consumers.metrics import ConsumerMetrics
+    from consumers.text import TOPICS, TextApp
+
+    started = time.monotonic()
+    if not Path(data).exists():
+        raise FileNotFoundError(f"{data}: no State of the Union chunks there; pass --data")
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "checkpoints"
+    for old in ckpt_dir.glob("*.ckpt"):  # a rerun starts a fresh model, like the broker
+        old.unlink()
+    messages = _text_messages(Path(data), every, limit)
+    print(f"State of the Union: {len(messages)} paragraph chunks (every {every}th)")
+    with EmbeddedBroker(log_path=out / "broker.log") as broker:
+        print(f"broker (Tansu, in memory) on {broker.bootstrap}")
+        from kafka import KafkaProducer
+        from kafka.admin import KafkaAdminClient
+        from tqdm import tqdm
+
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        # one partition: every run learns the documents in one order, so the same topics
+        admin.create_topics({TOPICS.input: {"num_partitions": 1, "replication_factor": 1}})
+        admin.close()
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
+        for key, value in tqdm(messages, unit="doc", desc=f"replay -> {TOPICS.input}"):
+            producer.send(TOPICS.input, key=key, value=value)
+        producer.flush(30)
+        producer.close()
+
+        app = TextApp(model_params={"n_components": components, "seed": 0},
+                      output_topic=TOPICS.output, model_topic=TOPICS.model)
+        loop = ConsumerLoop(app, LoopConfig(
+            bootstrap_servers=broker.bootstrap, topics=[TOPICS.input],
+            group_id="onlinenmf-demo-text", checkpoint_dir=ckpt_dir, worker_id="demo",
+            checkpoint_every=1000, exit_when_idle=2.0,
+            consumer_config=dict(EMBEDDED_GROUP_SETTINGS),
+        ), ConsumerMetrics())
+        print("consuming until the stream is drained ...")
+        logging.getLogger("onlinenmf.consumer").setLevel(logging.WARNING)
+        status = loop.run()
+        if status != 0:
+            raise DemoFailed(f"the consumer stopped with exit status {status}; see the line above")
+        outputs = _read_topic(broker.bootstrap, TOPICS.output, expect=len(messages))
+        versions = _read_topic(broker.bootstrap, TOPICS.model, expect=None)
+
+    with open(out / "mixes.jsonl", "w") as fh:
+        fh.writelines(r.value.decode() + "\n" for r in outputs)
+    with open(out / "topics.jsonl", "w") as fh:
+        fh.writelines(r.value.decode() + "\n" for r in versions)
+    model = app.model
+    topics = model.topics(8)
+    print(f"\n{len(topics)} topics after {model.docs_learned} documents "
+          f"(model version {model.nmf.model_version}), top words:")
+    for topic, words in topics.items():
+        print(f"  T{topic:<3} {', '.join(map(str, words))}")
+    summary = {
+        "documents_produced": len(messages), "documents_learned": int(model.docs_learned),
+        "output_records": len(outputs), "topic_versions": len(versions),
+        "checkpoints": loop.checkpoints_written,
+        "dead_letters": sum(loop.dead_letter_counts.values()),
+        "topic_events": len(app.topic_events),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if report:
+        from consumers.report import write_text_report
+
+        write_text_report(app, out / "report.html", dates=True,
+                          title="State of the Union through Kafka")
+    print(f"\n{len(outputs)} mix records, {len(versions)} topic versions, "
+          f"{loop.checkpoints_written} checkpoints; {summary['dead_letters']} dead letters")
+    print(f"outputs in {out.resolve()}/: mixes.jsonl, topics.jsonl, summary.json, checkpoints/ "
+          f"(onlinenmf report --checkpoint {out}/checkpoints --dates)"
+          + (", report.html" if report else ""))
+    print(f"demo done in {time.monotonic() - started:.0f} s; broker stopped")
+    return summary
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the Kafka demo on the bundled ECAM cohort."""
+    """Run the Kafka demo on the bundled ECAM cohort, or on the State of the Union (text)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # shutdown chatter of the clients
+    components = args.components or DEFAULT_COMPONENTS[args.kind]
     try:
-        summary = run_demo(args.out, args.components, report=not args.no_report)
+        if args.kind == "text":
+            summary = run_text_demo(args.out or Path("demo-output-text"), args.data,
+                                    components, args.every, args.limit,
+                                    report=not args.no_report)
+            return 0 if summary["documents_learned"] == summary["documents_produced"] else 1
+        summary = run_demo(args.out or Path("demo-output"), components,
+                           report=not args.no_report)
+    except FileNotFoundError as err:
+        print(f"onlinenmf demo: {err}", file=sys.stderr)
+        return 2
     except DemoFailed as err:
         print(f"onlinenmf demo: {err}", file=sys.stderr)
         return 1
