@@ -12,8 +12,9 @@ The broker is stopped at the end.
 ``onlinenmf demo text`` does the same with every 4th paragraph chunk of the 237 State of the
 Union addresses (1790-2026; ``--data``, default the bundled copy, else
 ``../shared/data/text/state_of_the_union`` beside the repository) through ``onlinenmf
-consume text``'s application: it prints the topics' top words and writes the documents' topic mixes, the topics' versions, the checkpoint
-and the text report (topics, their prevalence over time, births and retirements).
+consume text``'s application: it prints the topics' top words and writes the documents' topic
+mixes, the topics' versions, the checkpoint and the text report (topics, their prevalence over
+time, births and retirements).
 """
 
 from __future__ import annotations
