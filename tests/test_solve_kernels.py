@@ -80,3 +80,40 @@ def test_itakura_saito_updates_stop_when_the_steps_are_small(tol):
                           np.empty(3))
     assert sweeps == want_sweeps
     np.testing.assert_allclose(h, want, rtol=1e-9)
+
+
+def kl_solve(W, v, h, max_iter=1000, tol=1e-10):
+    """The KL kernel on a dense sample (every entry a row); return (h, loss)."""
+    h = h.copy()
+    rows = np.arange(W.shape[0])
+    k = W.shape[1]
+    loss = solve.solve_sample(solve.KL_NEWTON, 1.0, 1.0, W, W.shape[0], rows, v,
+                              np.zeros((k, k)), W.sum(axis=0), h, np.zeros(k), 0.0, max_iter,
+                              tol, np.empty(rows.size), np.empty(k), np.empty(k), np.zeros(0))
+    return h, loss
+
+
+def test_kl_newton_overshoot_never_zeroes_the_only_support_of_a_count():
+    """Started ten times past the optimum, the Newton step overshoots below zero; a component
+    that alone explains a non-zero count must then shrink (to a tenth), not drop to zero (an
+    infinite loss it cannot leave). Separate columns: the optimum is h = v."""
+    W = np.eye(2)
+    v = np.array([1.0, 3.0])
+    h, loss = kl_solve(W, v, 10.0 * v)
+    np.testing.assert_allclose(h, v, rtol=1e-8)
+    assert np.isfinite(loss) and loss == pytest.approx(0.0, abs=1e-12)
+
+
+def test_kl_newton_stops_once_converged():
+    """Newton converges in a few sweeps: the kernel stops long before a large budget, at the
+    optimum (its KKT conditions)."""
+    rng = np.random.default_rng(2)
+    W = rng.dirichlet(np.ones(12), size=3).T
+    v = rng.poisson(W @ np.array([40.0, 10.0, 25.0])).astype(np.float64) + 1.0
+    h = np.full(3, v.sum() / 3)
+    rows, k = np.arange(12), 3
+    wh = np.empty(12)
+    sweeps = solve._kl_newton(W, rows, v, W.sum(axis=0), h, np.zeros(k), 0.0, 1000, 1e-10, wh)
+    assert sweeps < 100
+    gradient = W.sum(axis=0) - W.T @ (v / (W @ h))
+    assert np.all(np.abs(gradient[h > 0]) < 1e-7) and np.all(gradient[h == 0] >= -1e-7)
