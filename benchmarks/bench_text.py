@@ -40,10 +40,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from benchmarks import _output
+from onlinenmf.datasets.text import STATE_OF_THE_UNION
 from onlinenmf.text import TopicModel, tokens
 
-DATA = (Path(__file__).resolve().parents[2] / "shared" / "data" / "text" / "state_of_the_union"
-        / "sotu_chunks.tsv.xz")
+DATA = STATE_OF_THE_UNION
 K = 15
 TOP = 10
 SEED = 0

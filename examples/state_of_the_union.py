@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from onlinenmf.datasets.text import STATE_OF_THE_UNION
 from onlinenmf.text import TopicStream, eras, polysemous
 
-DATA = (Path(__file__).resolve().parents[2] / "shared" / "data" / "text" / "state_of_the_union"
-        / "sotu_chunks.tsv.xz")
+DATA = STATE_OF_THE_UNION
 DAYS_PER_YEAR = 365.25
 EPOCH_YEAR = 1970
 

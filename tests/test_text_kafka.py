@@ -17,6 +17,7 @@ import pytest
 
 from consumers.checkpoint import CheckpointStore
 from consumers.text import TOPICS, TextApp
+from onlinenmf.datasets.text import STATE_OF_THE_UNION
 from onlinenmf.text import TopicModel
 from tests.kafka_broker import (
     FAST_GROUP_FLAGS,
@@ -32,8 +33,7 @@ from tests.kafka_broker import (
 
 pytestmark = pytest.mark.kafka
 
-SOTU = (Path(__file__).resolve().parents[2] / "shared" / "data" / "text" / "state_of_the_union"
-        / "sotu_chunks.tsv.xz")
+SOTU = STATE_OF_THE_UNION
 N_DOCS = 400          # every 4th chunk from the start: 1790 to the 1830s
 PARAMS = {"n_components": 6, "seed": 2}
 

@@ -10,6 +10,8 @@ and licence; see ``README.md`` here):
   MovieLens 100K copy the user supplies;
 - :func:`load_table` reads a user's own counts table and sample metadata (TSV, BIOM) into
   the same :class:`MicrobiomeTable`; :func:`read_taxonomy` a taxonomy file;
+- :func:`load_state_of_the_union`: 17,098 paragraph chunks of the State of the Union
+  addresses, 1790-2026 (DataFrame ``date, doc_id, text`` in time order), for text streams;
 - :func:`load_swimmer` and :func:`swimmer_parts` (bundled), :func:`load_cbcl` (never bundled).
 
 Synthetic (numpy only, deterministic by seed): :func:`make_poisson_stream`,
@@ -35,8 +37,10 @@ from .synthetic import (
     make_longitudinal_stream,
     make_poisson_stream,
 )
+from .text import load_state_of_the_union
 
 __all__ = [
+    "load_state_of_the_union",
     "ImageSet",
     "LongitudinalStream",
     "MicrobiomeTable",
