@@ -343,7 +343,10 @@ class OnlineNMF:
             stats = self._statistics
             rows = initial_rows(self.seed, new, stats.colsum, stats.m)
             self._feature_index.add(new)
+            start = stats.m
             stats.add_rows(rows)
+            for held in (stats, *([stats.twin] if stats.twin is not None else [])):
+                self._divergence.start_rows(held, start)
 
     def add_features(self, names: Sequence) -> None:
         """Give rows to the named features not seen yet, without learning; each row is the one

@@ -180,6 +180,11 @@ class Divergence:
     def denominator(self, totals: Totals) -> np.ndarray:
         return totals.D
 
+    def start_rows(self, stats: Any, start: int) -> None:
+        """Statistics of the rows ``start:`` just added for new features (zeros by default):
+        the divergences whose refresh denominator is shared by the rows (beta = 1: the usage;
+        beta = 2: A) or whose rows are solved apart (beta = 0) keep them at zero."""
+
     def seed_weights(self, stats: Any) -> tuple[float, float]:
         """Pseudo-statistics of a seeded column: a share of the mean usage (and of D or A)."""
         usage = SEED_SHARE * float(np.mean(stats.usage)) if stats.usage.size else 0.0
