@@ -858,21 +858,24 @@ def load_text(path: str | Path, worker: str | None = None) -> Any:
 
 def coarser_prevalence(prevalence: pd.DataFrame, width: float) -> pd.DataFrame:
     """Prevalence (``bin``, ``topic``, ``share``, ``n_docs``) merged into bins ``width``
-    wide: each topic's share is the mean over the merged bins' documents.
+    wide from the first bin: each topic's share is the mean over the merged bins' documents.
 
-    >>> table = pd.DataFrame({"bin": [0.0, 1.0, 0.0, 1.0], "topic": [1, 1, 2, 2],
+    >>> table = pd.DataFrame({"bin": [1.0, 2.0, 1.0, 2.0], "topic": [1, 1, 2, 2],
     ...                       "share": [1.0, 0.0, 0.0, 1.0], "n_docs": [3, 1, 3, 1]})
-    >>> coarser_prevalence(table, 2.0)["share"].tolist()
-    [0.75, 0.25]
+    >>> merged = coarser_prevalence(table, 2.0)
+    >>> merged["bin"].tolist(), merged["share"].tolist()
+    ([1.0, 1.0], [0.75, 0.25])
     """
-    frame = prevalence.assign(bin=np.floor(prevalence["bin"] / width) * width,
+    first = float(prevalence["bin"].min())
+    frame = prevalence.assign(bin=first + np.floor((prevalence["bin"] - first) / width) * width,
                               mass=prevalence["share"] * prevalence["n_docs"])
     merged = frame.groupby(["bin", "topic"], as_index=False)[["mass", "n_docs"]].sum()
     merged["share"] = merged["mass"] / merged["n_docs"]
     return merged[["bin", "topic", "share", "n_docs"]]
 
 
-def _prevalence_figure(prevalence: pd.DataFrame, time: TimeAxis) -> str:
+def _prevalence_figure(prevalence: pd.DataFrame, time: TimeAxis,
+                       names: Mapping[int, str]) -> str:
     """A streamgraph: each topic's mean share of the documents per time bin, stacked around
     a centre line (matplotlib's ``baseline='wiggle'``)."""
     import matplotlib.pyplot as plt
@@ -881,13 +884,13 @@ def _prevalence_figure(prevalence: pd.DataFrame, time: TimeAxis) -> str:
     figure, axis = plt.subplots(figsize=(13, 5))
     axis.stackplot(time.x(wide.index), wide.to_numpy().T, baseline="wiggle",
                    colors=[_colour(t) for t in wide.columns],
-                   labels=[str(t) for t in wide.columns])
+                   labels=[names.get(t, str(t)) for t in wide.columns])
     time.ticks(axis)
     axis.set(xlabel=time.label, ylabel="mean share of the documents",
              title="topic prevalence per time bin")
     axis.set_yticks([])
-    axis.legend(title="topic", fontsize=7, ncol=min(len(wide.columns), 10),
-                loc="upper left")
+    axis.legend(title="topic", fontsize=7, ncol=1 + len(wide.columns) // 16,
+                loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     return _png(figure)
 
@@ -947,10 +950,14 @@ def _prevalence_section(app: Any, bin_width: float | None, time: TimeAxis) -> li
     prevalence = app.prevalence()
     if prevalence.empty:
         return [*parts, _note("No document has been mixed against a dictionary yet.")]
-    span = float(prevalence["bin"].max() - prevalence["bin"].min())
-    width = bin_width or max(float(_year_bin()), span / 20)
+    # 20 bins over the span, each a whole number of the year bins the checkpoint keeps
+    year = _year_bin()
+    span = float(prevalence["bin"].max() - prevalence["bin"].min()) + year
+    width = bin_width or year * max(1, round(span / 20 / year))
     prevalence = coarser_prevalence(prevalence, width)
-    parts.append(_prevalence_figure(prevalence, time))
+    names = {t: f"{t}: {', '.join(map(str, words))}"  # a topic's 3 top words name it
+             for t, words in app.model.topics(3).items()}
+    parts.append(_prevalence_figure(prevalence, time, names))
     parts.append(_note(f"Each topic's mean share of the documents in bins of {width:.4g} "
                        "days (documents mixed before the first dictionary are not counted)."))
     table = pd.DataFrame(eras(prevalence))
