@@ -117,3 +117,20 @@ def test_kl_newton_stops_once_converged():
     assert sweeps < 100
     gradient = W.sum(axis=0) - W.T @ (v / (W @ h))
     assert np.all(np.abs(gradient[h > 0]) < 1e-7) and np.all(gradient[h == 0] >= -1e-7)
+
+
+def test_hals_gives_a_dead_column_zero_and_still_solves_the_others():
+    """A column of W that is all zero (no curvature, G_jj + l2 = 0) gets h_j = 0, and the
+    coordinates after it are still solved: h is the nnls optimum on the live columns."""
+    import scipy.optimize
+
+    rng = np.random.default_rng(3)
+    W = rng.uniform(0.0, 1.0, size=(8, 3))
+    W[:, 0] = 0.0
+    v = W @ np.array([0.0, 2.0, 1.0]) + rng.uniform(0.0, 0.2, size=8)
+    h = np.full(3, 5.0)
+    solve.solve_sample(solve.HALS, 2.0, 1.0, W, 8, np.arange(8), v, W.T @ W, W.sum(axis=0), h,
+                       np.zeros(3), 0.0, 500, 1e-12, np.empty(8), np.empty(3), np.empty(3),
+                       np.zeros(0))
+    assert h[0] == 0.0
+    np.testing.assert_allclose(h[1:], scipy.optimize.nnls(W[:, 1:], v)[0], rtol=1e-8)
