@@ -77,10 +77,15 @@ class FeatureIndex:
             if on_new is not None:
                 on_new(checked)
             found = [self.index.get(name, -1) for name in names]
-        rows = np.array(found, dtype=np.int64)
-        keep = (values > 0) & (rows >= 0)
-        rows, values = rows[keep], values[keep]
-        order = np.argsort(rows)  # sums over the sample in row order: key order cannot matter
+            rows = np.array(found, dtype=np.int64)
+            keep = (values > 0) & (rows >= 0)
+            rows, values = rows[keep], values[keep]
+        else:  # the hot path: every feature known; values are validated (>= 0)
+            rows = np.array(found, dtype=np.int64)
+            if not values.all():
+                keep = values > 0
+                rows, values = rows[keep], values[keep]
+        order = rows.argsort()  # sums over the sample in row order: key order cannot matter
         return rows[order], values[order]
 
     def matrix_rows(self, X, features: Sequence | None, on_new: OnNew | None) -> sp.csr_matrix:

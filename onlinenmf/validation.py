@@ -20,6 +20,9 @@ import scipy.sparse as sp
 #: 1e308 (beta = 0, 1) a sample would turn the statistics into inf/NaN or stop the solver;
 #: no count or intensity comes near either, so a larger sample is a scaling mistake.
 MAX_SAMPLE_SUM = 1e150
+#: A bound on a sum of non-negative float64 values (size times the largest) below which the sum
+#: cannot overflow: far under 1.8e308, so rounding in the sum cannot cross it either.
+OVERFLOW_FREE = 1e300
 
 
 def check_feature_name(name: Hashable) -> str | int:
@@ -87,7 +90,10 @@ def parse_sample(x: Mapping) -> tuple[list, np.ndarray]:
         values = values.astype(np.float64, copy=False)
     else:
         values = None
-    if values is None or not np.all(np.isfinite(values)) or np.any(values < 0):
+    # The per-sample path: ufunc reductions (the methods add a Python layer each); min and
+    # max propagate NaN, so a NaN, infinite or negative value fails one of the two tests.
+    largest = float(np.maximum.reduce(values)) if values is not None else np.nan
+    if not (largest < np.inf and np.minimum.reduce(values) >= 0):
         for name, value in x.items():
             try:
                 number = float(value)
@@ -96,8 +102,11 @@ def parse_sample(x: Mapping) -> tuple[list, np.ndarray]:
                 ok = False
             if not ok:
                 raise ValueError(_describe_bad_value(name, value))
-    with np.errstate(over="ignore"):
-        total = float(values.sum())
+    if largest * values.size < OVERFLOW_FREE:  # errstate costs as much as the sum
+        total = float(np.add.reduce(values))
+    else:
+        with np.errstate(over="ignore"):
+            total = float(np.add.reduce(values))
     if total > MAX_SAMPLE_SUM:
         raise ValueError(_describe_sum(total))
     return names, values

@@ -1,0 +1,157 @@
+"""The per-sample path's shortcuts (issue 11: per-sample speed back to the pre-redesign level)
+give what the plain code they replace gave: the cached solver settings follow every change of
+their inputs, and the sample check accepts, rejects and returns exactly what the reference check
+(the code before the shortcuts) does, without a warning."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from onlinenmf import OnlineNMF
+from onlinenmf.datasets import make_poisson_stream
+from onlinenmf.divergences import Solver
+from onlinenmf.validation import MAX_SAMPLE_SUM, parse_sample
+
+STREAM = make_poisson_stream(n_features=40, n_components=3, n_samples=400, seed=3,
+                             taxa_per_community=8)
+
+
+def sample(i: int) -> dict:
+    row = STREAM.X[i]
+    return {STREAM.features[c]: float(v) for c, v in zip(row.indices, row.data)}
+
+
+def fitted(**params) -> OnlineNMF:
+    model = OnlineNMF(n_components=3, beta=1, seed=0, refresh_every=50, **params)
+    for i in range(300):
+        model.learn_one(sample(i))
+    return model
+
+
+def built_now(model: OnlineNMF) -> Solver:
+    """The solver settings as built from scratch from the model's current parameters."""
+    return Solver(model._components.l1, float(model.l2_h), int(model.max_iter),
+                  float(model.tol))
+
+
+def test_solver_built_once_while_its_inputs_stay():
+    learner = fitted()._learner
+    assert learner.solver() is learner.solver()
+
+
+@pytest.mark.parametrize("name, value, field", [("tol", 0.05, "tol"), ("max_iter", 1, "max_iter"),
+                                                ("l2_h", 50.0, "l2")])
+def test_a_setting_changed_between_samples_reaches_the_solve(name, value, field):
+    model = fitted()
+    x = sample(350)
+    before = model.transform_one(x)  # the cached solver is in use
+    setattr(model, name, value)
+    solver = model._learner.solver()
+    assert getattr(solver, field) == value
+    assert solver == built_now(model)
+    after = model.transform_one(x)
+    assert after != before
+    reference = fitted()
+    reference._learner._solver = None  # no cache: built from the new value
+    setattr(reference, name, value)
+    assert reference.transform_one(x) == after
+    model.learn_one(x)
+    reference.learn_one(x)
+    np.testing.assert_array_equal(model.W, reference.W)
+
+
+def test_solver_follows_the_l1_weights_hyper_re_estimation_replaces():
+    model = OnlineNMF(n_components=3, beta=1, seed=0, refresh_every=50, adapt_sparsity=True,
+                      l1_h=0.3)
+    seen = set()
+    for i in range(400):
+        model.learn_one(sample(i))
+        solver = model._learner.solver()
+        assert solver.l1 is model._components.l1
+        assert solver == built_now(model)
+        seen.add(tuple(solver.l1))
+    assert len(seen) > 1  # the weights did change while learning
+    assert any(event["kind"] == "l1_h" for event in model.events)
+
+
+# ----------------------------------------------------------------- the sample check
+def reference_parse(x: dict):
+    """parse_sample's checks before the shortcuts (at commit 026aa19): the outcome, the values
+    or the error message."""
+    values = np.array(list(x.values()))
+    if values.dtype.kind not in "biuf" or values.ndim != 1:
+        return "object"
+    values = values.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        return "bad value"
+    with np.errstate(over="ignore"):
+        total = float(values.sum())
+    if total > MAX_SAMPLE_SUM:
+        return "sum"
+    return values
+
+
+NUMBERS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=1e140, max_value=1.7e308),
+    st.sampled_from([0.0, -0.0, 1.0, 1e150, 1e300, 1.7976931348623157e308, -1e-300]),
+    st.integers(min_value=-(2**62), max_value=2**62),
+    st.booleans(),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(NUMBERS, min_size=1, max_size=40))
+def test_sample_check_decides_as_the_reference_and_never_warns(numbers):
+    x = {f"f{i}": value for i, value in enumerate(numbers)}
+    expected = reference_parse(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            names, values = parse_sample(x)
+        except ValueError as err:
+            message = str(err)
+            if expected == "sum":
+                assert message.startswith("the sum of the sample's values")
+            else:
+                assert expected == "bad value" and message.startswith("feature ")
+            return
+    assert not isinstance(expected, str), f"accepted a sample the reference rejects: {expected}"
+    assert names == list(x)
+    assert values.dtype == np.float64
+    np.testing.assert_array_equal(values, expected)
+    assert np.signbit(values).tolist() == np.signbit(expected).tolist()
+
+
+@pytest.mark.parametrize("size, each, accepted", [
+    (2, 1e308, False),             # the sum overflows float64
+    (20, 1e299, False),            # no overflow, but above the limit (the errstate branch)
+    (19, MAX_SAMPLE_SUM / 20, True),
+    (21, MAX_SAMPLE_SUM / 20, False),
+])
+def test_sample_sums_near_the_limits(size, each, accepted):
+    x = {i: each for i in range(size)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        if accepted:
+            assert parse_sample(x)[1].sum() <= MAX_SAMPLE_SUM
+        else:
+            with pytest.raises(ValueError, match="the sum of the sample's values"):
+                parse_sample(x)
+
+
+def test_sample_rows_drop_zeros_and_unknown_features_in_row_order():
+    model = fitted()
+    rows_of = model._feature_index.index
+    names = list(rows_of)[:6]
+    x = {names[4]: 2.0, names[1]: 0.0, names[0]: 1.5, names[3]: -0.0, names[5]: 7.0}
+    rows, values = model._feature_index.sample_rows(x, on_new=None)
+    kept = sorted((rows_of[n], v) for n, v in x.items() if v > 0)
+    assert rows.tolist() == [r for r, _ in kept] and values.tolist() == [v for _, v in kept]
+    rows, values = model._feature_index.sample_rows({**x, "unseen": 3.0}, on_new=None)
+    assert rows.tolist() == [r for r, _ in kept] and values.tolist() == [v for _, v in kept]
