@@ -44,7 +44,7 @@ from consumers import apache_kafka
 from consumers.broker import EmbeddedBroker
 from consumers.loop import ConsumerLoop, LoopConfig, Source
 from consumers.microbiome import MicrobiomeApp
-from consumers.output_producer import output_client
+from consumers.output_producer import OUTPUT_CLIENT_ENV, output_client
 
 PARTITIONS = 4
 REPEATS = 2
@@ -272,16 +272,60 @@ def report(ratios, scaling, n: int, header: str, client: str) -> list[str]:
     return lines
 
 
+def compare_clients(n: int, header: str) -> list[str]:
+    """End-to-end through each output client, alternated, on Tansu, untracked: the consumer
+    before (kafka-python's producer) and after (librdkafka) in one run."""
+    rows = []
+    with running_broker("tansu") as bootstrap:
+        for name, make in STREAMS.items():
+            messages = make(n)
+            topic = f"bench-{uuid.uuid4().hex[:8]}"
+            produce(bootstrap, topic, messages)
+            runs: dict[str, list] = {"alone": [], "kafka-python": [], "librdkafka": []}
+            for _ in range(REPEATS):
+                runs["alone"].append(app_alone(messages, track=False))
+                for client in ("kafka-python", "librdkafka"):
+                    os.environ[OUTPUT_CLIENT_ENV] = client
+                    try:
+                        runs[client].append(end_to_end(bootstrap, topic, n, track=False))
+                    finally:
+                        os.environ.pop(OUTPUT_CLIENT_ENV)
+            rows.append((name, {k: best(v) for k, v in runs.items()}, os.getloadavg()[0]))
+    lines = [header, "", f"{n:,} messages per stream, Tansu, no tracker; otherwise as "
+             "throughput.md. Each the best of "
+             f"{REPEATS} runs, the three alternated.", "",
+             "| stream | app alone rec/s | end-to-end, kafka-python producer | end-to-end, "
+             "librdkafka producer | CPU µs/rec: alone / kafka-python / librdkafka | CPU alone "
+             "/ end-to-end: kafka-python, librdkafka | load |",
+             "|---|---|---|---|---|---|---|"]
+    for name, r, load in rows:
+        alone, before, after = r["alone"], r["kafka-python"], r["librdkafka"]
+        lines.append(
+            f"| {name} | {alone[0]:,.0f} | {before[0]:,.0f} ({before[0] / alone[0]:.0%}) | "
+            f"{after[0]:,.0f} ({after[0] / alone[0]:.0%}) | {alone[1]:.0f} / {before[1]:.0f} "
+            f"/ {after[1]:.0f} | {alone[1] / before[1]:.0%}, {alone[1] / after[1]:.0%} | "
+            f"{load:.1f} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks throughput")
     parser.add_argument("--n", type=int, default=20_000, help="messages per stream")
     parser.add_argument("--brokers", default="tansu,apache",
                         help="comma-separated: tansu, apache (skipped without Java)")
+    parser.add_argument("--clients", action="store_true",
+                        help="only compare the two output clients (throughput_clients.md)")
     args = parser.parse_args(argv or [])
     header = _output.provenance("python -m benchmarks throughput"
                                 + (" " + " ".join(argv) if argv else ""))
     client = output_client()
     app_alone(synthetic(300), track=True)  # compile the engine's kernels first
+    if args.clients:
+        lines = compare_clients(args.n, header)
+        print("\n".join(lines))
+        _output.write("throughput_clients.md", [
+            "# Output clients compared (benchmarks/bench_throughput.py --clients)", "", *lines])
+        return 0
     ratios, scaling, skipped = [], [], []
     for kind in [k.strip() for k in args.brokers.split(",") if k.strip()]:
         problem = apache_kafka.unavailable() if kind == "apache" else None
