@@ -134,3 +134,17 @@ def test_hals_gives_a_dead_column_zero_and_still_solves_the_others():
                        np.zeros(0))
     assert h[0] == 0.0
     np.testing.assert_allclose(h[1:], scipy.optimize.nnls(W[:, 1:], v)[0], rtol=1e-8)
+
+
+@pytest.mark.parametrize("budget", [1, 2, 7])
+def test_itakura_saito_makes_exactly_its_budget_when_not_converged(budget):
+    """With tol = 0 the IS kernel makes exactly ``max_iter`` updates, the reference's."""
+    rng = np.random.default_rng(4)
+    W = rng.uniform(0.1, 1.0, size=(6, 2))
+    v = rng.uniform(0.5, 3.0, size=6)
+    want, want_sweeps = is_mu_reference(W, v, np.ones(2), np.zeros(2), 0.0, budget, 0.0)
+    h = np.ones(2)
+    sweeps = solve._is_mu(W, np.arange(6), v, h, np.zeros(2), 0.0, budget, 0.0, np.empty(6),
+                          np.empty(2), np.empty(2))
+    assert sweeps == want_sweeps == budget
+    np.testing.assert_allclose(h, want, rtol=1e-12)
