@@ -82,7 +82,7 @@ class FeatureIndex:
             rows, values = rows[keep], values[keep]
         else:  # the hot path: every feature known; values are validated (>= 0)
             rows = np.array(found, dtype=np.int64)
-            if not values.all():
+            if not np.logical_and.reduce(values):  # a zero (the method adds a Python layer)
                 keep = values > 0
                 rows, values = rows[keep], values[keep]
         order = rows.argsort()  # sums over the sample in row order: key order cannot matter
