@@ -148,3 +148,16 @@ def test_itakura_saito_makes_exactly_its_budget_when_not_converged(budget):
                           np.empty(2), np.empty(2))
     assert sweeps == want_sweeps == budget
     np.testing.assert_allclose(h, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("beta", [2, 1, 0, 1.5])
+def test_the_compiled_normaliser_is_the_divergence_s(beta):
+    """learn_sample's per-sample scale of the relative loss (compiled) is the divergence
+    object's ``normalisers`` (numpy): one definition, two implementations that must agree."""
+    from onlinenmf.divergences import for_beta
+
+    divergence = for_beta(beta)
+    v = np.array([3.0, 0.5, 2.0, 7.0])
+    want = divergence.normalisers(np.array([0, v.size]), v)[0]
+    assert solve._normaliser(divergence.kernel, divergence.beta, v) == pytest.approx(want,
+                                                                                    rel=1e-14)
