@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m consumers.cli demo
 
-# State of the Union addresses (../shared/data/text/state_of_the_union) through the embedded
+# The bundled State of the Union addresses (every 4th chunk) through the embedded
 # broker into the text consumer; topics and their report in demo-output-text/.
 demo-text: $(STAMP)
 	$(PY) -m consumers.cli demo text

@@ -10,11 +10,11 @@ checkpoint (``onlinenmf inspect --checkpoint-dir <folder>/checkpoints``) and an 
 The broker is stopped at the end.
 
 ``onlinenmf demo text`` does the same with every 4th paragraph chunk of the 237 State of the
-Union addresses (1790-2026; ``--data``, default the bundled copy, else
-``../shared/data/text/state_of_the_union`` beside the repository) through ``onlinenmf
-consume text``'s application: it prints the topics' top words and writes the documents' topic
-mixes, the topics' versions, the checkpoint and the text report (topics, their prevalence over
-time, births and retirements).
+Union addresses (1790-2026; ``--data``, default the bundled copy,
+:data:`onlinenmf.datasets.text.STATE_OF_THE_UNION`) through ``onlinenmf consume text``'s
+application: it prints the topics' top words and writes the documents' topic mixes, the
+topics' versions, the checkpoint and the text report (topics, their prevalence over time,
+births and retirements).
 """
 
 from __future__ import annotations
@@ -28,25 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from consumers.microbiome.schema import TOPICS
+from onlinenmf.datasets.text import STATE_OF_THE_UNION
 
-__all__ = ["add_arguments", "run", "run_demo", "run_text_demo", "SOTU_DATA"]
+__all__ = ["add_arguments", "run", "run_demo", "run_text_demo"]
 
 SUBJECTS = ("C001", "C010", "C021", "C035")
-
-def _sotu_data() -> Path:
-    """The State of the Union chunks (date, doc_id, text; time-ordered): the bundled copy
-    (:mod:`onlinenmf.datasets.text`) when this install has it, else the issue's copy beside
-    the repository."""
-    try:
-        from onlinenmf.datasets.text import STATE_OF_THE_UNION
-    except ImportError:
-        return (Path(__file__).resolve().parents[2] / "shared" / "data" / "text"
-                / "state_of_the_union" / "sotu_chunks.tsv.xz")
-    return Path(STATE_OF_THE_UNION)
-
-
-#: The State of the Union chunks the text demo reads by default.
-SOTU_DATA = _sotu_data()
 
 #: Components of each demo when --components is not given.
 DEFAULT_COMPONENTS = {"microbiome": 8, "text": 15}
@@ -63,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--components", type=int, default=None,
                         help="communities or topics (rank k; default: 8, or 15 for text)")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
-    parser.add_argument("--data", type=Path, default=SOTU_DATA,
+    parser.add_argument("--data", type=Path, default=Path(STATE_OF_THE_UNION),
                         help="text: the chunks' TSV (doc_id, date, text; .xz read)")
     parser.add_argument("--every", type=int, default=4,
                         help="text: every n-th chunk (default: %(default)s)")
@@ -223,8 +209,9 @@ def _text_messages(data: Path, every: int, limit: int | None) -> list[tuple[byte
     return list(itertools.islice(messages, 0, None if limit is None else limit * every, every))
 
 
-def run_text_demo(out: Path, data: Path = SOTU_DATA, components: int = 15, every: int = 4,
-                  limit: int | None = None, report: bool = True) -> dict[str, Any]:
+def run_text_demo(out: Path, data: Path = Path(STATE_OF_THE_UNION), components: int = 15,
+                  every: int = 4, limit: int | None = None, report: bool = True
+                  ) -> dict[str, Any]:
     """Stream State of the Union chunks through the embedded broker into the text consumer's
     application; return what it measured (used by the test). A missing ``data`` is a
     FileNotFoundError."""

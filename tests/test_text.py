@@ -176,17 +176,11 @@ def test_words_admitted_mid_stream_do_not_take_over_beta_1_5_topics():
     document do not blow it up. Before, on the first 600 of every 4th State of the Union chunk,
     every topic's top words were words at the minimum document frequency (median 5 documents;
     with the words registered up front, 73)."""
-    import csv
-
     import numpy as np
-    import pandas as pd
 
-    from consumers.demo import SOTU_DATA
+    from onlinenmf.datasets import load_state_of_the_union
 
-    if not SOTU_DATA.exists():
-        pytest.skip(f"LOUD SKIP: {SOTU_DATA} (the issue's data) is not there")
-    docs = pd.read_csv(SOTU_DATA, sep="\t", quoting=csv.QUOTE_NONE, dtype=str,
-                       keep_default_na=False).iloc[::4].iloc[:600]["text"].tolist()
+    docs = load_state_of_the_union().iloc[::4].iloc[:600]["text"].tolist()
     document_frequency: dict[str, int] = {}
     for doc in docs:
         for word in tokenize(doc):

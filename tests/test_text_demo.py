@@ -8,10 +8,9 @@ import json
 import pytest
 
 from consumers.cli import main
-from consumers.demo import SOTU_DATA, run_text_demo
+from consumers.demo import run_text_demo
 
-pytestmark = [pytest.mark.kafka, pytest.mark.skipif(
-    not SOTU_DATA.exists(), reason=f"LOUD SKIP: {SOTU_DATA} (the issue's data) is not there")]
+pytestmark = pytest.mark.kafka
 
 
 def test_demo_text_streams_a_slice_through_kafka_and_reports(tmp_path, capsys):
