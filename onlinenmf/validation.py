@@ -43,6 +43,9 @@ def _describe_bad_value(name: object, value: object) -> str:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return f"feature {name!r}: value {value!r} is not a number"
+    except OverflowError:  # a Python int beyond float64 (printing its digits would not help)
+        return (f"feature {name!r}: value is an integer of {len(str(abs(value)))} digits, "
+                "beyond float64's range (about 1.8e308); rescale the data")
     if np.isnan(number):
         return f"feature {name!r}: value is NaN"
     if np.isinf(number):
@@ -98,10 +101,13 @@ def parse_sample(x: Mapping) -> tuple[list, np.ndarray]:
             try:
                 number = float(value)
                 ok = np.isfinite(number) and number >= 0 and not isinstance(value, str | bytes)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: an int > 1e308
                 ok = False
             if not ok:
                 raise ValueError(_describe_bad_value(name, value))
+        if values is None:  # every value is a number numpy kept as an object (an int >= 2**64)
+            values = np.array([float(value) for value in x.values()])
+            largest = float(np.maximum.reduce(values))
     if largest * values.size < OVERFLOW_FREE:  # errstate costs as much as the sum
         total = float(np.add.reduce(values))
     else:
