@@ -114,22 +114,10 @@ def run_demo(out: Path, components: int = 8, report: bool = True) -> dict[str, A
           f"{table.n_features} taxa (ASVs)")
     with EmbeddedBroker(log_path=out / "broker.log") as broker:
         print(f"broker (Tansu, in memory) on {broker.bootstrap}")
-        from kafka import KafkaProducer
-        from kafka.admin import KafkaAdminClient
-        from tqdm import tqdm
-
-        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-        # one partition: records reach the model in one order, so every run of the demo
-        # learns the same communities (with several, the interleaving follows the polls)
-        admin.create_topics({TOPICS.input: {"num_partitions": 1, "replication_factor": 1}})
-        admin.close()
-        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
-        for rec in tqdm(table.records(), total=table.n_samples, unit="sample",
-                        desc=f"replay -> {TOPICS.input}"):
-            producer.send(TOPICS.input, key=rec["subject"].encode(), value=encode_sample(
-                rec["subject"], rec["time"], rec["sample_id"], rec["counts"], rec["meta"]))
-        producer.flush(30)
-        producer.close()
+        _replay(broker.bootstrap, TOPICS.input, (
+            (rec["subject"].encode(), encode_sample(rec["subject"], rec["time"],
+                                                    rec["sample_id"], rec["counts"], rec["meta"]))
+            for rec in table.records()), total=table.n_samples, unit="sample")
 
         metrics = ConsumerMetrics()
         app = MicrobiomeApp(model_params={"n_components": components, "beta": 1,
@@ -231,19 +219,7 @@ def run_text_demo(out: Path, data: Path = Path(STATE_OF_THE_UNION), components: 
     print(f"State of the Union: {len(messages)} paragraph chunks (every {every}th)")
     with EmbeddedBroker(log_path=out / "broker.log") as broker:
         print(f"broker (Tansu, in memory) on {broker.bootstrap}")
-        from kafka import KafkaProducer
-        from kafka.admin import KafkaAdminClient
-        from tqdm import tqdm
-
-        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-        # one partition: every run learns the documents in one order, so the same topics
-        admin.create_topics({TOPICS.input: {"num_partitions": 1, "replication_factor": 1}})
-        admin.close()
-        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
-        for key, value in tqdm(messages, unit="doc", desc=f"replay -> {TOPICS.input}"):
-            producer.send(TOPICS.input, key=key, value=value)
-        producer.flush(30)
-        producer.close()
+        _replay(broker.bootstrap, TOPICS.input, messages, total=len(messages), unit="doc")
 
         app = TextApp(model_params={"n_components": components, "seed": 0},
                       output_topic=TOPICS.output, model_topic=TOPICS.model)
@@ -313,3 +289,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"onlinenmf demo: {err}", file=sys.stderr)
         return 1
     return 0 if summary["samples_learned"] == summary["samples_produced"] else 1
+
+
+def _replay(bootstrap: str, topic: str, messages, total: int, unit: str) -> None:
+    """Create ``topic`` with one partition and send ``(key, value)`` pairs to it, with a
+    progress bar. One partition: records reach the model in one order, so every run of a demo
+    learns the same model (with several, the interleaving follows the polls)."""
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient
+    from tqdm import tqdm
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}})
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    for key, value in tqdm(messages, total=total, unit=unit, desc=f"replay -> {topic}"):
+        producer.send(topic, key=key, value=value)
+    producer.flush(30)
+    producer.close()
