@@ -61,21 +61,33 @@ def ecam(n: int) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def produce(bootstrap: str, topic: str, messages) -> None:
-    import confluent_kafka as ck
+def produce(bootstrap: str, topic: str, messages, partitions: int = PARTITIONS,
+            linger_ms: int = 5, flush_timeout: float = 60) -> None:
+    """Create ``topic`` and produce ``(key, value)`` messages to it (confluent-kafka)."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
-    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
-    producer = ck.Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "log_level": 3})
-    for key, value in messages:
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+    produce_existing(bootstrap, topic, messages, linger_ms, flush_timeout)
+
+
+def produce_existing(bootstrap: str, topic: str, messages, linger_ms: int = 5,
+                     flush_timeout: float = 60) -> None:
+    """Produce to an existing topic (confluent-kafka), as fast as the broker takes it."""
+    import confluent_kafka as ck
+
+    producer = ck.Producer({"bootstrap.servers": bootstrap, "linger.ms": linger_ms,
+                            "log_level": 3})
+    for count, (key, value) in enumerate(messages, 1):
         while True:
             try:
                 producer.produce(topic, key=key, value=value)
                 break
-            except BufferError:
+            except BufferError:  # the local queue is full: let librdkafka send some
                 producer.poll(0.05)
-    assert producer.flush(60) == 0
+        if count % 10_000 == 0:
+            producer.poll(0)  # serve delivery events as we go, not all at the flush
+    assert producer.flush(flush_timeout) == 0
 
 
 def raw_rate(bootstrap: str, topic: str, n: int) -> float:

@@ -21,6 +21,7 @@ from 120,000 subjects at the consumer's default bounds). Writes
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import _output
+from benchmarks.bench_kafka import produce
 from consumers.broker import EmbeddedBroker
 from consumers.checkpoint import CheckpointStore
 from consumers.microbiome import encode_sample
@@ -72,22 +74,10 @@ def messages(size: Size, start: int, count: int, seed: int = 0):
 
 
 def produce_stream(bootstrap: str, topic: str, size: Size) -> None:
-    import confluent_kafka as ck
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
-    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
-    producer = ck.Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "log_level": 3})
-    for start in range(0, size.messages, CHUNK):
-        for key, value in messages(size, start, min(CHUNK, size.messages - start)):
-            while True:
-                try:
-                    producer.produce(topic, key=key, value=value)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-        producer.poll(0)
-    assert producer.flush(120) == 0
+    chunks = (messages(size, start, min(CHUNK, size.messages - start))
+              for start in range(0, size.messages, CHUNK))
+    produce(bootstrap, topic, itertools.chain.from_iterable(chunks), PARTITIONS,
+            linger_ms=20, flush_timeout=120)
 
 
 def rss_bytes(pid: int) -> int:

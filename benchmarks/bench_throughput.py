@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks import _output
-from benchmarks.bench_kafka import ecam, produce, synthetic
+from benchmarks.bench_kafka import ecam, produce, produce_existing, synthetic
 from consumers import apache_kafka
 from consumers.broker import EmbeddedBroker
 from consumers.loop import ConsumerLoop, LoopConfig, Source
@@ -193,19 +193,6 @@ def group_rate(bootstrap: str, messages, workers: int, track: bool) -> float:
     return learned / span
 
 
-def produce_existing(bootstrap: str, topic: str, messages) -> None:
-    """Produce to an existing topic (confluent-kafka), as fast as the broker takes it."""
-    import confluent_kafka as ck
-
-    producer = ck.Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "log_level": 3})
-    for key, value in messages:
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value)
-                break
-            except BufferError:
-                producer.poll(0.05)
-    assert producer.flush(60) == 0
 
 
 # --------------------------------------------------------------------------- the report
