@@ -20,12 +20,15 @@ wrote, so that the consumer is not only ever fed by its own producer code.
 
 from __future__ import annotations
 
+import json
 import os
+import random
+import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -427,3 +430,34 @@ class PacedProducer:
         self._thread.join(timeout=90)
         assert not self._thread.is_alive() and not self.errors, self.errors[:3]
         return self.acked
+
+
+def kill_and_drain(outputs: TopicReader, consume_args: Callable[..., list[str]], expected: int,
+                   kills: int, seed: int, between: tuple[int, int], log: Path) -> list:
+    """Run ``onlinenmf consume consume_args()`` and SIGKILL it ``kills`` times, each after a
+    random number (in ``between``) of new records on ``outputs``, then let a last run drain
+    the topic and exit; return every output record. A kill point counts as reached once every
+    one of the ``expected`` input offsets has an output (a loaded machine lets the consumer
+    run far past a target before the reader sees it: kill it anyway)."""
+    rng = random.Random(seed)
+    done: set[int] = set()
+    parsed = [0]
+
+    def progress(target: int, proc) -> bool:
+        count = outputs.poll()
+        done.update(json.loads(m.value())["source"]["offset"]
+                    for m in outputs.messages[parsed[0]:count])
+        parsed[0] = count
+        return count >= target or len(done) == expected or proc.poll() is not None
+
+    for _ in range(kills):
+        proc = spawn(*consume_args(), log=log)
+        target = outputs.poll() + rng.randint(*between)
+        wait_for(lambda p=proc, t=target: progress(t, p),
+                 timeout=120, interval=0, what="consumer progress")
+        assert proc.poll() is None, f"consumer exited early, see {log}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    last = spawn(*consume_args("--exit-when-idle", "2"), log=log)
+    assert last.wait(timeout=180) == 0, f"final consumer failed, see {log}"
+    return outputs.drain(idle=1.0)

@@ -5,8 +5,6 @@ crash consistency under SIGKILL (modelled on test_kafka_consumer / test_kafka_cr
 from __future__ import annotations
 
 import json
-import random
-import signal
 
 import pytest
 
@@ -22,11 +20,10 @@ from tests.kafka_broker import (
     FAST_GROUP_FLAGS,
     TopicReader,
     create_topic,
+    kill_and_drain,
     produce,
     run_cli,
-    spawn,
     unique,
-    wait_for,
 )
 
 pytestmark = pytest.mark.kafka
@@ -192,34 +189,12 @@ def test_sigkill_gives_the_uninterrupted_model(kafka_broker, tmp_path):
                   "--table", str(table), "--no-progress")
     assert out.returncode == 0, out.stderr
 
-    rng = random.Random(3)
     group, log, ckpt_dir = unique("g"), tmp_path / "consumer.log", tmp_path / "ckpt"
     outputs = TopicReader(bootstrap, topic + ".pred")
-    done: set[int] = set()
-    parsed = [0]
-
-    def progress(target: int, proc) -> bool:
-        """The kill point is reached, or every offset has its output (a loaded machine lets
-        the consumer run far past a target before the reader sees it: kill it anyway)."""
-        count = outputs.poll()
-        done.update(json.loads(m.value())["source"]["offset"]
-                    for m in outputs.messages[parsed[0]:count])
-        parsed[0] = count
-        return count >= target or len(done) == N_EVENTS or proc.poll() is not None
-
     try:
-        for _ in range(N_KILLS):
-            proc = spawn(*_consume_args(bootstrap, topic, group, ckpt_dir), log=log)
-            target = outputs.poll() + rng.randint(300, 1500)
-            wait_for(lambda p=proc, t=target: progress(t, p),
-                     timeout=120, interval=0, what="consumer progress")
-            assert proc.poll() is None, f"consumer exited early, see {log}"
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        last = spawn(*_consume_args(bootstrap, topic, group, ckpt_dir, "--exit-when-idle", "2"),
-                     log=log)
-        assert last.wait(timeout=180) == 0, f"final consumer failed, see {log}"
-        predictions = outputs.drain(idle=1.0)
+        predictions = kill_and_drain(
+            outputs, lambda *extra: _consume_args(bootstrap, topic, group, ckpt_dir, *extra),
+            expected=N_EVENTS, kills=N_KILLS, seed=3, between=(300, 1500), log=log)
     finally:
         outputs.close()
 
