@@ -531,6 +531,9 @@ class ConsumerLoop:
             blobs=self.app.snapshot(),
         )
         path = self.store.write(ckpt)
+        # Counters are added once per batch; a checkpoint mid-batch adds them now, so the
+        # metrics never lag behind what a checkpoint says was handled.
+        self._count()
         self._dirty = False
         self._stalled_since = None
         self._since_checkpoint = 0
