@@ -123,9 +123,11 @@ class Learner:
             H[empty] = 0.0
         return losses
 
-    def batch_sums(self, indptr, indices, data) -> BatchSums:
+    def batch_sums(self, indptr, indices, data, per_row: bool = False):
         """The statistics of a CSR batch under the current W, read-only: each row solved from
-        a cold start against W (as :meth:`solve`), its statistics added with weight 1."""
+        a cold start against W (as :meth:`solve`), its statistics added with weight 1.
+        ``per_row``: return ``(sums, relative)``, each row's loss relative to its scale too
+        (the unit of the monitor's recent samples: a batch pass picks its worst rows by it)."""
         scratch = self.statistics.batch_scratch()
         count = indptr.size - 1
         H = np.zeros((count, len(self.components)))
@@ -134,8 +136,9 @@ class Learner:
         norms = self.divergence.normalisers(indptr, data)
         relative = np.divide(losses, norms, out=np.zeros(count), where=norms > 0)
         A = H.T @ H if scratch.layout.gram else scratch.A
-        return BatchSums(scratch.B, scratch.D, A, H.sum(axis=0), count, float(losses.sum()),
+        sums = BatchSums(scratch.B, scratch.D, A, H.sum(axis=0), count, float(losses.sum()),
                          float(relative.sum()))
+        return (sums, relative) if per_row else sums
 
     def warm_start(self, h: np.ndarray, values: np.ndarray) -> np.ndarray:
         """A caller's h made a usable start: positive where the solver needs it."""
@@ -216,13 +219,16 @@ class Learner:
         if self.memories is not None:
             self.memories.relearned(indptr, rows, values, self.solver())
 
-    def residual_seed(self) -> tuple[np.ndarray, int] | None:
-        """A new column from the positive residuals of the worst recent samples, and how many
-        of those residuals point the same way as the worst one (cosine >= 0.5)."""
-        if not self.monitor.recent:
+    def residual_seed(self, worst: list | None = None) -> tuple[np.ndarray, int] | None:
+        """A new column from the positive residuals of the worst recent samples (or of
+        ``worst``: (rows, values, relative loss) triples, worst first, as a batch pass finds
+        them), and how many of those residuals point the same way as the worst one (cosine
+        >= 0.5)."""
+        if worst is None:
+            worst = self.monitor.worst(WORST_SAMPLES)
+        if not worst:
             return None
         stats = self.statistics
-        worst = self.monitor.worst(WORST_SAMPLES)
         stats.recompute_caches()
         h = np.empty(len(self.components))
         wh = np.empty(max(max(len(rows) for rows, _, _ in worst), 1))
