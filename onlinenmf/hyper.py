@@ -388,7 +388,7 @@ class Reestimator:
     # -------------------------------------------------------------- rank
     def _adapt_rank(self) -> None:
         model, components = self.model, self.components
-        k_min, k_max = model.rank_bounds
+        k_min = model.rank_bounds[0]
         lam = self.relevance()
         share = lam / max(float(lam.sum()), 1e-300)
         warm = self.relevance_count >= 0.5 * min(model.base_memory_length, LONGEST_MEMORY)
@@ -406,23 +406,29 @@ class Reestimator:
         # After a drift, births wait for the first refit: it may repurpose old columns.
         settled = not (model.adapt_forgetting and self.recovering and not self.refitted)
         if self.above >= BIRTH_PATIENCE and self.birth_cooldown == 0 and settled:
-            seed = self.learner.residual_seed()
-            if seed is None:
-                return
-            column, similar = seed
-            if similar < STRUCTURE_MIN:
-                return  # the residual looks like noise: a new component would fit noise
-            reason = (f"loss alarm with structured residual ({similar} of the worst recent "
-                      f"samples alike)")
-            if len(components) < k_max:
-                self._bear(column, reason)
-            else:  # at k_max: the least relevant component makes room
-                j = int(np.argmin(self.relevance_sum))
-                components.replace(j, column, "at k_max: " + reason, model.samples_learned)
-                self.on_replace(j)
-                self.learner.statistics.recompute_caches()
-            self.above = 0
-            self.birth_cooldown = BIRTH_COOLDOWN
+            if self.birth(self.learner.residual_seed(), "loss alarm", "recent samples"):
+                self.above = 0
+                self.birth_cooldown = BIRTH_COOLDOWN
+
+    def birth(self, seed: tuple[np.ndarray, int] | None, alarm: str, rows: str) -> bool:
+        """A new component from a residual seed (:meth:`Learner.residual_seed`), if it has
+        structure (``STRUCTURE_MIN`` residuals alike); at k_max the least relevant component
+        makes room. ``alarm`` and ``rows`` (whose residuals) word the event's reason. Also
+        called per pass by :mod:`onlinenmf.distributed`. Returns whether one was born."""
+        if seed is None:
+            return False
+        column, similar = seed
+        if similar < STRUCTURE_MIN:
+            return False  # the residual looks like noise: a new component would fit noise
+        reason = f"{alarm} with structured residual ({similar} of the worst {rows} alike)"
+        if len(self.components) < self.model.rank_bounds[1]:
+            self._bear(column, reason)
+        else:  # at k_max: the least relevant component makes room
+            j = int(np.argmin(self.relevance_sum))
+            self.components.replace(j, column, "at k_max: " + reason, self.model.samples_learned)
+            self.on_replace(j)
+            self.learner.statistics.recompute_caches()
+        return True
 
     def _retire(self, j: int, reason: str) -> None:
         k = len(self.components)
