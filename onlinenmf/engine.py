@@ -360,6 +360,55 @@ class OnlineNMF:
         """
         self._add_features([check_feature_name(name) for name in names])
 
+    def remove_features(self, names: Sequence) -> None:
+        """Forget the named features: their rows of W and of every per-feature statistic go
+        (memory stays bounded on a stream whose features churn: a vocabulary that prunes its
+        rare words), the other rows close up in order, and W's columns are normalised again
+        over the features that remain, their statistics rescaled as a refresh does.
+
+        What remains is the model with the same statistics minus those rows: the rows of
+        ``B`` (and ``D``) of the other features, ``A`` and the usage are sums over samples
+        whose terms do not involve a removed row, so they are what a model that learned the
+        same activations without the removed features would hold. A refresh updates every
+        row from its own statistics, so removing then refreshing gives the W that refreshing
+        then removing gives (exactly but for rounding and the multiplicative updates' floor,
+        at ``l1_w = 0``; not at beta = 1, whose refresh re-solves the latest samples against
+        every row and spreads the prior of the memories chosen by the data over all rows;
+        tests/test_text_pruning.py). What cannot be undone is the removed features' part in
+        the activations already solved (a sample's h saw its words, and W's Gram matrix or
+        column sums saw every row): a model that never saw them differs by that much. A name
+        seen again later is a new feature (its initial row). The recent samples kept for
+        re-seeding lose their entries on the removed features. A model sharing its
+        dictionary with peers is refused.
+
+        >>> model = OnlineNMF(n_components=2, refresh_every=2, seed=0)
+        >>> for x in [{"a": 5, "b": 1}, {"c": 4}, {"a": 6}, {"c": 5, "d": 1}]:
+        ...     _ = model.learn_one(x)
+        >>> model.remove_features(["b"])
+        >>> model.features, model.W.shape, bool(np.allclose(model.W.sum(axis=0), 1.0))
+        (['a', 'c', 'd'], (3, 2), True)
+        """
+        names = list(dict.fromkeys(names))
+        index = self._feature_index.index
+        unknown = [name for name in names if name not in index]
+        if unknown:
+            raise ValueError(f"remove_features: {unknown[0]!r} is not a feature of this model "
+                             "(model.features lists them)")
+        if self._peers:
+            raise ValueError("remove_features: this model shares its dictionary with peers "
+                             "(set_peer_statistics([]) first)")
+        if not names:
+            return
+        keep = self._feature_index.remove(names)
+        stats = self._statistics
+        stats.remove_rows(keep)  # and the twin's
+        self._monitor.remove_rows(keep)
+        for held in (stats, *([stats.twin] if stats.twin is not None else [])):
+            if self._initialised:  # columns sum to 1 since the first dictionary: again
+                sums = dictionary.normalise_columns(held.W[: held.m])
+                held.rescale_columns(np.where(sums > 0, sums, 1.0))
+            held.recompute_caches()
+
     def _sample_rows(self, x: Mapping, register: bool) -> tuple[np.ndarray, np.ndarray]:
         return self._feature_index.sample_rows(x, self._add_features if register else None)
 

@@ -66,6 +66,21 @@ class FeatureIndex:
             self.index[name] = start + offset
             self.names.append(name)
 
+    def remove(self, names: Sequence) -> np.ndarray:
+        """Forget known names; return which of the previous rows are kept (one boolean per
+        row): the other names' rows close up in order.
+
+        >>> index = FeatureIndex()
+        >>> index.add(["a", "b", "c"])
+        >>> index.remove(["b"]).tolist(), index.index
+        ([True, False, True], {'a': 0, 'c': 1})
+        """
+        keep = np.ones(len(self.names), dtype=np.bool_)
+        keep[[self.index[name] for name in names]] = False
+        self.names = [name for name, kept in zip(self.names, keep) if kept]
+        self.index = {name: i for i, name in enumerate(self.names)}
+        return keep
+
     def sample_rows(self, x: Mapping, on_new: OnNew | None) -> tuple[np.ndarray, np.ndarray]:
         """Validate a sample and return (dictionary rows, values) of its non-zero entries.
         Unknown features go to ``on_new`` (which adds them) or, without it, are ignored."""

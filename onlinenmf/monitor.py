@@ -237,6 +237,14 @@ class Monitor:
             V[i, [position[int(r)] for r in rows]] = values
         return samples, used, V
 
+    def remove_rows(self, keep: np.ndarray) -> None:
+        """Dictionary rows deleted (``keep``: one boolean per previous row): the recent samples
+        lose their entries on them, the others are renumbered."""
+        renumber = np.cumsum(keep) - 1
+        for i, (rows, values, relative) in enumerate(self.recent):
+            kept = keep[rows]
+            self.recent[i] = (renumber[rows[kept]], values[kept], relative)
+
     # -------------------------------------------------------------- snapshots
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         recent_rows = [rows for rows, _, _ in self.recent]

@@ -123,6 +123,21 @@ class Statistics:
         if self.twin is not None:
             self.twin.add_rows(rows)
 
+    def remove_rows(self, keep: np.ndarray) -> None:
+        """Delete the rows of W and of the per-feature statistics where ``keep`` (one boolean
+        per row in use) is False, the kept rows closing up in order; the freed rows are zeroed
+        (a feature added later starts from zero statistics). The k-sized statistics are sums
+        over samples and stay; the caches are the caller's (:meth:`recompute_caches`, after it
+        normalises W again). The twin loses the same rows."""
+        m = int(np.count_nonzero(keep))
+        for name in ["W", *self._row_arrays()]:
+            rows = getattr(self, name)
+            rows[:m] = rows[: self.m][keep]
+            rows[m : self.m] = 0.0
+        self.m = m
+        if self.twin is not None:
+            self.twin.remove_rows(keep)
+
     # -------------------------------------------------------------- learning
     def add_batch(self, H: np.ndarray, rho: float, scales: np.ndarray) -> None:
         """After a batch whose row statistics were added with weights ``1 / scales``: decay and

@@ -10,7 +10,9 @@
   has been seen in ``min_df`` documents; until then its document frequency is counted by lossy
   counting (Manku & Motwani 2002), which forgets words too rare to ever be admitted, so the
   candidates stay bounded however long the stream; past ``max_words`` admitted words, the ones
-  in the fewest documents are pruned (no longer sent to the model);
+  in the fewest documents are pruned: no longer sent to the model, and their rows of W and
+  of its statistics removed (:meth:`TopicModel.remove_pruned`), so the model's memory is
+  bounded too;
 - a weighting: raw ``counts``, ``log`` counts (``1 + log tf``) or running ``tfidf`` (``tf *
   idf`` with the idf of the document frequencies so far).
 
@@ -38,7 +40,7 @@ import numpy as np
 from onlinenmf.engine import OnlineNMF
 
 __all__ = ["STOP_WORDS", "WEIGHTINGS", "TextVectorizer", "TopicModel", "TopicStream",
-           "Vocabulary", "eras", "polysemous", "tokenize", "tokens"]
+           "Vocabulary", "eras", "polysemous", "removal_batch", "tokenize", "tokens"]
 
 #: English stop words: the 318 words of scikit-learn's ``ENGLISH_STOP_WORDS`` (the Glasgow
 #: Information Retrieval Group's list; scikit-learn is BSD-3-licensed, as this project), kept
@@ -206,6 +208,17 @@ class Vocabulary:
         return vocab
 
 
+def removal_batch(max_words: int) -> int:
+    """Pruned words that wait before :meth:`TopicModel.remove_pruned` removes them from the
+    engine: a sixteenth of the vocabulary (at least 1), so the engine holds at most
+    ``max_words + removal_batch(max_words) - 1`` words' rows.
+
+    >>> removal_batch(20_000), removal_batch(10)
+    (1250, 1)
+    """
+    return max(1, max_words // 16)
+
+
 class TextVectorizer:
     """One document -> ``{word: weight}`` over a growing, bounded vocabulary.
 
@@ -311,11 +324,26 @@ class TopicModel:
         learning it; empty when no admitted word). :attr:`last_n_words` is the number of
         distinct admitted words it had."""
         counts = tokenize(text)  # a non-string is refused here, before anything changes
-        self.vectorizer.vocabulary.update(counts)
+        vocabulary = self.vectorizer.vocabulary
+        vocabulary.update(counts)
+        if len(vocabulary.pruned) >= removal_batch(vocabulary.max_words):
+            self.remove_pruned()
         x = self.vectorizer.weigh(counts)
         self.docs_learned += 1
         self.last_n_words = len(x)
         return self.nmf.learn_one(x) if x else {}
+
+    def remove_pruned(self) -> None:
+        """The words the vocabulary pruned leave the engine: their rows of W and of its
+        statistics (:meth:`~onlinenmf.engine.OnlineNMF.remove_features`), so that the model's
+        memory is bounded by the vocabulary's. :meth:`learn_one` calls it once
+        :func:`removal_batch` words wait (a removal moves every row: batched, its cost per
+        word is small); a waiting word is no longer sent to the engine. A word admitted again
+        since it was pruned stays."""
+        pending = self.vectorizer.vocabulary.drain_pruned()
+        admitted = self.vectorizer.vocabulary.admitted
+        known = set(self.nmf.features)
+        self.nmf.remove_features([w for w in pending if w in known and w not in admitted])
 
     def transform_one(self, text: str) -> dict[int, float]:
         """The topic mix of a document, without learning."""
