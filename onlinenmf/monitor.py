@@ -11,9 +11,9 @@ lengths); a window above ``ALARM_RATIO`` times the baseline is an alarm (acted o
 :class:`onlinenmf.components.Components`). The last ``buffer_size`` samples are kept as
 (rows, values, relative loss) for re-seeding and for refits of W.
 
-Drift (:class:`DriftDetector`): every sample's relative loss also feeds a one-sided CUSUM of
-its standardised logarithm; each detection is kept (:attr:`Monitor.detections`) until the
-model turns it into a ``drift`` event.
+Drift (:class:`DriftDetector`): every sample's relative loss and its number of non-zero
+entries also feed a one-sided CUSUM of their standardised logarithms; each detection is kept
+(:attr:`Monitor.detections`) until the model turns it into a ``drift`` event.
 """
 
 from __future__ import annotations
@@ -28,15 +28,23 @@ import numpy as np
 ALARM_RATIO = 1.5
 #: A window closes at the first refresh at which it holds this many samples.
 ALARM_SAMPLES = 20
-#: Drift detection: the reference level of the log relative loss and the scale of its rises
-#: are set by DRIFT_WARMUP samples (after the first dictionary and after each detection),
-#: then follow the stream with a memory of DRIFT_HORIZON samples; each sample's z-score,
-#: winsorised at DRIFT_CLIP (one outlier alone cannot fire), less DRIFT_SLACK, is summed (a
-#: one-sided CUSUM, Page 1954) and a sum at the threshold is a drift.
+#: Drift detection watches two scores per sample: the log of its relative loss (how much
+#: worse than usual the dictionary explains it) and the log of its number of non-zero entries
+#: (how many features it carries: a sample from another state of the stream is often richer
+#: or poorer; on ECAM's spliced replays the loss alone scored the spliced samples z 1-2, the
+#: two together 2-3, see benchmarks/output/real.md). The reference level of each and its
+#: scale (of the loss: of its rises only) are set by DRIFT_WARMUP samples (after the first
+#: dictionary and after each detection), then follow the stream with a memory of
+#: DRIFT_HORIZON samples (winsorised at DRIFT_CLIP z); the two z-scores' sum over sqrt(2)
+#: (unit variance when they are independent), winsorised at DRIFT_CLIP (one outlier alone
+#: cannot fire), less DRIFT_SLACK, is summed (a one-sided CUSUM, Page 1954) and a sum at the
+#: threshold is a drift. The slack was chosen on the bundled data (benchmarks/bench_real.py,
+#: threshold 4.5): 0.5 gave 2 false events in ECAM's 190 second-year samples, 0.6 one, 0.75
+#: none but later detections (scratch replays).
 DRIFT_WARMUP = 20
 DRIFT_HORIZON = 50
 DRIFT_CLIP = 3.0
-DRIFT_SLACK = 0.5
+DRIFT_SLACK = 0.6
 #: Smallest variance of the log loss (a stream of identical samples has none).
 DRIFT_VAR_FLOOR = 1e-4
 
@@ -53,19 +61,24 @@ class Detection(NamedTuple):
 
 
 class DriftDetector:
-    """A one-sided CUSUM on the standardised log relative prequential loss (see the notes).
+    """A one-sided CUSUM on the standardised log relative prequential loss and log number of
+    non-zero entries of each sample (see the notes above :data:`DRIFT_WARMUP`).
 
-    Under a stable stream whose log losses are Gaussian, a threshold h = 5 with slack 0.5
-    fires falsely about once in 900 samples (Page's average run length); a loss that jumps by
-    3 standard deviations and stays fires on its second sample.
+    A loss that jumps far and stays fires on its second sample; a loss 20 % up (about 2
+    standard deviations of this stream) on its fourth, or on its second when the samples also
+    carry half as many features again as usual.
 
-    >>> detector = DriftDetector(threshold=5.0)
     >>> rng = np.random.default_rng(0)
-    >>> [detector.update(float(x)) for x in np.exp(0.1 * rng.standard_normal(40))].count(None)
-    40
-    >>> fired = [detector.update(2.0) for _ in range(3)]  # the loss doubles and stays
-    >>> [None if f is None else (round(f[1], 1), round(f[2], 1)) for f in fired]  # z, CUSUM
-    [None, (7.1, 7.2), None]
+    >>> losses, counts = np.exp(0.1 * rng.standard_normal(40)), rng.integers(90, 110, 40)
+    >>> def after_warmup(loss, nnz):
+    ...     detector = DriftDetector(threshold=4.5)
+    ...     quiet = [detector.update(float(x), int(n)) for x, n in zip(losses, counts)]
+    ...     assert quiet.count(None) == 40
+    ...     return [detector.update(loss, nnz) for _ in range(4)]
+    >>> [None if f is None else (round(f[1], 1), round(f[2], 1)) for f in after_warmup(2.0, 100)]
+    [None, (7.1, 5.8), None, None]
+    >>> [[f is not None for f in after_warmup(1.2, nnz)] for nnz in (100, 150)]
+    [[False, False, False, True], [False, True, False, False]]
     """
 
     def __init__(self, threshold: float):
@@ -74,50 +87,70 @@ class DriftDetector:
 
     def restart(self) -> None:
         """Forget the reference: the next DRIFT_WARMUP samples set it again."""
-        self.warmup: list[float] = []
-        self.mean = 0.0
+        self.warmup: list[tuple[float, float]] = []
+        self.mean = 0.0  # of the log relative loss
         self.var = DRIFT_VAR_FLOOR
+        self.count_mean = 0.0  # of the log number of non-zero entries
+        self.count_var = DRIFT_VAR_FLOOR
         self.cusum = 0.0
 
-    def update(self, relative: float) -> tuple[float, float, float] | None:
-        """Feed one relative loss; return (level, z, statistic) when it fires."""
+    def update(self, relative: float, nnz: int) -> tuple[float, float, float] | None:
+        """Feed one sample's relative loss and non-zero entries; return (level of the
+        relative loss, its z-score, the statistic) when it fires."""
         if not relative > 0 or not math.isfinite(relative):
             return None
-        x = math.log(relative)
+        x, y = math.log(relative), math.log(max(nnz, 1))
         if len(self.warmup) < DRIFT_WARMUP:
-            self.warmup.append(x)
-            if len(self.warmup) == DRIFT_WARMUP:
-                values = np.array(self.warmup)
-                self.mean = float(values.mean())
-                above = np.maximum(values - self.mean, 0.0)
-                self.var = max(2.0 * float(np.mean(above**2)), DRIFT_VAR_FLOOR)
+            self._warm(x, y)
             return None
-        sd = math.sqrt(self.var)
-        z = (x - self.mean) / sd
-        clipped = min(max(z, -DRIFT_CLIP), DRIFT_CLIP)
-        self.cusum = max(0.0, self.cusum + clipped - DRIFT_SLACK)
+        sd, count_sd = math.sqrt(self.var), math.sqrt(self.count_var)
+        z, count_z = (x - self.mean) / sd, (y - self.count_mean) / count_sd
+        score = min(max((z + count_z) / math.sqrt(2.0), -DRIFT_CLIP), DRIFT_CLIP)
+        self.cusum = max(0.0, self.cusum + score - DRIFT_SLACK)
         if self.cusum >= self.threshold:
             fired = (math.exp(self.mean), z, self.cusum)
             self.restart()
             return fired
-        # the reference follows the stream, winsorised; the scale is that of the rises only
-        # (twice the mean squared rise: the variance of a symmetric spread), so that samples
-        # far better explained than usual do not hide the worse ones
-        deviation = sd * clipped
+        # the references follow the stream, winsorised; the loss's scale is that of its rises
+        # only (twice the mean squared rise: the variance of a symmetric spread), so that
+        # samples far better explained than usual do not hide the worse ones
+        deviation = sd * min(max(z, -DRIFT_CLIP), DRIFT_CLIP)
         self.mean += deviation / DRIFT_HORIZON
         rise = max(deviation, 0.0)
         self.var = max(self.var + (2.0 * rise * rise - self.var) / DRIFT_HORIZON,
                        DRIFT_VAR_FLOOR)
+        deviation = count_sd * min(max(count_z, -DRIFT_CLIP), DRIFT_CLIP)
+        self.count_mean += deviation / DRIFT_HORIZON
+        self.count_var = max(self.count_var + (deviation * deviation - self.count_var)
+                             / DRIFT_HORIZON, DRIFT_VAR_FLOOR)
         return None
 
+    def _warm(self, x: float, y: float) -> None:
+        """One more warm-up sample; the last sets the references."""
+        self.warmup.append((x, y))
+        if len(self.warmup) < DRIFT_WARMUP:
+            return
+        losses, counts = np.array(self.warmup).T
+        self.mean = float(losses.mean())
+        above = np.maximum(losses - self.mean, 0.0)
+        self.var = max(2.0 * float(np.mean(above**2)), DRIFT_VAR_FLOOR)
+        self.count_mean = float(counts.mean())
+        self.count_var = max(float(counts.var()), DRIFT_VAR_FLOOR)
+
     def state(self) -> dict[str, Any]:
-        return {"warmup": list(self.warmup), "mean": self.mean, "var": self.var,
+        return {"warmup": [list(pair) for pair in self.warmup], "mean": self.mean,
+                "var": self.var, "count_mean": self.count_mean, "count_var": self.count_var,
                 "cusum": self.cusum}
 
     def restore(self, meta: dict[str, Any]) -> None:
-        self.warmup = [float(x) for x in meta["warmup"]]
+        if "count_mean" not in meta:  # written before the detector watched the entries
+            self.restart()  # its reference is set again from the next samples
+            return
+        self.warmup = [(float(x), float(y)) for x, y in meta["warmup"]]
         self.mean = float(meta["mean"])
         self.var = float(meta["var"])
+        self.count_mean = float(meta["count_mean"])
+        self.count_var = float(meta["count_var"])
         self.cusum = float(meta["cusum"])
 
 
@@ -165,7 +198,7 @@ class Monitor:
         self.window_count += 1
         self.recent.append((rows, values, relative))  # fresh arrays from the feature index
         if self.drift is not None:
-            self._watch(0, relative)
+            self._watch(0, relative, rows.size)
 
     def record_many(self, indptr: np.ndarray, rows: np.ndarray, values: np.ndarray,
                     losses: np.ndarray, norms: np.ndarray) -> None:
@@ -178,11 +211,12 @@ class Monitor:
             sample = slice(indptr[s], indptr[s + 1])
             self.recent.append((rows[sample].copy(), values[sample].copy(), relative[s]))
         if self.drift is not None:
+            nnz = np.diff(indptr)
             for s in range(count):
-                self._watch(s, float(relative[s]))
+                self._watch(s, float(relative[s]), int(nnz[s]))
 
-    def _watch(self, offset: int, relative: float) -> None:
-        fired = self.drift.update(relative)
+    def _watch(self, offset: int, relative: float, nnz: int) -> None:
+        fired = self.drift.update(relative, nnz)
         if fired is not None:
             self.detections.append(Detection(offset, relative, *fired))
 
