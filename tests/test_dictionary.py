@@ -1,14 +1,18 @@
 """onlinenmf.dictionary's edge cases, each found untested by mutation testing
 (``benchmarks/output/mutation.md``): a dead column during a beta = 2 refresh, an all-zero
-column at normalisation, ``init="core"`` with one component or identical samples, and how the
-first columns are chosen and scaled."""
+column at normalisation, ``init="core"`` with one component or identical samples, how the
+first columns are chosen and scaled, and what the batch NMF of the first dictionary
+(``batch_fit``) must not depend on: the units of the data, the size of its starting columns,
+for beta = 0 the entries it does not observe."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.optimize
 
 from onlinenmf import dictionary
+from onlinenmf.divergences import for_beta
 
 
 def test_a_dead_column_is_left_for_reseeding_and_the_others_still_converge():
@@ -90,3 +94,67 @@ def test_refresh_with_both_penalties_is_the_rowwise_nnls_optimum():
     for w, b in zip(W, B):
         want = scipy.optimize.nnls(R, np.linalg.solve(R.T, b - l1))[0]
         np.testing.assert_allclose(w, want, rtol=1e-9, atol=1e-12)
+
+
+# ------------------------------------------------------------- batch_fit (the first dictionary)
+def _planted_batch(seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """A rarefied batch (20 samples of 1,000 reads each over 12 features, 5 planted
+    communities; no zero entry, so no floor is reached) and the engine's kind of start: 5
+    diverse samples scaled to sum 1, plus a little of everything."""
+    rng = np.random.default_rng(seed)
+    mixture = rng.gamma(2.0, size=(20, 5)) @ rng.gamma(2.0, size=(12, 5)).T
+    V = np.array([rng.multinomial(1000, p / p.sum()) for p in mixture], dtype=float)
+    assert V.all()
+    start = dictionary.sample_columns(V, 5)
+    return V, start + 1e-3 * start.mean()
+
+
+@pytest.mark.parametrize("beta", [0, 1, 2])
+@pytest.mark.parametrize("unit", [2.0**-20, 2.0**20])
+def test_batch_fit_does_not_depend_on_the_units_of_the_data(beta, unit):
+    """Counts or proportions, reads or millions of reads: the batch NMF finds the same W. Its
+    multiplicative steps are ratios of sums homogeneous in V (H takes the units, W none), so
+    with a power-of-two change of units, exact in floating point, W is the same to the bit. A
+    guard against a zero denominator that is not negligible at every scale breaks this, and so
+    does a start that is not proportional to the data (rarefied samples, all of 1,000 reads,
+    must not meet a start that vanishes for a depth divisible by k)."""
+    V, start = _planted_batch()
+    divergence = for_beta(beta)
+    expected = dictionary.batch_fit(V, start.copy(), divergence)
+    got = dictionary.batch_fit(unit * V, start.copy(), divergence)
+    np.testing.assert_allclose(got / got.sum(axis=0), expected / expected.sum(axis=0),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("beta", [0, 1, 2])
+@pytest.mark.parametrize("size", [2.0**-10, 2.0**10])
+def test_batch_fit_takes_the_directions_of_the_starting_columns_not_their_sizes(beta, size):
+    """Starting columns scaled by any constant give the same communities (W's columns up to
+    their scale, which the engine normalises away); for beta in [1, 2], where each step is a
+    plain ratio (gamma = 1), W is exactly that constant times the other fit."""
+    V, start = _planted_batch()
+    divergence = for_beta(beta)
+    expected = dictionary.batch_fit(V, start.copy(), divergence)
+    got = dictionary.batch_fit(V, size * start, divergence)
+    np.testing.assert_allclose(got / got.sum(axis=0), expected / expected.sum(axis=0),
+                               rtol=1e-12)
+    if beta >= 1:
+        np.testing.assert_allclose(got, size * expected, rtol=1e-13)
+
+
+def test_itakura_saito_batch_fit_ignores_an_empty_sample_and_an_unseen_feature():
+    """For beta = 0 a zero entry is missing, not observed (its loss is not defined): a sample
+    with no entry (the engine's buffer keeps empty samples) and a feature no sample of the
+    batch has carry no information. The other rows of W come out as without them (up to
+    their columns' scale), the unseen feature's row at the floor, nothing NaN."""
+    V, start = _planted_batch()
+    V[np.random.default_rng(4).random(V.shape) < 0.3] = 0.0  # observed in part
+    divergence = for_beta(0)
+    expected = dictionary.batch_fit(V, start.copy(), divergence)
+    padded = np.insert(np.insert(V, 7, 0.0, axis=0), 5, 0.0, axis=1)  # sample 7, feature 5
+    got = dictionary.batch_fit(padded, np.insert(start, 5, 0.05, axis=0), divergence)
+    assert np.isfinite(got).all()
+    np.testing.assert_array_equal(got[5], dictionary.W_FLOOR)
+    seen = np.delete(got, 5, axis=0)
+    np.testing.assert_allclose(seen / seen.sum(axis=0), expected / expected.sum(axis=0),
+                               rtol=1e-12)
