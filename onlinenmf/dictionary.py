@@ -79,10 +79,14 @@ def farthest_first(profiles: np.ndarray, k: int) -> np.ndarray:
 
     Starts from the row with the largest total and adds, each time, the row least similar to
     all chosen so far (k-means++ without the randomness): diverse samples as initial columns.
+    An empty row has no direction (its cosine with any row would read 0, the least alike): it
+    is never chosen, unless every row is empty.
     """
-    unit = profiles / np.maximum(np.linalg.norm(profiles, axis=1, keepdims=True), 1e-300)
+    norms = np.linalg.norm(profiles, axis=1, keepdims=True)
+    unit = profiles / np.maximum(norms, 1e-300)
     chosen = [int(np.argmax(profiles.sum(axis=1)))]
     closest = unit @ unit[chosen[0]]
+    closest[norms[:, 0] == 0.0] = np.inf  # np.maximum below keeps it there
     for _ in range(1, min(k, len(profiles))):
         candidate = int(np.argmin(closest))
         chosen.append(candidate)

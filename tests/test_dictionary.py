@@ -59,11 +59,35 @@ def test_farthest_first_measures_similarity_by_direction_not_size():
     np.testing.assert_array_equal(dictionary.farthest_first(profiles, 2), [2, 1])
 
 
-def test_sample_columns_are_the_chosen_samples_scaled_to_sum_one():
-    V = np.array([[2.0, 2.0, 0.0], [0.0, 1.0, 3.0], [4.0, 4.0, 0.0]])
+@pytest.mark.parametrize("unit", [1.0, 1e-3])  # counts, or rates below one
+def test_sample_columns_are_the_chosen_samples_scaled_to_sum_one(unit):
+    V = unit * np.array([[2.0, 2.0, 0.0], [0.0, 1.0, 3.0], [4.0, 4.0, 0.0]])
     columns = dictionary.sample_columns(V, 2)
     chosen = dictionary.farthest_first(V, 2)
     np.testing.assert_allclose(columns, (V[chosen] / V[chosen].sum(axis=1, keepdims=True)).T,
+                               rtol=1e-15)
+
+
+def test_an_empty_sample_is_never_a_starting_column():
+    """The buffer the first dictionary starts from keeps empty samples. An empty row has no
+    direction: farthest-first must not take it for the most different sample (its cosine with
+    anything reads 0), or a start column is lost to it and a real community never gets one
+    (here: two samples of one community, one of another, one empty, k = 2)."""
+    V = np.array([[10.0, 9.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0],
+                  [9.0, 10.0, 1.0, 0.0]])
+    np.testing.assert_array_equal(dictionary.farthest_first(V, 3), [0, 2, 3])
+    np.testing.assert_array_equal(dictionary.sample_columns(V, 2), V[[0, 2]].T / [20.0, 1.0])
+
+
+def test_core_columns_pass_over_a_sample_below_the_mean_everywhere():
+    """A shallow sample lies below the mean profile in every feature: its residual is empty,
+    and the columns come from the residuals that set samples apart instead."""
+    V = np.array([[1.0, 1.0, 1.0, 1.0], [50.0, 40.0, 0.0, 10.0], [0.0, 10.0, 45.0, 45.0],
+                  [40.0, 50.0, 10.0, 0.0]])
+    residual = np.maximum(V - V.mean(axis=0), 0.0)
+    assert not residual[0].any()
+    expected = np.vstack([V.mean(axis=0), residual[[2, 1, 3]]]).T
+    np.testing.assert_allclose(dictionary.core_columns(V, 4), expected / expected.sum(axis=0),
                                rtol=1e-15)
 
 
