@@ -4,8 +4,9 @@ A :class:`Tracker` drives an :class:`~onlinenmf.OnlineNMF` and keeps, per subjec
 vessel, a user), a bounded history of ``(time, h, loss)`` in time order. From it come the
 subject's composition ``h / sum(h)``, its dominant community, a growth rate per community (the
 Theil-Sen slope of log abundance against time, with its number of points and a 95 % interval),
-events (a community appears in or vanishes from the subject, with hysteresis) and anomaly marks
-(a sample whose prequential loss is unusual for its subject). The model's own ``retire``/``birth``
+events (a community appears in or vanishes from the subject, with hysteresis, its shares
+compared under one dictionary) and anomaly marks (a sample whose prequential loss is unusual for
+its subject). The model's own ``retire``/``birth``
 events (a re-seeded column is a new community with a new id) are mirrored into the same list.
 
 Component ids are the model's stable ids (never reused), so a trajectory stays true across
@@ -42,9 +43,9 @@ import operator
 import os
 import sys
 from collections import OrderedDict, deque
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -57,7 +58,8 @@ from onlinenmf.engine import OnlineNMF
 from onlinenmf.parameters import TRACKER
 
 __all__ = ["ANOMALY_LOOKBACK", "ANOMALY_MIN_HISTORY", "ANOMALY_SCALE_FLOOR", "GrowthEstimate",
-           "REPROJECT_OVERHEAD", "SUBJECT_OVERHEAD", "Tracker", "record_fields", "theil_sen"]
+           "RECENT_OVERHEAD", "REPROJECT_OVERHEAD", "SUBJECT_OVERHEAD", "Tracker",
+           "record_fields", "theil_sen"]
 
 _TIMESTAMP_TYPES = (_dt.datetime, _dt.date, np.datetime64, pd.Timestamp, str)
 _Z95 = float(ndtri((1.0 - 0.95) / 2.0))  # normal quantile of the 95 % growth interval
@@ -68,6 +70,31 @@ _Z95 = float(ndtri((1.0 - 0.95) / 2.0))  # normal quantile of the 95 % growth in
 #: arrays: :data:`REPROJECT_OVERHEAD`). tests/test_tracking.py checks that they still cover it.
 SUBJECT_OVERHEAD = 832
 REPROJECT_OVERHEAD = 512
+#: Bytes each of a subject's last ``hold`` samples costs beyond its arrays, kept for the
+#: appear/vanish events (:class:`_Solved`: its tuple and four array headers, and the list that
+#: holds them): tracemalloc measured 610 for a learned sample, 380 for one given to
+#: ``observe`` (two arrays fewer).
+RECENT_OVERHEAD = 640
+
+
+class _Solved(NamedTuple):
+    """One of a subject's latest samples as the appear/vanish events compare it: its non-zero
+    entries (dictionary rows, values; None for weights given to ``observe``) and its weights
+    (component ids, h) under dictionary ``version``."""
+
+    rows: np.ndarray | None
+    values: np.ndarray | None
+    version: int
+    ids: np.ndarray
+    h: np.ndarray
+
+    def shares(self) -> dict[int, float]:
+        total = float(self.h.sum())
+        return dict(zip(self.ids.tolist(), (self.h / (total if total > 0 else 1.0)).tolist()))
+
+    def nbytes(self) -> int:
+        data = 0 if self.rows is None else self.rows.nbytes + self.values.nbytes
+        return data + self.ids.nbytes + self.h.nbytes
 
 #: Anomaly marks (``anomaly_z``): a sample's log loss is judged against those of the subject's
 #: previous ANOMALY_LOOKBACK held samples, once it has ANOMALY_MIN_HISTORY of them; their spread
@@ -149,8 +176,8 @@ class _Subject:
     weights given to ``observe``) with the model version its weights were solved under.
     """
 
-    __slots__ = ("times", "weights", "losses", "ids", "present", "last_time", "versions",
-                 "sample_nnz", "sample_rows", "sample_values", "nbytes")
+    __slots__ = ("times", "weights", "losses", "ids", "present", "recent", "last_time",
+                 "versions", "sample_nnz", "sample_rows", "sample_values", "nbytes")
 
     def __init__(self, reproject: bool) -> None:
         self.times = np.empty(0)
@@ -158,6 +185,7 @@ class _Subject:
         self.losses = np.empty(0)
         self.ids = np.empty(0, dtype=np.int64)
         self.present: tuple[int, ...] = ()  # communities present (for appear/vanish events)
+        self.recent: list[_Solved] = []  # the latest `hold` samples in time (appear/vanish)
         self.last_time = -math.inf  # latest time seen (for TTL and the in-order test)
         self.versions = self.sample_nnz = self.sample_rows = self.sample_values = None
         if reproject:
@@ -172,6 +200,7 @@ class _Subject:
         """Bytes of the arrays held (the part of :attr:`nbytes` that grows with history)."""
         size = (self.times.nbytes + self.weights.nbytes + self.losses.nbytes + self.ids.nbytes
                 + 8 * len(self.present))
+        size += sum(entry.nbytes() + RECENT_OVERHEAD for entry in self.recent)
         if self.versions is not None:
             size += (self.versions.nbytes + self.sample_nnz.nbytes + self.sample_rows.nbytes
                      + self.sample_values.nbytes)
@@ -260,6 +289,11 @@ def _ints() -> np.ndarray:
     return np.empty(0, dtype=np.int64)
 
 
+def _arrays(h: Mapping[int, float]) -> tuple[np.ndarray, np.ndarray]:
+    """``{component id: weight}`` as (ids, weights) arrays."""
+    return (np.fromiter(h, np.int64, len(h)), np.fromiter(h.values(), np.float64, len(h)))
+
+
 def _insert(array: np.ndarray, position: int, rows: np.ndarray) -> np.ndarray:
     """``array`` with ``rows`` inserted before index ``position`` (a new array)."""
     if position == len(array):
@@ -292,8 +326,12 @@ class Tracker:
         when it is under ``absence`` (< ``presence``) in each of them (at once when the model
         retires it). A community flickering around one threshold, or present in one sample
         out of two, makes no event; a lasting change makes one, ``hold - 1`` samples after
-        it began. (A subject whose history holds fewer samples, after ``max_history`` or the
-        memory budget cut it, is judged on those it holds.)
+        it began. The shares are compared under one dictionary: the subject's latest ``hold``
+        samples are kept (their entries, see *Memory*) and, when the dictionary changed since
+        they were solved, solved again under the current one, the oldest of them re-reading
+        which communities are present (no event): a community whose share moved because W
+        moved, not because the subject did, makes no event. (A subject that has fewer samples
+        is judged on those it has.)
     anomaly_z
         Mark a sample whose prequential loss is unusual for its subject (None: no marks). The
         loss is the model's ``last_loss`` per unit of the sample's scale (its reads, for
@@ -341,7 +379,9 @@ class Tracker:
     (its time, weights and loss; c = k = 10: 96 bytes), plus, with ``reproject``,
     ``8 * (2 + 2 * nnz)`` for the sample itself. Each subject costs :data:`SUBJECT_OVERHEAD`
     bytes more (its Python objects and store entry, measured with tracemalloc;
-    :data:`REPROJECT_OVERHEAD` more with ``reproject``), its key and ``8 * c`` for its ids.
+    :data:`REPROJECT_OVERHEAD` more with ``reproject``), its key and ``8 * c`` for its ids, and
+    its latest ``hold`` samples for the appear/vanish events: ``8 * nnz + 16 * c`` each (entries
+    as 32-bit rows and values) and :data:`RECENT_OVERHEAD`.
     :attr:`history_bytes`, the sum of these, never exceeds ``max_history_bytes`` once a
     sample has been recorded: the default 64 MiB holds, at k = 10, 55,000-65,000 subjects
     of one or two samples, or about 5,000 subjects of 128 samples. The snapshot holds the
@@ -462,9 +502,13 @@ class Tracker:
         if self.warm_start and state is not None and len(state):
             before = int(np.searchsorted(state.times, value, side="right"))
             warm = state.row(before - 1 if before else 0)
+        version = int(self.model.model_version)  # the dictionary h is solved under
         h = self.model.learn_one(x, warm_start=warm)  # raises before any change on bad input
+        rows, values = self._sample_arrays(x)
+        solved = _Solved(rows.astype(np.int32), values.astype(np.float32), version,
+                         *_arrays(h))
         return self._observe(subject, value, time, h, self._relative_loss(x),
-                             self._sample_arrays(x) if self.reproject else None)
+                             (rows, values) if self.reproject else None, solved)
 
     def _relative_loss(self, x: Mapping) -> float:
         """The model's loss on the sample just learned over the sample's scale (as its drift
@@ -498,10 +542,11 @@ class Tracker:
                 raise ValueError(f"weight of component {component!r} is {weight!r}; "
                                  "weights must be finite and non-negative")
             clean[int(component)] = weight
-        return self._observe(subject, value, time, clean, math.nan, None)
+        solved = _Solved(None, None, int(self.model.model_version), *_arrays(clean))
+        return self._observe(subject, value, time, clean, math.nan, None, solved)
 
-    def _observe(self, subject: Hashable, value: float, raw_time: Any,
-                 h: dict[int, float], loss: float, sample: dict | None) -> dict[str, Any]:
+    def _observe(self, subject: Hashable, value: float, raw_time: Any, h: dict[int, float],
+                 loss: float, sample: tuple | None, solved: _Solved) -> dict[str, Any]:
         if self._timestamps is None:
             self._timestamps = isinstance(raw_time, _TIMESTAMP_TYPES)
         self.metrics["samples"] += 1
@@ -519,7 +564,7 @@ class Tracker:
         if late:
             self.metrics["late_samples"] += 1
         else:
-            new_events += self._presence_events(subject, state, value, composition)
+            new_events += self._presence_events(subject, state, value, solved)
             state.last_time = value
         if anomaly is not None:
             new_events.append(self._add_event({
@@ -569,12 +614,19 @@ class Tracker:
         return out
 
     def _presence_events(self, subject: Hashable, state: _Subject, time: float,
-                         composition: Mapping[int, float]) -> list[dict[str, Any]]:
-        """Appear/vanish events of the sample just added at the end of ``state`` (see
-        ``presence``, ``absence`` and ``hold`` in the class docstring)."""
-        if len(state) <= 1:  # the first sample sets the baseline
-            state.present = tuple(sorted(c for c, s in composition.items()
-                                         if s >= self.presence))
+                         latest: _Solved) -> list[dict[str, Any]]:
+        """Appear/vanish events of the sample just added at the end of ``state`` (``latest``:
+        it as solved; see ``presence``, ``absence`` and ``hold`` in the class docstring)."""
+        recent = self._under_current(state, latest)
+        latest = recent[-1]
+        state.recent = recent[-self.hold:]
+        composition = latest.shares()
+        if len(recent) == 1:  # the first sample sets the baseline (or, restored from a
+            if len(state) > 1:  # snapshot that kept no samples, sets it again)
+                state.present = self._reread(state.present, composition)
+            else:
+                state.present = tuple(sorted(c for c, s in composition.items()
+                                             if s >= self.presence))
             return []
         present = state.present
         # only a community on the other side of its threshold now can appear or vanish
@@ -584,21 +636,22 @@ class Tracker:
         candidates += [c for c in present if c not in composition]
         if not candidates:
             return []
-        shares = self._recent_shares(state)
+        window = [entry.shares() for entry in recent[-self.hold:]]
         now, out = set(present), []
         for component in sorted(candidates):
             share = composition.get(component, 0.0)
-            held = shares.get(component)  # its share in each of the last `hold` samples
+            # its share in each of the last `hold` samples (0 where one does not carry it)
+            held = np.array([shares.get(component, 0.0) for shares in window])
             if component not in composition:  # retired from the model: gone now
                 now.discard(component)
                 detail = "retired from the model"
             elif component not in now:
-                if held is None or not (held >= self.presence).all():
+                if not (held >= self.presence).all():
                     continue
                 now.add(component)
                 detail = f"share {share:.3f} >= {self.presence:g} in {held.size} samples"
             else:
-                if held is not None and not (held < self.absence).all():
+                if not (held < self.absence).all():
                     continue
                 now.discard(component)
                 detail = f"share {share:.3f} < {self.absence:g} in {held.size} samples"
@@ -608,13 +661,37 @@ class Tracker:
         state.present = tuple(sorted(now))
         return out
 
-    def _recent_shares(self, state: _Subject) -> dict[int, np.ndarray]:
-        """Each community's share in the subject's last ``hold`` held samples (0 where a
-        sample does not carry it), by component id."""
-        weights = np.nan_to_num(state.weights[-self.hold:], nan=0.0)
-        totals = weights.sum(axis=1, keepdims=True)
-        shares = weights / np.where(totals > 0, totals, 1.0)
-        return dict(zip(state.ids.tolist(), shares.T))
+    def _under_current(self, state: _Subject, latest: _Solved) -> list[_Solved]:
+        """The subject's latest samples, ``latest`` last, under the current dictionary: those
+        solved under another one are solved again (not those given to ``observe``: their
+        entries are unknown). If the samples before ``latest`` were, the communities present
+        are re-read from the oldest of them (the sample before the ``hold`` compared, once
+        the subject has one), with the same hysteresis and no event: what W's change moved is
+        not the subject's change."""
+        version = int(self.model.model_version)
+        recent = [self._solve_again(entry, version) for entry in (*state.recent, latest)]
+        if any(new is not old for new, old in zip(recent, state.recent)):
+            state.present = self._reread(state.present, recent[0].shares())
+        return recent
+
+    def _reread(self, present: tuple[int, ...], shares: Mapping[int, float]) -> tuple[int, ...]:
+        """The communities present after one sample's ``shares``, no event: those present
+        stay unless under ``absence``, others join at ``presence`` (retired ones stay, for
+        their vanish event)."""
+        return tuple(sorted(
+            c for c in set(present) | set(shares)
+            if c not in shares or shares[c] >= (self.absence if c in present else self.presence)))
+
+    def _solve_again(self, entry: _Solved, version: int) -> _Solved:
+        """``entry`` solved under the current dictionary (``version``), warm-started at its h;
+        itself when it already is, or when its entries are unknown."""
+        if entry.version == version or entry.rows is None:
+            return entry
+        names = self.model.features
+        x = dict(zip((names[r] for r in entry.rows.tolist()), entry.values.tolist()))
+        h = self.model.transform_one(x, warm_start=dict(zip(entry.ids.tolist(),
+                                                             entry.h.tolist())))
+        return _Solved(entry.rows, entry.values, version, *_arrays(h))
 
     def _anomaly(self, state: _Subject, position: int) -> dict[str, float] | None:
         """The mark of the sample at ``position`` if its loss is unusual for the subject
@@ -914,6 +991,7 @@ class Tracker:
             "last_times": np.fromiter((s.last_time for s in states), np.float64, n),
             "present_counts": np.fromiter((len(s.present) for s in states), np.int64, n),
             "present": np.fromiter((c for s in states for c in s.present), np.int64),
+            **_recent_arrays(states),
         }
         for name, dtype in _HISTORY_ARRAYS.items():
             if name in _REPROJECT_ARRAYS and not self.reproject:
@@ -969,6 +1047,7 @@ class Tracker:
             counts |= {"versions": lengths, "sample_nnz": lengths, "sample_rows": nnz,
                        "sample_values": nnz}
         starts = {name: np.concatenate(([0], np.cumsum(c)[:-1])) for name, c in counts.items()}
+        recent = _recent_entries(arrays, len(meta["subjects"]))
         for i, key in enumerate(meta["subjects"]):
             state = _Subject(tracker.reproject)
             part = {name: arrays[name][starts[name][i]:starts[name][i] + counts[name][i]].copy()
@@ -977,6 +1056,7 @@ class Tracker:
             state.weights = part["weights"].reshape(int(lengths[i]), int(widths[i]))
             state.losses = part["losses"]
             state.present = tuple(part["present"].tolist())
+            state.recent = next(recent)
             state.last_time = float(arrays["last_times"][i])
             if tracker.reproject:
                 state.versions, state.sample_nnz = part["versions"], part["sample_nnz"]
@@ -1061,6 +1141,52 @@ def _json_key(value: Hashable) -> Any:
 
 def _from_json_key(value: Any) -> Hashable:
     return int(value["int"]) if isinstance(value, dict) else value
+
+
+def _recent_arrays(states: list[_Subject]) -> dict[str, np.ndarray]:
+    """The subjects' latest samples (:class:`_Solved`) as snapshot arrays: entries per subject,
+    then per sample its non-zero entries (-1: none known), version and width, concatenated."""
+    entries = [e for s in states for e in s.recent]
+
+    def joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(parts, axis=None, dtype=dtype) if parts else np.empty(0, dtype)
+
+    known = [e for e in entries if e.rows is not None]
+    return {
+        "recent_counts": np.fromiter((len(s.recent) for s in states), np.int64, len(states)),
+        "recent_nnz": np.fromiter((-1 if e.rows is None else e.rows.size for e in entries),
+                                  np.int64, len(entries)),
+        "recent_versions": np.fromiter((e.version for e in entries), np.int64, len(entries)),
+        "recent_widths": np.fromiter((e.ids.size for e in entries), np.int64, len(entries)),
+        "recent_rows": joined([e.rows for e in known], np.int32),
+        "recent_values": joined([e.values for e in known], np.float32),
+        "recent_ids": joined([e.ids for e in entries], np.int64),
+        "recent_h": joined([e.h for e in entries], np.float64),
+    }
+
+
+def _recent_entries(arrays: dict[str, np.ndarray], n: int) -> Iterator[list[_Solved]]:
+    """Each subject's latest samples from :func:`_recent_arrays`' output, in the subjects'
+    order (none for a snapshot written before they were kept)."""
+    if "recent_counts" not in arrays:
+        yield from ([] for _ in range(n))
+        return
+    nnz, widths = arrays["recent_nnz"], arrays["recent_widths"]
+    data = np.concatenate(([0], np.cumsum(np.maximum(nnz, 0))))
+    weights = np.concatenate(([0], np.cumsum(widths)))
+    entry = 0
+    for count in arrays["recent_counts"].tolist():
+        out = []
+        for e in range(entry, entry + count):
+            span, width = slice(data[e], data[e + 1]), slice(weights[e], weights[e + 1])
+            rows, values = ((None, None) if nnz[e] < 0 else
+                            (arrays["recent_rows"][span].copy(),
+                             arrays["recent_values"][span].copy()))
+            out.append(_Solved(rows, values, int(arrays["recent_versions"][e]),
+                               arrays["recent_ids"][width].copy(),
+                               arrays["recent_h"][width].copy()))
+        entry += count
+        yield out
 
 
 #: Snapshot layout: 1 = one {id: weight} list per sample (read, upgraded), 2 = the arrays.

@@ -15,7 +15,7 @@ from scipy.optimize import linear_sum_assignment
 
 from onlinenmf import OnlineNMF, Tracker, snapshot
 from onlinenmf.datasets import make_longitudinal_stream
-from onlinenmf.tracking import record_fields, theil_sen
+from onlinenmf.tracking import RECENT_OVERHEAD, record_fields, theil_sen
 
 
 def _match(model: OnlineNMF, stream) -> list[int]:
@@ -474,8 +474,9 @@ def test_one_subject_over_the_budget_keeps_its_latest_samples():
     even = {c: 1.0 for c in model.component_ids}  # every community present, always
     first = Tracker(model)
     first.observe("a", 0.0, even)
+    first.observe("a", 1.0, even)  # two samples: its latest `hold` kept for the events too
     per_sample = 8 * (2 + 10)  # its time, its loss and 10 weights
-    tracker = Tracker(model, max_history_bytes=first.history_bytes + 4 * per_sample)
+    tracker = Tracker(model, max_history_bytes=first.history_bytes + 3 * per_sample)
     for day in range(8):
         tracker.observe("a", float(day), even)
         assert tracker.history_bytes <= tracker.max_history_bytes
@@ -490,9 +491,12 @@ def test_reprojected_samples_count_in_the_budget():
     before, present = tracker.history_bytes, len(tracker._subjects["s"].present)
     tracker.learn_one({"a": 3.0, "b": 1.0, "c": 2.0}, subject="s", time=1.0)
     # time, loss, 10 weights, version and entry count, then 3 (row, value) pairs (and 8 bytes
-    # per community present in the subject)
+    # per community present in the subject); and, kept for the appear/vanish events as the
+    # second of its latest `hold` samples, its 3 entries (32-bit row and value), 10 (id, h)
+    # pairs and RECENT_OVERHEAD
     present = len(tracker._subjects["s"].present) - present
-    assert tracker.history_bytes - before == 8 * (2 + 10 + 2) + 16 * 3 + 8 * present
+    recent = 8 * 3 + 16 * 10 + RECENT_OVERHEAD
+    assert tracker.history_bytes - before == 8 * (2 + 10 + 2) + 16 * 3 + 8 * present + recent
 
 
 @pytest.mark.parametrize("reproject", [False, True])
