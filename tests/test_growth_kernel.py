@@ -1,0 +1,85 @@
+"""The compiled Theil-Sen kernel of the tracker (:mod:`onlinenmf._growth`) at its edges, each
+found untested by mutation testing (``benchmarks/output/mutation.md``): which values count as
+present, how many points a fit needs, samples that share one time, and its interval against
+scipy's (an oracle independent of the numpy reference that ``tests/test_tracking.py`` checks
+it against bit for bit)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from onlinenmf._growth import growth_fits
+
+Z95 = float(scipy.stats.norm.ppf(0.025))
+FLOOR = 1e-3
+
+
+def _fit(times, values, min_points=3):
+    values = np.asarray(values, dtype=float).reshape(len(times), -1)
+    logs = np.log(np.fmax(values, FLOOR))
+    return growth_fits(np.asarray(times, dtype=float), values, logs, FLOOR, min_points, Z95)
+
+
+def test_a_value_at_the_floor_is_not_present():
+    """``min_points`` counts the values *above* the floor: a component sitting exactly at it
+    (the tracker's zero) in all but two samples is not fitted with three required, and is with
+    two."""
+    times = [0.0, 1.0, 2.0, 3.0]
+    values = [FLOOR, 0.5, FLOOR, 2.0]
+    slope, low, high, points = _fit(times, values, min_points=3)
+    assert np.isnan(slope[0]) and np.isnan(low[0]) and np.isnan(high[0]) and points[0] == 0
+    slope, _, _, points = _fit(times, values, min_points=2)
+    assert np.isfinite(slope[0]) and points[0] == 4
+
+
+def test_exactly_min_points_present_is_enough():
+    times = [0.0, 1.0, 2.0]
+    slope, low, high, points = _fit(times, [1.0, 2.0, 4.0], min_points=3)
+    assert slope[0] == pytest.approx(np.log(2.0), rel=1e-15)
+    assert points[0] == 3 and low[0] <= slope[0] <= high[0]
+
+
+def test_samples_all_at_one_time_give_no_slope():
+    """Equal times give no pairwise slope: with no two distinct times there is no fit (NaN),
+    though the points were there."""
+    slope, low, high, points = _fit([5.0, 5.0, 5.0, 5.0], [1.0, 2.0, 4.0, 8.0])
+    assert np.isnan(slope[0]) and np.isnan(low[0]) and np.isnan(high[0])
+    assert points[0] == 4
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_slope_and_interval_are_scipys(seed):
+    """Against :func:`scipy.stats.theilslopes` (``method="separate"``): tied times, equal
+    values (zero slopes), components born late (NaN rows), from 2 to 30 points. The interval
+    is compared where the values have no ties: scipy also subtracts ties in y from the
+    variance of Sen's (1968) interval, the tracker only ties in time (wider, on the safe side:
+    values at the floor tie often); there its ends must be slopes of the data around the
+    median."""
+    rng = np.random.default_rng(seed)
+    n = [2, 3, 5, 11, 20, 30][seed]
+    times = np.sort(np.round(rng.uniform(0.0, 8.0, n)))
+    values = rng.exponential(size=(n, 4))
+    values[rng.random(n) < 0.3, 3] = FLOOR / 2  # at the floor: equal logs, zero slopes
+    values[: n // 3, 2] = np.nan
+    slope, low, high, points = _fit(times, values, min_points=1)
+    logs = np.log(np.fmax(values, FLOOR))
+    for j in range(4):
+        rows = ~np.isnan(values[:, j])
+        t, y = times[rows], logs[rows, j]
+        assert points[j] == rows.sum()
+        if len(np.unique(t)) < 2:
+            assert np.isnan(slope[j]) and np.isnan(low[j]) and np.isnan(high[j])
+            continue
+        ref = scipy.stats.theilslopes(y, t, alpha=0.95, method="separate")
+        assert slope[j] == pytest.approx(ref.slope, rel=1e-12, abs=1e-15)
+        if len(np.unique(y)) == len(y):
+            assert low[j] == pytest.approx(ref.low_slope, rel=1e-12, abs=1e-15)
+            assert high[j] == pytest.approx(ref.high_slope, rel=1e-12, abs=1e-15)
+        else:
+            later, earlier = np.triu_indices(len(t), k=1)[::-1]
+            dt = t[later] - t[earlier]
+            slopes = (y[later] - y[earlier])[dt != 0] / dt[dt != 0]
+            assert low[j] in slopes and high[j] in slopes
+            assert low[j] <= slope[j] <= high[j]
