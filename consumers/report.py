@@ -9,8 +9,8 @@ recommender (reco) checkpoint is refused with a message saying so. The checkpoin
 supervised consumer (``--label``, :mod:`consumers.microbiome.supervised`) adds a section of each
 class's communities, their top taxa and how strongly each separates the classes. A text
 consumer's checkpoint (``onlinenmf consume text``) gets its own report
-(:func:`write_text_report`): topics' word lists, prevalence over time, births and retirements,
-words in two topics.
+(:func:`write_text_report`): topics' word lists, prevalence over time, births, retirements,
+splits and top-word shifts, words in two topics.
 
 The HTML has every figure embedded (base64 PNGs from matplotlib) and no script or link to
 fetch: it can be mailed or archived as one file. Features are named, in this order of
@@ -61,7 +61,8 @@ or a saved tracker has learned: the communities and their top taxa, population a
 subject trajectories, growth rates and events; for a supervised consumer (--label), each
 class's communities with their top taxa and effect sizes. A text consumer's checkpoint
 (onlinenmf consume text) gives the topics' word lists, their prevalence over time as a
-streamgraph (--bin-width in days), births and retirements, and words in two topics.
+streamgraph (--bin-width in days), births, retirements, splits and top-word shifts, and words
+in two topics.
 
 --checkpoint takes a consumer's checkpoint directory (the newest *.ckpt, or --worker's),
 one .ckpt file, or a snapshot (.npz) saved by Tracker.save or OnlineNMF.save.
@@ -409,7 +410,7 @@ def _subject_figures(tracker: Tracker, subjects: Sequence[Hashable], time: TimeA
 
 
 _EVENT_COLOURS = {"appear": "tab:green", "vanish": "tab:red", "birth": "tab:blue",
-                  "retire": "black"}
+                  "retire": "black", "split": "tab:purple", "shift": "tab:orange"}
 
 
 def event_bin_width(events: Sequence[Mapping[str, Any]], n_bins: int = 20) -> float:
@@ -900,7 +901,8 @@ def write_text_report(app: Any, out: str | Path = "report.html", *, top: int = 1
                       title: str = "onlinenmf report: topics") -> Path:
     """Write the HTML report of a text consumer (:class:`consumers.text.TextApp`, e.g. from
     :func:`load_text`): the topics' word lists, their prevalence over time as a streamgraph,
-    when each emerged, peaked and faded, the births and retirements, polysemous words.
+    when each emerged, peaked and faded, the births, retirements, splits and top-word shifts
+    (:class:`onlinenmf.text.TopicWatch`), polysemous words.
 
     ``bin_width``: time bin of the prevalence, in days (default: 20 bins, at least a year);
     ``dates``: the times are days since 1970-01-01, drawn as calendar dates.
@@ -916,7 +918,8 @@ def write_text_report(app: Any, out: str | Path = "report.html", *, top: int = 1
         ("words admitted", len(model.vectorizer.vocabulary.admitted)),
         ("documents learned", model.docs_learned), ("model version", nmf.model_version),
         ("weighting", model.vectorizer.weighting), ("beta", nmf.beta),
-        ("topic births and retirements", len(app.topic_events))], columns=["", "value"])
+        ("topic births, retirements, splits and shifts", len(app.topic_events))],
+        columns=["", "value"])
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
              f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1>", _table(overview)]
     parts.extend(_topics_section(app, top))
@@ -983,9 +986,13 @@ def _when(value: Any, time: TimeAxis) -> str:
 
 
 def _topic_events_section(app: Any, bin_width: float | None, time: TimeAxis) -> list[str]:
-    parts = ["<h2 id='topic-events'>Births and retirements</h2>"]
+    parts = ["<h2 id='topic-events'>Births, retirements, splits and shifts</h2>"]
     if not app.topic_events:
-        return [*parts, _note("No topic was born or retired.")]
+        return [*parts, _note("No topic was born, retired, split or shifted.")]
+    parts.append(_note("A split: a new topic took words that were among another's top "
+                       "words, which lost them. A shift: a topic keeps its id but fewer than "
+                       "half of its top words are still those it had (when first watched, or "
+                       "at its last shift)."))
     width = bin_width or event_bin_width(app.topic_events)
     parts.append(_events_figure(event_counts(app.topic_events, width), width, time))
     frame = pd.DataFrame(app.topic_events)

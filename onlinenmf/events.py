@@ -3,7 +3,9 @@
 
 Kinds: ``retire`` and ``birth`` (a component replaced by a new one: re-seeding, or a merge of a
 shared dictionary), ``prune`` and ``grow`` (the rank adapted), ``l1_h`` and ``forget_factor``
-(a hyperparameter re-estimated), ``refit`` (W refined on the recent samples after a drift).
+(a hyperparameter re-estimated), ``refit`` (W refined on the recent samples after a drift),
+``split`` and ``shift`` (a text model's topic split from another, or its top words shifted:
+:class:`onlinenmf.text.TopicWatch`).
 An event records the number of samples learned when it happened, never the wall clock: a
 model replayed from the same stream has the same events. ``time`` is the stream's time where
 the caller knows it (the model does not: None).

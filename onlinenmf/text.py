@@ -39,8 +39,9 @@ import numpy as np
 
 from onlinenmf.engine import OnlineNMF
 
-__all__ = ["STOP_WORDS", "WEIGHTINGS", "TextVectorizer", "TopicModel", "TopicStream",
-           "Vocabulary", "eras", "polysemous", "removal_batch", "tokenize", "tokens"]
+__all__ = ["STOP_WORDS", "TOPIC_EVENTS", "WEIGHTINGS", "TextVectorizer", "TopicModel",
+           "TopicStream", "TopicWatch", "Vocabulary", "eras", "polysemous", "removal_batch",
+           "tokenize", "tokens"]
 
 #: English stop words: the 318 words of scikit-learn's ``ENGLISH_STOP_WORDS`` (the Glasgow
 #: Information Retrieval Group's list; scikit-learn is BSD-3-licensed, as this project), kept
@@ -316,14 +317,19 @@ class TopicModel:
         self.vectorizer = TextVectorizer(weighting, min_df, max_words, bucket_docs, norm)
         self.nmf = OnlineNMF(n_components, beta, forget_factor=forget_factor, init=init,
                              seed=seed, **params)
+        self.watch = TopicWatch()
         self.docs_learned = 0
         self.last_n_words = 0
 
-    def learn_one(self, text: str) -> dict[int, float]:
+    def learn_one(self, text: str, time: float | None = None) -> dict[int, float]:
         """Learn one document; return its topic mix ``{topic id: weight}`` (solved before
         learning it; empty when no admitted word). :attr:`last_n_words` is the number of
-        distinct admitted words it had."""
+        distinct admitted words it had. After a refresh of the dictionary, :attr:`watch`
+        looks for topic splits and shifts: events of the engine's log at ``time`` (the
+        document's time in the stream, if the caller knows it)."""
         counts = tokenize(text)  # a non-string is refused here, before anything changes
+        if time is not None and not (isinstance(time, int | float) and math.isfinite(time)):
+            raise ValueError(f"time must be a finite number or None, got {time!r}")
         vocabulary = self.vectorizer.vocabulary
         vocabulary.update(counts)
         if len(vocabulary.pruned) >= removal_batch(vocabulary.max_words):
@@ -331,7 +337,11 @@ class TopicModel:
         x = self.vectorizer.weigh(counts)
         self.docs_learned += 1
         self.last_n_words = len(x)
-        return self.nmf.learn_one(x) if x else {}
+        if not x:
+            return {}
+        mix = self.nmf.learn_one(x)
+        self.watch.check(self.nmf, None if time is None else float(time))
+        return mix
 
     def remove_pruned(self) -> None:
         """The words the vocabulary pruned leave the engine: their rows of W and of its
@@ -364,7 +374,8 @@ class TopicModel:
         return _ENC.encode({"nmf": self.nmf.to_bytes(), "docs_learned": self.docs_learned,
                             "weighting": self.vectorizer.weighting,
                             "norm": self.vectorizer.norm,
-                            "vocabulary": self.vectorizer.vocabulary.state()})
+                            "vocabulary": self.vectorizer.vocabulary.state(),
+                            "watch": self.watch.state()})
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "<bytes>") -> TopicModel:
@@ -376,7 +387,164 @@ class TopicModel:
         model.nmf = OnlineNMF.from_bytes(state["nmf"], source=source)
         model.docs_learned = int(state["docs_learned"])
         model.last_n_words = 0
+        # a model saved before the watch existed starts watching at its next refresh
+        model.watch = TopicWatch.from_state(state.get("watch"))
         return model
+
+
+#: The event kinds that tell a topic's story (:mod:`onlinenmf.events`): a topic born or
+#: retired (a re-seeded column; ``grow`` and ``prune`` under ``adapt_rank``), split from
+#: another, or whose top words shifted (:class:`TopicWatch`).
+TOPIC_EVENTS = ("birth", "retire", "grow", "prune", "split", "shift")
+
+
+class TopicWatch:
+    """Topic splits and top-word shifts, looked for after each refresh of a topic model's
+    dictionary and recorded as events of its engine's log (:mod:`onlinenmf.events`, kinds
+    ``split`` and ``shift``): they are in the model's snapshots and travel with the births
+    and retirements (the text consumer's records, :meth:`TopicStream.events`, the report).
+
+    - **shift**: a topic keeps its id but fewer than ``shift`` of the ``top`` words it had
+      (when first watched, or at its last shift) are still among its ``top`` words. The
+      event gives the old and the new top words (``old``, ``new``); the new ones are the
+      reference from then on.
+    - **split**: a topic born (a new id) whose ``top`` words were at least ``split`` among
+      an existing topic's ``2 top`` words just before, and which that topic then lost (at
+      most ``1 - split`` of them left among its ``2 top`` words, while the new topic holds
+      at least ``split`` of them), within ``patience`` refreshes of the birth: one topic
+      became two. ``component`` is the new topic, ``old`` the one it split from, ``new``
+      the words it took; the parent's reference becomes its top words then (the split
+      explains its change: no shift event for it).
+
+    Topics reshuffle while a model is young: the watch begins once the engine has learned
+    ``settle`` documents (None: 16 per topic, past the refits of the first dictionary,
+    :mod:`onlinenmf.schedule`).
+
+    >>> watch = TopicWatch(top=3, settle=0)
+    >>> class Model:  # what the watch reads of an engine
+    ...     from onlinenmf.events import EventLog
+    ...     events, samples_learned, model_version, n_components = EventLog(), 0, 1, 1
+    ...     tops = {0: ["gold", "silver", "banks", "coin", "war", "navy"]}
+    ...     def components(self, top):
+    ...         return {t: [(w, 1.0) for w in words[:top]] for t, words in self.tops.items()}
+    >>> model = Model()
+    >>> watch.check(model, time=1800.0)  # the reference
+    []
+    >>> model.model_version, model.tops = 2, {0: ["war", "navy", "army", "gold"]}
+    >>> [(e.kind, e.component, e.old, e.new, e.time) for e in watch.check(model, 1861.0)]
+    [('shift', 0, ['gold', 'silver', 'banks'], ['war', 'navy', 'army'], 1861.0)]
+    """
+
+    def __init__(self, top: int = 10, shift: float = 0.5, split: float = 0.5,
+                 patience: int = 20, settle: int | None = None):
+        if not isinstance(top, int) or isinstance(top, bool) or top < 1:
+            raise ValueError(f"top must be a positive integer, got {top!r}")
+        for name, value in (("shift", shift), ("split", split)):
+            if not 0 < value <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+        self.top, self.shift, self.split = top, float(shift), float(split)
+        self.patience, self.settle = int(patience), settle
+        self.version = 0  # the model version last checked
+        #: topic -> its top words when first watched or at its last shift (or split)
+        self.reference: dict[int, list[str]] = {}
+        #: topic -> its 2 top words at the last check (None: not watching yet)
+        self.previous: dict[int, list[str]] | None = None
+        #: new topic -> [the topic it may have split from, the words shared, checks waited]
+        self.pending: dict[int, list[Any]] = {}
+
+    def check(self, model: OnlineNMF, time: float | None = None) -> list[Any]:
+        """After a refresh (a new ``model_version``), the events of the topics' changes
+        since the last check; emitted into ``model.events`` and returned."""
+        if model.model_version == self.version:
+            return []
+        self.version = model.model_version
+        settle = (self.settle if self.settle is not None
+                  else 16 * int(model.n_components))
+        if model.samples_learned < settle:
+            return []
+        tops = {t: [word for word, _ in pairs]
+                for t, pairs in model.components(top=2 * self.top).items()}
+        if self.previous is None:  # the first check: the references
+            self.reference = {t: words[: self.top] for t, words in tops.items()}
+            self.previous = tops
+            return []
+        self._follow_ids(tops)
+        emit = functools.partial(model.events.emit, sample=model.samples_learned, time=time)
+        events = [*self._splits(tops, emit), *self._shifts(tops, emit)]
+        self.previous = tops
+        return events
+
+    def _follow_ids(self, tops: dict[int, list[str]]) -> None:
+        """New topics are watched from now (a split pending when their top words were the
+        top words of one existing topic); retired ones no longer."""
+        for child in sorted(tops.keys() - self.previous.keys()):
+            words = tops[child][: self.top]
+            self.reference[child] = words
+            parents = [p for p in self.previous if p in tops]
+            if not parents:
+                continue
+            parent = max(parents, key=lambda p: len(set(words) & set(self.previous[p])))
+            shared = [w for w in words if w in set(self.previous[parent])]
+            if len(shared) >= self.split * len(words):
+                self.pending[child] = [parent, shared, 0]
+        for gone in self.reference.keys() - tops.keys():
+            del self.reference[gone]
+
+    def _splits(self, tops: dict[int, list[str]], emit) -> list[Any]:
+        events = []
+        for child, (parent, shared, waited) in sorted(self.pending.items()):
+            if child not in tops or parent not in tops or waited >= self.patience:
+                del self.pending[child]
+                continue
+            kept = [w for w in shared if w in set(tops[parent])]
+            held = [w for w in shared if w in set(tops[child])]
+            if (len(kept) > (1 - self.split) * len(shared)
+                    or len(held) < self.split * len(shared)):
+                self.pending[child][2] += 1
+                continue
+            del self.pending[child]
+            self.reference[parent] = tops[parent][: self.top]
+            moved = [w for w in held if w not in kept]
+            events.append(emit("split", component=child, old=parent, new=moved,
+                               reason=f"split from topic {parent}: took "
+                                      f"{', '.join(moved[:6])} ({len(shared)} of its top "
+                                      f"{2 * self.top} words before; it kept {len(kept)})"))
+        return events
+
+    def _shifts(self, tops: dict[int, list[str]], emit) -> list[Any]:
+        events = []
+        for topic, old in self.reference.items():
+            new = tops[topic][: self.top]
+            still = len(set(old) & set(new))
+            if still >= self.shift * len(old):
+                continue
+            self.reference[topic] = new
+            gone = [w for w in old if w not in new]
+            came = [w for w in new if w not in old]
+            events.append(emit("shift", component=topic, old=old, new=new,
+                               reason=f"top {len(old)} words shifted, {still} still there: "
+                                      f"{', '.join(gone[:4])} -> {', '.join(came[:4])}"))
+        return events
+
+    def state(self) -> dict[str, Any]:
+        return {"top": self.top, "shift": self.shift, "split": self.split,
+                "patience": self.patience, "settle": self.settle, "version": self.version,
+                "reference": self.reference, "previous": self.previous,
+                "pending": self.pending}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any] | None) -> TopicWatch:
+        if state is None:
+            return cls()
+        watch = cls(state["top"], state["shift"], state["split"], state["patience"],
+                    state["settle"])
+        watch.version = int(state["version"])
+        watch.reference = {int(t): list(words) for t, words in state["reference"].items()}
+        watch.previous = (None if state["previous"] is None else
+                          {int(t): list(words) for t, words in state["previous"].items()})
+        watch.pending = {int(t): [int(p), list(words), int(n)]
+                         for t, (p, words, n) in state["pending"].items()}
+        return watch
 
 
 class TopicStream:
@@ -420,11 +588,13 @@ class TopicStream:
         self.tracker = Tracker(self.model.nmf, max_history=max_history, window=window,
                                bin_width=bin_width, anomaly_z=None, warm_start=False)
 
-    def learn_one(self, text: str, time: float) -> dict[int, float]:
-        """Learn one document at ``time``; return its topic mix (see
-        :meth:`TopicModel.learn_one`)."""
+    def learn_one(self, text: str, time: Any) -> dict[int, float]:
+        """Learn one document at ``time`` (a number, or a timestamp: the tracker's); return
+        its topic mix (see :meth:`TopicModel.learn_one`, whose split and shift events carry
+        the time)."""
+        value = self.tracker._time(time)  # a bad time is refused before anything changes
         version = self.model.nmf.model_version  # the dictionary the mix was solved against
-        mix = self.model.learn_one(text)
+        mix = self.model.learn_one(text, time=value)
         if mix and version:  # before the first dictionary, mixes are of random rows
             self.tracker.observe(self.SUBJECT, time, mix)
         return mix
@@ -438,8 +608,10 @@ class TopicStream:
                                                               "n_docs"]]
 
     def events(self) -> list[dict[str, Any]]:
-        """The model's topic births and retirements (re-seeded topics), oldest first."""
-        return [e for e in self.tracker.events if e["kind"] in ("birth", "retire")]
+        """The topics' births and retirements (re-seeded topics), splits and top-word shifts
+        (:class:`TopicWatch`), oldest first, as the tracker mirrors the model's events
+        (``kind``, ``component``, ``time``, ``old``, ``new``, ``detail``: the reason)."""
+        return [e for e in self.tracker.events if e["kind"] in TOPIC_EVENTS]
 
 
 def eras(prevalence, threshold: float = 0.05) -> list[dict[str, Any]]:

@@ -5,7 +5,8 @@ metrics, SIGKILL safety come from the loop). Per valid document it learns the do
 :class:`onlinenmf.text.TopicModel` and emits one record (key = document id) with the topic mix
 solved before learning it (shares summing to 1; empty when the document has no word in the
 vocabulary yet), its dominant topic, and the model's events since the previous document
-(topic births and retirements, drifts). After each dictionary refresh it also publishes the
+(topic births and retirements, splits and top-word shifts with the document's time,
+drifts: :mod:`onlinenmf.events`). After each dictionary refresh it also publishes the
 topics' top words to the topics topic.
 
 Input: :mod:`consumers.text.schema`.
@@ -51,7 +52,8 @@ TOP_WORDS = 10
 #: for ``onlinenmf report`` (which merges bins into coarser ones); one entry per year of stream.
 PREVALENCE_BIN = 365.25
 
-#: Topic births and retirements kept (with the stream time they happened at) for the report.
+#: Topic births, retirements, splits and shifts kept (with the stream time they happened
+#: at) for the report.
 MAX_TOPIC_EVENTS = 1_000
 
 
@@ -115,7 +117,8 @@ class TextApp:
         self.published_version = 0
         #: bin start -> [documents mixed, {topic: sum of its shares}] (see :meth:`prevalence`)
         self.prevalence_sums: dict[float, list[Any]] = {}
-        #: the topics' births and retirements, with the stream time of the document learned
+        #: the topics' births, retirements, splits and shifts (onlinenmf.text.TOPIC_EVENTS),
+        #: with the stream time of the document learned
         self.topic_events: list[dict[str, Any]] = []
         self._events_seen = 0
 
@@ -177,7 +180,7 @@ class TextApp:
         # the events since the previous document (a re-seed between two documents included)
         seen, version = min(self._events_seen, len(nmf.events)), nmf.model_version
         try:  # the vectoriser and the engine check everything before they change anything
-            mix = model.learn_one(doc.text)
+            mix = model.learn_one(doc.text, time=doc.time)
         except ValueError as err:
             raise BadMessage("rejected", f"the model refused the document: {err}") from err
         self._follow(doc.time, mix if version else {}, nmf.events[seen:])
@@ -206,8 +209,10 @@ class TextApp:
             entry[0] += 1
             for topic, share in shares.items():
                 entry[1][topic] = entry[1].get(topic, 0.0) + share
+        from onlinenmf.text import TOPIC_EVENTS  # loaded with the model already
+
         for event in events:
-            if event.kind in ("birth", "retire"):
+            if event.kind in TOPIC_EVENTS:
                 self.topic_events.append({"time": time, "kind": event.kind,
                                           "topic": event.component, "reason": event.reason})
         del self.topic_events[:-MAX_TOPIC_EVENTS]
