@@ -328,6 +328,7 @@ VARIANTS: dict[str, dict] = {
     "memories chosen by the data": {"forget_factor": None},
     "forget 0.998": {"forget_factor": 0.998},
     "forget 0.9995": {"forget_factor": 0.9995},
+    "l1_h 0.05": {"l1_h": 0.05},
     "l1_h 0.1": {"l1_h": 0.1},
     "refresh_sweeps 3": {"refresh_sweeps": 3},
     "counts, beta 2": {"weighting": "counts"},
