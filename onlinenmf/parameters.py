@@ -317,6 +317,11 @@ RECO = Table("RecoNMF", [
               options=("log1p", "binary", "none")),
     Parameter("recency", float, 0.7, "implicit: an item weighs recency**a in a user's row, a "
               "the user's events since it", low=0, high=1, low_open=True),
+    Parameter("cooccurrence", float, 10.0, "implicit: weight of the co-occurrence score "
+              "(items bought next to the user's last ones) beside the factors' (0: factors only)",
+              low=0),
+    Parameter("basket_recency", float, 0.1, "implicit: two items a user bought a events apart "
+              "co-occur with weight basket_recency**a", low=0, high=1, low_open=True),
     Parameter("init_scale", float, 0.1, "initial item factors are init_scale * U(0.5, 1.5)",
               low=0),
     SEED,

@@ -64,6 +64,12 @@ class NMFRecommender(Ranker):
         Implicit: ``"log1p"``, ``"binary"`` or ``"none"`` applied to each event's value.
     recency
         Implicit: an item in the user's row weighs ``recency ** (user's events since)``.
+    cooccurrence
+        Implicit: weight of the item-item co-occurrence scores of the user's last items
+        beside the factors' (0: the factors only).
+    basket_recency
+        Implicit: two items a user bought ``a`` events apart co-occur with weight
+        ``basket_recency ** a``.
     init_scale
         Scale of the initial item factors.
     seed
@@ -106,6 +112,8 @@ class NMFRecommender(Ranker):
         tol: float = 1e-4,
         implicit_transform: str = "log1p",
         recency: float = 0.7,
+        cooccurrence: float = 10.0,
+        basket_recency: float = 0.1,
         init_scale: float = 0.1,
         seed: int | None = None,
     ):

@@ -56,6 +56,8 @@ RECO_MODEL = {
     "max_iter": (["--max-iter", "7"], 7), "tol": (["--tol", "1e-3"], 1e-3),
     "implicit_transform": (["--implicit-transform", "binary"], "binary"),
     "recency": (["--recency", "0.5"], 0.5), "init_scale": (["--init-scale", "0.2"], 0.2),
+    "cooccurrence": (["--cooccurrence", "2.5"], 2.5),
+    "basket_recency": (["--basket-recency", "0.3"], 0.3),
     "seed": (["--seed", "4"], 4),
 }
 CASES = [("microbiome", ENGINE, MICROBIOME_MODEL), ("microbiome", TRACKER, MICROBIOME_TRACKER),

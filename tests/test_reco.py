@@ -317,7 +317,7 @@ def test_implicit_ranks_the_users_taste_first(seed):
 
 
 def test_implicit_scores_use_h_solved_against_the_current_dictionary():
-    model = RecoNMF(n_components=2, feedback="implicit", refresh_every=7)
+    model = RecoNMF(n_components=2, feedback="implicit", refresh_every=7, cooccurrence=0)
     events = two_taste_purchases(n_events=200)
     for user, item, value in events:
         model.learn_one(user, item, value)
@@ -337,7 +337,8 @@ def test_implicit_row_weighs_items_by_their_recency():
     the item's last purchase); scores are W h of that row, built here from the events."""
     events = [("u", "a", 3), ("u", "b", 1), ("v", "a", 2), ("u", "c", 5), ("u", "a", 1),
               ("v", "d", 1), ("u", "d", 2)] * 3
-    model = RecoNMF(n_components=2, feedback="implicit", recency=0.5, refresh_every=4)
+    model = RecoNMF(n_components=2, feedback="implicit", recency=0.5, refresh_every=4,
+                    cooccurrence=0)
     for user, item, value in events:
         model.learn_one(user, item, value)
     mine = [(item, value) for user, item, value in events if user == "u"]
@@ -349,10 +350,84 @@ def test_implicit_row_weighs_items_by_their_recency():
     h = np.array(list(model._engine.transform_one(sample).values()))
     np.testing.assert_allclose(model.score_all("u"), model._engine.W @ h, rtol=1e-6,
                                atol=1e-9)
-    flat = RecoNMF(n_components=2, feedback="implicit", recency=1.0, refresh_every=4)
+    flat = RecoNMF(n_components=2, feedback="implicit", recency=1.0, refresh_every=4,
+                   cooccurrence=0)
     for user, item, value in events:
         flat.learn_one(user, item, value)
     assert not np.allclose(flat.score_all("u"), model.score_all("u"))
+
+
+def paired_baskets(seed=0, n_pairs=15, n_customers=60, n_baskets=400):
+    """Items come in fixed pairs (2m, 2m+1), always bought together, one pair per basket, by
+    random customers: what goes with the last purchase is its partner, a structure of 15
+    pairs that rank-2 factors cannot hold."""
+    rng = np.random.default_rng(seed)
+    events = []
+    for _ in range(n_baskets):
+        customer, pair = int(rng.integers(n_customers)), int(rng.integers(n_pairs))
+        events += [(customer, f"p{2 * pair}", 1), (customer, f"p{2 * pair + 1}", 1)]
+    return events
+
+
+def test_implicit_recommends_the_rest_of_the_basket():
+    """A new customer who just bought one item of a pair is recommended its partner first
+    (the factors alone, cooccurrence=0, miss most of them: the test fails without the
+    co-occurrence)."""
+    model = RecoNMF(n_components=2, feedback="implicit", seed=0)
+    factors = RecoNMF(n_components=2, feedback="implicit", seed=0, cooccurrence=0)
+    for user, item, value in paired_baskets():
+        model.learn_one(user, item, value)
+        factors.learn_one(user, item, value)
+    hits, factor_hits = 0, 0
+    for pair in range(15):
+        for m in (model, factors):
+            m.learn_one(f"new{pair}", f"p{2 * pair}", 1)
+        hits += model.recommend(f"new{pair}", n=1, exclude_seen=True)[0][0] == f"p{2 * pair + 1}"
+        factor_hits += (factors.recommend(f"new{pair}", n=1, exclude_seen=True)[0][0]
+                        == f"p{2 * pair + 1}")
+    assert hits == 15
+    assert factor_hits < 8
+
+
+def test_implicit_scores_blend_the_factors_with_the_cooccurrence_built_by_hand():
+    """scores = f / max f + cooccurrence * c / max c with f = W h and c the co-occurrence of
+    the user's last items, built here from the events: a purchase pairs with each earlier
+    one of the same customer with weight basket_recency ** (events between them), and c_j =
+    sum_a v_a w_a C[a, j] + v_j w_j (v: log1p units summed, w: basket_recency ** age)."""
+    events = [("u", "a", 3), ("u", "b", 1), ("v", "a", 2), ("u", "c", 5), ("u", "a", 1),
+              ("v", "d", 1), ("u", "d", 2), ("v", "b", 4), ("w", "c", 1), ("w", "b", 2)] * 2
+    model = RecoNMF(n_components=2, feedback="implicit", refresh_every=4, cooccurrence=3.0,
+                    basket_recency=0.5)
+    for user, item, value in events:
+        model.learn_one(user, item, value)
+    items = model.items
+    C = np.zeros((len(items), len(items)))
+    bought: dict = {}
+    for user, item, _ in events:
+        mine = bought.setdefault(user, [])
+        last = {}  # item -> events since its last purchase
+        for age, earlier in enumerate(reversed(mine)):
+            last.setdefault(earlier, age)
+        j = items.index(item)
+        for earlier, age in last.items():
+            a = items.index(earlier)
+            C[j, a] += 0.5**age
+            if a != j:
+                C[a, j] += 0.5**age
+        mine.append(item)
+    v, w = np.zeros(len(items)), np.zeros(len(items))
+    for age, (item, units) in enumerate(reversed([(i, x) for u, i, x in events if u == "u"])):
+        j = items.index(item)
+        v[j] += math.log1p(units)
+        if w[j] == 0:
+            w[j] = 0.5**age
+    c = (v * w) @ C + v * w
+    u = model._users["u"]
+    h = model._activations(u)
+    f = model._engine.W @ h
+    expected = f / f.max() + 3.0 * c / c.max()
+    np.testing.assert_allclose(model._implicit_scores(u), expected, rtol=1e-9)
+    assert np.argmax(model.score_all("u")) == np.argmax(expected)
 
 
 def test_implicit_cold_user_gets_popularity():
@@ -456,7 +531,10 @@ def test_bad_implicit_value_and_bad_parameters():
                             ({"n_components": 0}, "n_components"),
                             ({"forget_factor": 0}, "forget_factor"),
                             ({"l2_factors": -1}, "l2_factors"), ({"history": 2.5}, "history"),
-                            ({"recency": 0}, "recency"), ({"recency": 1.5}, "recency")]:
+                            ({"recency": 0}, "recency"), ({"recency": 1.5}, "recency"),
+                            ({"cooccurrence": -1}, "cooccurrence"),
+                            ({"basket_recency": 0}, "basket_recency"),
+                            ({"basket_recency": 1.5}, "basket_recency")]:
         with pytest.raises(ValueError, match=message):
             RecoNMF(**params)
 
