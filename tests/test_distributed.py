@@ -396,6 +396,45 @@ def test_rank_is_reestimated_per_pass_across_the_cluster(client, start, passes):
     assert np.abs(model.W - reference.W).max() <= 1e-6
 
 
+@pytest.mark.parametrize(("start", "passes"), [("stream", 8), ("nndsvda", 16)])
+def test_a_community_missing_from_the_start_rank_is_born_in_a_pass(client, start, passes):
+    """4 planted communities, a fit started at k=3 under adapt_rank: once the passes settle,
+    the residuals of the pass's worst rows (gathered over the partitions) seed a 4th
+    component, and every community ends with a column of its own. The same births and W on
+    one partition in one process (the worst rows do not depend on the partitioning)."""
+    s = make_poisson_stream(n_features=N_FEATURES, n_components=4, n_samples=400, seed=0,
+                            taxa_per_community=10)
+    X, features = s.X.toarray().astype(float), list(s.features)
+    params = {**PARAMS, "adapt_rank": True, "forget_factor": 0.99}
+    ranks = []
+    model = distributed.fit(da.from_array(X, chunks=(70, -1)), params, passes=passes,
+                            client=client, features=features, start=start,
+                            progress=lambda report: ranks.append(report.n_components))
+    assert ranks[0] == K and model.n_components_ == 4
+    grown = [e for e in model.events if e["kind"] == "grow"]
+    assert len(grown) == 1 and grown[0]["reason"].startswith("pass ")
+    W = model.W[[model.features.index(f) for f in features]]
+    planted_W = s.W_at(0)
+    cosine = (planted_W / np.linalg.norm(planted_W, axis=0)).T @ (W / np.linalg.norm(W, axis=0))
+    assert cosine.max(axis=1).min() >= 0.9  # each community has its column (others < 0.3)
+    one = distributed.fit(da.from_array(X, chunks=(400, -1)), params, passes=passes,
+                          features=features, start=start)
+    assert one.component_ids == model.component_ids
+    assert np.abs(one.W - model.W).max() <= 1e-6
+
+
+def test_no_birth_where_every_community_is_fitted(client):
+    """The worst rows' residuals look alike even on a fitted model (Poisson noise); a column
+    from them would cut their loss by about a tenth, under BIRTH_GAIN: no birth."""
+    s = make_poisson_stream(n_features=N_FEATURES, n_components=K, n_samples=N_SAMPLES,
+                            seed=0, taxa_per_community=10)
+    params = {**PARAMS, "adapt_rank": True, "forget_factor": 0.99}
+    model = distributed.fit(da.from_array(s.X.toarray(), chunks=(70, -1)), params, passes=10,
+                            client=client, features=list(s.features), start="stream")
+    assert model.n_components_ == K
+    assert not [e for e in model.events if e["kind"] == "grow"]
+
+
 def test_sparsity_is_reestimated_per_pass_across_the_cluster(client):
     """adapt_sparsity: the L1 weight on h is re-fitted from the summed statistics after a
     pass (an 'l1_h' event), the same on 2 workers as in the single-process batch steps."""
