@@ -34,11 +34,13 @@ def drift_positions(ecam, order) -> np.ndarray:
     return np.array([e.sample - 1 for e in model.events if e.kind == "drift"], dtype=np.int64)
 
 
-@pytest.mark.parametrize("at, replay", [(100, 0), (200, 1), (400, 3)])
+@pytest.mark.parametrize("at, replay", [(100, 0), (150, 0), (200, 1), (400, 3)])
 def test_second_year_samples_spliced_into_the_first_months_are_a_drift_event(ecam, at, replay):
     """As benchmarks/bench_real.py's replays: every n-th second-year sample from the replay-th
     on, SPLICE_LENGTH of them, moved to stream position ``at`` (the rest in day-of-life
-    order). (The bench's fourth replay, at 300, is found after 5 samples: not asserted.)"""
+    order). At 150 the splice comes 13 samples after a drift event (day 63 of life): the
+    detector's warm-up must be over by then. (The bench's replay at 300 is found after 5
+    samples: not asserted.)"""
     days = ecam[2]
     later = np.flatnonzero(days >= SECOND_YEAR)
     step = later.size // SPLICE_LENGTH
