@@ -328,10 +328,12 @@ class Tracker:
         out of two, makes no event; a lasting change makes one, ``hold - 1`` samples after
         it began. The shares are compared under one dictionary: the subject's latest ``hold``
         samples are kept (their entries, see *Memory*) and, when the dictionary changed since
-        they were solved, solved again under the current one, the oldest of them re-reading
-        which communities are present (no event): a community whose share moved because W
-        moved, not because the subject did, makes no event. (A subject that has fewer samples
-        is judged on those it has.)
+        they were solved, solved again under the current one; the change must also show
+        against the sample before the last ``hold`` (or the subject's first, while it has no
+        more), under the same dictionary: a community
+        at ``presence`` there too is then taken as present without an event, one under
+        ``absence`` there too as gone (its share crossed because W moved, not because the
+        subject did). (A subject that has fewer samples is judged on those it has.)
     anomaly_z
         Mark a sample whose prequential loss is unusual for its subject (None: no marks). The
         loss is the model's ``last_loss`` per unit of the sample's scale (its reads, for
@@ -637,11 +639,13 @@ class Tracker:
         if not candidates:
             return []
         window = [entry.shares() for entry in recent[-self.hold:]]
+        before = self._before(recent)
         now, out = set(present), []
         for component in sorted(candidates):
             share = composition.get(component, 0.0)
             # its share in each of the last `hold` samples (0 where one does not carry it)
             held = np.array([shares.get(component, 0.0) for shares in window])
+            earlier = None if before is None else before.get(component, 0.0)
             if component not in composition:  # retired from the model: gone now
                 now.discard(component)
                 detail = "retired from the model"
@@ -649,11 +653,15 @@ class Tracker:
                 if not (held >= self.presence).all():
                     continue
                 now.add(component)
+                if earlier is not None and earlier >= self.presence:
+                    continue  # there before too, under this W: the crossing was W's doing
                 detail = f"share {share:.3f} >= {self.presence:g} in {held.size} samples"
             else:
                 if not (held < self.absence).all():
                     continue
                 now.discard(component)
+                if earlier is not None and earlier < self.absence:
+                    continue  # absent before too, under this W: the crossing was W's doing
                 detail = f"share {share:.3f} < {self.absence:g} in {held.size} samples"
             kind = "appear" if component in now else "vanish"
             out.append(self._add_event({"kind": kind, "component": component,
@@ -661,18 +669,18 @@ class Tracker:
         state.present = tuple(sorted(now))
         return out
 
+    def _before(self, recent: list[_Solved]) -> dict[int, float] | None:
+        """The shares of the sample before the last ``hold`` (or the subject's first, which
+        set its baseline, while it has no more), under the same dictionary as them: a change
+        of presence must show against it. (None: no sample before.)"""
+        return recent[0].shares() if len(recent) > 1 else None
+
     def _under_current(self, state: _Subject, latest: _Solved) -> list[_Solved]:
         """The subject's latest samples, ``latest`` last, under the current dictionary: those
         solved under another one are solved again (not those given to ``observe``: their
-        entries are unknown). If the samples before ``latest`` were, the communities present
-        are re-read from the oldest of them (the sample before the ``hold`` compared, once
-        the subject has one), with the same hysteresis and no event: what W's change moved is
-        not the subject's change."""
+        entries are unknown)."""
         version = int(self.model.model_version)
-        recent = [self._solve_again(entry, version) for entry in (*state.recent, latest)]
-        if any(new is not old for new, old in zip(recent, state.recent)):
-            state.present = self._reread(state.present, recent[0].shares())
-        return recent
+        return [self._solve_again(entry, version) for entry in (*state.recent, latest)]
 
     def _reread(self, present: tuple[int, ...], shares: Mapping[int, float]) -> tuple[int, ...]:
         """The communities present after one sample's ``shares``, no event: those present
