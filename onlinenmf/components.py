@@ -102,6 +102,7 @@ class Components:
         for stats, (usage, weight) in zip((self.statistics, twin),
                                           weights or self._seed_weights()):
             self.divergence.seed(stats, j, column, usage, weight)
+        self.statistics.forget_recent()  # their part in column j is gone
         if twin is not None:
             twin.recompute_caches()
 

@@ -566,18 +566,13 @@ class OnlineNMF:
             return
         stats = self._statistics
         memories = self._learner.memories
-        W = stats.W[: stats.m]
-        stats.unscale()
-        # own statistics, or own plus the peers' (whose columns are matched to ours first)
-        self._peers.shared_usage = None
-        totals = (self._peers.totals(stats, self._components, self.samples_learned)
-                  if self._peers else stats.totals())
-        self._divergence.update_dictionary(W, totals, self.l1_w * totals.n_eff,
-                                           self.l2_w * totals.n_eff, int(self.refresh_sweeps))
-        sums = dictionary.normalise_columns(W)
-        stats.rescale_columns(np.where(sums > 0, sums, 1.0))
+        self._learner.settle()  # before W changes: what the recent samples added under it
+        self._update_dictionary()
+        # the latest samples re-solved against the new W, then W again from the statistics
+        # that now hold their new h (beta = 1; a peer's statistics are not restated)
+        if not self._peers and self._learner.restate(self._since_refresh):
+            self._update_dictionary()
         if memories is not None:
-            memories.refresh_shadow(self.l1_w, self.l2_w, int(self.refresh_sweeps))
             if memories.better() and not self._peers:  # serve the other memory
                 old, new = memories.swap()
                 self._learner.rho = new
@@ -588,6 +583,24 @@ class OnlineNMF:
         self.model_version += 1
         self._after_refresh()
         stats.recompute_caches()
+
+    def _update_dictionary(self) -> None:
+        """The M-step: W from the statistics (own, or own plus the peers'), its columns
+        normalised; the shadow memory's W from its own."""
+        stats = self._statistics
+        W = stats.W[: stats.m]
+        stats.unscale()
+        # own statistics, or own plus the peers' (whose columns are matched to ours first)
+        self._peers.shared_usage = None
+        totals = (self._peers.totals(stats, self._components, self.samples_learned)
+                  if self._peers else stats.totals())
+        self._divergence.update_dictionary(W, totals, self.l1_w * totals.n_eff,
+                                           self.l2_w * totals.n_eff, int(self.refresh_sweeps))
+        sums = dictionary.normalise_columns(W)
+        stats.rescale_columns(np.where(sums > 0, sums, 1.0))
+        if self._learner.memories is not None:
+            self._learner.memories.refresh_shadow(self.l1_w, self.l2_w,
+                                                  int(self.refresh_sweeps))
 
     def _after_refresh(self) -> None:
         """Close the loss window; re-estimate (:mod:`onlinenmf.hyper`, which under

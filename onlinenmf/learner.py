@@ -20,6 +20,8 @@ from onlinenmf.divergences import Divergence, Solver
 from onlinenmf.monitor import Monitor
 from onlinenmf.statistics import BatchSums, Statistics
 
+#: Most samples re-solved at a refresh per sample learned since the previous one.
+RESTATED_PER_SAMPLE = 8
 #: Recent samples whose residuals seed a new column.
 WORST_SAMPLES = 10
 
@@ -50,6 +52,8 @@ class Learner:
         #: The last :class:`Solver` built and what it was built from (see :meth:`solver`).
         self._solver: Solver | None = None
         self._solver_from: tuple = ()
+        if divergence.beta == 1:  # the statistics whose contributions restate knows
+            statistics.keep_recent(monitor.recent.maxlen)
 
     def solver(self) -> Solver:
         """The solve's settings now. Built again only when one of its inputs changed: the L1
@@ -78,6 +82,7 @@ class Learner:
                                                   1.0 / scale, rho, warm)
         stats.scale = scale
         stats.n_eff = rho * stats.n_eff + 1.0
+        stats.remember(rows, values, h)
         self.monitor.record_one(rows, values, loss, norm)
         if self.memories is not None:
             self.memories.learned_one(rows, values, h, loss / norm if norm > 0 else 0.0,
@@ -96,6 +101,7 @@ class Learner:
         losses = self.divergence.learn_batch(self.statistics, local_indptr, rows, values, H,
                                              self.solver(), 1.0 / scales, warm)
         self.statistics.add_batch(H, rho, scales)
+        self.statistics.remember_batch(local_indptr, rows, values, H, np.log(scales))
         norms = self.divergence.normalisers(local_indptr, values)
         self.monitor.record_many(local_indptr, rows, values, losses, norms)
         if self.memories is not None:
@@ -147,6 +153,30 @@ class Learner:
         cold = np.empty_like(h)
         self.divergence.initial_h(values, self.statistics.colsum, cold)
         return np.maximum(h, 1e-3 * cold)
+
+    def settle(self) -> None:
+        """Before a refresh changes W: the recent samples' contributions under it
+        (:meth:`onlinenmf.statistics.Statistics.settle`), in both memories."""
+        self.statistics.settle()
+        if self.memories is not None:
+            self.memories.shadow.settle()
+
+    def restate(self, since_refresh: int) -> bool:
+        """After a refresh: the latest samples re-solved against the new W, their contribution
+        replaced (:meth:`onlinenmf.statistics.Statistics.restate`), in both memories; at most
+        RESTATED_PER_SAMPLE per sample learned since the previous refresh (so the amortised
+        cost stays that many solves per sample, O(nnz k), whatever the schedule). Whether any
+        sample was restated."""
+        recent = self.statistics.recent
+        count = min(len(recent or ()), RESTATED_PER_SAMPLE * int(since_refresh))
+        if not count:
+            return False
+        solver = self.solver()
+        self.statistics.recompute_caches()
+        self.statistics.restate(self.divergence, solver, count)
+        if self.memories is not None:
+            self.memories.shadow.restate(self.divergence, solver, count)
+        return True
 
     # -------------------------------------------------------------- W from the recent samples
     def can_initialise(self) -> bool:
@@ -216,6 +246,7 @@ class Learner:
         self.divergence.learn_batch(self.statistics, indptr, rows, values, H, self.solver(),
                                     weights, np.zeros(count, dtype=np.bool_))
         self.statistics.set_learned(H, weights)
+        self.statistics.remember_batch(indptr, rows, values, H, -np.log(weights))
         if self.memories is not None:
             self.memories.relearned(indptr, rows, values, self.solver())
 

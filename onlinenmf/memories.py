@@ -64,6 +64,8 @@ class Memories:
         self.served = FIRST_SERVED
         self.shadow = Statistics(divergence.layout, statistics.k)
         self.shadow.add_rows(statistics.W[: statistics.m])
+        if statistics.recent is not None:
+            self.shadow.keep_recent(statistics.recent.maxlen)
         statistics.twin = self.shadow
         statistics.prior = self.prior(self.served)
         self.shadow.prior = self.prior(1 - self.served)
@@ -94,6 +96,7 @@ class Memories:
                                                   1.0 / scale, rho, True)
         shadow.scale = scale
         shadow.n_eff = rho * shadow.n_eff + 1.0
+        shadow.remember(rows, values, mine)
         self._score(np.array([relative]), np.array([loss / norm if norm > 0 else 0.0]))
 
     def learned_batch(self, indptr, rows, values, H, relative, solver) -> None:
@@ -109,6 +112,7 @@ class Memories:
         losses = self.divergence.learn_batch(shadow, indptr, rows, values, mine, solver,
                                              1.0 / scales, np.ones(count, dtype=np.bool_))
         shadow.add_batch(mine, rho, scales)
+        shadow.remember_batch(indptr, rows, values, mine, np.log(scales))
         norms = self.divergence.normalisers(indptr, values)
         self._score(relative, np.divide(losses, norms, out=np.zeros(count), where=norms > 0))
 
@@ -126,6 +130,7 @@ class Memories:
         self.divergence.learn_batch(shadow, indptr, rows, values, H, solver, weights,
                                     np.zeros(count, dtype=np.bool_))
         shadow.set_learned(H, weights)
+        shadow.remember_batch(indptr, rows, values, H, -np.log(weights))
 
     def _score(self, served: np.ndarray, shadow: np.ndarray) -> None:
         """Both memories' relative prequential losses of the same samples, in order."""

@@ -24,6 +24,9 @@ The automatic schedule (``refresh_every=None``, the default) needs no tuning:
   non-zero taxa per sample), a refresh takes as long as 7 samples at beta = 1 (18 at
   beta = 2, 4 at beta = 0), while the floor asks for 15 samples between refreshes. The
   benchmark (``benchmarks/bench_real.py``) measures the share of the time spent in refreshes.
+  At beta = 1 a refresh also re-solves the latest samples against the new W (at most
+  ``RESTATED_PER_SAMPLE`` = 8 per sample learned since the previous refresh and memory,
+  :meth:`onlinenmf.learner.Learner.restate`): O(nnz k) per sample, amortised.
 
 An explicit ``refresh_every`` refreshes every that many samples, as before, with the first
 dictionary at the first refresh that has k non-empty recent samples.

@@ -10,16 +10,24 @@ read (column sums of W, and ``G = W^T W`` with ``A``).
 Forgetting is lazy: the per-feature statistics are stored divided by a running ``scale``
 (multiplied by rho per sample), so a sample writes only its own rows; :meth:`unscale` brings
 them to their true scale before a refresh. The k-sized ones are decayed in place.
+
+Restating (beta = 1): the latest samples (``recent``, up to the model's ``buffer_size``) keep
+their h and what they added to B; a refresh re-solves them against the new W and replaces
+their part of the statistics (:meth:`Statistics.restate`), so the statistics do not hold h
+solved against dictionaries gone by (issue 13).
 """
 
 from __future__ import annotations
 
 import copy
+import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from onlinenmf import solve
 from onlinenmf.divergences.base import Layout, Totals
 
 #: Rows allocated at first; the arrays double when they fill.
@@ -94,6 +102,17 @@ class Statistics:
         #: Statistics kept beside these with another forgetting (:mod:`onlinenmf.memories`):
         #: rows and columns added, removed or moved here are in the twin too.
         self.twin: Statistics | None = None
+        #: The latest samples learned (beta = 1 only; None: not kept), oldest first, each
+        #: ``[rows, values, h, contribution to B, log of its weight's lazy scale]``: a refresh
+        #: re-solves them against the new W and replaces their contribution (:meth:`restate`).
+        self.recent: deque | None = None
+        #: The log of the scale the per-feature statistics were multiplied by at each
+        #: :meth:`unscale` (with ``log(scale)``, the log of every sample's forgetting so far).
+        self.log_unscaled = 0.0
+
+    def keep_recent(self, count: int) -> None:
+        """Keep the latest ``count`` samples for :meth:`restate` (0: none)."""
+        self.recent = deque(maxlen=count) if count > 0 else None
 
     @property
     def k(self) -> int:
@@ -135,6 +154,7 @@ class Statistics:
             rows[:m] = rows[: self.m][keep]
             rows[m : self.m] = 0.0
         self.m = m
+        self._forget_recent()  # their rows moved
         if self.twin is not None:
             self.twin.remove_rows(keep)
 
@@ -159,6 +179,9 @@ class Statistics:
         self.D[:] = 0.0
         self.usage[:] = 0.0
         self.n_eff, self.scale = 0.0, 1.0
+        self.log_unscaled = 0.0
+        if self.recent is not None:
+            self.recent.clear()
 
     def set_learned(self, H: np.ndarray, weights: np.ndarray) -> None:
         """The k-sized statistics of a re-learned buffer: its h with their weights."""
@@ -166,6 +189,115 @@ class Statistics:
         if self.layout.gram:
             self.A = (H * weights[:, None]).T @ H
         self.n_eff = float(weights.sum())
+
+    # -------------------------------------------------------------- restating recent samples
+    def _log_scale(self) -> float:
+        return self.log_unscaled + math.log(max(self.scale, 1e-300))
+
+    def remember(self, rows: np.ndarray, values: np.ndarray, h: np.ndarray) -> None:
+        """A sample just learned (beta = 1, ``h`` solved against the current W), kept for
+        :meth:`restate`; what it added to B is worked out at the next refresh
+        (:meth:`settle`), while W is still the one it met."""
+        if self.recent is not None:
+            self.recent.append([rows, values, h.copy(), None, self._log_scale()])
+
+    def remember_batch(self, indptr, rows, values, H, log_scales: np.ndarray) -> None:
+        """The samples of a batch (CSR) just learned, each at its own lazy scale (the log of
+        ``1 / weight`` it was added with, before ``log_unscaled``)."""
+        if self.recent is None:
+            return
+        count = indptr.size - 1
+        for s in range(max(0, count - self.recent.maxlen), count):
+            part = slice(indptr[s], indptr[s + 1])
+            self.recent.append([rows[part].copy(), values[part].copy(), H[s].copy(), None,
+                                self.log_unscaled + log_scales[s]])
+
+    def forget_recent(self) -> None:
+        """A column was seeded anew (its statistics replaced): the recent samples' part in
+        them is gone, so they are no longer restated (here and in the twin)."""
+        for stats in (self, self.twin):
+            if stats is not None and stats.recent is not None:
+                stats.recent.clear()
+
+    def _forget_recent(self) -> None:
+        """Columns were cut, added or merged, or rows removed: the recent samples' h or rows
+        no longer fit (they stay in the statistics, as every older sample's; only their
+        restatement is lost)."""
+        if self.recent is not None:
+            self.recent.clear()
+
+    def _contributions(self, rows, values, H, lengths) -> list[np.ndarray]:
+        """What each sample (CSR: ``lengths`` entries each) adds to B under the current W:
+        ``W[rows] * (v / W h) h``, as the kernel adds it."""
+        owner = np.repeat(np.arange(lengths.size), lengths)
+        Wr = self.W[rows]
+        Hr = H[owner]
+        ratio = values / np.maximum((Wr * Hr).sum(axis=1), solve.TINY)
+        together = Wr * ratio[:, None] * Hr
+        ends = np.cumsum(lengths).tolist()
+        return [together[start:end] for start, end in zip([0, *ends[:-1]], ends)]
+
+    @staticmethod
+    def _stack(entries: list) -> tuple[np.ndarray, ...]:
+        lengths = np.array([entry[0].size for entry in entries], dtype=np.int64)
+        rows = np.concatenate([entry[0] for entry in entries]).astype(np.int64)
+        values = np.concatenate([entry[1] for entry in entries])
+        return lengths, rows, values, np.array([entry[2] for entry in entries])
+
+    def settle(self) -> None:
+        """Before W changes (a refresh): the contributions of the samples learned since the
+        last one, all solved against this W (vectorised: a sample pays no more than a copy of
+        its h when it is learned)."""
+        if not self.recent or self.recent[-1][3] is not None:
+            return
+        pending = []
+        for entry in reversed(self.recent):
+            if entry[3] is not None:
+                break
+            pending.append(entry)
+        pending.reverse()
+        lengths, rows, values, H = self._stack(pending)
+        for entry, contribution in zip(pending, self._contributions(rows, values, H, lengths)):
+            entry[3] = contribution
+
+    def restate(self, divergence, solver, count: int) -> None:
+        """Re-solve the latest ``count`` recent samples against the current W (its caches
+        up to date; :meth:`settle` called before W changed) and replace their contribution
+        to B and the usage, each at its weight now.
+
+        A sample's h was solved against the W of its time; online EM keeps that stale h in
+        the statistics until it is forgotten, so while W moves (a young model, a drifting
+        stream) the refresh reads statistics of dictionaries gone by. Re-solving the last
+        few samples at each refresh costs their solves, O(nnz k) each, amortised over the
+        refresh interval (issue 13; measured on ECAM in benchmarks/output/real.md)."""
+        if not self.recent or self.m == 0 or count <= 0:
+            return
+        self.unscale()  # B at its true scale: the weights below are true weights
+        now = self._log_scale()
+        entries = list(self.recent)[-count:]
+        weights = np.exp(now - np.array([entry[4] for entry in entries]))
+        kept = weights >= 1e-12  # forgotten: left as they are
+        entries = [entry for entry, keep in zip(entries, kept) if keep]
+        if not entries:
+            return
+        weights = weights[kept]
+        lengths, rows, values, H = self._stack(entries)
+        m, k = self.m, self.k
+        owner = np.repeat(np.arange(len(entries)), lengths)
+        old = np.concatenate([entry[3] for entry in entries]) * weights[owner, None]
+        B = self.B[:m]
+        for j in range(k):
+            B[:, j] -= np.bincount(rows, weights=old[:, j], minlength=m)
+        np.maximum(B, 0.0, out=B)  # rounding
+        self.usage -= weights @ H
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        divergence.learn_batch(self, indptr, rows, values, H, solver, weights,
+                               np.ones(len(entries), dtype=np.bool_))  # warm: their old h
+        self.usage += weights @ H
+        np.maximum(self.usage, 0.0, out=self.usage)
+        for entry, h, contribution in zip(entries, H, self._contributions(rows, values, H,
+                                                                          lengths)):
+            entry[2], entry[3] = h, contribution
 
     def batch_scratch(self) -> Statistics:
         """This W and its caches (shared, read-only) with zero per-feature statistics: where
@@ -194,12 +326,15 @@ class Statistics:
         self.window_usage = sums.usage.copy()
         self.n_eff = float(n_eff) if sums.count else 0.0
         self.scale = 1.0
+        if self.recent is not None:
+            self.recent.clear()  # their contributions are no longer in the statistics
 
     # -------------------------------------------------------------- refresh
     def unscale(self) -> None:
         """Bring the per-feature statistics to their true scale (the running scale to 1)."""
         for name in self._row_arrays():
             getattr(self, name)[: self.m] *= self.scale
+        self.log_unscaled += math.log(max(self.scale, 1e-300))
         self.scale = 1.0
 
     def totals(self) -> Totals:
@@ -208,8 +343,11 @@ class Statistics:
         return Totals(self.A, self.B[:m], self.D[:m], self.usage, self.n_eff, self.prior)
 
     def rescale_columns(self, c: np.ndarray) -> None:
-        """W <- W / c means h <- c h: carry that into every statistic."""
+        """W <- W / c means h <- c h: carry that into every statistic (and the recent h;
+        their contribution ``W (v / W h) h`` does not change)."""
         self.usage *= c
+        for entry in self.recent or ():
+            entry[2] = entry[2] * c
         if self.layout.gram:
             self.A *= np.outer(c, c)
         for name, exponent in self.layout.rows.items():
@@ -244,6 +382,7 @@ class Statistics:
             self.G = cut(cut(self.G, 0), 1)
         for name in ("colsum", "usage", "window_usage"):
             setattr(self, name, cut(getattr(self, name), 0))
+        self._forget_recent()
         if self.twin is not None:
             self.twin.resize_columns(keep, add)
 
@@ -256,6 +395,7 @@ class Statistics:
             rows[:m] = rows[:m] @ M
         self.usage = self.usage @ M
         self.window_usage = self.window_usage @ M
+        self._forget_recent()
         if self.layout.gram:
             self.A = M.T @ self.A @ M
         if self.twin is not None:
@@ -276,11 +416,14 @@ class Statistics:
             self.G = np.ascontiguousarray(self.G[np.ix_(order, order)])
         self.colsum = self.colsum[order]
         self.usage = self.usage[order]
+        for entry in self.recent or ():
+            entry[2], entry[3] = entry[2][order], entry[3][:, order]
 
     def swap(self, other: Statistics) -> None:
         """Exchange W, the statistics, the caches and the prior with ``other`` (same rows and
         columns); the window's usage, the twin link and the layout stay."""
-        for name in ("W", "B", "D", "A", "G", "colsum", "usage", "scale", "n_eff", "prior"):
+        for name in ("W", "B", "D", "A", "G", "colsum", "usage", "scale", "n_eff", "prior",
+                     "recent", "log_unscaled"):
             mine, theirs = getattr(self, name), getattr(other, name)
             setattr(self, name, theirs)
             setattr(other, name, mine)
@@ -303,7 +446,30 @@ class Statistics:
         if self.layout.gram:
             arrays.update(A=self.A, G=self.G)
         arrays.update(colsum=self.colsum, usage=self.usage, window_usage=self.window_usage)
-        return arrays, {"m": m, "scale": self.scale, "n_eff": self.n_eff}
+        scalars = {"m": m, "scale": self.scale, "n_eff": self.n_eff}
+        if self.recent is not None:
+            arrays.update(self._recent_arrays())
+            scalars["log_unscaled"] = self.log_unscaled
+        return arrays, scalars
+
+    def _recent_arrays(self) -> dict[str, np.ndarray]:
+        """The recent samples as CSR-like arrays (their rows, values and contributions
+        concatenated; h and the log scales one row each)."""
+        self.settle()  # W has not changed since the pending ones were learned
+        entries = list(self.recent)
+        lengths = [entry[0].size for entry in entries]
+        k = self.k
+
+        def stacked(i: int, shape: tuple, dtype=np.float64) -> np.ndarray:
+            parts = [entry[i] for entry in entries]
+            return np.concatenate(parts) if parts else np.zeros(shape, dtype=dtype)
+
+        return {"restate_indptr": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+                "restate_rows": stacked(0, (0,), np.int64).astype(np.int64),
+                "restate_values": stacked(1, (0,)),
+                "restate_h": np.array([entry[2] for entry in entries]).reshape(-1, k),
+                "restate_contribution": stacked(3, (0, k)).reshape(-1, k),
+                "restate_log_scale": np.array([entry[4] for entry in entries], dtype=float)}
 
     def restore(self, arrays: dict[str, np.ndarray], scalars: dict[str, Any]) -> None:
         k = arrays["usage"].size
@@ -320,3 +486,15 @@ class Statistics:
         self.m = m
         self.scale = float(scalars["scale"])
         self.n_eff = float(scalars["n_eff"])
+        self.log_unscaled = float(scalars.get("log_unscaled", 0.0))
+        if self.recent is not None:
+            self.recent.clear()  # a snapshot from before they were kept has none
+            if "restate_indptr" in arrays:
+                indptr = arrays["restate_indptr"]
+                for s in range(indptr.size - 1):
+                    part = slice(indptr[s], indptr[s + 1])
+                    self.recent.append([arrays["restate_rows"][part].copy(),
+                                        arrays["restate_values"][part].copy(),
+                                        arrays["restate_h"][s].copy(),
+                                        arrays["restate_contribution"][part].copy(),
+                                        float(arrays["restate_log_scale"][s])])

@@ -153,7 +153,9 @@ def test_refresh_from_weighs_the_batch_as_a_stream_would():
     for m in (model, heavy):
         m.learn_many(X[:50, ::-1], features=features[::-1])
         m.refresh()
-    assert (np.abs(model.W - before_light).max() > 2 * np.abs(heavy.W - before_heavy).max())
+    # (2.16 times as far before a refresh restated the recent samples, 1.93 since: both move
+    # further, the light one still clearly more)
+    assert (np.abs(model.W - before_light).max() > 1.5 * np.abs(heavy.W - before_heavy).max())
 
 
 def test_refresh_from_refuses_statistics_of_another_shape():

@@ -88,7 +88,8 @@ def test_statistics_weigh_each_sample_by_rho_to_its_age(beta, path, stream):
 @pytest.mark.parametrize("beta", [0, 1])
 def test_refresh_is_the_mm_step_of_the_statistics(beta, stream):
     """After the data-driven first refresh, a refresh sets each column of W proportional to
-    ``(N / D)**gamma`` (gamma = 1 for KL, 1/2 for IS) of the statistics just exported, on every
+    ``(N / D)**gamma`` (gamma = 1 for KL, 1/2 for IS) of the statistics just exported (KL: of
+    those after the refresh, which restates the latest samples before its last step), on every
     row the statistics cover; rows they do not cover keep a negligible weight."""
     model = OnlineNMF(n_components=3, beta=beta, forget_factor=0.95, refresh_every=20,
                       reseed=False, seed=4)
@@ -96,6 +97,9 @@ def test_refresh_is_the_mm_step_of_the_statistics(beta, stream):
     assert model.model_version == 6
     stats = model.export_statistics()
     model.refresh()
+    if beta == 1:  # the refresh restated the latest samples, then took the step again from
+        stats = model.export_statistics()  # the statistics as they are now (their columns
+        # rescaled since, which a column's ratio below does not see)
     assert model.features == stats["features"]
     W = np.array(model.W)
     N = stats["B"]
@@ -112,3 +116,64 @@ def test_refresh_is_the_mm_step_of_the_statistics(beta, stream):
     np.testing.assert_allclose(W.sum(axis=0), 1.0, rtol=1e-12)
     if beta == 1:  # KL: the denominator is one number per column, so every row is covered
         assert np.all(W[N == 0] <= 1e-9)
+
+
+def restated_model(path, stream):
+    """40 samples learned at beta = 1 without a refresh, then W moved by hand (a refresh's
+    new W, as far as the statistics can tell)."""
+    V = dense_rows(stream, 0, 40)
+    model = OnlineNMF(n_components=3, beta=1, forget_factor=RHO, refresh_every=1000, seed=2)
+    learn(model, V, stream.features, path)
+    model._learner.settle()  # as a refresh does before W changes
+    stats = model._statistics
+    moved = stats.W[: stats.m] * np.random.default_rng(0).uniform(0.5, 1.5, (stats.m, 3))
+    stats.W[: stats.m] = moved / moved.sum(axis=0)
+    return model, V
+
+
+@pytest.mark.parametrize("path", ["one", "many"])
+def test_restating_the_recent_samples_relearns_them_under_the_new_w(path, stream):
+    """beta = 1: after a refresh the latest samples are re-solved against the new W and their
+    part of the statistics replaced (issue 13: stale h). Restating all 40 samples learned
+    gives the rho**age-weighted statistics of their h solved afresh against that W (measured:
+    equal to 2e-6, the solver's tolerance; with the weights' exponent's sign flipped, 96 times
+    off; with the old contribution added back instead of the new one, 100 % off)."""
+    model, V = restated_model(path, stream)
+    assert model._learner.restate(since_refresh=40)
+    stats = model.export_statistics()
+    order = [stats["features"].index(name) for name in stream.features]
+    H = model.transform_many(V, features=stream.features)  # cold starts against the new W
+    want = expected_statistics(1, stats["W"][order], V, H, RHO)
+    np.testing.assert_allclose(stats["usage"], want["usage"], rtol=1e-5)
+    np.testing.assert_allclose(stats["n_eff"], want["n_eff"], rtol=1e-12)
+    np.testing.assert_allclose(stats["B"][order], want["B"], rtol=1e-5,
+                               atol=1e-8 * want["B"].max())
+
+
+def test_a_refresh_restates_at_most_eight_samples_per_sample_since_the_last():
+    """The amortised cost of restating is bounded: a refresh one sample after the previous
+    one re-solves the latest RESTATED_PER_SAMPLE (8) samples only; the older keep their h."""
+    from onlinenmf.learner import RESTATED_PER_SAMPLE
+
+    stream = make_poisson_stream(n_features=30, n_components=3, n_samples=40, depth=100,
+                                 taxa_per_community=8, seed=7)
+    model, _ = restated_model("many", stream)
+    recent = model._statistics.recent
+    before = [entry[2].copy() for entry in recent]
+    assert model._learner.restate(since_refresh=1)
+    changed = [not np.array_equal(entry[2], old) for entry, old in zip(recent, before)]
+    assert RESTATED_PER_SAMPLE == 8
+    assert not any(changed[:-8]) and all(changed[-8:])
+
+
+def test_a_seeded_column_ends_the_restatement_of_the_recent_samples(stream):
+    """Re-seeding replaces a column's statistics: the recent samples' part in it is gone, so
+    restating them would subtract reads the column no longer holds (B clipped at zero, the
+    seed's mass lost). Both memories forget them."""
+    model = OnlineNMF(n_components=3, beta=1, refresh_every=1000, seed=2)  # two memories
+    learn(model, dense_rows(stream, 0, 30), stream.features, "many")
+    stats = model._statistics
+    assert len(stats.recent) == 30 and len(stats.twin.recent) == 30
+    model._components.replace(1, np.full(stats.m, 1.0 / stats.m), "a test", sample=30)
+    assert len(stats.recent) == 0 and len(stats.twin.recent) == 0
+    assert not model._learner.restate(since_refresh=30)
