@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from consumers.checkpoint import CheckpointStore
+from consumers.messages import parse_time
 from consumers.text import TOPICS, TextApp
 from onlinenmf.datasets.text import STATE_OF_THE_UNION
 from onlinenmf.text import TopicModel
@@ -111,8 +112,8 @@ def test_a_mix_record_for_every_valid_document_in_order(run):
 
 def test_the_checkpoint_holds_exactly_the_valid_documents(run):
     reference = TopicModel(**PARAMS)
-    for text in run["docs"]["text"]:
-        reference.learn_one(text)
+    for day, text in zip(run["docs"]["time"], run["docs"]["text"]):
+        reference.learn_one(text, time=parse_time(day))  # split and shift events have it
     state = CheckpointStore(run["ckpt"], "w").read()
     assert state.blobs["text"] == reference.to_bytes()
     assert state.offsets == {f"{run['topic']}:0": N_DOCS + len(BAD)}
@@ -182,8 +183,8 @@ def test_sigkill_gives_the_uninterrupted_model(kafka_broker, tmp_path):
     assert seen == set(range(N_CRASH_DOCS))  # at-least-once outputs
     assert len(mixes) > N_CRASH_DOCS, "no output was redone: were the kills effective?"
     reference = TopicModel(**PARAMS)
-    for text in docs["text"]:
-        reference.learn_one(text)
+    for day, text in zip(docs["time"], docs["text"]):
+        reference.learn_one(text, time=parse_time(day))
     ckpt = CheckpointStore(ckpt_dir, "w").read()
     assert ckpt.blobs["text"] == reference.to_bytes()  # nothing lost, nothing learned twice
     assert ckpt.offsets == {f"{topic}:0": N_CRASH_DOCS}
