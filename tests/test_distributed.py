@@ -496,6 +496,27 @@ def test_bad_input_is_one_line_naming_where(client, tmp_path):
         distributed.fit(da.zeros((0, 4), chunks=(1, 4)), PARAMS, passes=1)
 
 
+def test_a_partition_is_solved_a_few_rows_at_a_time_and_errors_still_say_where():
+    """A partition longer than SOLVE_ROWS is solved in slices (a task's temporary arrays
+    grow with a slice, not the partition): the same statistics as whole, and a bad value in
+    a later slice named by the partition and the slice's first row."""
+    X, features = planted()
+    rows = np.vstack([X] * 15)[: distributed.SOLVE_ROWS + 400]  # two slices
+    model = started(X, features)
+    block = distributed.sources.partitions(da.from_array(rows, chunks=(rows.shape[0], -1)),
+                                           features).partitions[0].compute()
+    found = distributed._partition_sums(model, block)
+    whole = model.batch_statistics(rows, features=features)
+    assert found.sums.count == rows.shape[0]
+    np.testing.assert_allclose(found.sums.B, whole.B, rtol=1e-10)
+    assert found.sums.loss == pytest.approx(whole.loss, rel=1e-10)
+    rows[distributed.SOLVE_ROWS + 7, 2] = -1.0
+    with pytest.raises(ValueError, match=rf"^rows 0-{rows.shape[0] - 1} of the array \(from "
+                                         rf"its row {distributed.SOLVE_ROWS} on\): row 7"):
+        distributed.fit(da.from_array(rows, chunks=(rows.shape[0], -1)), model, passes=1,
+                        features=features)
+
+
 # ---------------------------------------------------------------------- the command line
 def test_cli_fit_writes_the_snapshot_the_api_gives(tmp_path):
     from tests.kafka_broker import run_cli

@@ -74,6 +74,11 @@ log = logging.getLogger("onlinenmf.distributed")
 
 #: Partial sums combined per task of the tree.
 SPLIT_EVERY = 8
+#: Rows of a partition solved at a time: a task's temporary arrays (the rows mapped onto the
+#: model's features, int64 indices, h) grow with them, not with the partition. Measured on
+#: 25,000-row partitions of 94 non-zeros a row: solved whole, a task's peak was about 50 MiB
+#: above the partition it reads.
+SOLVE_ROWS = 4096
 #: The first dictionaries a fresh fit can start from (see :func:`fit`).
 STARTS = ("nndsvda", "stream")
 #: Births (under ``adapt_rank``) wait until a pass lowered the loss by less than this share:
@@ -245,11 +250,19 @@ def _partition_apply(model: OnlineNMF, block: Block, function: Callable, argumen
 
 
 def _partition_sums(model: OnlineNMF, block: Block) -> PassSums:
-    """A partition's statistics (as :meth:`OnlineNMF.batch_statistics`) and worst rows."""
+    """A partition's statistics (as :meth:`OnlineNMF.batch_statistics`) and worst rows,
+    ``SOLVE_ROWS`` rows at a time."""
+    count = block.matrix.shape[0]
+    return _sum([_rows_sums(model, block, start, min(start + SOLVE_ROWS, count))
+                 for start in range(0, max(count, 1), SOLVE_ROWS)])
+
+
+def _rows_sums(model: OnlineNMF, block: Block, start: int, stop: int) -> PassSums:
     try:
-        matrix = model._matrix_rows(block.matrix, block.features, register=False)
+        matrix = model._matrix_rows(block.matrix[start:stop], block.features, register=False)
     except ValueError as err:  # a user's bad value: say where it is
-        raise ValueError(f"{block.origin}: {err}") from None
+        where = block.origin if start == 0 else f"{block.origin} (from its row {start} on)"
+        raise ValueError(f"{where}: {err}") from None
     indptr, indices = matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64)
     sums, relative = model._learner.batch_sums(indptr, indices, matrix.data, per_row=True)
     worst = np.argsort(-relative, kind="stable")[:WORST_SAMPLES]

@@ -162,9 +162,12 @@ def _row_groups(path: Path) -> int:
 
 # ---------------------------------------------------------------------- blocks (on workers)
 def as_csr(chunk: Any) -> sp.csr_matrix:
-    """A chunk (numpy, scipy.sparse, pydata ``sparse``) as a float64 CSR matrix."""
+    """A chunk (numpy, scipy.sparse, pydata ``sparse``) as a CSR matrix: float32 or float64
+    as it comes (float32 counts are exact, and a float64 copy of a persisted partition
+    would live as long as its task: the fit converts a few rows at a time), else float64."""
     if sp.issparse(chunk):
-        return sp.csr_matrix(chunk, dtype=np.float64)
+        dtype = chunk.dtype if chunk.dtype in (np.float32, np.float64) else np.float64
+        return sp.csr_matrix(chunk, dtype=dtype)
     if hasattr(chunk, "tocsr"):  # pydata sparse
         return sp.csr_matrix(chunk.tocsr(), dtype=np.float64)
     return sp.csr_matrix(np.asarray(chunk, dtype=np.float64))
