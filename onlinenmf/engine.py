@@ -100,7 +100,8 @@ class OnlineNMF:
         Weight of the relevance (ARD) penalty on h, relative to the loss's gradient scale.
     drift_threshold
         Threshold of the drift detector on the prequential loss (a one-sided CUSUM of the
-        standardised log loss per sample, :class:`onlinenmf.monitor.DriftDetector`): each
+        standardised log loss and log number of non-zero entries per sample,
+        :class:`onlinenmf.monitor.DriftDetector`): each
         detection is an event of kind ``"drift"`` in :attr:`events` that gives the loss, its
         recent level and the z-score, and the schedule refreshes often again. None: no drift
         detection (nor drift events from ``adapt_forgetting``'s detector).
