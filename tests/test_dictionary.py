@@ -38,6 +38,26 @@ def test_a_dead_column_is_left_for_reseeding_and_the_others_still_converge():
     np.testing.assert_allclose(W[:, 1:], W_true, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.parametrize("size", [2.0**-60, 2.0**40])
+def test_the_refresh_depends_on_the_statistics_ratio_not_their_size(size):
+    """A and B shrink together under forgetting (and are tiny for data in small units): the
+    surrogate's minimiser, so the refreshed W, is the same at any common scale of A and B
+    (without penalties, which the caller scales). A dead-column threshold that is absolute
+    rather than relative to the largest ``A_jj`` would freeze every column of small
+    statistics."""
+    rng = np.random.default_rng(2)
+    H = rng.uniform(0.0, 3.0, size=(30, 3))
+    A = H.T @ H
+    B = rng.uniform(0.0, 2.0, size=(8, 30)) @ H
+    start = rng.uniform(0.0, 1.0, size=(8, 3))
+    expected = start.copy()
+    dictionary.refresh_frobenius(expected, A, B, 0.0, 0.0, 20)
+    W = start.copy()
+    dictionary.refresh_frobenius(W, size * A, size * B, 0.0, 0.0, 20)
+    np.testing.assert_allclose(W, expected, rtol=1e-14, atol=0.0)
+    assert not np.allclose(expected, start)
+
+
 def test_normalising_leaves_an_emptied_column_at_zero():
     """An L1 penalty can empty a beta = 2 column: normalisation must keep it at 0 (the engine
     re-seeds it), not divide 0 by 0, and report its sum as 0."""
@@ -47,11 +67,12 @@ def test_normalising_leaves_an_emptied_column_at_zero():
     np.testing.assert_array_equal(W, [[0.25, 0.0, 0.5], [0.75, 0.0, 0.5]])
 
 
-def test_farthest_first_measures_similarity_by_direction_not_size():
+@pytest.mark.parametrize("unit", [1.0, 1e-3])  # counts, or proportions (norms below one)
+def test_farthest_first_measures_similarity_by_direction_not_size(unit):
     """After the largest sample, the next is the one least alike in *composition* (cosine): a
     small sample with the same profile as the first is a near-duplicate however small, a large
     sample of another profile is new however large its overlap in raw counts."""
-    profiles = np.array([
+    profiles = unit * np.array([
         [1.0, 0.1, 0.0],  # the first one's profile, a hundredth of its depth
         [1.0, 20.0, 20.0],  # another profile (cosine 0.1 with the first, raw overlap 300)
         [100.0, 10.0, 0.0],  # the largest total: chosen first
