@@ -49,13 +49,14 @@ same loop, and inherit its correctness contract:
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from kafka import (
     AsyncConsumerRebalanceListener,
@@ -179,9 +180,9 @@ class OffsetsNotInLog(LoopAbort):
     status = EXIT_OFFSETS_NOT_IN_LOG
 
 
-@dataclass(frozen=True)
-class Source:
-    """Where an input record came from (carried into output records)."""
+class Source(NamedTuple):
+    """Where an input record came from (carried into output records). A named tuple: one
+    is made per record, and a frozen dataclass costs three times as much to build."""
 
     topic: str
     partition: int
@@ -327,6 +328,8 @@ class ConsumerLoop:
         self._output_children: dict[str, Any] = {}
         # counts of the poll batch in hand, by Prometheus counter child (see _count)
         self._tally: Counter[Any] = Counter()
+        # losses of the poll batch in hand, observed together (see _count)
+        self._losses: list[float] = []
         self._paused = False
         # True from an assignment to the next revocation or loss (False: not in the group
         # yet, or in a rebalance, as after a broker restart: not an idle stream)
@@ -369,6 +372,10 @@ class ConsumerLoop:
             self._restore()
             self._open()
             assert self.consumer is not None
+            # The first full collection of the process's heap (every module imported, the
+            # clients, the restored state: ~0.1 s) would otherwise come mid-stream, once
+            # enough objects survived the young collections; have it now, before any record.
+            gc.collect()
             self.consumer.subscribe(self.config.topics, listener=_Listener(self))
             self._last_activity = self._broker_seen = time.monotonic()
             while not self._stopping:
@@ -799,10 +806,11 @@ class ConsumerLoop:
         start = time.perf_counter()
         handled = 0
         for tp, records in batch.items():
+            key, counters = tp_key(tp.topic, tp.partition), self._counters(tp)
             for record in records:
                 if self._stopping or self._epoch != epoch:
                     break
-                if self._handle(tp, record):
+                if self._handle(tp, key, counters, record):
                     handled += 1
                     # (while paused, a failed checkpoint is retried once per poll, below)
                     if self._since_checkpoint >= self.config.checkpoint_every and not self._paused:
@@ -823,18 +831,20 @@ class ConsumerLoop:
             self._set_paused(not self._checkpoint_and_commit())
         self._backpressure()
 
-    def _handle(self, tp: TopicPartition, record: Any) -> bool:
-        """Handle one record; True if it was learned or dead-lettered now."""
+    def _handle(self, tp: TopicPartition, key: str, counters: tuple[Any, Any],
+                record: Any) -> bool:
+        """Handle one record of ``tp`` (``key``: its ``tp_key``; ``counters``: its
+        :meth:`_counters`); True if it was learned or dead-lettered now."""
         if tp not in self._owned:
             return False
-        key = tp_key(tp.topic, tp.partition)
+        offset = record.offset
         expected = self._next.get(key)
-        if expected is not None and record.offset < expected:
+        if expected is not None and offset < expected:
             return False  # already in the state: replayed after a seek
-        source = Source(tp.topic, tp.partition, record.offset, record.timestamp, record.key,
+        source = Source(tp.topic, tp.partition, offset, record.timestamp, record.key,
                         self.config.worker_id)
-        origin = (key, record.offset)
-        bad = self._refused.get(origin)
+        origin = (key, offset)
+        bad = self._refused.get(origin) if self._refused else None
         if bad is None:
             try:
                 item = self.app.decode(record.value)
@@ -846,7 +856,7 @@ class ConsumerLoop:
                 # which no checkpoint may cover while the offsets call it unprocessed
                 # (not dirty: nothing is saved even if the rollback fails too).
                 self._dirty = False
-                self._rollback(f"the application failed on {key}@{record.offset}")
+                self._rollback(f"the application failed on {key}@{offset}")
                 raise
         if bad is not None:
             if not self._dead_letter(tp, record, bad):
@@ -857,24 +867,27 @@ class ConsumerLoop:
             if not self._emit(origin, result):
                 return False
             self._learned[key] = self._learned.get(key, 0) + 1
-            self._tally[self._counters(tp)[1]] += 1
+            self._tally[counters[1]] += 1
             if result.loss is not None:
-                self.metrics.loss.observe(result.loss)
-        self._next[key] = record.offset + 1
+                self._losses.append(result.loss)
+        self._next[key] = offset + 1
         self.last_record_time = time.perf_counter()
         if self.first_record_time is None:
             self.first_record_time = self.last_record_time
         self._since_checkpoint += 1
         self._dirty = True
-        self._tally[self._counters(tp)[0]] += 1
+        self._tally[counters[0]] += 1
         return True
 
     def _count(self) -> None:
-        """Add the batch's tallies to the Prometheus counters (a counter's inc takes a lock:
-        once per batch, not per record)."""
+        """Add the batch's tallies to the Prometheus counters and its losses to the loss
+        histogram (each inc or observe takes a lock: once per batch, not per record)."""
         for counter, n in self._tally.items():
             counter.inc(n)
         self._tally.clear()
+        if self._losses:
+            self.metrics.loss.observe_many(self._losses)
+            self._losses.clear()
 
     # ----------------------------------------------------------------- outputs
     def _counters(self, tp: TopicPartition) -> tuple[Any, Any]:

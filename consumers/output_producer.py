@@ -159,15 +159,19 @@ class ConfluentOutputs:
              partition: int | None = None) -> Delivery:
         """Queue one record; its :class:`Delivery` is done when the broker answered."""
         delivery = Delivery(self._producer)
-        kwargs: dict[str, Any] = {"on_delivery": delivery}
+        # (an output record has neither headers nor a partition: no keyword dict to build)
+        extra: dict[str, Any] = {}
         if headers:
-            kwargs["headers"] = headers
+            extra["headers"] = headers
         if partition is not None:
-            kwargs["partition"] = partition
+            extra["partition"] = partition
         deadline = None
         while True:
             try:
-                self._producer.produce(topic, value, key, **kwargs)
+                if extra:
+                    self._producer.produce(topic, value, key, on_delivery=delivery, **extra)
+                else:
+                    self._producer.produce(topic, value, key, on_delivery=delivery)
                 break
             except BufferError:  # librdkafka's queue is full: let it drain a little
                 deadline = deadline or time.monotonic() + _QUEUE_FULL_WAIT

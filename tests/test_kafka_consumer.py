@@ -8,6 +8,7 @@ one bad message of each kind inserted at known offsets; the tests then check its
 from __future__ import annotations
 
 import json
+import math
 import urllib.request
 
 import msgspec
@@ -203,6 +204,9 @@ def test_metrics(run):
     assert m.value("onlinenmf_consumer_lag_records", topic=topic, partition="0") == 0
     assert m.value("onlinenmf_checkpoint_duration_seconds_count") >= 3
     assert m.value("onlinenmf_sample_loss_count") == len(run["valid"])
+    # the losses are observed a poll batch at a time: every learned record's, once
+    losses = [json.loads(out.value())["loss"] for out in run["outputs"]]
+    assert m.value("onlinenmf_sample_loss_sum") == pytest.approx(math.fsum(losses), rel=1e-9)
     assert m.value("onlinenmf_rebalances_total", kind="assigned") >= 1
     assert "onlinenmf_records_consumed_total{" in run["scrape"]
     assert "onlinenmf_checkpoint_duration_seconds_bucket" in run["scrape"]
