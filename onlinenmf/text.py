@@ -18,7 +18,9 @@
 
 :class:`TopicModel` is the vectoriser and an :class:`~onlinenmf.engine.OnlineNMF` together: text
 in, topic mix out; its defaults were chosen by coherence on the State of the Union stream
-(``benchmarks/bench_text.py``, ``benchmarks/output/text.md``).
+(``benchmarks/bench_text.py``, ``benchmarks/output/text.md``). Its :class:`TopicWatch` turns
+the topics' splits and top-word shifts into events of the engine's log; :class:`TopicStream`
+follows the topics over time (prevalence per time bin, with :func:`eras`).
 
 >>> model = TopicModel(n_components=2, min_df=1, seed=0)
 >>> mix = model.learn_one("Gold and silver currency; the banks hold gold.")
@@ -295,15 +297,14 @@ class TopicModel:
     The defaults (running TF-IDF, beta = 2, no forgetting, the first dictionary from a core
     profile plus residuals) had the most coherent topics on the State of the Union stream
     among the variants that do not cost completion (``benchmarks/output/text_grid.md``, three
-    seeds each; NPMI of the top 10 words): 0.179, against 0.170 with the first dictionary
-    from samples, 0.172 with the engine's data-chosen memories (``forget_factor=None``, which
+    seeds each; NPMI of the top 10 words): 0.174, against 0.166 with the first dictionary
+    from samples, 0.170 with the engine's data-chosen memories (``forget_factor=None``, which
     follow a drifting stream more closely but complete held-out documents worse), 0.135 for
-    log counts, 0.126 for counts, 0.041 to 0.081 for KL (beta = 1). ``l1_h=0.1`` reaches
-    0.182 but costs 0.59 nats per held-out word, so it is not a default. beta = 1.5 (counts,
-    first dictionary from samples, one seed) reaches 0.090 and -8.38 nats per held-out word
-    since a word admitted mid-stream starts from the mean word's statistics (the grid's -0.595
-    was measured before); it fits at O(m k) per document (its zeros have no summary), 10 to 15
-    documents/s: too slow here.
+    log counts, 0.127 for counts, 0.062 to 0.070 for KL (beta = 1). ``l1_h=0.1`` reaches
+    0.185 (0.89 times batch NMF on TF-IDF) but costs 0.57 nats per held-out word, ``l1_h=0.05``
+    0.180 for 0.32, so neither is a default. beta = 1.5 (counts, first dictionary from samples,
+    one seed) reaches 0.090 and -8.39 nats per held-out word; it fits at O(m k) per document
+    (its zeros have no summary), about 10 documents/s: too slow here.
 
     Each topic is a column of the engine's W: a distribution over words, with a stable id.
     A document with no admitted word is counted by the vocabulary but not learned (its mix is
