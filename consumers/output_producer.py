@@ -101,13 +101,19 @@ class Delivery:
         return self.exception is not None
 
     def get(self, timeout: float | None = None) -> None:
-        """Wait for the acknowledgement; raise the delivery error, or KafkaTimeoutError."""
+        """Wait for the acknowledgement; raise the delivery error, or KafkaTimeoutError.
+
+        Waits by flushing the producer: a flush sends what is queued at once, where a poll
+        would first wait out ``linger.ms`` (the loop waits so for each dead letter)."""
         deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
         while not self._done:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise KafkaTimeoutError(f"no acknowledgement within {timeout} s")
-            self._producer.poll(min(left, 0.1))
+            try:
+                self._producer.flush(min(left, 0.1))
+            except Exception as err:  # KafkaException; a SystemError on a fatal error
+                raise KafkaError(f"output producer: {err}") from None
         if self.exception is not None:
             raise self.exception
 

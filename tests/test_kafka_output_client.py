@@ -103,6 +103,9 @@ def test_delivery_errors_are_kafka_python_errors(error):
         def poll(self, timeout: float) -> int:
             return 0
 
+        def flush(self, timeout: float) -> int:
+            return 0
+
     delivery = Delivery(Idle())
     assert not delivery.is_done
     with pytest.raises(KafkaError, match="no acknowledgement"):
@@ -113,3 +116,18 @@ def test_delivery_errors_are_kafka_python_errors(error):
     assert too_large == (error == "MSG_SIZE_TOO_LARGE")
     with pytest.raises(KafkaError):
         delivery.get(timeout=0)
+
+
+def test_a_waited_for_record_does_not_wait_out_the_linger(kafka_broker):
+    """The loop waits for each dead letter's acknowledgement (Delivery.get): the record is
+    sent at once, not after linger.ms (here far longer than the wait allowed)."""
+    topic = create_topic(kafka_broker.bootstrap, unique("linger"), partitions=1)
+    producer = ConfluentOutputs({"bootstrap_servers": kafka_broker.bootstrap,
+                                 "linger_ms": 100_000})
+    try:
+        producer.send(topic, value=b"first", key=b"k")
+        producer.send(topic, value=b"dead letter", key=b"k").get(timeout=30)
+    finally:
+        producer.close(timeout=0)
+    assert [m.value() for m in read_topic(kafka_broker.bootstrap, topic, min_count=2)] == [
+        b"first", b"dead letter"]
