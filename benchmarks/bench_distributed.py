@@ -37,6 +37,12 @@ installed (``pip install 'onlinenmf[distributed]'``).
 Run: ``python -m benchmarks distributed [--part ecam|synthetic] [--rows N] [--partitions P]
 [--passes P] [--scheduler ADDRESS]``. Writes ``benchmarks/output/distributed.md``; a run of
 one part keeps the other part's section of the file as it was.
+
+Memory only (opt-in, not part of ``make bench``: 10-20 minutes on this loaded machine):
+``python -m benchmarks distributed --memory-rows 1000000 [--partitions P] [--passes P]``
+measures the peak per worker of 2 worker processes fitting the synthetic rows as the
+synthetic part does (the same generation, placement and peaks), nothing else, and writes
+``benchmarks/output/distributed_memory.md``.
 """
 
 from __future__ import annotations
@@ -53,9 +59,13 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from benchmarks._output import provenance
+from benchmarks._output import provenance, write
 
 OUT = Path(__file__).parent / "output" / "distributed.md"
+#: Where the memory-only mode (``--memory-rows``) writes.
+MEMORY_OUT = OUT.with_name("distributed_memory.md")
+#: Worker processes of the memory-only mode (the target's: peak per worker with 2 workers).
+MEMORY_WORKERS = 2
 K = 10
 ECAM_PASSES = 30
 SYNTH_FEATURES, SYNTH_TAXA, SYNTH_DEPTH = 5000, 400, 150
@@ -289,6 +299,18 @@ def synthetic_array(rows: int, partitions: int):
     return da.concatenate(blocks, axis=0), size
 
 
+def held_on_workers(client, rows: int, partitions: int):
+    """The synthetic array generated on the client's workers and kept there (``persist``),
+    spread evenly over them (``rebalance``: as many partitions per worker as can be)."""
+    from distributed import wait
+
+    data, _ = synthetic_array(rows, partitions)
+    data = client.persist(data)
+    wait(data)
+    client.rebalance(data)
+    return data
+
+
 def anatomy(stream: list[dict], passes: list) -> dict:
     """Where the passes' time went, from Dask's task stream: per worker, the seconds its
     partitions computed (``_partition_sums``) over the timed passes; transfers between
@@ -318,7 +340,7 @@ class Timed:
 
 def synthetic(lines: list[str], rows: int, partitions: int, passes: int,
               scheduler: str | None) -> None:
-    from distributed import Client, get_task_stream, wait
+    from distributed import Client, get_task_stream
     from sklearn.decomposition import MiniBatchNMF
 
     from onlinenmf import distributed
@@ -335,11 +357,8 @@ def synthetic(lines: list[str], rows: int, partitions: int, passes: int,
         else:
             c, client = cluster(workers)
         try:
-            data, _ = synthetic_array(rows, partitions)
             start = time.perf_counter()
-            data = client.persist(data)  # generated on the workers, kept there
-            wait(data)
-            client.rebalance(data)  # as many partitions per worker as can be
+            data = held_on_workers(client, rows, partitions)
             generation = time.perf_counter() - start
             held = sorted(len(keys) for keys in client.has_what().values())
             memory = {w: [b] for w, b in client.run(held_bytes).items()}
@@ -486,6 +505,73 @@ def synthetic(lines: list[str], rows: int, partitions: int, passes: int,
                   f"transform).", ""]
 
 
+def memory(rows: int, partitions: int, passes: int, workers: int = MEMORY_WORKERS) -> Path:
+    """Memory only: the peak resident memory per worker while ``workers`` worker processes
+    (``LocalCluster``) fit ``rows`` synthetic rows, measured as :func:`synthetic` measures it
+    (the data generated on the workers and held there, VmHWM reset when the fit starts,
+    ``ru_maxrss``), without the timings, the 1-worker run or MiniBatchNMF. Writes
+    :data:`MEMORY_OUT` and returns it."""
+    from onlinenmf import distributed
+
+    rows = rows // partitions * partitions
+    c, client = cluster(workers)
+    try:
+        start, before = time.perf_counter(), uptime()
+        data = held_on_workers(client, rows, partitions)
+        generation = time.perf_counter() - start
+        held = {w: len(keys) for w, keys in client.has_what().items()}
+        memory = {w: {"held": b} for w, b in client.run(held_bytes).items()}
+        for w, b in client.run(peak_rss).items():
+            memory[w]["before"] = b
+        client.run(reset_peak)  # the fit's own peak from here
+        losses: list[float] = []
+        start = time.perf_counter()
+        distributed.fit(data, {"n_components": K, "beta": 1, "seed": 0}, passes=passes,
+                        client=client, features=list(range(SYNTH_FEATURES)), start="stream",
+                        progress=lambda r: losses.append(r.mean_loss))
+        fit_seconds, after = time.perf_counter() - start, uptime()
+        for w, b in client.run(peak_since_reset).items():
+            memory[w]["fit"] = b
+        for w, b in client.run(peak_rss).items():
+            memory[w]["since start"] = b
+    finally:
+        client.close()
+        c.close()
+    peak = max(m["fit"] for m in memory.values()) / 2**30
+    verdict = ("missed" if peak >= 1 else "met" if rows >= SYNTH_ROWS
+               else "under 1 GiB, but at fewer rows than the target's")
+    lines = [
+        "# NMF on Dask: memory per worker (benchmarks/bench_distributed.py)", "",
+        provenance(f"python -m benchmarks distributed --memory-rows {rows} "
+                   f"--partitions {partitions} --passes {passes}"), "",
+        f"Synthetic sparse counts, {rows:,} x {SYNTH_FEATURES:,} (k = {K}, KL, start='stream', "
+        f"{passes} passes), in {partitions} partitions of {rows // partitions:,} rows "
+        f"generated on {workers} worker processes of a `LocalCluster` (one thread each, memory "
+        f"limit {MEMORY_LIMIT}), held there (float32 counts, int32 indices) and rebalanced, "
+        f"as the synthetic part of `distributed.md` holds them. Per worker: the data it holds "
+        f"(Dask's estimate, `sizeof`); its peak resident memory since it started, before the "
+        f"fit (`ru_maxrss`: the process, generating and holding the data); its peak during "
+        f"the fit (Linux's VmHWM, reset when the fit starts: the process, the data it holds, "
+        f"the fit's work); its peak since it started, after the fit. Generating took "
+        f"{generation:.1f} s, the fit {fit_seconds:.1f} s; uptime before: {before}; after: "
+        f"{after}.", "",
+        "| worker | partitions held | data held MiB | peak before the fit MiB | "
+        "peak during the fit MiB | peak since start MiB |", "|---|---|---|---|---|---|",
+    ]
+    for n, (w, m) in enumerate(sorted(memory.items()), start=1):
+        lines.append(f"| {n} | {held.get(w, 0)} | {m['held'] / 2**20:.0f} | "
+                     f"{m['before'] / 2**20:.0f} | {m['fit'] / 2**20:.0f} | "
+                     f"{m['since start'] / 2**20:.0f} |")
+    lines += [
+        "", "Loss per pass (KL per sample, of the W each pass starts from): "
+        + ", ".join(f"{x:.2f}" for x in losses), "",
+        f"**Target: peak memory per worker during the fit < 1 GiB at {SYNTH_ROWS:,} x "
+        f"{SYNTH_FEATURES:,}: {peak:.2f} GiB with {workers} workers at {rows:,} rows, "
+        f"{verdict}.**",
+    ]
+    return write(MEMORY_OUT.name, lines)
+
+
 def cpu_per_pass(result: tuple) -> float:
     """CPU seconds of all workers per timed pass (passes 2..)."""
     reports, where = result[1], result[8]
@@ -523,9 +609,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--scheduler", default=None,
                         help="a running Dask scheduler (synthetic part only)")
+    parser.add_argument("--memory-rows", type=int, default=None, metavar="N",
+                        help="memory only: the peak per worker of 2 workers fitting N "
+                             f"synthetic rows (writes {MEMORY_OUT.name}; --part ignored)")
     args = parser.parse_args(argv or [])
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     logging.getLogger("distributed").setLevel(logging.ERROR)
+    if args.memory_rows is not None:
+        print(memory(args.memory_rows, args.partitions, args.passes).read_text())
+        return 0
     header = ["# NMF on Dask (benchmarks/bench_distributed.py)", "",
               f"Machine: {os.cpu_count()} cores shared with other sessions; every timing "
               f"states `uptime` (load average over 1 / 5 / 15 min) before it (and after, for "
