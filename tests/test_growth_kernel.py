@@ -101,3 +101,43 @@ def test_the_tie_correction_counts_each_components_own_times():
         assert (slope[j], low[j], high[j]) == pytest.approx(
             (ref.slope, ref.low_slope, ref.high_slope), rel=1e-12)
     assert points.tolist() == [11, 10]
+
+
+_IN_BOUNDS = """
+import numpy as np, scipy.stats
+from onlinenmf._growth import growth_fits
+from onlinenmf.tracking import theil_sen
+rng = np.random.default_rng(5)
+z = float(scipy.stats.norm.ppf(0.025))
+for trial in range(200):
+    n, p = int(rng.integers(2, 30)), int(rng.integers(1, 4))
+    t = np.sort(rng.uniform(0, 20, n))
+    if trial % 2:
+        t = np.round(t)
+    v = rng.exponential(size=(n, p))
+    v[rng.random((n, p)) < rng.random()] = 1e-9
+    if trial % 3 == 0:
+        v[: n // 3, 0] = np.nan
+    logs = np.log(np.fmax(v, 1e-3))
+    slope, low, high, points = growth_fits(t, v, logs, 1e-3, 2, z)
+    for j in range(p):
+        rows = ~np.isnan(v[:, j])
+        ref = theil_sen(t[rows], logs[rows, j][:, None])
+        if np.isfinite(slope[j]):
+            assert (slope[j], low[j], high[j]) == (ref[0][0], ref[1][0], ref[2][0]), trial
+"""
+
+
+def test_the_kernel_reads_and_writes_inside_its_arrays(tmp_path):
+    """Compiled code does not check its indices: a read past a buffer's end returns whatever
+    lies there (often a value that gives the right answer by chance), a write corrupts memory.
+    The kernel compiled with numba's bounds checking, on fits of every shape, must raise no
+    IndexError (and still match the numpy reference)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", _IN_BOUNDS], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
