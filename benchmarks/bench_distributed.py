@@ -483,7 +483,8 @@ def synthetic(lines: list[str], rows: int, partitions: int, passes: int,
             f"there the worker's data would be about {full / 2**20:.0f} MiB and, with the "
             f"rest as measured here ({rest / 2**20:.0f} MiB: the process, its libraries and "
             f"compiled kernels, one task's rows), the peak about {(full + rest) / 2**30:.2f} "
-            f"GiB, an extrapolation)") + ". Per pass against MiniBatchNMF.partial_fit over "
+            f"GiB, an extrapolation; --memory-rows {SYNTH_ROWS} measures it: "
+            f"{MEMORY_OUT.name})") + ". Per pass against MiniBatchNMF.partial_fit over "
             f"the same rows: "
             f"{median_pass(results[2][1]):.1f} s with 2 workers, "
             f"{median_pass(results[1][1]):.1f} s with 1, {mb_pass:.1f} s for MiniBatchNMF "
@@ -514,6 +515,8 @@ def memory(rows: int, partitions: int, passes: int, workers: int = MEMORY_WORKER
     from onlinenmf import distributed
 
     rows = rows // partitions * partitions
+    origin = provenance(f"python -m benchmarks distributed --memory-rows {rows} "
+                        f"--partitions {partitions} --passes {passes}")  # the load at the start
     c, client = cluster(workers)
     try:
         start, before = time.perf_counter(), uptime()
@@ -542,8 +545,7 @@ def memory(rows: int, partitions: int, passes: int, workers: int = MEMORY_WORKER
                else "under 1 GiB, but at fewer rows than the target's")
     lines = [
         "# NMF on Dask: memory per worker (benchmarks/bench_distributed.py)", "",
-        provenance(f"python -m benchmarks distributed --memory-rows {rows} "
-                   f"--partitions {partitions} --passes {passes}"), "",
+        origin, "",
         f"Synthetic sparse counts, {rows:,} x {SYNTH_FEATURES:,} (k = {K}, KL, start='stream', "
         f"{passes} passes), in {partitions} partitions of {rows // partitions:,} rows "
         f"generated on {workers} worker processes of a `LocalCluster` (one thread each, memory "
