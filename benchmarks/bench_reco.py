@@ -473,10 +473,9 @@ def bench_retail(every: int = 25, jobs: int = 1) -> tuple:
 #: The grid of ``retail-tuning``: every setting tried, each a change of RETAIL_BASE (the
 #: factors' settings, chosen on the same events by an earlier grid of recency, rank, refresh
 #: period, forgetting and transform: git history of reco_retail_tuning.md) on top of
-#: RecoNMF's defaults: how much co-occurrence. (reco_retail_tuning.md still holds the run
-#: before the co-occurrence memory. Recall@10 on the same events from a scratch replay:
-#: cooccurrence 0 0.093, 3.3 0.356, 10 0.371, 100 0.372, alone 0.372; the co-occurrence alone
-#: at basket_recency 0.05 0.377, 0.1 0.372, 0.3 0.361; the peer at norm 0.25 0.286, 0 0.249.)
+#: RecoNMF's defaults: how much co-occurrence. (basket_recency, from a scratch replay of the
+#: same events, the co-occurrence alone: 0.05 0.377, 0.1 0.372, 0.3 0.361 Recall@10; and
+#: cooccurrence 3.3 0.356, 100 0.372.)
 RETAIL_BASE = dict(IMPLICIT_PARAMS)
 RETAIL_GRID = [{"cooccurrence": 0.0}, {"cooccurrence": 1.0}, {}, COOCCURRENCE_ALONE]
 
