@@ -33,7 +33,19 @@ Rank (``adapt_rank``), a streaming form of automatic relevance determination (Ta
   the residuals of the worst recent samples have structure (at least ``STRUCTURE_MIN`` of them
   point the same way, cosine >= 0.5), a new component is seeded from their residual (never
   above ``k_max``; at ``k_max`` the least used component is replaced instead, as without
-  adaptation). Under ``adapt_rank`` these rules replace the engine's own re-seeding.
+  adaptation). Under ``adapt_rank`` these rules replace the engine's own re-seeding;
+* births without a loss step (a loss merely high, as on a real stream whose communities are
+  finer than the rank; ECAM's loss never rises to 1.5x its floor): at every re-estimation
+  below ``k_max`` the recent samples are split in two interleaved halves; the positive
+  residuals of one half, grouped by likeness (cosine >= ``ALIKE``, the largest group first),
+  seed up to ``GROWTH_CANDIDATES`` columns, and each is kept if, on the *other* half (samples
+  it was not seeded from), it lowers the summed relative loss by at least ``GROWTH_GAIN`` and
+  takes at least ``PRUNE_SHARE`` of their activation (a column the prune rule would retire at
+  once, such as one that only patches a few taxa the other columns miss, is not born). The
+  cost is a few solves of the recent samples per loss window (at most ``buffer_size / 2``
+  times ``GROWTH_CANDIDATES + 2`` solves per 20 or more samples learned, so O(nnz k) per
+  sample amortised, in refreshes only). The death rule is the prune above: a newborn must
+  start at or above the share under which a component retires.
 
 Sparsity (``adapt_sparsity``), empirical Bayes: an exponential prior on the activations,
 ``h ~ Exp(rate)``, with the rate re-fit to their running mean, ``rate = 1 / mean(h)``. In the
@@ -86,10 +98,12 @@ Examples
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Protocol
 
 import numpy as np
+import scipy.sparse as sp
 
 from onlinenmf.components import Components
 from onlinenmf.events import EventLog
@@ -108,6 +122,19 @@ FLOOR_DOWN = 0.25
 BIRTH_PATIENCE = 2
 #: Refreshes between two births (the newborn needs time to learn before the loss is judged).
 BIRTH_COOLDOWN = 3
+#: Births without a loss step (the module docstring): the least relative gain on the held-out
+#: half of the recent samples, the candidates tried per re-estimation, the likeness of the
+#: residuals grouped into one seed, and the fewest recent samples to try on (the buffer must be
+#: full too: a young model's residuals blend the communities it misses). No wait after a birth:
+#: on ECAM's first half waiting 1 or 2 re-estimations cost 0.02-0.03 nats per read, and it did
+#: not stop the planted overshoot. Chosen on ECAM's first half (benchmarks/bench_real.py) under
+#: the constraint that the planted streams of tests/test_hyper.py are not overshot: a gain of
+#: 0.5 % is 4x the largest a residual column gave on a planted stream the rank fits (0.12 %); on
+#: ECAM the columns born gained 0.9-5 %.
+GROWTH_GAIN = 0.005
+GROWTH_CANDIDATES = 3
+ALIKE = 0.5
+GROWTH_MIN_RECENT = 40
 #: Memory after a detected drift, as a share of the user's memory length; and the longest
 #: memory reached on a stationary stream, as a multiple of it.
 FAST_SHARE = 0.2
@@ -409,6 +436,101 @@ class Reestimator:
             if self.birth(self.learner.residual_seed(), "loss alarm", "recent samples"):
                 self.above = 0
                 self.birth_cooldown = BIRTH_COOLDOWN
+                return
+        if settled and self.birth_cooldown == 0:
+            self._grow()
+
+    # -------------------------------------------------------------- births without a step
+    def _grow(self) -> None:
+        """Columns seeded from the residuals of every other recent sample, each kept if it
+        lowers the loss of the others by GROWTH_GAIN and is used by them (module docstring)."""
+        recent = list(self.learner.monitor.recent)
+        room = self.model.rank_bounds[1] - len(self.components)
+        full = max(GROWTH_MIN_RECENT, self.learner.monitor.recent.maxlen)
+        if room <= 0 or len(recent) < full:
+            return
+        seeding, held = recent[0::2], recent[1::2]
+        batch = _Batch(held, self.learner.divergence)
+        before, _ = self._held_loss(batch, [])
+        kept: list[tuple[np.ndarray, float, float]] = []
+        for column in self._seeds(seeding)[: min(GROWTH_CANDIDATES, room)]:
+            after, share = self._held_loss(batch, [*(c for c, _, _ in kept), column])
+            gain = 1.0 - after / max(before, 1e-300)
+            if gain >= GROWTH_GAIN and share >= PRUNE_SHARE:
+                kept.append((column, gain, share))
+                before = after
+        for column, gain, share in kept:
+            self._bear(column, f"a column seeded from the residuals of recent samples lowers "
+                               f"the loss of other recent samples by {gain:.1%} and takes "
+                               f"{share:.1%} of their activation")
+
+    def _seeds(self, samples: list) -> list[np.ndarray]:
+        """Columns from the positive residuals of ``samples`` against W: the largest group of
+        alike residuals (cosine >= ALIKE to one of them) summed, then the largest of the rest,
+        and so on."""
+        learner = self.learner
+        stats = learner.statistics
+        stats.recompute_caches()
+        h = np.empty(len(self.components))
+        wh = np.empty(max(max(rows.size for rows, _, _ in samples), 1))
+        solver = learner.solver()
+        rows_of, values_of = [], []
+        for rows, values, _ in samples:
+            learner.divergence.solve_one(stats, rows, values, h, solver, wh[: rows.size])
+            positive = np.maximum(values - wh[: rows.size], 0.0)
+            if positive.sum() > 0:
+                rows_of.append(rows)
+                values_of.append(positive / positive.sum())
+        if not rows_of:
+            return []
+        indptr = np.concatenate([[0], np.cumsum([r.size for r in rows_of])])
+        residuals = sp.csr_matrix((np.concatenate(values_of), np.concatenate(rows_of), indptr),
+                                  shape=(len(rows_of), stats.m))
+        norms = np.sqrt(np.asarray(residuals.multiply(residuals).sum(axis=1)).ravel())
+        unit = sp.diags(1.0 / norms) @ residuals
+        alike = (unit @ unit.T).toarray() >= ALIKE
+        free = np.ones(len(rows_of), dtype=bool)
+        seeds = []
+        while free.any():
+            sizes = np.where(free, (alike & free).sum(axis=1), -1)
+            group = alike[int(np.argmax(sizes))] & free
+            free &= ~group
+            column = np.asarray(residuals[np.flatnonzero(group)].sum(axis=0)).ravel()
+            column /= column.sum()
+            if learner.divergence.w_floor:
+                column = np.maximum(column, learner.divergence.w_floor)
+                column /= column.sum()
+            seeds.append(column)
+        return seeds
+
+    def _held_loss(self, batch: _Batch, extra: list) -> tuple[float, float]:
+        """The summed relative loss of ``batch`` solved against W with the columns ``extra``
+        appended (read-only: the model is not changed), and the share of the activation the
+        last extra column takes (0 without any)."""
+        learner = self.learner
+        stats = learner.statistics
+        stats.recompute_caches()
+        solver = learner.solver()
+        trial = copy.copy(stats)  # the caches and W of the trial dictionary, nothing shared
+        columns = np.zeros((stats.W.shape[0], len(extra)))
+        for i, column in enumerate(extra):
+            columns[: stats.m, i] = column
+        trial.W = np.ascontiguousarray(np.hstack([stats.W, columns]))
+        trial.colsum = np.append(stats.colsum, columns.sum(axis=0))
+        if stats.layout.gram:
+            W = trial.W[: stats.m]
+            trial.G = W.T @ W
+        # a newborn's L1 weight: that of a component of average relevance (on_add)
+        l1 = np.append(solver.l1, np.full(len(extra), float(np.mean(solver.l1))
+                                          if solver.l1.size else 0.0))
+        H = np.zeros((batch.count, trial.colsum.size))
+        for s in range(batch.count):
+            learner.divergence.initial_h(batch.data[batch.indptr[s] : batch.indptr[s + 1]],
+                                         trial.colsum, H[s])
+        losses = learner.divergence.solve_batch(trial, batch.indptr, batch.indices, batch.data,
+                                                H, solver._replace(l1=l1))
+        share = float(H[:, -1].sum() / max(H.sum(), 1e-300)) if extra else 0.0
+        return float(np.sum(losses / batch.norms)), share
 
     def birth(self, seed: tuple[np.ndarray, int] | None, alarm: str, rows: str) -> bool:
         """A new component from a residual seed (:meth:`Learner.residual_seed`), if it has
@@ -462,3 +584,16 @@ class Reestimator:
         """Record a re-estimation event."""
         self.events.emit(kind, self.model.samples_learned, old=old, new=new, reason=reason,
                          **details)
+
+
+class _Batch:
+    """Recent samples ``(rows, values, relative loss)`` as one CSR batch, with the normaliser
+    of each one's relative loss."""
+
+    def __init__(self, samples: list, divergence):
+        self.count = len(samples)
+        self.indptr = np.concatenate([[0], np.cumsum([r.size for r, _, _ in samples])]).astype(
+            np.int64)
+        self.indices = np.concatenate([r for r, _, _ in samples]).astype(np.int64)
+        self.data = np.concatenate([v for _, v, _ in samples]).astype(np.float64)
+        self.norms = np.maximum(divergence.normalisers(self.indptr, self.data), 1e-300)
