@@ -38,7 +38,7 @@ Run: ``python -m benchmarks distributed [--part ecam|synthetic] [--rows N] [--pa
 [--passes P] [--scheduler ADDRESS]``. Writes ``benchmarks/output/distributed.md``; a run of
 one part keeps the other part's section of the file as it was.
 
-Memory only (opt-in, not part of ``make bench``: 10-20 minutes on this loaded machine):
+Memory only (opt-in, not part of ``make bench``: about 6.5 minutes at load 8-16 here):
 ``python -m benchmarks distributed --memory-rows 1000000 [--partitions P] [--passes P]``
 measures the peak per worker of 2 worker processes fitting the synthetic rows as the
 synthetic part does (the same generation, placement and peaks), nothing else, and writes
