@@ -1,8 +1,10 @@
 """Drift events on a real stream at the defaults (issue 13, item 3): ECAM with second-year
-samples spliced into the first months is a drift event within 3 samples of the onset, and its
-stable second year has at most one false event per 100 samples. The spliced samples score z of
-only 1-2 on the loss alone (the detector used to find one splice of four, 4 samples late): the
-detector also watches how many features a sample carries (onlinenmf.monitor.DriftDetector)."""
+samples spliced into the first months, or first-year samples into the second year, is a drift
+event within 3 samples of the onset, and its stable second year has at most one false event
+per 100 samples. The spliced samples score z of only 1-2 on the loss alone (the detector used
+to find one splice of four, 4 samples late): the detector also watches how far, richer or
+poorer, the number of features a sample carries lies from the usual
+(onlinenmf.monitor.DriftDetector)."""
 
 from __future__ import annotations
 
@@ -50,6 +52,42 @@ def test_second_year_samples_spliced_into_the_first_months_are_a_drift_event(eca
     drifts = drift_positions(ecam, order)
     after = drifts[drifts >= at]
     assert after.size and after[0] < at + 3, drifts.tolist()  # within its first 3 samples
+
+
+@pytest.mark.parametrize("at, replay", [(530, 0), (570, 1), (610, 2), (650, 3)])
+def test_first_year_samples_spliced_into_the_second_year_are_a_drift_event(ecam, at, replay):
+    """The reverse of the splice above, as benchmarks/bench_real.py's reversed replays: every
+    n-th first-year sample from the replay-th on (poorer: fewer taxa than the second year's),
+    SPLICE_LENGTH of them, moved to stream position ``at`` in the second year. A detector
+    that added the signed z-score of the number of taxa (tuned to the richer splice) found
+    none of these four."""
+    days = ecam[2]
+    earlier = np.flatnonzero(days < SECOND_YEAR)
+    step = earlier.size // SPLICE_LENGTH
+    moved = earlier[replay::step][:SPLICE_LENGTH]
+    rest = np.setdiff1d(np.arange(days.size), moved)
+    order = np.concatenate([rest[:at], moved, rest[at:]])
+    drifts = drift_positions(ecam, order)
+    after = drifts[drifts >= at]
+    assert after.size and after[0] < at + 3, drifts.tolist()  # within its first 3 samples
+
+
+def test_poorer_samples_count_like_richer_ones():
+    """After a quiet stretch, a loss 30 % up fires on its second sample whether the samples
+    carry half as many features again as usual or a third fewer; with the usual count, later."""
+    rng = np.random.default_rng(1)
+    losses = np.exp(0.1 * rng.standard_normal(40))
+    counts = np.rint(100 * np.exp(0.1 * rng.standard_normal(40)))
+
+    def first_fired(nnz: int) -> int | None:
+        detector = DriftDetector(4.5)
+        for x, n in zip(losses, counts):
+            assert detector.update(float(x), int(n)) is None
+        fired = [detector.update(1.3, nnz) is not None for _ in range(4)]
+        return fired.index(True) + 1 if any(fired) else None
+
+    assert first_fired(150) == first_fired(67) == 2
+    assert first_fired(100) == 3
 
 
 def test_ecam_second_year_has_at_most_one_false_drift_event_per_100_samples(ecam):
