@@ -117,6 +117,21 @@ def _fill_slopes(ts: np.ndarray, ys: np.ndarray, m: int, tied: bool, tmp: np.nda
 
 
 @njit
+def _value_ties(ys: np.ndarray, m: int) -> float:
+    """Sum over runs of equal values among ``ys[:m]`` of r (r - 1) (2r + 5)."""
+    ordered = np.sort(ys[:m])
+    ties = 0.0
+    run = 1
+    for i in range(1, m + 1):
+        if i < m and ordered[i] == ordered[i - 1]:
+            run += 1
+        else:
+            ties += run * (run - 1) * (2 * run + 5)
+            run = 1
+    return ties
+
+
+@njit
 def growth_fits(times: np.ndarray, values: np.ndarray, logs: np.ndarray, floor: float,
                 min_points: int, z: float) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                     np.ndarray]:
@@ -166,7 +181,10 @@ def growth_fits(times: np.ndarray, values: np.ndarray, logs: np.ndarray, floor: 
         count, negative, positive = _fill_slopes(ts, ys, m, ties > 0, tmp, row)
         if count == 0:
             continue
-        sigma = np.sqrt((m * (m - 1) * (2 * m + 5) - float(ties)) / 18.0)
+        # less the ties in the values too (Sen 1968, eq. 2.6, as scipy); at 0 when the
+        # ties take it all (scipy: NaN)
+        sigma = np.sqrt(max(m * (m - 1) * (2 * m + 5) - float(ties) - _value_ties(ys, m),
+                            0.0) / 18.0)
         half = count // 2
         ranks[0] = half
         ranks[1] = half - 1 + count % 2  # the other middle value (even count)

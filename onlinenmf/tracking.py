@@ -151,15 +151,25 @@ def theil_sen(
     slopes = np.sort((Y[j] - Y[i]) / dt[:, None], axis=0)
     slope = np.median(slopes, axis=0)
     # Interval of Sen (1968), as scipy.stats.theilslopes: ranks around the median slope.
+    # Sen's (1968, eq. 2.6) variance less the ties in time and in each series' values (at
+    # the floor values tie often); at 0 when the ties take it all (scipy gives NaN there)
     n = len(t)
-    _, counts = np.unique(t, return_counts=True)
-    ties_x = float(np.sum(counts * (counts - 1) * (2 * counts + 5)))
-    sigma = math.sqrt((n * (n - 1) * (2 * n + 5) - ties_x) / 18.0)
+    ties = _tie_term(t) + np.array([_tie_term(Y[:, c]) for c in range(p)])
+    sigma = np.sqrt(np.maximum(n * (n - 1) * (2 * n + 5) - ties, 0.0) / 18.0)
     z = ndtri((1.0 - alpha) / 2.0)
     total = slopes.shape[0]
-    upper = min(int(round((total - z * sigma) / 2.0)), total - 1)
-    lower = max(int(round((total + z * sigma) / 2.0)) - 1, 0)
-    return slope, slopes[lower], slopes[upper]
+    # round() per column, as scipy's np.round (half to even)
+    upper = np.minimum(np.rint((total - z * sigma) / 2.0).astype(np.int64), total - 1)
+    lower = np.maximum(np.rint((total + z * sigma) / 2.0).astype(np.int64) - 1, 0)
+    columns = np.arange(p)
+    return slope, slopes[lower, columns], slopes[upper, columns]
+
+
+def _tie_term(x: np.ndarray) -> float:
+    """Sum over runs of equal values of r (r - 1) (2r + 5): what ties take from the
+    variance of Kendall's S (Sen 1968)."""
+    _, counts = np.unique(x, return_counts=True)
+    return float(np.sum(counts * (counts - 1) * (2 * counts + 5)))
 
 
 class _Subject:
