@@ -45,7 +45,11 @@ Rank (``adapt_rank``), a streaming form of automatic relevance determination (Ta
   cost is a few solves of the recent samples per loss window (at most ``buffer_size / 2``
   times ``GROWTH_CANDIDATES + 2`` solves per 20 or more samples learned, so O(nnz k) per
   sample amortised, in refreshes only). The death rule is the prune above: a newborn must
-  start at or above the share under which a component retires.
+  start at or above the share under which a component retires. Only windows the recent
+  buffer holds are judged so (a batch pass of :mod:`onlinenmf.distributed` has its own
+  births). Known limit: a young model missing several communities at once can be given a
+  blend of two of them first and overshoot for a while (from k = 3 on 6 planted: 9, pruned
+  back to 6 within about 700 samples; tests/test_hyper_growth.py).
 
 Sparsity (``adapt_sparsity``), empirical Bayes: an exponential prior on the activations,
 ``h ~ Exp(rate)``, with the rate re-fit to their running mean, ``rate = 1 / mean(h)``. In the
@@ -216,6 +220,7 @@ class Reestimator:
         self.recovering = False  # a drift was detected and the loss is not back down yet
         self.refitted = False  # W was refitted on post-drift samples since the last drift
         self.inputs: list[float] = []  # detector inputs since its last reset, for snapshots
+        self._streamed = False  # whether the last window's samples are in the recent buffer
         self._detector = None
 
     # -------------------------------------------------------------- snapshot
@@ -300,6 +305,9 @@ class Reestimator:
                     self.recovering = False
                 self.drift_sample = model.samples_learned  # the schedule restarts from here
         self._track_floor(window_loss, window_count)
+        # a window the recent buffer holds was streamed; a batch pass (refresh_from) closes
+        # one of the whole data set, and has births of its own (onlinenmf.distributed)
+        self._streamed = 0 < window_count <= (self.learner.monitor.recent.maxlen or 0)
         self.refreshes += 1
         if self.birth_cooldown > 0:
             self.birth_cooldown -= 1
@@ -445,6 +453,8 @@ class Reestimator:
         """Columns seeded from the residuals of every other recent sample, each kept if it
         lowers the loss of the others by GROWTH_GAIN and is used by them (module docstring)."""
         recent = list(self.learner.monitor.recent)
+        if not self._streamed:
+            return
         room = self.model.rank_bounds[1] - len(self.components)
         full = max(GROWTH_MIN_RECENT, self.learner.monitor.recent.maxlen)
         if room <= 0 or len(recent) < full:
