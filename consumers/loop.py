@@ -786,7 +786,10 @@ class ConsumerLoop:
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         self.metrics.rebalances.labels(kind="assigned").inc()
         self._owned |= set(assigned)
-        self._settled = True
+        # An empty assignment is not settled: a topic created a moment ago can be assigned
+        # before its partitions reach the client's metadata (seen on a loaded Apache Kafka),
+        # and exit_when_idle must then wait for the rebalance that brings them.
+        self._settled = bool(self._owned)
         self._seek(set(assigned))
         self._last_activity = time.monotonic()
         self.metrics.assigned.set(len(self._owned))
