@@ -32,6 +32,9 @@ from onlinenmf.divergences.base import Layout, Totals
 
 #: Rows allocated at first; the arrays double when they fill.
 INITIAL_ROWS = 16
+#: A column whose usage after a restatement is under this share of its usage before held
+#: only the restated samples, and their new h left it: what remains of it is rounding.
+CANCELLED = 1e-9
 
 
 def _unused() -> np.ndarray:
@@ -280,6 +283,7 @@ class Statistics:
         entries = [entry for entry, keep in zip(entries, kept) if keep]
         if not entries:
             return
+        before = self.usage.copy()
         weights = weights[kept]
         lengths, rows, values, H = self._stack(entries)
         m, k = self.m, self.k
@@ -295,9 +299,24 @@ class Statistics:
                                np.ones(len(entries), dtype=np.bool_))  # warm: their old h
         self.usage += weights @ H
         np.maximum(self.usage, 0.0, out=self.usage)
+        self._clear_cancelled(before)
         for entry, h, contribution in zip(entries, H, self._contributions(rows, values, H,
                                                                           lengths)):
             entry[2], entry[3] = h, contribution
+
+    def _clear_cancelled(self, before: np.ndarray) -> None:
+        """Zero the columns a restatement emptied (usage under :data:`CANCELLED` of
+        ``before``, the usage it started from). Taking out the restated samples' part of a
+        column they made all of leaves rounding in B (up to 1e-13 where B was 1e6) beside
+        a usage clamped at 0: the M-step's ``B / usage`` would be infinite and W NaN after
+        normalisation. A zero column is one nothing was learned into: the M-step keeps its W
+        and the refresh may re-seed it."""
+        gone = (self.usage <= CANCELLED * before) & (before > 0)
+        if not gone.any():
+            return
+        self.usage[gone] = 0.0
+        for name in self._row_arrays():
+            getattr(self, name)[: self.m, gone] = 0.0
 
     def batch_scratch(self) -> Statistics:
         """This W and its caches (shared, read-only) with zero per-feature statistics: where

@@ -177,3 +177,29 @@ def test_a_seeded_column_ends_the_restatement_of_the_recent_samples(stream):
     model._components.replace(1, np.full(stats.m, 1.0 / stats.m), "a test", sample=30)
     assert len(stats.recent) == 0 and len(stats.twin.recent) == 0
     assert not model._learner.restate(since_refresh=30)
+
+
+@pytest.mark.parametrize("path", ["one", "many"])
+def test_a_column_the_restated_samples_leave_is_emptied_not_left_with_rounding(path, stream):
+    """A column whose reads all came from the restated samples, none of which uses it under
+    the new W (here: moved onto a feature none of them has): taking their part out leaves
+    rounding in B (the stored contributions are computed in another order than the kernel
+    added them; shaved by 1e-12 here so that the residue is there on every platform) beside a
+    usage clamped at 0. The M-step's B / usage was then infinite and W NaN after
+    normalisation (river's checks: ZeroDivisionError in the next solve). Now the column is
+    zeroed, and the M-step keeps its W, as for any column nothing was learned into."""
+    model, V = restated_model(path, stream)
+    stats = model._statistics
+    j = int(np.argmax(stats.usage))
+    absent = int(np.flatnonzero(V.sum(axis=0) == 0)[0])
+    row = model.export_statistics()["features"].index(stream.features[absent])
+    stats.W[: stats.m, j] = 0.0
+    stats.W[row, j] = 1.0
+    for entry in stats.recent:
+        entry[3] = entry[3] * (1.0 - 1e-12)
+    assert model._learner.restate(since_refresh=40)
+    assert stats.usage[j] == 0.0 and not stats.B[: stats.m, j].any()
+    model._update_dictionary()
+    W = stats.W[: stats.m]
+    assert np.isfinite(W).all()
+    assert W[row, j] == 1.0 and W[:, j].sum() == 1.0
