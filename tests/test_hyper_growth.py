@@ -41,6 +41,7 @@ def test_the_margin_is_what_keeps_the_rank(monkeypatch):
     """The test above can fail: without the gain and share margins the same stream grows."""
     monkeypatch.setattr(hyper, "GROWTH_GAIN", -1.0)
     monkeypatch.setattr(hyper, "PRUNE_SHARE", 0.0)
+    monkeypatch.setattr(hyper, "GROWTH_SHARE", 0.0)
     ranks, grown = planted(k=6, k_max=12)
     assert grown and ranks.max() > 6
 
