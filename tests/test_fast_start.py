@@ -53,4 +53,8 @@ def test_consume_without_timeout_flags_uses_them_and_learns_every_record(kafka_b
     assert done.returncode == 0, done.stderr[-3000:]
     said = "embedded broker: session_timeout_ms=2000, heartbeat_interval_ms=500"
     assert (said in done.stderr) == (kafka_broker.kind == "tansu"), done.stderr[-3000:]
-    assert len(read_topic(kafka_broker.bootstrap, out, min_count=40)) == 40
+    try:
+        outputs = read_topic(kafka_broker.bootstrap, out, min_count=40)
+    except AssertionError as missing:  # say what the consumer said (seen once in CI: none)
+        raise AssertionError(f"{missing}; the consumer's log: {done.stderr[-3000:]}") from None
+    assert len(outputs) == 40
