@@ -376,6 +376,12 @@ class ConsumerLoop:
             # clients, the restored state: ~0.1 s) would otherwise come mid-stream, once
             # enough objects survived the young collections; have it now, before any record.
             gc.collect()
+            # The topics' partitions in the client's metadata before the group assigns them:
+            # an assignment made without them is empty ("No partition metadata"), and
+            # kafka-python does not look again for minutes (metadata_max_age_ms), so a topic
+            # created just before the consumer started sat unread (seen on Apache Kafka).
+            for topic in self.config.topics:
+                self.consumer.partitions_for_topic(topic)
             self.consumer.subscribe(self.config.topics, listener=_Listener(self))
             self._last_activity = self._broker_seen = time.monotonic()
             while not self._stopping:
