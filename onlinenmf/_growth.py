@@ -117,9 +117,9 @@ def _fill_slopes(ts: np.ndarray, ys: np.ndarray, m: int, tied: bool, tmp: np.nda
 
 
 @njit
-def _value_ties(ys: np.ndarray, m: int) -> float:
-    """Sum over runs of equal values among ``ys[:m]`` of r (r - 1) (2r + 5)."""
-    ordered = np.sort(ys[:m])
+def _tie_sum(ordered: np.ndarray, m: int) -> float:
+    """Sum over runs of equal values among the sorted ``ordered[:m]`` of r (r - 1) (2r + 5):
+    what ties take from the variance of Kendall's S (Sen 1968, as scipy)."""
     ties = 0.0
     run = 1
     for i in range(1, m + 1):
@@ -170,21 +170,13 @@ def growth_fits(times: np.ndarray, values: np.ndarray, logs: np.ndarray, floor: 
         if above < min_points:
             continue
         points[j] = m
-        ties = 0  # sum over runs of equal times of r (r - 1) (2r + 5), as scipy
-        run = 1
-        for i in range(1, m + 1):
-            if i < m and ts[i] == ts[i - 1]:
-                run += 1
-            else:
-                ties += run * (run - 1) * (2 * run + 5)
-                run = 1
+        ties = _tie_sum(ts, m)  # times are sorted
         count, negative, positive = _fill_slopes(ts, ys, m, ties > 0, tmp, row)
         if count == 0:
             continue
-        # less the ties in the values too (Sen 1968, eq. 2.6, as scipy); at 0 when the
-        # ties take it all (scipy: NaN)
-        sigma = np.sqrt(max(m * (m - 1) * (2 * m + 5) - float(ties) - _value_ties(ys, m),
-                            0.0) / 18.0)
+        # less the ties in the values too; at 0 when the ties take it all (scipy: NaN)
+        ties += _tie_sum(np.sort(ys[:m]), m)
+        sigma = np.sqrt(max(m * (m - 1) * (2 * m + 5) - ties, 0.0) / 18.0)
         half = count // 2
         ranks[0] = half
         ranks[1] = half - 1 + count % 2  # the other middle value (even count)

@@ -11,12 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from benchmarks.bench_real import ECAM_STABLE_DAY, spliced_order
 from onlinenmf import OnlineNMF
 from onlinenmf.datasets import load_ecam
 from onlinenmf.monitor import DriftDetector
-
-SECOND_YEAR = 365  # days of life: ECAM's stable stretch
-SPLICE_LENGTH = 5
 
 
 @pytest.fixture(scope="module")
@@ -36,37 +34,18 @@ def drift_positions(ecam, order) -> np.ndarray:
     return np.array([e.sample - 1 for e in model.events if e.kind == "drift"], dtype=np.int64)
 
 
-@pytest.mark.parametrize("at, replay", [(100, 0), (150, 0), (200, 1), (400, 3)])
-def test_second_year_samples_spliced_into_the_first_months_are_a_drift_event(ecam, at, replay):
-    """As benchmarks/bench_real.py's replays: every n-th second-year sample from the replay-th
-    on, SPLICE_LENGTH of them, moved to stream position ``at`` (the rest in day-of-life
-    order). At 150 the splice comes 13 samples after a drift event (day 63 of life): the
-    detector's warm-up must be over by then. (The bench's replay at 300 is found after 5
-    samples: not asserted.)"""
-    days = ecam[2]
-    later = np.flatnonzero(days >= SECOND_YEAR)
-    step = later.size // SPLICE_LENGTH
-    moved = later[replay::step][:SPLICE_LENGTH]
-    rest = np.setdiff1d(np.arange(days.size), moved)
-    order = np.concatenate([rest[:at], moved, rest[at:]])
-    drifts = drift_positions(ecam, order)
-    after = drifts[drifts >= at]
-    assert after.size and after[0] < at + 3, drifts.tolist()  # within its first 3 samples
-
-
-@pytest.mark.parametrize("at, replay", [(530, 0), (570, 1), (610, 2), (650, 3)])
-def test_first_year_samples_spliced_into_the_second_year_are_a_drift_event(ecam, at, replay):
-    """The reverse of the splice above, as benchmarks/bench_real.py's reversed replays: every
-    n-th first-year sample from the replay-th on (poorer: fewer taxa than the second year's),
-    SPLICE_LENGTH of them, moved to stream position ``at`` in the second year. A detector
-    that added the signed z-score of the number of taxa (tuned to the richer splice) found
-    none of these four."""
-    days = ecam[2]
-    earlier = np.flatnonzero(days < SECOND_YEAR)
-    step = earlier.size // SPLICE_LENGTH
-    moved = earlier[replay::step][:SPLICE_LENGTH]
-    rest = np.setdiff1d(np.arange(days.size), moved)
-    order = np.concatenate([rest[:at], moved, rest[at:]])
+@pytest.mark.parametrize("at, replay, reverse", [
+    (100, 0, False), (150, 0, False), (200, 1, False), (400, 3, False),
+    (530, 0, True), (570, 1, True), (610, 2, True), (650, 3, True)])
+def test_a_spliced_replay_is_a_drift_event_within_3_samples(ecam, at, replay, reverse):
+    """benchmarks/bench_real.py's replays (its spliced_order): every n-th second-year sample
+    from the replay-th on, SPLICE_LENGTH of them, moved to stream position ``at`` in the first
+    months; ``reverse``: first-year samples (poorer: fewer taxa) moved into the second year.
+    At 150 the splice comes 13 samples after a drift event (day 63 of life): the detector's
+    warm-up must be over by then. A detector that added the signed z-score of the number of
+    taxa (tuned to the richer splice) found none of the reversed four. (The bench's replay at
+    300 is found after 5 samples: not asserted.)"""
+    order, _ = spliced_order(ecam[2], at, replay, reverse)
     drifts = drift_positions(ecam, order)
     after = drifts[drifts >= at]
     assert after.size and after[0] < at + 3, drifts.tolist()  # within its first 3 samples
@@ -93,7 +72,7 @@ def test_poorer_samples_count_like_richer_ones():
 def test_ecam_second_year_has_at_most_one_false_drift_event_per_100_samples(ecam):
     days = ecam[2]
     drifts = drift_positions(ecam, range(days.size))
-    stable = days >= SECOND_YEAR
+    stable = days >= ECAM_STABLE_DAY
     assert stable[drifts].sum() <= 0.01 * stable.sum(), days[drifts].tolist()
 
 

@@ -12,19 +12,10 @@ import pytest
 
 from onlinenmf.datasets.text import STATE_OF_THE_UNION
 from onlinenmf.text import TopicModel, TopicStream, TopicWatch
-
-
-def _word(n: int) -> str:
-    """A word of letters only for each number (the tokeniser drops digits)."""
-    word = ""
-    for _ in range(3):
-        n, letter = divmod(n, 26)
-        word = chr(ord("a") + letter) + word
-    return "q" + word
-
+from tests.text_words import letter_word
 
 #: Planted topics: 20 words each, Zipf-weighted (a clear head of top words).
-POOLS = {name: [_word(20 * i + j) for j in range(20)] for i, name in enumerate("ABCDE")}
+POOLS = {name: [letter_word(20 * i + j, "q") for j in range(20)] for i, name in enumerate("ABCDE")}
 WEIGHTS = [1.0 / (rank + 1) for rank in range(20)]
 
 

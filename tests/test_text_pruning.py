@@ -11,6 +11,7 @@ from scipy.optimize import linear_sum_assignment
 
 from onlinenmf import OnlineNMF
 from onlinenmf.text import TopicModel, removal_batch
+from tests.text_words import letter_word
 
 K = 4
 NAMES = [f"f{i}" for i in range(40)]
@@ -128,15 +129,6 @@ def test_a_model_sharing_its_dictionary_cannot_remove_features():
 
 
 # ---------------------------------------------------------------- the text model
-def _letters(n: int) -> str:
-    """A word of letters only for each number (the tokeniser drops digits): 0 -> "zaaa"."""
-    word = ""
-    for _ in range(3):
-        n, letter = divmod(n, 26)
-        word = chr(ord("a") + letter) + word
-    return "z" + word
-
-
 def _churning(n: int, seed: int = 0) -> list[str]:
     """Documents of 6 steady words and words of the current era: every 50 documents an era of
     40 new words begins, never seen again once it ends (a vocabulary that churns)."""
@@ -144,7 +136,7 @@ def _churning(n: int, seed: int = 0) -> list[str]:
     steady = "gold silver army navy treaty tariff".split()
     docs = []
     for i in range(n):
-        era = [_letters(40 * (i // 50) + j) for j in range(40)]
+        era = [letter_word(40 * (i // 50) + j, "z") for j in range(40)]
         docs.append(" ".join(rng.choices(steady, k=4) + rng.choices(era, k=8)))
     return docs
 
