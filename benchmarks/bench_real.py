@@ -953,18 +953,19 @@ def spliced_order(days: np.ndarray, at: int, replay: int, reverse: bool = False
 def splice_scores(counts: sp.csr_matrix, names: list[str], order: np.ndarray
                   ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Per stream position: OnlineNMF's change scores at every default (its prequential KL per
-    read, and that over the median of the previous LOOKBACK samples') and the Bray-Curtis
-    distance of the composition to the mean of the previous LOOKBACK samples'; and the
-    positions after which a drift event fired."""
+    read, that over the median of the previous LOOKBACK samples', and its drift detector's
+    per-sample score) and the Bray-Curtis distance of the composition to the mean of the
+    previous LOOKBACK samples'; and the positions after which a drift event fired."""
     from scipy.spatial.distance import braycurtis
 
     model = OnlineNMF(n_components=K, beta=1)
     rows = counts[order]
-    loss = np.zeros(order.size)
+    loss, drift = np.zeros(order.size), np.zeros(order.size)
     for i in range(order.size):
         part = slice(rows.indptr[i], rows.indptr[i + 1])
         model.learn_one(dict(zip((names[c] for c in rows.indices[part]), rows.data[part])))
         loss[i] = model.last_loss / rows.data[part].sum()
+        drift[i] = model.last_drift_scores[-1]
     recent = np.array([np.median(loss[max(0, i - LOOKBACK):i]) if i else np.nan
                        for i in range(order.size)])
     profiles = np.asarray(rows.todense(), dtype=np.float64)
@@ -973,10 +974,13 @@ def splice_scores(counts: sp.csr_matrix, names: list[str], order: np.ndarray
                                                .mean(axis=0)) for i in range(1, order.size)])
     scores = {"OnlineNMF: prequential KL per read": loss,
               f"OnlineNMF: that over its median over the previous {LOOKBACK}": loss / recent,
+              DRIFT_SCORE: drift,
               f"Bray-Curtis to the mean of the previous {LOOKBACK}": distance}
     return scores, _drift_samples(model)
 
 
+#: The drift detector's per-sample score (OnlineNMF.last_drift_scores), as the tables name it.
+DRIFT_SCORE = "OnlineNMF: drift score (loss and number of taxa against the recent level)"
 #: The splice directions: (label, reverse, onsets).
 SPLICES = (("second-year samples into the first year", False, SPLICE_POSITIONS),
            ("first-year samples into the second year", True, REVERSED_POSITIONS))
@@ -998,7 +1002,7 @@ def splice_section() -> list[str]:
     for direction, reverse, positions in SPLICES:
         lines.append(f"| **{direction}** | | | | | |")
         aucs: dict[str, list[float]] = {}
-        delays, falses, calm, richness = [], [], [], []
+        delays, falses, calm, richness, local, unscored = [], [], [], [], [], 0
         second_year = np.flatnonzero(days >= ECAM_STABLE_DAY)
         for replay, at in enumerate(positions):
             order, spliced = spliced_order(days, at, replay, reverse)
@@ -1017,6 +1021,9 @@ def splice_section() -> list[str]:
             richness.append(np.median(nnz[order[spliced]]) / np.median(around))
             scored = np.arange(order.size) >= START  # every method has a dictionary by then
             label = np.isin(np.arange(order.size), spliced)
+            unscored += int((scored & ~np.isfinite(scores[DRIFT_SCORE])).sum())
+            local.extend(scores[f"OnlineNMF: that over its median over the previous {LOOKBACK}"]
+                         [spliced])
             for name, x in scores.items():
                 keep = scored & np.isfinite(x)
                 auc = roc_auc_score(label[keep], x[keep])
@@ -1032,7 +1039,10 @@ def splice_section() -> list[str]:
         summaries.append(
             f"{direction.capitalize()} (the spliced samples' median number of taxa "
             f"{', '.join(f'{r:.2f}' for r in richness)} times that of the {LOOKBACK} samples "
-            f"before the onset): mean AUC over the {len(positions)} replays {summary}. Drift "
+            f"before the onset; their loss per read {np.median(local):.2f} times the median of "
+            f"the {LOOKBACK} samples before each, median over the {len(local)}): mean AUC over "
+            f"the {len(positions)} replays {summary} (samples without a drift score from "
+            f"{START} on: {unscored}). Drift "
             f"events within {SPLICE_LENGTH + SPLICE_SETTLE} samples of the onset in "
             f"{len(found)} of {len(delays)} replays"
             + (f", after {', '.join(map(str, found))} samples" if found else "")
@@ -1054,7 +1064,11 @@ def splice_section() -> list[str]:
         f"{START} on (0.5: no better than chance). Scores: the prequential KL per read (under "
         "the dictionary before the sample was learned); the same over its median over the "
         f"previous {LOOKBACK} samples (a local level: the loss falls as the dictionary "
-        "matures); the Bray-Curtis distance of the sample's composition to the mean of the "
+        "matures); the drift detector's own score of the sample (OnlineNMF.last_drift_scores: "
+        "the z-score of its log loss per read against the stream's recent level, plus how "
+        "far, richer or poorer, its log number of taxa lies from the usual, over sqrt 2; "
+        "scored against the previous reference while the detector sets a new one); the "
+        "Bray-Curtis distance of the sample's composition to the mean of the "
         f"previous {LOOKBACK} samples' (the baseline). Drift events are OnlineNMF's own "
         f"(drift_threshold {DEFAULT_DRIFT_THRESHOLD:g}); 'outside' leaves out the splice and the "
         f"{SPLICE_SETTLE} samples after it; a first event later than that counts as none. "

@@ -249,6 +249,11 @@ class OnlineNMF:
         #: Prequential loss of the latest learned samples: D_beta(v | W h) with h solved
         #: against the dictionary *before* the sample was learned.
         self.last_losses = np.zeros(0)
+        #: The drift detector's score of each of the latest learned samples, aligned with
+        #: :attr:`last_losses`: how unusual its loss and its number of features are against
+        #: the stream's recent level (:attr:`onlinenmf.monitor.DriftDetector.score`; NaN
+        #: without ``drift_threshold`` or before the detector's first reference).
+        self.last_drift_scores = np.zeros(0)
 
     # ------------------------------------------------------------------ public views
     @property
@@ -449,6 +454,7 @@ class OnlineNMF:
         self._since_refresh += 1
         self._schedule.learned(rows.size)
         self.last_losses = np.array([loss])
+        self.last_drift_scores = self._monitor.last_scores
         self._drift_events(self.samples_learned - 1)
         if self._refresh_due():
             self.refresh()
@@ -479,7 +485,7 @@ class OnlineNMF:
         warm = np.zeros(n, dtype=np.bool_)
         pieces = []
         start = 0
-        self.last_losses = np.zeros(0)
+        self.last_losses = self.last_drift_scores = np.zeros(0)
         while start < n:  # one piece per stretch between refreshes: each sees one W
             stop = self._schedule.stop(start, indptr, self.samples_learned, self._since_refresh,
                                        self._initialised, self.memory_length, self.n_features)
@@ -492,6 +498,8 @@ class OnlineNMF:
             self._since_refresh += stop - start
             self._schedule.learned(indptr[stop] - indptr[start])
             self.last_losses = np.concatenate([self.last_losses, losses])
+            self.last_drift_scores = np.concatenate([self.last_drift_scores,
+                                                     self._monitor.last_scores])
             pieces.append((start, stop, ids, piece))
             start = stop
             self._drift_events(before)
