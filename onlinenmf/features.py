@@ -14,6 +14,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from onlinenmf._jit import COMPILED, njit
 from onlinenmf.validation import check_feature_name, parse_matrix, parse_sample
 
 #: Called with the validated names a learning call meets for the first time.
@@ -22,16 +23,142 @@ OnNew = Callable[[Sequence], None]
 
 def initial_rows(seed: int, names: Sequence, colsum: np.ndarray, m: int) -> np.ndarray:
     """Initial rows for new features: U(0.5, 1.5) from (seed, name), times the mean entry of
-    the columns (``colsum / m``; 1 before any feature)."""
-    k = colsum.size
-    level = colsum / m if m else np.ones(k)
-    level = np.where(level > 0, level, 1.0 / max(m, 1))
-    rows = np.empty((len(names), k))
-    for i, name in enumerate(names):
-        key = f"{seed}|{type(name).__name__}|{name}".encode()
-        entropy = int.from_bytes(hashlib.blake2b(key, digest_size=16).digest(), "little")
+    the columns (``colsum / m``; 1 before any feature).
+
+    A name's draws are ``np.random.default_rng(entropy).uniform(0.5, 1.5, k)``, the entropy
+    the 128 bits of a BLAKE2b hash of (seed, type, name). Compiled, the same draws come from
+    :func:`_uniform_rows`, bit for bit (NumPy fixes the streams of SeedSequence and PCG64 for
+    a given seed): seeding a Generator costs about 13 us a name, and on a stream whose
+    vocabulary grows (ECAM: a new taxon in two samples of three) that was most of a sample's
+    cost.
+    """
+    digests = [hashlib.blake2b(f"{seed}|{type(name).__name__}|{name}".encode(),
+                               digest_size=16).digest() for name in names]
+    # the entropy int.from_bytes(digest, "little") as SeedSequence reads it: 32-bit words,
+    # least significant first
+    words = np.frombuffer(b"".join(digests), dtype="<u4").reshape(len(names), 4)
+    if COMPILED:
+        draws = _uniform_rows(words.astype(np.uint64), colsum.size)
+    else:  # interpreted, NumPy's own generator (the kernel's integer steps would warn)
+        draws = reference_draws(words, colsum.size)
+    return _scaled(draws, colsum, m)
+
+
+def reference_draws(words: np.ndarray, k: int) -> np.ndarray:
+    """What :func:`_uniform_rows` computes, by NumPy's generator: one row per name (its
+    entropy as four 32-bit words, least significant first)."""
+    rows = np.empty((words.shape[0], k))
+    for i, name_words in enumerate(words):
+        entropy = int.from_bytes(name_words.astype("<u4").tobytes(), "little")
         rows[i] = np.random.default_rng(entropy).uniform(0.5, 1.5, k)
-    return rows * level
+    return rows
+
+
+@njit
+def _scaled(draws, colsum, m):
+    """The draws times the columns' mean entry (``colsum / m``; where that is not positive,
+    or before any feature, ``1 / max(m, 1)`` and 1)."""
+    n, k = draws.shape
+    out = np.empty((n, k))
+    for j in range(k):
+        level = colsum[j] / m if m else 1.0
+        if not level > 0.0:
+            level = 1.0 / max(m, 1)
+        for i in range(n):
+            out[i, j] = draws[i, j] * level
+    return out
+
+
+# NumPy's SeedSequence (O'Neill's seed_seq alternative; numpy/random/bit_generator.pyx) and
+# PCG64 (XSL-RR 128/64; numpy/random/src/pcg64) as uint64 arithmetic: 32-bit words are kept
+# masked, the 128-bit state is a (high, low) pair.
+_MASK32 = np.uint64(0xFFFFFFFF)
+_SHIFT16 = np.uint64(16)
+_SHIFT32 = np.uint64(32)
+_INIT_A, _MULT_A = np.uint64(0x43B0D7E5), np.uint64(0x931E8875)
+_INIT_B, _MULT_B = np.uint64(0x8B51F9DD), np.uint64(0x58F38DED)
+_MIX_L, _MIX_R = np.uint64(0xCA01F9DD), np.uint64(0x4973F715)
+_PCG_HIGH, _PCG_LOW = np.uint64(2549297995355413924), np.uint64(4865540595714422341)
+_ONE, _ZERO = np.uint64(1), np.uint64(0)
+
+
+@njit
+def _hashmix(value, const):
+    value = (value ^ const) & _MASK32
+    const = (const * _MULT_A) & _MASK32
+    value = (value * const) & _MASK32
+    return value ^ (value >> _SHIFT16), const
+
+
+@njit
+def _mix(x, y):
+    result = (_MIX_L * x - _MIX_R * y) & _MASK32
+    return result ^ (result >> _SHIFT16)
+
+
+@njit
+def _mul_high(a, b):
+    """The high 64 bits of the 128-bit product of two uint64."""
+    a_low, a_high = a & _MASK32, a >> _SHIFT32
+    b_low, b_high = b & _MASK32, b >> _SHIFT32
+    cross = a_high * b_low
+    middle = ((a_low * b_low) >> _SHIFT32) + (cross & _MASK32) + a_low * b_high
+    return a_high * b_high + (cross >> _SHIFT32) + (middle >> _SHIFT32)
+
+
+@njit
+def _pcg_step(high, low, inc_high, inc_low):
+    """state * multiplier + inc, modulo 2^128."""
+    product_high = _mul_high(low, _PCG_LOW) + low * _PCG_HIGH + high * _PCG_LOW
+    product_low = low * _PCG_LOW
+    new_low = product_low + inc_low
+    carry = _ONE if new_low < product_low else _ZERO
+    return product_high + inc_high + carry, new_low
+
+
+@njit
+def _uniform_rows(words, k):
+    """``default_rng(entropy).uniform(0.5, 1.5, k)`` for each row of ``words`` (the entropy's
+    four 32-bit words, least significant first, as uint64)."""
+    n = words.shape[0]
+    out = np.empty((n, k))
+    pool = np.empty(4, np.uint64)
+    state = np.empty(8, np.uint64)
+    for s in range(n):
+        # SeedSequence(entropy): the pool (a 128-bit entropy fills its 4 words; missing high
+        # words hash as zeros, as SeedSequence does)
+        const = _INIT_A
+        for i in range(4):
+            pool[i], const = _hashmix(words[s, i], const)
+        for source in range(4):
+            for target in range(4):
+                if source != target:
+                    hashed, const = _hashmix(pool[source], const)
+                    pool[target] = _mix(pool[target], hashed)
+        # .generate_state(4, np.uint64): 8 words
+        const = _INIT_B
+        for i in range(8):
+            value = (pool[i % 4] ^ const) & _MASK32
+            const = (const * _MULT_B) & _MASK32
+            value = (value * const) & _MASK32
+            state[i] = value ^ (value >> _SHIFT16)
+        seed_high = state[0] | (state[1] << _SHIFT32)
+        seed_low = state[2] | (state[3] << _SHIFT32)
+        inc_high = (state[4] | (state[5] << _SHIFT32)) << _ONE | (state[7] >> np.uint64(31))
+        inc_low = (state[6] | (state[7] << _SHIFT32)) << _ONE | _ONE
+        # PCG64 seeding (pcg_setseq_128_srandom_r): step, add the seed, step
+        high, low = _pcg_step(_ZERO, _ZERO, inc_high, inc_low)
+        added = low + seed_low
+        high = high + seed_high + (_ONE if added < low else _ZERO)
+        high, low = _pcg_step(high, added, inc_high, inc_low)
+        for j in range(k):
+            high, low = _pcg_step(high, low, inc_high, inc_low)
+            x = high ^ low
+            rotation = high >> np.uint64(58)
+            x = (x >> rotation) | (x << ((np.uint64(64) - rotation) & np.uint64(63)))
+            # next_double, then Generator.uniform: low + (high - low) * u
+            out[s, j] = 0.5 + 1.0 * ((x >> np.uint64(11)) * (1.0 / 9007199254740992.0))
+    return out
 
 
 class FeatureIndex:

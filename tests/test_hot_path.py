@@ -155,3 +155,45 @@ def test_sample_rows_drop_zeros_and_unknown_features_in_row_order():
     assert rows.tolist() == [r for r, _ in kept] and values.tolist() == [v for _, v in kept]
     rows, values = model._feature_index.sample_rows({**x, "unseen": 3.0}, on_new=None)
     assert rows.tolist() == [r for r, _ in kept] and values.tolist() == [v for _, v in kept]
+
+
+# ----------------------------------------------------------------- new features' rows
+def reference_initial_rows(seed: int, names: list, colsum: np.ndarray, m: int) -> np.ndarray:
+    """initial_rows before the compiled draws (at commit 79a4d8e): a Generator per name."""
+    import hashlib
+
+    k = colsum.size
+    level = colsum / m if m else np.ones(k)
+    level = np.where(level > 0, level, 1.0 / max(m, 1))
+    rows = np.empty((len(names), k))
+    for i, name in enumerate(names):
+        key = f"{seed}|{type(name).__name__}|{name}".encode()
+        entropy = int.from_bytes(hashlib.blake2b(key, digest_size=16).digest(), "little")
+        rows[i] = np.random.default_rng(entropy).uniform(0.5, 1.5, k)
+    return rows * level
+
+
+def test_compiled_draws_are_numpys_bit_for_bit():
+    """SeedSequence + PCG64 + uniform, compiled, against NumPy's Generator: random entropies
+    and ones whose high 32-bit words are zero (SeedSequence then sees fewer words)."""
+    from onlinenmf.features import _uniform_rows, reference_draws
+
+    rng = np.random.default_rng(5)
+    words = np.frombuffer(rng.bytes(16 * 2000), "<u4").reshape(-1, 4).copy()
+    words[:300, 3] = 0
+    words[:100, 2:] = 0
+    words[:30, 1:] = 0
+    words[:3] = [[0, 0, 0, 0], [1, 0, 0, 0], [2**32 - 1] * 4]
+    for k in (1, 2, 10, 33):
+        np.testing.assert_array_equal(_uniform_rows(words.astype(np.uint64), k),
+                                      reference_draws(words, k))
+
+
+@pytest.mark.parametrize("m", [0, 1, 3347])
+def test_initial_rows_as_before(m):
+    from onlinenmf.features import initial_rows
+
+    names = ["a", "b", 7, -(10**15), "t" * 100]
+    for colsum in (np.array([2.0, 0.0, np.nan, 1e-300, 5e3]), np.zeros(5), np.arange(1.0, 11.0)):
+        np.testing.assert_array_equal(initial_rows(3, names, colsum, m),
+                                      reference_initial_rows(3, names, colsum, m))
