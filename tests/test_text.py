@@ -69,13 +69,16 @@ def test_weightings():
     counts = {"war": 3, "peace": 1}
     assert TextVectorizer("counts", min_df=1).learn_transform_one("war war war peace") == {
         "war": 3.0, "peace": 1.0}
-    tfidf = TextVectorizer("tfidf", min_df=1)
-    tfidf.learn_one("war peace")
-    tfidf.learn_one("war")
-    # n = 2 documents; war in 2, peace in 1: idf = 1 + log(3/3), 1 + log(3/2)
-    weights = tfidf.weigh(counts)
-    assert weights["war"] == pytest.approx(3.0)
-    assert weights["peace"] == pytest.approx(1.405465, rel=1e-5)
+    for power, peace in ((1, 1.405465), (2, 1.405465**2), (None, 1.405465**2)):
+        tfidf = TextVectorizer("tfidf", min_df=1,
+                               **({} if power is None else {"idf_power": power}))
+        tfidf.learn_one("war peace")
+        tfidf.learn_one("war")
+        # n = 2 documents; war in 2, peace in 1: idf = 1 + log(3/3), 1 + log(3/2), to the
+        # power idf_power (squared by default)
+        weights = tfidf.weigh(counts)
+        assert weights["war"] == pytest.approx(3.0)
+        assert weights["peace"] == pytest.approx(peace, rel=1e-5)
     l2 = TextVectorizer("counts", min_df=1, norm="l2").learn_transform_one("war war war peace")
     assert sum(v * v for v in l2.values()) == pytest.approx(1.0)
 
@@ -85,6 +88,9 @@ def test_bad_parameters_are_one_line_errors():
         TextVectorizer("bm25")
     with pytest.raises(ValueError, match="min_df must be a positive integer"):
         Vocabulary(min_df=0)
+    for bad in (0, -1.0, float("nan"), "2", True):
+        with pytest.raises(ValueError, match="idf_power must be a positive number, got"):
+            TopicModel(idf_power=bad)
 
 
 def test_a_non_string_is_refused_and_leaves_no_trace():
@@ -124,6 +130,42 @@ def test_bytes_round_trip_continues_identically():
     for doc in docs[60:]:
         assert copy.learn_one(doc) == model.learn_one(doc)
     assert copy.to_bytes() == model.to_bytes()
+
+
+def test_a_snapshot_from_before_idf_power_weighs_on_with_the_plain_idf():
+    """A model saved before ``idf_power`` existed learned with ``tf * idf``: restored, it
+    goes on weighing so (not with the squared idf of today's default)."""
+    import msgspec
+
+    model = TopicModel(n_components=2, min_df=1, idf_power=1, seed=3)
+    for doc in _documents(60):
+        model.learn_one(doc + " mint" * (doc.count("gold") > 2))
+    state = msgspec.msgpack.decode(model.to_bytes())
+    del state["idf_power"]
+    old = TopicModel.from_bytes(msgspec.msgpack.encode(state))
+    assert old.vectorizer.idf_power == 1.0
+    assert old.vectorizer.weigh({"mint": 1, "war": 2}) == model.vectorizer.weigh(
+        {"mint": 1, "war": 2})
+
+
+def test_common_words_are_fewer_among_the_default_topics_top_words():
+    """The squared idf of the default weighting: on the first 1,000 of every 4th State of the
+    Union chunk (k = 15), words in more than a tenth of the documents are 30 of the 150 top
+    words (seeds 0-2: 29-31); with plain TF-IDF (``idf_power=1``) they were 48-49, and reached
+    most topics' top words in a one pass fit (benchmarks/output/text_grid.md)."""
+    from onlinenmf.datasets import load_state_of_the_union
+
+    docs = load_state_of_the_union().iloc[::4].iloc[:1000]["text"].tolist()
+    document_frequency: dict[str, int] = {}
+    for doc in docs:
+        for word in tokenize(doc):
+            document_frequency[word] = document_frequency.get(word, 0) + 1
+    model = TopicModel(15, seed=0)
+    for doc in docs:
+        model.learn_one(doc)
+    common = [w for words in model.topics(10).values() for w in words
+              if document_frequency[w] > len(docs) / 10]
+    assert len(common) <= 36, model.topics(10)
 
 
 def test_topics_over_time_see_a_topic_fade():
