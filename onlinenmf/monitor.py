@@ -63,7 +63,7 @@ ALARM_SAMPLES = 20
 #: (benchmarks/output/real.md). The loss misses the poorer splice because the dictionary
 #: still explains it: a spliced first-year sample put 29-97 % of its weight on one column that
 #: took 1-27 % (mostly 3-12 %) of the 24 samples before it, a first-year community the
-#: dictionary kept, and its loss per read came out at only 0.8-2.4 times (median 1.33) the
+#: dictionary kept, and its loss per read came out at only 0.8-2.4 times (median 1.31) the
 #: local level (the richer splice: 0.9-4.3, median 2.00); not a noise floor that falls with
 #: the count (across the stream the log loss per read hardly follows the log count, slope
 #: 0.05-0.14). Its number of taxa (0.2-0.8 of the local median) is what stands out. (Tried as
@@ -76,10 +76,11 @@ ALARM_SAMPLES = 20
 #:
 #: The bench's replay at position 300 fires on its 5th spliced sample: its 1st, 3rd and 4th
 #: are ordinary by every score (their percentiles in the stream: loss per read 38, 67, 75;
-#: Bray-Curtis 55, 43, 55; this score 72, 63, 89), so only the 2nd (score 3.6) and the 5th
-#: count. No threshold down to 2.5 (then 2.6 false events per 100 second-year samples), slack
-#: down to 0.2, winsorisation up to 5, keeping the references at a detection or summing while
-#: they are set again found it within 3 samples (scratch replays of the recorded losses).
+#: number of taxa, |z| 71, 32, 87; Bray-Curtis 55, 43, 55; this score 72, 63, 89), so only
+#: the 2nd (score 3.6) and the 5th count. No threshold down to 2.5 (then 2.6 false events
+#: per 100 second-year samples), slack down to 0.2, winsorisation up to 5, keeping the
+#: references at a detection or summing while they are set again found it within 3 samples
+#: (scratch replays of the recorded losses).
 DRIFT_WARMUP = 12
 DRIFT_HORIZON = 50
 DRIFT_CLIP = 3.0
