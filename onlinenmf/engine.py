@@ -7,6 +7,7 @@ events); each job is done by one of its parts (see the class notes).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
@@ -249,11 +250,7 @@ class OnlineNMF:
         #: Prequential loss of the latest learned samples: D_beta(v | W h) with h solved
         #: against the dictionary *before* the sample was learned.
         self.last_losses = np.zeros(0)
-        #: The drift detector's score of each of the latest learned samples, aligned with
-        #: :attr:`last_losses`: how unusual its loss and its number of features are against
-        #: the stream's recent level (:attr:`onlinenmf.monitor.DriftDetector.score`; NaN
-        #: without ``drift_threshold`` or before the detector's first reference).
-        self.last_drift_scores = np.zeros(0)
+        self._drift_scores: np.ndarray | None = np.zeros(0)  # None: learn_one's, in the monitor
 
     # ------------------------------------------------------------------ public views
     @property
@@ -454,7 +451,7 @@ class OnlineNMF:
         self._since_refresh += 1
         self._schedule.learned(rows.size)
         self.last_losses = np.array([loss])
-        self.last_drift_scores = self._monitor.last_scores
+        self._drift_scores = None  # read from the monitor when asked: no array per sample
         self._drift_events(self.samples_learned - 1)
         if self._refresh_due():
             self.refresh()
@@ -485,7 +482,8 @@ class OnlineNMF:
         warm = np.zeros(n, dtype=np.bool_)
         pieces = []
         start = 0
-        self.last_losses = self.last_drift_scores = np.zeros(0)
+        self.last_losses = np.zeros(0)
+        drift_scores = []
         while start < n:  # one piece per stretch between refreshes: each sees one W
             stop = self._schedule.stop(start, indptr, self.samples_learned, self._since_refresh,
                                        self._initialised, self.memory_length, self.n_features)
@@ -498,13 +496,13 @@ class OnlineNMF:
             self._since_refresh += stop - start
             self._schedule.learned(indptr[stop] - indptr[start])
             self.last_losses = np.concatenate([self.last_losses, losses])
-            self.last_drift_scores = np.concatenate([self.last_drift_scores,
-                                                     self._monitor.last_scores])
+            drift_scores.append(self._monitor.last_scores)
             pieces.append((start, stop, ids, piece))
             start = stop
             self._drift_events(before)
             if self._refresh_due():
                 self.refresh()
+        self._drift_scores = np.concatenate([np.zeros(0), *drift_scores])
         return self._gather(n, pieces)
 
     def _gather(self, n: int, pieces: list) -> np.ndarray:
@@ -520,6 +518,17 @@ class OnlineNMF:
                 if component in position:
                     H[start:stop, position[component]] = piece[:, column]
         return H
+
+    @property
+    def last_drift_scores(self) -> np.ndarray:
+        """The drift detector's score of each of the latest learned samples, aligned with
+        :attr:`last_losses`: how unusual its loss and its number of features are against the
+        stream's recent level (:attr:`onlinenmf.monitor.DriftDetector.score`; NaN without
+        ``drift_threshold`` or before the detector's first reference)."""
+        if self._drift_scores is not None:
+            return self._drift_scores
+        drift = self._monitor.drift
+        return np.array([math.nan if drift is None else drift.score])
 
     @property
     def last_loss(self) -> float:

@@ -255,7 +255,8 @@ class Monitor:
         self.drift = None if drift_threshold is None else DriftDetector(drift_threshold)
         self.detections: list[Detection] = []
         #: The drift score (:attr:`DriftDetector.score`) of each sample of the latest
-        #: record_one or record_many call (NaN: no detector, or no reference yet).
+        #: record_many call (NaN: no detector, or no reference yet; record_one's is the
+        #: detector's score).
         self.last_scores = np.zeros(0)
 
     # -------------------------------------------------------------- per sample
@@ -268,7 +269,6 @@ class Monitor:
         self.recent.append((rows, values, relative))  # fresh arrays from the feature index
         if self.drift is not None:
             self._watch(0, relative, rows.size)
-        self.last_scores = np.array([math.nan if self.drift is None else self.drift.score])
 
     def record_many(self, indptr: np.ndarray, rows: np.ndarray, values: np.ndarray,
                     losses: np.ndarray, norms: np.ndarray) -> None:
