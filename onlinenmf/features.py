@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from onlinenmf._jit import COMPILED, njit
-from onlinenmf.validation import check_feature_name, parse_matrix, parse_sample
+from onlinenmf.validation import check_feature_name, parse_matrix, parse_sample, surely_valid
 
 #: Called with the validated names a learning call meets for the first time.
 OnNew = Callable[[Sequence], None]
@@ -161,6 +161,46 @@ def _uniform_rows(words, k):
     return out
 
 
+#: Samples with at most this many non-zero entries are sorted by insertion (no allocation).
+INSERTION_SORTED = 64
+
+
+@njit
+def _in_row_order(rows, values):
+    """In place: the entries with a value above 0 and a row (>= 0) first, sorted by row
+    (rows are distinct: one per name); return how many there are."""
+    count = 0
+    for i in range(rows.size):
+        if values[i] > 0.0 and rows[i] >= 0:
+            rows[count] = rows[i]
+            values[count] = values[i]
+            count += 1
+    if count > INSERTION_SORTED:
+        order = np.argsort(rows[:count])
+        rows[:count] = rows[:count][order]
+        values[:count] = values[:count][order]
+        return count
+    for i in range(1, count):
+        row, value = rows[i], values[i]
+        j = i - 1
+        while j >= 0 and rows[j] > row:
+            rows[j + 1] = rows[j]
+            values[j + 1] = values[j]
+            j -= 1
+        rows[j + 1] = row
+        values[j + 1] = value
+    return count
+
+
+@njit
+def _valid_in_row_order(rows, values):
+    """:func:`_in_row_order` for values that pass :func:`onlinenmf.validation.surely_valid`;
+    -1 (nothing moved) for the others."""
+    if not surely_valid(values):
+        return -1
+    return _in_row_order(rows, values)
+
+
 class FeatureIndex:
     """The row of W of every feature name, in order of first appearance.
 
@@ -209,26 +249,37 @@ class FeatureIndex:
         return keep
 
     def sample_rows(self, x: Mapping, on_new: OnNew | None) -> tuple[np.ndarray, np.ndarray]:
-        """Validate a sample and return (dictionary rows, values) of its non-zero entries.
+        """Validate a sample and return (dictionary rows, values) of its non-zero entries, in
+        row order (sums over the sample then cannot depend on the order of its keys).
         Unknown features go to ``on_new`` (which adds them) or, without it, are ignored."""
+        if type(x) is dict and x:
+            known = self._known_sample(x)
+            if known is not None:
+                return known
         names, values = parse_sample(x)
-        found = list(map(self.index.get, names))  # the hot path: one C-level pass
-        if None in found:
-            unknown = [name for name, row in zip(names, found) if row is None]
-            checked = [check_feature_name(name) for name in unknown]
-            if on_new is not None:
-                on_new(checked)
-            found = [self.index.get(name, -1) for name in names]
-            rows = np.array(found, dtype=np.int64)
-            keep = (values > 0) & (rows >= 0)
-            rows, values = rows[keep], values[keep]
-        else:  # the hot path: every feature known; values are validated (>= 0)
-            rows = np.array(found, dtype=np.int64)
-            if not np.logical_and.reduce(values):  # a zero (the method adds a Python layer)
-                keep = values > 0
-                rows, values = rows[keep], values[keep]
-        order = rows.argsort()  # sums over the sample in row order: key order cannot matter
-        return rows[order], values[order]
+        get = self.index.get
+        checked = [check_feature_name(name) for name in names if name not in self.index]
+        if checked and on_new is not None:
+            on_new(checked)
+        rows = np.fromiter((get(name, -1) for name in names), np.int64, len(names))
+        count = _in_row_order(rows, values)
+        return rows[:count], values[:count]
+
+    def _known_sample(self, x: dict) -> tuple[np.ndarray, np.ndarray] | None:
+        """The per-sample path: a dict of numbers whose features are all known, checked, its
+        zeros dropped and put in row order by one compiled call (a stream meets each feature
+        once, its samples all the time). None when any of that does not hold: the full path
+        then decides (and names what is wrong)."""
+        try:
+            values = np.array(list(x.values()))
+            rows = np.fromiter(map(self.index.get, x), np.int64, len(x))  # None: unknown
+        except (TypeError, ValueError):
+            return None
+        if values.dtype.kind not in "biuf" or values.ndim != 1:
+            return None
+        values = values.astype(np.float64, copy=False)  # a fresh array either way
+        count = _valid_in_row_order(rows, values)
+        return None if count < 0 else (rows[:count], values[:count])
 
     def matrix_rows(self, X, features: Sequence | None, on_new: OnNew | None) -> sp.csr_matrix:
         """Validate a matrix; return it as CSR whose column indices are dictionary rows (each

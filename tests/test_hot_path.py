@@ -197,3 +197,65 @@ def test_initial_rows_as_before(m):
     for colsum in (np.array([2.0, 0.0, np.nan, 1e-300, 5e3]), np.zeros(5), np.arange(1.0, 11.0)):
         np.testing.assert_array_equal(initial_rows(3, names, colsum, m),
                                       reference_initial_rows(3, names, colsum, m))
+
+
+# ----------------------------------------------------------------- a sample as dictionary rows
+def reference_rows(index, x: dict):
+    """sample_rows for known features before the compiled pass (at commit 79a4d8e)."""
+    names, values = parse_sample(x)
+    rows = np.array([index.index[name] for name in names], dtype=np.int64)
+    keep = values > 0
+    rows, values = rows[keep], values[keep]
+    order = rows.argsort()
+    return rows[order], values[order]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 499), st.one_of(
+    st.floats(min_value=0, max_value=1e6), st.integers(0, 10**6), st.just(0.0), st.just(-0.0))),
+    min_size=1, max_size=150, unique_by=lambda pair: pair[0]))
+def test_sample_rows_as_the_reference(pairs):
+    """Short samples (insertion sort) and long ones (argsort), zeros, ints, any key order."""
+    from onlinenmf.features import FeatureIndex
+
+    index = FeatureIndex()
+    index.add(index.new_names([f"f{i}" for i in range(500)]))
+    x = {f"f{i}": value for i, value in pairs}
+    rows, values = index.sample_rows(x, on_new=None)
+    expected_rows, expected_values = reference_rows(index, x)
+    assert rows.tolist() == expected_rows.tolist()
+    assert values.dtype == np.float64 and values.tolist() == expected_values.tolist()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (-1.0, "feature 'b': value -1.0 is negative"), (np.nan, "feature 'b': value is NaN"),
+    (np.inf, "feature 'b': value inf is infinite"), ("3", "feature 'b': value '3' is a string"),
+    (1e300, "the sum of the sample's values is 1e+300"),
+])
+def test_a_bad_value_among_known_features_is_named_and_learns_nothing(bad, message):
+    model = fitted()
+    known = model.features[:3]
+    x = {known[0]: 1.0, "b": bad, known[2]: 2.0}
+    model.add_features(["b"])
+    before = model.to_bytes()
+    with pytest.raises(ValueError) as error:
+        model.learn_one(x)
+    assert str(error.value).startswith(message)
+    assert model.to_bytes() == before
+
+
+@pytest.mark.parametrize("size", [1, 64, 65, 400])
+def test_sample_rows_as_the_reference_on_either_side_of_the_insertion_sort(size):
+    from onlinenmf.features import INSERTION_SORTED, FeatureIndex
+
+    assert INSERTION_SORTED == 64
+    rng = np.random.default_rng(size)
+    index = FeatureIndex()
+    index.add(index.new_names([f"f{i}" for i in range(500)]))
+    values = rng.exponential(size=size + 5)
+    values[:5] = 0.0  # dropped: size non-zero entries remain
+    x = {f"f{i}": float(v) for i, v in zip(rng.permutation(500), rng.permutation(values))}
+    rows, kept = index.sample_rows(x, on_new=None)
+    expected_rows, expected_values = reference_rows(index, x)
+    assert rows.size == size
+    assert rows.tolist() == expected_rows.tolist() and kept.tolist() == expected_values.tolist()
