@@ -11,7 +11,11 @@ Two ratios, each between runs made in this benchmark, alternated, on the same me
 2. **Two workers over one.** One, then two, worker processes in one consumer group over the
    same 4 partitions; the rate is records over the time from the group's first record to its
    last. The messages are produced once every worker owns its partitions, so that joining
-   the group is not timed. Target: >= 1.7x on this 2-core machine.
+   the group is not timed. Target: >= 1.7x on this 2-core machine. The broker runs on the
+   same two cores, so the table gives the CPU per record of the workers and of the broker
+   process over the same span (:class:`CpuClock`) and the ceiling they imply
+   (:func:`ceiling`): two workers cannot beat 2 c_w / (c_w + c_b) of one, however quiet the
+   machine; CPU per record moves much less than a rate when other processes share it.
 
 Rates are wall-clock; the machine is shared, so each is the best of ``REPEATS`` alternated
 runs, and the table also gives the CPU time per record of the consumer process (all its
@@ -27,6 +31,7 @@ messages per stream, both brokers when Java is there). Writes
 from __future__ import annotations
 
 import argparse
+import bisect
 import multiprocessing as mp
 import os
 import queue
@@ -37,11 +42,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
+
+import psutil
 
 from benchmarks import _output
 from benchmarks.bench_kafka import ecam, produce, produce_existing, synthetic
 from consumers import apache_kafka
-from consumers.broker import EmbeddedBroker
+from consumers.broker import BrokerProcess, EmbeddedBroker
 from consumers.loop import ConsumerLoop, LoopConfig, Source
 from consumers.microbiome import MicrobiomeApp
 from consumers.output_producer import OUTPUT_CLIENT_ENV, output_client
@@ -59,14 +67,55 @@ STREAMS: dict[str, Callable[[int], list[tuple[bytes, bytes]]]] = {
 
 # --------------------------------------------------------------------------- brokers
 @contextmanager
-def running_broker(kind: str) -> Iterator[str]:
-    """A fresh broker of ``kind`` for the benchmark; yields its bootstrap address."""
+def running_broker(kind: str) -> Iterator[BrokerProcess]:
+    """A fresh broker of ``kind`` for the benchmark (``.bootstrap``, ``.pid``)."""
     if kind == "tansu":
         with EmbeddedBroker() as broker:
-            yield broker.bootstrap
+            yield broker
         return
     with apache_kafka.ApacheBroker(settings=APACHE_SETTINGS) as broker:
-        yield broker.bootstrap
+        yield broker
+
+
+class CpuClock:
+    """The CPU seconds of a process (all its threads), sampled every ``every`` seconds on
+    a thread of this one: read back at any ``time.perf_counter()`` instant of the run
+    (interpolated), so that the CPU of a span another process timed is known.
+
+    ``perf_counter`` is the system's monotonic clock on Linux, the same in every process.
+    """
+
+    def __init__(self, pid: int, every: float = 0.02) -> None:
+        self._proc = psutil.Process(pid)
+        self._every = every
+        self._samples: list[tuple[float, float]] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _cpu(self) -> float:
+        times = self._proc.cpu_times()
+        return times.user + times.system
+
+    def _sample(self) -> None:
+        while True:
+            self._samples.append((time.perf_counter(), self._cpu()))
+            if self._done.wait(self._every):
+                return
+
+    def __enter__(self) -> CpuClock:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def at(self, when: float) -> float:
+        """CPU seconds used by ``when`` (a perf_counter instant inside the sampled span)."""
+        times = [t for t, _ in self._samples]
+        i = min(max(bisect.bisect_left(times, when), 1), len(times) - 1)
+        (t0, c0), (t1, c1) = self._samples[i - 1], self._samples[i]
+        return c0 + (c1 - c0) * min(max((when - t0) / max(t1 - t0, 1e-9), 0.0), 1.0)
 
 
 def create_topic(bootstrap: str, topic: str) -> None:
@@ -153,17 +202,35 @@ def _worker(bootstrap: str, topic: str, group: str, ckpt: str, worker: str, trac
     watcher.start()
     status = loop.run()
     done.set()
+    app = loop.app
+    cpu = app.last_cpu - app.first_cpu if app.first_cpu is not None else 0.0
     report.put(("done", worker, status, loop.first_record_time, loop.last_record_time,
-                sum(loop.learned_counts.values())))
+                sum(loop.learned_counts.values()), cpu))
 
 
-def group_rate(bootstrap: str, messages, workers: int, track: bool) -> float:
-    """Records/s of ``workers`` processes in one group: produce once each owns its share."""
+class GroupRun(NamedTuple):
+    """One run of a group: its rate and the CPU it cost, per record, from the group's first
+    record to its last."""
+
+    rate: float
+    #: µs of CPU per record of the worker processes (all their threads), summed
+    worker_us: float
+    #: µs of CPU per record of the broker process over the same span
+    broker_us: float
+    #: µs of CPU per record of this process producing the input (outside the span's
+    #: consumers, but on the same two cores)
+    producer_us: float
+
+
+def group_rate(broker: BrokerProcess, messages, workers: int, track: bool) -> GroupRun:
+    """Records/s and CPU of ``workers`` processes in one group: produce once each owns its
+    share."""
+    bootstrap = broker.bootstrap
     topic, group = f"scale-{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex}"
     create_topic(bootstrap, topic)
     ctx = mp.get_context("spawn")  # no fork of this process's client threads
     reports = ctx.Queue()
-    with tempfile.TemporaryDirectory() as ckpt:
+    with tempfile.TemporaryDirectory() as ckpt, CpuClock(broker.pid) as broker_cpu:
         procs = [ctx.Process(target=_worker, args=(bootstrap, topic, group, ckpt, f"w{i}",
                                                    track, reports)) for i in range(workers)]
         for proc in procs:
@@ -175,7 +242,9 @@ def group_rate(bootstrap: str, messages, workers: int, track: bool) -> float:
             while not (len(owned) == workers and all(n == share for n in owned.values())):
                 _, worker, count = reports.get(timeout=max(deadline - time.monotonic(), 1))
                 owned[worker] = count
+            produced = time.process_time()
             produce_existing(bootstrap, topic, messages)
+            produced = time.process_time() - produced
             results = []
             while len(results) < workers:
                 item = reports.get(timeout=600)
@@ -189,10 +258,18 @@ def group_rate(bootstrap: str, messages, workers: int, track: bool) -> float:
     assert all(r[2] == 0 for r in results), results
     learned = sum(r[5] for r in results)
     assert learned == len(messages), f"learned {learned} of {len(messages)}"
-    span = max(r[4] for r in results) - min(r[3] for r in results)
-    return learned / span
+    first, last = min(r[3] for r in results), max(r[4] for r in results)
+    worker_cpu = sum(r[6] for r in results)
+    per = 1e6 / learned
+    return GroupRun(learned / (last - first), worker_cpu * per,
+                    (broker_cpu.at(last) - broker_cpu.at(first)) * per, produced * per)
 
 
+def ceiling(run: GroupRun) -> float:
+    """What two workers can reach over one, at most, given the CPU per record of a run with
+    one: one worker uses about one core (c_w per record); two have two cores to share with
+    the broker (c_w + c_b per record): 2 c_w / (c_w + c_b)."""
+    return 2 * run.worker_us / (run.worker_us + run.broker_us)
 
 
 # --------------------------------------------------------------------------- the report
@@ -201,9 +278,18 @@ def best(runs: list[tuple[float, float]]) -> tuple[float, float]:
     return max(r[0] for r in runs), min(r[1] for r in runs)
 
 
+def best_group(runs: list[GroupRun]) -> GroupRun:
+    """The highest rate, and the lowest CPU per record of each process, of several runs."""
+    if not runs:
+        return GroupRun(*[float("nan")] * 4)
+    return GroupRun(*[(max if field == "rate" else min)(getattr(r, field) for r in runs)
+                      for field in GroupRun._fields])
+
+
 def measure_broker(kind: str, n: int) -> tuple[list[tuple], list[tuple]]:
     ratios, scaling = [], []
-    with running_broker(kind) as bootstrap:
+    with running_broker(kind) as broker:
+        bootstrap = broker.bootstrap
         for name, make in STREAMS.items():
             messages = make(n)
             topic = f"bench-{uuid.uuid4().hex[:8]}"
@@ -217,16 +303,18 @@ def measure_broker(kind: str, n: int) -> tuple[list[tuple], list[tuple]]:
                 print(ratios[-1], flush=True)
         messages = synthetic(n)
         for track in (False, True):
-            runs: dict[int, list[float]] = {1: [], 2: []}
+            runs: dict[int, list[GroupRun]] = {1: [], 2: []}
             for _ in range(REPEATS):
                 for workers in (1, 2):
                     try:
-                        runs[workers].append(group_rate(bootstrap, messages, workers, track))
+                        runs[workers].append(group_rate(broker, messages, workers, track))
                     except (AssertionError, queue.Empty) as err:  # noted, not fatal
                         print(f"{workers} worker(s), tracker {track}: run failed: {err!r}",
                               flush=True)
-            scaling.append((kind, track, max(runs[1], default=float("nan")),
-                            max(runs[2], default=float("nan")), os.getloadavg()[0]))
+                    else:
+                        print(workers, track, runs[workers][-1], flush=True)
+            scaling.append((kind, track, best_group(runs[1]), best_group(runs[2]),
+                            os.getloadavg()[0]))
             print(scaling[-1], flush=True)
     return ratios, scaling
 
@@ -250,12 +338,21 @@ def report(ratios, scaling, n: int, header: str, client: str) -> list[str]:
                      f"{e2e[1]:.0f} | {alone[1] / e2e[1]:.0%} | {load:.1f} |")
     lines += ["", "## Two workers in one group over one (target >= 1.7x)", "",
               "Synthetic stream; worker processes of `ConsumerLoop`; rate = records / (last "
-              "record of the group - first record of the group).", "",
-              "| broker | tracker | 1 worker rec/s | 2 workers rec/s | 2 / 1 | load |",
-              "|---|---|---|---|---|---|"]
+              "record of the group - first record of the group). CPU: µs per record over "
+              "that span of the workers (summed) and of the broker process (the input's "
+              "producer, this process, took the last figure, mostly before the span's end). "
+              "The broker shares the two cores with the workers: one worker keeps about one "
+              "core busy, so two reach at most 2 c_w / (c_w + c_b) of one (the ceiling, from "
+              "the one-worker run's CPU).", "",
+              "| broker | tracker | 1 worker rec/s | 2 workers rec/s | 2 / 1 | CPU µs/rec, 1 "
+              "worker: worker / broker / producer | ceiling 2 c_w / (c_w + c_b) | CPU µs/rec, "
+              "2 workers: workers / broker | load |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for kind, track, one, two, load in scaling:
-        lines.append(f"| {kind} | {'yes' if track else 'no'} | {one:,.0f} | {two:,.0f} | "
-                     f"{two / one:.2f}x | {load:.1f} |")
+        lines.append(f"| {kind} | {'yes' if track else 'no'} | {one.rate:,.0f} | "
+                     f"{two.rate:,.0f} | {two.rate / one.rate:.2f}x | {one.worker_us:.0f} / "
+                     f"{one.broker_us:.0f} / {one.producer_us:.0f} | {ceiling(one):.2f}x | "
+                     f"{two.worker_us:.0f} / {two.broker_us:.0f} | {load:.1f} |")
     return lines
 
 
@@ -263,7 +360,8 @@ def compare_clients(n: int, header: str) -> list[str]:
     """End-to-end through each output client, alternated, on Tansu, untracked: the consumer
     before (kafka-python's producer) and after (librdkafka) in one run."""
     rows = []
-    with running_broker("tansu") as bootstrap:
+    with running_broker("tansu") as broker:
+        bootstrap = broker.bootstrap
         for name, make in STREAMS.items():
             messages = make(n)
             topic = f"bench-{uuid.uuid4().hex[:8]}"

@@ -26,7 +26,12 @@ from pathlib import Path
 from kafka.errors import KafkaConfigurationError
 
 from consumers.checkpoint import CheckpointError
-from consumers.config import ConfigError, check_kafka_settings, embedded_broker_settings
+from consumers.config import (
+    ConfigError,
+    check_kafka_settings,
+    embedded_broker_settings,
+    producer_only_settings,
+)
 from consumers.config import configure_consume as configure
 from consumers.kinds import STREAM_KINDS
 from consumers.loop import EXIT_SETUP, ConsumerLoop, LoopConfig
@@ -108,6 +113,8 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
 def loop_config(args: argparse.Namespace, topics: list[str]) -> LoopConfig:
     """The loop settings the parsed command line asks for."""
     settings = parse_kafka_settings(args.kafka_config)
+    # a producer's setting (-X linger_ms=50) is the output producer's: the consumer refuses it
+    producer = producer_only_settings(settings)
     return LoopConfig(
         bootstrap_servers=args.bootstrap_servers,
         topics=topics,
@@ -122,8 +129,8 @@ def loop_config(args: argparse.Namespace, topics: list[str]) -> LoopConfig:
         flush_timeout=args.flush_timeout,
         max_message_bytes=args.max_message_bytes,
         broker_timeout=args.broker_timeout,
-        consumer_config=settings,
-        producer_config=security_settings(settings),
+        consumer_config={k: v for k, v in settings.items() if k not in producer},
+        producer_config={**security_settings(settings), **producer},
     )
 
 
@@ -166,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_SETUP
     config = loop_config(args, [args.topic])
     try:  # before the broker is asked anything
-        check_kafka_settings(config.consumer_config)
+        check_kafka_settings({**config.consumer_config, **config.producer_config})
     except ConfigError as err:
         print(f"onlinenmf consume: {err}", file=sys.stderr)
         return EXIT_SETUP

@@ -76,7 +76,7 @@ from kafka.errors import (
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from consumers.checkpoint import Checkpoint, CheckpointStore, tp_key
-from consumers.config import check_kafka_settings
+from consumers.config import CONSUMER_DEFAULTS, OUTPUT_PRODUCER_DEFAULTS, check_kafka_settings
 from consumers.messages import DEFAULT_MAX_BYTES, BadMessage
 from consumers.metrics import ConsumerMetrics
 from consumers.output_producer import ConfluentOutputs, new_output_producer
@@ -437,6 +437,7 @@ class ConsumerLoop:
             "auto_offset_reset": "none",
             "max_poll_records": cfg.max_poll_records,
             "bootstrap_timeout_ms": int(cfg.broker_timeout * 1000),
+            **CONSUMER_DEFAULTS,
             **cfg.fetch_settings(),
         }
 
@@ -450,11 +451,7 @@ class ConsumerLoop:
         producer_config = {
             "bootstrap_servers": self.config.bootstrap_servers,
             "client_id": f"onlinenmf-{self.config.worker_id}-out",
-            "acks": "all",
-            # 50 ms cut librdkafka's broker thread from 4-5 to 1-2.5 us of CPU per record,
-            # but end-to-end over alone fell in 4 of 4 alternated pairs (synthetic, Tansu).
-            "linger_ms": 5,
-            "batch_size": 256 * 1024,
+            **OUTPUT_PRODUCER_DEFAULTS,  # acks=all, linger, batch size: why there
             # the one limit of records read and written (outputs, dead letters cut to fit)
             "max_request_size": self.config.max_message_bytes,
         }

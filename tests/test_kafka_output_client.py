@@ -131,3 +131,30 @@ def test_a_waited_for_record_does_not_wait_out_the_linger(kafka_broker):
         producer.close(timeout=0)
     assert [m.value() for m in read_topic(kafka_broker.bootstrap, topic, min_count=2)] == [
         b"first", b"dead letter"]
+
+
+def test_a_producer_setting_given_with_x_reaches_the_output_producer(tmp_path):
+    """``-X linger_ms=50`` sets the output producer's linger (kafka-python's consumer would
+    refuse the setting: 'Unrecognized configs'); a consumer setting stays the consumer's,
+    and the defaults (consumers/config.py) fill the rest. No broker is asked."""
+    import argparse
+
+    from consumers.config import OUTPUT_PRODUCER_DEFAULTS
+    from consumers.consume import add_arguments, loop_config
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["microbiome", "--bootstrap-servers", "127.0.0.1:9",
+                              "--checkpoint-dir", str(tmp_path), "-X", "linger_ms=50",
+                              "-X", "fetch_min_bytes=4096"])
+    config = loop_config(args, ["t"])
+    assert "linger_ms" not in config.consumer_config
+    assert config.consumer_config["fetch_min_bytes"] == 4096
+    loop = ConsumerLoop(MicrobiomeApp(model_params=PARAMS), config)
+    producer = loop._new_producer()
+    try:
+        assert producer.config["linger_ms"] == 50
+        assert producer.config["acks"] == OUTPUT_PRODUCER_DEFAULTS["acks"] == "all"
+        assert "fetch_min_bytes" not in producer.config
+    finally:
+        producer.close(0)
