@@ -65,6 +65,7 @@ from kafka import (
     OffsetAndMetadata,
     TopicPartition,
 )
+from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import (
     KafkaError,
     KafkaTimeoutError,
@@ -257,6 +258,30 @@ class LoopConfig:
                 "fetch_max_bytes": max(52_428_800, self.max_message_bytes)}
 
 
+class _RangeAssignor(RangePartitionAssignor):
+    """kafka-python's range assignor, noting the subscribed topics it found no partitions for.
+
+    The group's leader assigns from its own metadata. A subscribed topic missing there (one
+    created a moment ago) gets none of its partitions assigned, to anyone ("No partition
+    metadata for topic", a warning kafka-python's logger level here hides). kafka-python
+    rejoins when its metadata changes, but it compares with a snapshot taken before the
+    assignor looked at the metadata, which can hold the partitions already: the group then
+    sits with nothing assigned until the partitions change. :class:`ConsumerLoop` watches
+    :attr:`missing` and joins the group again once the metadata holds them.
+    """
+
+    def __init__(self) -> None:
+        #: subscribed topics without partitions in the metadata of the last assignment made
+        self.missing: set[str] = set()
+        self.cluster: Any = None  # kafka-python's ClusterMetadata that assignment used
+
+    def assign(self, cluster: Any, members: Any) -> Any:  # an instance: it keeps its notes
+        topics = {topic for member in members for topic in member.metadata.topics}
+        self.missing = {topic for topic in topics if not cluster.partitions_for_topic(topic)}
+        self.cluster = cluster
+        return super().assign(cluster, members)
+
+
 class _Listener(AsyncConsumerRebalanceListener):
     def __init__(self, loop: ConsumerLoop) -> None:
         self.loop = loop
@@ -315,6 +340,8 @@ class ConsumerLoop:
         self._stalled_since: float | None = None  # checkpoints failing since
         self._aborted = False  # leaving without a checkpoint (LoopAbort)
         self._consumer_config: dict[str, Any] = {}
+        self._assignor = _RangeAssignor()
+        self._metadata_asked = 0.0  # when the missing topics' metadata was last asked for
         self._epoch = 0  # +1 whenever positions or state jump (assignment, rollback)
         # Futures of output records not yet seen acknowledged, oldest first. Checked from
         # the main thread only (no callbacks: they cost more than the send itself).
@@ -376,13 +403,17 @@ class ConsumerLoop:
             # clients, the restored state: ~0.1 s) would otherwise come mid-stream, once
             # enough objects survived the young collections; have it now, before any record.
             gc.collect()
-            # The topics' partitions in the client's metadata before the group assigns them:
-            # an assignment made without them is empty ("No partition metadata"), and
-            # kafka-python does not look again for minutes (metadata_max_age_ms), so a topic
-            # created just before the consumer started sat unread (seen on Apache Kafka).
+            # The topics' partitions in the client's metadata before the group assigns them
+            # (the join comes with the first poll): an assignment made without them is empty
+            # ("No partition metadata"; a topic created just before the consumer started,
+            # seen on Apache Kafka); one made so later is redone (_rejoin_if_unassigned).
+            # Fetched after subscribe(), so that kafka-python's snapshot of the subscribed
+            # topics' partitions has them too: it rejoined once on every start otherwise
+            # (the snapshot was still empty at the first assignment), and on Apache Kafka
+            # that rebalance came seconds later, with a revocation and its checkpoint.
+            self.consumer.subscribe(self.config.topics, listener=_Listener(self))
             for topic in self.config.topics:
                 self.consumer.partitions_for_topic(topic)
-            self.consumer.subscribe(self.config.topics, listener=_Listener(self))
             self._last_activity = self._broker_seen = time.monotonic()
             while not self._stopping:
                 self._poll_once()
@@ -437,6 +468,7 @@ class ConsumerLoop:
             "auto_offset_reset": "none",
             "max_poll_records": cfg.max_poll_records,
             "bootstrap_timeout_ms": int(cfg.broker_timeout * 1000),
+            "partition_assignment_strategy": [self._assignor],
             **CONSUMER_DEFAULTS,
             **cfg.fetch_settings(),
         }
@@ -810,6 +842,7 @@ class ConsumerLoop:
             raise self._out_of_range(err) from None
         if batch:
             self._broker_seen = time.monotonic()
+        self._rejoin_if_unassigned()
         epoch = self._epoch
         start = time.perf_counter()
         handled = 0
@@ -838,6 +871,33 @@ class ConsumerLoop:
         if self._dirty and due and not self._stopping and not self._paused:
             self._set_paused(not self._checkpoint_and_commit())
         self._backpressure()
+
+    def _rejoin_if_unassigned(self) -> None:
+        """When this worker, leading the group, assigned without a subscribed topic's
+        partitions (:class:`_RangeAssignor`), ask for metadata until it holds them, then join
+        the group again: the new assignment includes them. Without this the topic went unread
+        for minutes (kafka-python's next periodic refresh, ``metadata_max_age_ms``) or for
+        good (it rejoins on a change its snapshot does not show)."""
+        missing = self._assignor.missing
+        if not missing:
+            return
+        cluster = self._assignor.cluster
+        if all(cluster.partitions_for_topic(topic) for topic in missing):
+            log.warning("the group's last assignment left out %s (not yet in this worker's "
+                        "metadata when it assigned): rejoining", ", ".join(sorted(missing)))
+            self._assignor.missing = set()
+            assert self.consumer is not None
+            # Leave and join again as a new member: a rejoin of the same member was seen
+            # answered with the old, empty assignment on Tansu (the generation stayed 0).
+            # unsubscribe() drops the partitions of other topics without calling the
+            # listener: they are revoked here (checkpoint, or rollback) as in a rebalance.
+            if self._owned:
+                self._on_revoked(set(self._owned))
+            self.consumer.unsubscribe()
+            self.consumer.subscribe(self.config.topics, listener=_Listener(self))
+        elif time.monotonic() - self._metadata_asked >= 1.0:
+            self._metadata_asked = time.monotonic()
+            cluster.request_update()
 
     def _handle(self, tp: TopicPartition, key: str, counters: tuple[Any, Any],
                 record: Any) -> bool:
