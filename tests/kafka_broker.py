@@ -38,6 +38,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from consumers import apache_kafka
 from consumers.broker import EMBEDDED_GROUP_SETTINGS, BrokerProcess, EmbeddedBroker
+from consumers.checkpoint import CheckpointStore, tp_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -433,29 +434,67 @@ class PacedProducer:
 
 
 def kill_and_drain(outputs: TopicReader, consume_args: Callable[..., list[str]], expected: int,
-                   kills: int, seed: int, between: tuple[int, int], log: Path) -> list:
+                   kills: int, seed: int, between: tuple[int, int], log: Path,
+                   store: CheckpointStore | None = None) -> list:
     """Run ``onlinenmf consume consume_args()`` and SIGKILL it ``kills`` times, each after a
     random number (in ``between``) of new records on ``outputs``, then let a last run drain
     the topic and exit; return every output record. A kill point counts as reached once every
     one of the ``expected`` input offsets has an output (a loaded machine lets the consumer
-    run far past a target before the reader sees it: kill it anyway)."""
+    run far past a target before the reader sees it: kill it anyway).
+
+    With ``store`` (the consumer's checkpoints) every kill leaves work to redo, so that a test
+    may count on records being redone: at a kill point the consumer is frozen (SIGSTOP), and
+    killed only if it has output, since it started, a record of an input offset that its
+    checkpoint on disk does not cover (a frozen process writes none, so that offset is redone
+    after the restart); otherwise it goes on (SIGCONT) to its next output. (A consumer that
+    caught up is killed once it has output something.) It must then checkpoint by
+    ``--checkpoint-every`` alone (a long ``--checkpoint-interval``): a checkpoint on an idle
+    stream covers every output, and the consumer may reach the end of the stream before the
+    reader sees the kill point."""
     rng = random.Random(seed)
     done: set[int] = set()
-    parsed = [0]
+    sources: list[tuple[str, int]] = []  # (partition, input offset) of each output read
 
-    def progress(target: int, proc) -> bool:
+    def read() -> int:
         count = outputs.poll()
-        done.update(json.loads(m.value())["source"]["offset"]
-                    for m in outputs.messages[parsed[0]:count])
-        parsed[0] = count
-        return count >= target or len(done) == expected or proc.poll() is not None
+        for message in outputs.messages[len(sources):count]:
+            source = json.loads(message.value())["source"]
+            sources.append((tp_key(source["topic"], source["partition"]), source["offset"]))
+            done.add(source["offset"])
+        return count
+
+    def progress(target: int, since: int, proc) -> bool:
+        caught_up = len(done) == expected and (store is None or len(sources) > since)
+        return read() >= target or caught_up or proc.poll() is not None
+
+    def leaves_work(proc, since: int) -> bool:
+        """Freeze the consumer; True if it output, since ``since``, a record of an input
+        offset its checkpoint does not cover."""
+        proc.send_signal(signal.SIGSTOP)
+        outputs.drain(idle=0.5)  # every output it had delivered
+        read()
+        header = store.read_header()
+        frontier = header["offsets"] if header is not None else {}
+        return any(offset >= frontier.get(key, 0) for key, offset in sources[since:])
 
     for _ in range(kills):
         proc = spawn(*consume_args(), log=log)
-        target = outputs.poll() + rng.randint(*between)
-        wait_for(lambda p=proc, t=target: progress(t, p),
-                 timeout=120, interval=0, what="consumer progress")
-        assert proc.poll() is None, f"consumer exited early, see {log}"
+        since = read()
+        target = since + rng.randint(*between)
+        while True:
+            wait_for(lambda p=proc, t=target, s=since: progress(t, s, p),
+                     timeout=120, interval=0, what="consumer progress")
+            assert proc.poll() is None, f"consumer exited early, see {log}"
+            if store is None or leaves_work(proc, since):
+                break
+            proc.send_signal(signal.SIGCONT)
+            if len(done) == expected:  # it caught up and checkpointed: nothing more comes
+                proc.kill()
+                proc.wait()
+                raise AssertionError(
+                    "every output is covered by the consumer's checkpoint: a kill now leaves "
+                    f"nothing to redo (a checkpoint on an idle stream?), see {log}")
+            target = len(sources) + 1
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     last = spawn(*consume_args("--exit-when-idle", "2"), log=log)
