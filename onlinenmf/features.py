@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from itertools import repeat
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,23 +36,28 @@ def initial_rows(seed: int, names: Sequence, colsum: np.ndarray, m: int) -> np.n
     digests = [hashlib.blake2b(f"{seed}|{type(name).__name__}|{name}".encode(),
                                digest_size=16).digest() for name in names]
     # the entropy int.from_bytes(digest, "little") as SeedSequence reads it: 32-bit words,
-    # least significant first
-    words = np.frombuffer(b"".join(digests), dtype="<u4").reshape(len(names), 4)
-    if COMPILED:
-        draws = _uniform_rows(words.astype(np.uint64), colsum.size)
-    else:  # interpreted, NumPy's own generator (the kernel's integer steps would warn)
-        draws = reference_draws(words, colsum.size)
-    return _scaled(draws, colsum, m)
+    # least significant first, four a name
+    words = np.frombuffer(b"".join(digests), dtype="<u4")
+    if COMPILED:  # one compiled call: a new feature comes with a sample, every sample counts
+        return _compiled_rows(words, colsum, m)
+    # interpreted, NumPy's own generator (the kernel's integer steps would warn)
+    return _scaled(reference_draws(words, colsum.size), colsum, m)
 
 
 def reference_draws(words: np.ndarray, k: int) -> np.ndarray:
     """What :func:`_uniform_rows` computes, by NumPy's generator: one row per name (its
     entropy as four 32-bit words, least significant first)."""
-    rows = np.empty((words.shape[0], k))
-    for i, name_words in enumerate(words):
-        entropy = int.from_bytes(name_words.astype("<u4").tobytes(), "little")
+    entropies = words.astype("<u4").reshape(-1, 4)
+    rows = np.empty((entropies.shape[0], k))
+    for i, name_words in enumerate(entropies):
+        entropy = int.from_bytes(name_words.tobytes(), "little")
         rows[i] = np.random.default_rng(entropy).uniform(0.5, 1.5, k)
     return rows
+
+
+@njit
+def _compiled_rows(words, colsum, m):
+    return _scaled(_uniform_rows(words, colsum.size), colsum, m)
 
 
 @njit
@@ -118,9 +124,9 @@ def _pcg_step(high, low, inc_high, inc_low):
 
 @njit
 def _uniform_rows(words, k):
-    """``default_rng(entropy).uniform(0.5, 1.5, k)`` for each row of ``words`` (the entropy's
-    four 32-bit words, least significant first, as uint64)."""
-    n = words.shape[0]
+    """``default_rng(entropy).uniform(0.5, 1.5, k)`` for each entropy in ``words`` (uint32,
+    four words an entropy, least significant first)."""
+    n = words.size // 4
     out = np.empty((n, k))
     pool = np.empty(4, np.uint64)
     state = np.empty(8, np.uint64)
@@ -129,7 +135,7 @@ def _uniform_rows(words, k):
         # words hash as zeros, as SeedSequence does)
         const = _INIT_A
         for i in range(4):
-            pool[i], const = _hashmix(words[s, i], const)
+            pool[i], const = _hashmix(np.uint64(words[4 * s + i]), const)
         for source in range(4):
             for target in range(4):
                 if source != target:
@@ -192,12 +198,21 @@ def _in_row_order(rows, values):
     return count
 
 
+#: What :func:`_valid_in_row_order` returns when a value is not surely valid ...
+NOT_SURELY_VALID = -1
+#: ... and when the values are, but a row is -1 (a name not seen yet).
+UNSEEN = -2
+
+
 @njit
 def _valid_in_row_order(rows, values):
-    """:func:`_in_row_order` for values that pass :func:`onlinenmf.validation.surely_valid`;
-    -1 (nothing moved) for the others."""
+    """:func:`_in_row_order` for values that pass :func:`onlinenmf.validation.surely_valid`
+    and rows that are all known; else NOT_SURELY_VALID or UNSEEN, nothing moved."""
     if not surely_valid(values):
-        return -1
+        return NOT_SURELY_VALID
+    for i in range(rows.size):
+        if rows[i] < 0:
+            return UNSEEN
     return _in_row_order(rows, values)
 
 
@@ -253,9 +268,9 @@ class FeatureIndex:
         row order (sums over the sample then cannot depend on the order of its keys).
         Unknown features go to ``on_new`` (which adds them) or, without it, are ignored."""
         if type(x) is dict and x:
-            known = self._known_sample(x)
-            if known is not None:
-                return known
+            found = self._dict_sample(x, on_new)
+            if found is not None:
+                return found
         names, values = parse_sample(x)
         get = self.index.get
         checked = [check_feature_name(name) for name in names if name not in self.index]
@@ -265,21 +280,32 @@ class FeatureIndex:
         count = _in_row_order(rows, values)
         return rows[:count], values[:count]
 
-    def _known_sample(self, x: dict) -> tuple[np.ndarray, np.ndarray] | None:
-        """The per-sample path: a dict of numbers whose features are all known, checked, its
-        zeros dropped and put in row order by one compiled call (a stream meets each feature
-        once, its samples all the time). None when any of that does not hold: the full path
-        then decides (and names what is wrong)."""
+    def _dict_sample(self, x: dict, on_new: OnNew | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """The per-sample path: a dict of numbers, checked, its zeros dropped and put in row
+        order by one compiled call (names not seen yet are registered between its check and
+        its ordering). None when the values are not surely valid (or not numbers): the full
+        path then decides and names what is wrong, before any state changes."""
         try:
             values = np.array(list(x.values()))
-            rows = np.fromiter(map(self.index.get, x), np.int64, len(x))  # None: unknown
         except (TypeError, ValueError):
             return None
         if values.dtype.kind not in "biuf" or values.ndim != 1:
             return None
         values = values.astype(np.float64, copy=False)  # a fresh array either way
+        rows = np.fromiter(map(self.index.get, x, repeat(-1)), np.int64, len(x))  # -1: unseen
         count = _valid_in_row_order(rows, values)
-        return None if count < 0 else (rows[:count], values[:count])
+        if count == NOT_SURELY_VALID:
+            return None
+        if count == UNSEEN:  # valid values; names seen for the first time
+            names = list(x)
+            unseen = np.flatnonzero(rows < 0).tolist()
+            checked = [check_feature_name(names[i]) for i in unseen]
+            if on_new is not None:
+                on_new(checked)
+                for i, name in zip(unseen, checked):
+                    rows[i] = self.index[name]
+            count = _in_row_order(rows, values)
+        return rows[:count], values[:count]
 
     def matrix_rows(self, X, features: Sequence | None, on_new: OnNew | None) -> sp.csr_matrix:
         """Validate a matrix; return it as CSR whose column indices are dictionary rows (each

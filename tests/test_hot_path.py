@@ -185,8 +185,8 @@ def test_compiled_draws_are_numpys_bit_for_bit():
     words[:30, 1:] = 0
     words[:3] = [[0, 0, 0, 0], [1, 0, 0, 0], [2**32 - 1] * 4]
     for k in (1, 2, 10, 33):
-        np.testing.assert_array_equal(_uniform_rows(words.astype(np.uint64), k),
-                                      reference_draws(words, k))
+        np.testing.assert_array_equal(_uniform_rows(words.ravel(), k),
+                                      reference_draws(words.ravel(), k))
 
 
 @pytest.mark.parametrize("m", [0, 1, 3347])
@@ -259,3 +259,31 @@ def test_sample_rows_as_the_reference_on_either_side_of_the_insertion_sort(size)
     expected_rows, expected_values = reference_rows(index, x)
     assert rows.size == size
     assert rows.tolist() == expected_rows.tolist() and kept.tolist() == expected_values.tolist()
+
+
+def test_unseen_names_in_a_dict_are_registered_as_by_the_general_path():
+    """A dict takes the compiled path (registering its unseen names between the check and
+    the ordering); any other mapping the general one: same rows, values and features."""
+    from types import MappingProxyType
+
+    from onlinenmf.features import FeatureIndex
+
+    rng = np.random.default_rng(2)
+    dicts = [{f"f{i}": float(rng.integers(0, 3)) for i in rng.choice(60, 12, replace=False)}
+             for _ in range(40)]
+    for d in dicts[::3]:
+        d[int(rng.integers(1000))] = 1.0  # an int name too
+    fast, general = FeatureIndex(), FeatureIndex()
+
+    def register(index):
+        return lambda names: index.add(index.new_names(names))
+
+    for d in dicts:
+        a = fast.sample_rows(d, register(fast))
+        b = general.sample_rows(MappingProxyType(d), register(general))
+        assert a[0].tolist() == b[0].tolist() and a[1].tolist() == b[1].tolist()
+        assert fast.names == general.names
+    seen = FeatureIndex()
+    seen.add(seen.new_names(["a"]))
+    rows, values = seen.sample_rows({"zz": 2.0, "a": 1.0}, on_new=None)  # not registered
+    assert rows.tolist() == [0] and values.tolist() == [1.0] and seen.names == ["a"]
