@@ -24,8 +24,11 @@ hypothesis:
   with bounded histories) instead of forgetful statistics;
 * ``forget``: forgetting of the item statistics; ``history``: ratings remembered per user.
 
-A batch section fits scikit-surprise's and hand-written models on the first 80 % of the
-stream in time order and scores the last 20 %: whether any factor model beats well
+Then where the factors could help (:func:`warm_share`, the factors' change by bucket of the
+user's earlier ratings), and :func:`batch_tuned`: scikit-surprise's biases, SVD, SVD++ and NMF
+fitted on the first 80 % of MovieTweetings in time order and scored on the last 20 %, each
+family's penalties chosen by validation inside the training part; the same on a random split,
+and on the planted stream as a positive control: whether any factor model beats well
 regularised biases on this data at all.
 """
 
