@@ -311,24 +311,23 @@ class TopicModel:
         The engine's (:class:`~onlinenmf.engine.OnlineNMF`); ``seed`` seeds both.
 
     The defaults (running TF-IDF with the idf squared, beta = 2, no forgetting, the first
-    dictionary from a core profile plus residuals) had the most coherent topics on the State
-    of the Union stream among the variants that do not cost completion
-    (``benchmarks/output/text_grid.md``, three seeds each; NPMI of the top 10 words): 0.197,
-    against 0.172 with plain TF-IDF (``idf_power=1``, the default before), 0.201 with
-    ``idf_power=1.5`` and 0.210 with 2.5. The power was chosen on both halves of the stream
-    too (early and late addresses, each alone): 2 gave 0.205 / 0.159 (batch NMF on TF-IDF:
-    0.245 / 0.196), 1.5 only 0.191 / 0.119, 2.5 0.219 / 0.152 at a cost in completion, plain
-    TF-IDF 0.184 / 0.107. The squared idf is a weighting, not a closer fit: a batch NMF on the
-    same weighting is more coherent still (``benchmarks/output/text.md``). With plain TF-IDF
-    (``benchmarks/output/text_grid.md`` at commit fe865e7 for the rest): 0.166 with the first
-    dictionary from samples, 0.170 with the engine's data-chosen memories
-    (``forget_factor=None``, which follow a drifting stream more closely but complete held-out
-    documents worse), 0.135 for log counts, 0.127 for counts, 0.062 to 0.070 for KL
-    (beta = 1); ``l1_h=0.1`` reached 0.185 but cost 0.57 nats per held-out word (its sparse
-    mixes of half documents, not its topics), so it is not a default. beta = 1.5 (counts,
-    first dictionary from samples, one seed) reaches 0.090 and -8.39 nats per held-out word;
-    it fits at O(m k) per document (its zeros have no summary), about 10 documents/s: too
-    slow here.
+    dictionary from a core profile plus residuals) were chosen by coherence on the State of
+    the Union stream (``benchmarks/output/text_grid.md``, three seeds each; NPMI of the top
+    10 words): 0.197 at -7.84 nats per held-out word, against 0.172 with plain TF-IDF
+    (``idf_power=1``, the default before), 0.201 with ``idf_power=1.5`` and 0.210 with 2.5
+    (-7.89). The power was chosen on both halves of the stream too (early and late
+    addresses, each alone): 2 gave 0.205 / 0.159 (batch NMF on TF-IDF: 0.245 / 0.196), 1.5
+    only 0.191 / 0.119, 2.5 0.219 / 0.152, plain TF-IDF 0.184 / 0.107. The squared idf is a
+    weighting, not a closer fit: batch NMF on the same weighting reaches 0.267
+    (``benchmarks/output/text.md``). Around the defaults: the first dictionary from samples
+    0.182; the engine's data-chosen memories (``forget_factor=None``) 0.034, two seeds of
+    three collapsed (-9.84 nats per held-out word); ``forget_factor=0.9995`` 0.208 at -7.87
+    (a model of the latest 2,000 documents rather than of the whole stream); ``l1_h`` 0.05
+    or 0.1 no gain (0.197) at -7.90 / -7.99; ``min_df`` 3 0.200 (within the seeds' spread;
+    5 keeps fewer words), 10 0.190; log counts 0.136, counts 0.129, an l2-normalised TF-IDF
+    0.125, KL (beta = 1) 0.053 to 0.073. beta = 1.5 (counts, first dictionary from samples,
+    one seed) reaches 0.091 and -8.38 nats per held-out word; it fits at O(m k) per document
+    (its zeros have no summary), about 10 documents/s: too slow here.
 
     Each topic is a column of the engine's W: a distribution over words, with a stable id.
     A document with no admitted word is counted by the vocabulary but not learned (its mix is
