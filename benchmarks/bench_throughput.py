@@ -265,11 +265,14 @@ def group_rate(broker: BrokerProcess, messages, workers: int, track: bool) -> Gr
                     (broker_cpu.at(last) - broker_cpu.at(first)) * per, produced * per)
 
 
-def ceiling(run: GroupRun) -> float:
-    """What two workers can reach over one, at most, given the CPU per record of a run with
-    one: one worker uses about one core (c_w per record); two have two cores to share with
-    the broker (c_w + c_b per record): 2 c_w / (c_w + c_b)."""
-    return 2 * run.worker_us / (run.worker_us + run.broker_us)
+def ceiling(one: GroupRun, two: GroupRun | None = None) -> float:
+    """What two workers can reach over one, at most, given the CPU per record: one worker
+    keeps about one core busy (c_w per record), two share two cores with the broker
+    (c_w + c_b per record): 2 c_w / (c_w + c_b), with c_w and c_b of the one-worker run, or
+    the two-worker run's c_w + c_b below when ``two`` is given (two processes on two busy
+    cores each take more CPU per record than one)."""
+    shared = two if two is not None else one
+    return 2 * one.worker_us / (shared.worker_us + shared.broker_us)
 
 
 # --------------------------------------------------------------------------- the report
@@ -343,16 +346,17 @@ def report(ratios, scaling, n: int, header: str, client: str) -> list[str]:
               "producer, this process, took the last figure, mostly before the span's end). "
               "The broker shares the two cores with the workers: one worker keeps about one "
               "core busy, so two reach at most 2 c_w / (c_w + c_b) of one (the ceiling, from "
-              "the one-worker run's CPU).", "",
+              "the one-worker run's CPU; then with the two-worker run's c_w + c_b below).", "",
               "| broker | tracker | 1 worker rec/s | 2 workers rec/s | 2 / 1 | CPU µs/rec, 1 "
               "worker: worker / broker / producer | ceiling 2 c_w / (c_w + c_b) | CPU µs/rec, "
-              "2 workers: workers / broker | load |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "2 workers: workers / broker | ceiling with the 2 workers' CPU | load |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for kind, track, one, two, load in scaling:
         lines.append(f"| {kind} | {'yes' if track else 'no'} | {one.rate:,.0f} | "
                      f"{two.rate:,.0f} | {two.rate / one.rate:.2f}x | {one.worker_us:.0f} / "
                      f"{one.broker_us:.0f} / {one.producer_us:.0f} | {ceiling(one):.2f}x | "
-                     f"{two.worker_us:.0f} / {two.broker_us:.0f} | {load:.1f} |")
+                     f"{two.worker_us:.0f} / {two.broker_us:.0f} | {ceiling(one, two):.2f}x | "
+                     f"{load:.1f} |")
     return lines
 
 
