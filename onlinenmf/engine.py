@@ -442,17 +442,23 @@ class OnlineNMF:
         reached is the same, only faster. Invalid samples raise ``ValueError`` and change
         nothing.
         """
-        rows, values = self._sample_rows(x, register=True)
+        # the per-sample path: every call here is paid by every sample (and, on a machine
+        # busy with other work, paid again for its code and data gone cold in between)
+        rows, values = self._feature_index.sample_rows(x, self._add_features)
         ids = self._components.ids  # h belongs to these, even if a refresh changes the rank
-        warm = self._warm_vector(warm_start, values)
-        h = np.zeros(len(ids)) if warm is None else warm
-        loss = self._learner.learn_one(rows, values, h, warm is not None)
+        if warm_start is None:
+            h = np.zeros(len(ids))
+            loss = self._learner.learn_one(rows, values, h, False)
+        else:
+            h = self._warm_vector(warm_start, values)
+            loss = self._learner.learn_one(rows, values, h, True)
         self.samples_learned += 1
         self._since_refresh += 1
         self._schedule.learned(rows.size)
         self.last_losses = np.array([loss])
         self._drift_scores = None  # read from the monitor when asked: no array per sample
-        self._drift_events(self.samples_learned - 1)
+        if self._monitor.detections:
+            self._drift_events(self.samples_learned - 1)
         if self._refresh_due():
             self.refresh()
         return {component: float(value) for component, value in zip(ids, h)}

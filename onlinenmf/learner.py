@@ -78,15 +78,15 @@ class Learner:
         stats = self.statistics
         rho = self.rho
         scale = stats.scale * rho
-        loss, norm = self.divergence.learn_sample(stats, rows, values, h, self.solver(),
-                                                  1.0 / scale, rho, warm)
+        solver = self.solver()
+        loss, norm = self.divergence.learn_sample(stats, rows, values, h, solver, 1.0 / scale,
+                                                  rho, warm)
         stats.scale = scale
         stats.n_eff = rho * stats.n_eff + 1.0
         stats.remember(rows, values, h)
         self.monitor.record_one(rows, values, loss, norm)
         if self.memories is not None:
-            self.memories.learned_one(rows, values, h, loss / norm if norm > 0 else 0.0,
-                                      self.solver())
+            self.memories.learned_one(rows, values, h, loss / norm if norm > 0 else 0.0, solver)
         return loss
 
     def learn_segment(self, indptr, indices, data, H, warm) -> np.ndarray:

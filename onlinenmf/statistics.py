@@ -125,8 +125,9 @@ class Statistics:
         return list(self.layout.rows)
 
     # -------------------------------------------------------------- features (rows)
-    def add_rows(self, rows: np.ndarray) -> None:
-        """Append rows of W for new features (their statistics start at zero)."""
+    def add_rows(self, rows: np.ndarray, total: np.ndarray | None = None) -> None:
+        """Append rows of W for new features (their statistics start at zero); ``total`` is
+        ``rows.sum(axis=0)`` when the caller has it (the twin's call passes it on)."""
         n = rows.shape[0]
         needed = self.m + n
         capacity = self.W.shape[0]
@@ -139,11 +140,13 @@ class Statistics:
                 setattr(self, name, grown)
         self.W[self.m : needed] = rows
         self.m = needed
-        self.colsum += rows.sum(axis=0)
+        if total is None:
+            total = rows.sum(axis=0)
+        self.colsum += total
         if self.layout.gram:
             self.G += rows.T @ rows
         if self.twin is not None:
-            self.twin.add_rows(rows)
+            self.twin.add_rows(rows, total)
 
     def remove_rows(self, keep: np.ndarray) -> None:
         """Delete the rows of W and of the per-feature statistics where ``keep`` (one boolean
