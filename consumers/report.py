@@ -917,7 +917,8 @@ def write_text_report(app: Any, out: str | Path = "report.html", *, top: int = 1
         ("topics", len(nmf.component_ids)), ("words in the model", nmf.n_features),
         ("words admitted", len(model.vectorizer.vocabulary.admitted)),
         ("documents learned", model.docs_learned), ("model version", nmf.model_version),
-        ("weighting", model.vectorizer.weighting), ("beta", nmf.beta),
+        ("weighting", model.vectorizer.weighting),
+        ("idf power (tfidf: tf * idf ** power)", model.vectorizer.idf_power), ("beta", nmf.beta),
         ("topic births, retirements, splits and shifts", len(app.topic_events))],
         columns=["", "value"])
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"

@@ -12,10 +12,32 @@ import argparse
 from consumers.options import add_option, positive_int, signature_defaults
 from consumers.text.application import TOP_WORDS, TextApp
 
-__all__ = ["add_flags", "make_app", "EXCLUSIVE_FLAGS"]
+__all__ = ["add_flags", "make_app", "idf_power", "EXCLUSIVE_FLAGS", "MODEL_FLAGS"]
 
 #: flags no other kind honours
-EXCLUSIVE_FLAGS = ("--weighting", "--min-df", "--max-words")
+EXCLUSIVE_FLAGS = ("--weighting", "--min-df", "--max-words", "--idf-power")
+#: the flags that set a new TopicModel's parameter of the same name (not given: its default)
+MODEL_FLAGS = ("weighting", "min_df", "max_words", "idf_power")
+
+
+def idf_power(text: str) -> float:
+    """argparse type of ``--idf-power``: a number that :class:`onlinenmf.text.TextVectorizer`
+    (which holds the power for TopicModel) accepts; its own check gives the message.
+
+    >>> idf_power("1.5")
+    1.5
+    """
+    from onlinenmf.text import TextVectorizer
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    try:
+        TextVectorizer(idf_power=value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return value
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +54,9 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     add_option(group, "--max-words", type=positive_int, default=None,
                help=f"largest vocabulary; the words in the fewest documents are pruned "
                     f"(default: {model['max_words']}) (text)")
+    add_option(group, "--idf-power", type=idf_power, default=None,
+               help=f"power of the idf in the tfidf weighting of a new model, tf * idf ** P; "
+                    f"1: plain TF-IDF (default: {model['idf_power']:g}) (text)")
     add_option(group, "--top-words", type=positive_int, default=TOP_WORDS,
                help="words per topic in the topics records (text)")
 
@@ -40,7 +65,7 @@ def make_app(args: argparse.Namespace) -> TextApp:
     """The application ``onlinenmf consume text`` runs (the model topic slot carries the
     topics' word lists)."""
     params = {"n_components": args.components, "seed": args.seed}
-    for name in ("weighting", "min_df", "max_words"):  # not given: TopicModel's default
+    for name in MODEL_FLAGS:  # not given: TopicModel's default
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
     return TextApp(model_params=params, output_topic=args.output_topic or None,
