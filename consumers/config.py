@@ -319,6 +319,9 @@ def producer_only_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in settings.items() if key in only}
 
 
+#: client settings a flag of the consumer sets (with what else it sets): not taken from -X
+_SET_BY_FLAG = {"max_request_size": "--max-message-bytes (the one limit of the records read "
+                                    "and written, the consumer's fetch sizes included)"}
 #: (lower, higher, why): kafka-python refuses a client where lower >= higher
 _ORDERED = (
     ("heartbeat_interval_ms", "session_timeout_ms",
@@ -355,6 +358,9 @@ heartbeat_interval_ms=666
 
     defaults = {**KafkaProducer.DEFAULT_CONFIG, **KafkaConsumer.DEFAULT_CONFIG}
     for key, value in settings.items():
+        if key in _SET_BY_FLAG:
+            raise ConfigError(f"Kafka client setting {key} is {_SET_BY_FLAG[key]} here; "
+                              "give that flag instead")
         if key not in defaults:
             raise ConfigError(f"unknown Kafka client setting {key!r}"
                               f"{_did_you_mean(key, defaults)}; kafka-python's "

@@ -158,3 +158,13 @@ def test_a_producer_setting_given_with_x_reaches_the_output_producer(tmp_path):
         assert "fetch_min_bytes" not in producer.config
     finally:
         producer.close(0)
+
+
+def test_max_request_size_is_left_to_its_flag():
+    """-X max_request_size would give the output producer a limit of its own beside
+    --max-message-bytes (the one limit of records read and written): refused in one line
+    that names the flag (before: accepted here, then refused by kafka-python's consumer)."""
+    from consumers.config import ConfigError, check_kafka_settings
+
+    with pytest.raises(ConfigError, match="--max-message-bytes"):
+        check_kafka_settings({"max_request_size": 5_000_000})
