@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from onlinenmf import dictionary
+from onlinenmf import dictionary, solve
 from onlinenmf.components import Components
 from onlinenmf.divergences import Divergence, Solver
 from onlinenmf.monitor import Monitor
@@ -79,15 +79,37 @@ class Learner:
         rho = self.rho
         scale = stats.scale * rho
         solver = self.solver()
-        loss, norm = self.divergence.learn_sample(stats, rows, values, h, solver, 1.0 / scale,
-                                                  rho, warm)
+        memories = self.memories
+        if memories is None:
+            loss, norm = self.divergence.learn_sample(stats, rows, values, h, solver,
+                                                      1.0 / scale, rho, warm)
+        else:  # both memories in one compiled call
+            mine = np.empty_like(h)
+            loss, norm, shadow_loss, shadow_norm = self._learn_twice(rows, values, h, mine,
+                                                                     solver, scale, warm)
         stats.scale = scale
         stats.n_eff = rho * stats.n_eff + 1.0
         stats.remember(rows, values, h)
         self.monitor.record_one(rows, values, loss, norm)
-        if self.memories is not None:
-            self.memories.learned_one(rows, values, h, loss / norm if norm > 0 else 0.0, solver)
+        if memories is not None:
+            memories.learned_one(rows, values, mine, loss / norm if norm > 0 else 0.0,
+                                 shadow_loss, shadow_norm)
         return loss
+
+    def _learn_twice(self, rows, values, h, mine, solver, scale, warm) -> tuple:
+        """:func:`onlinenmf.solve.learn_sample_twice` on the served statistics (their lazy
+        scale after this sample: ``scale``) and the shadow memory's; ``mine`` receives the
+        shadow's h."""
+        divergence, stats = self.divergence, self.statistics
+        shadow, shadow_rho = self.memories.shadow, self.memories.shadow_rho
+        k = h.size
+        return solve.learn_sample_twice(
+            divergence.kernel, divergence.beta, divergence.gamma, stats.W, stats.m, rows, values,
+            stats.G, stats.colsum, h, *solver, 1.0 / scale, stats.B, stats.D, stats.A,
+            stats.usage, stats.window_usage, self.rho, warm, shadow.W, shadow.G, shadow.colsum,
+            mine, 1.0 / (shadow.scale * shadow_rho), shadow.B, shadow.D, shadow.A, shadow.usage,
+            shadow.window_usage, shadow_rho, divergence.positive_h, np.empty(rows.size),
+            np.empty(k), np.empty(k), divergence.scratch(stats.m))
 
     def learn_segment(self, indptr, indices, data, H, warm) -> np.ndarray:
         """Samples that all see the same W (no refresh inside); return their losses."""

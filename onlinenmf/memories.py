@@ -85,19 +85,17 @@ class Memories:
         return self.rho(1 - self.served)
 
     # -------------------------------------------------------------- per sample
-    def learned_one(self, rows, values, h, relative: float, solver) -> None:
-        """A sample the served statistics just learned (with ``h``, at ``relative`` loss): the
-        shadow solves it against its own W (from the served h) and learns it too."""
+    def learned_one(self, rows, values, mine, relative: float, loss: float, norm: float) -> None:
+        """A sample both memories just learned, in one compiled call
+        (:meth:`onlinenmf.learner.Learner.learn_one`): the served statistics at ``relative``
+        loss, the shadow's with ``mine`` (solved against its own W from the served h) at
+        weight ``1 / (scale * rho)`` and ``loss`` (normaliser ``norm``)."""
         shadow = self.shadow
         rho = self.shadow_rho
-        scale = shadow.scale * rho
-        mine = self.divergence.warm_h(h, values, shadow.colsum)
-        loss, norm = self.divergence.learn_sample(shadow, rows, values, mine, solver,
-                                                  1.0 / scale, rho, True)
-        shadow.scale = scale
+        shadow.scale = shadow.scale * rho
         shadow.n_eff = rho * shadow.n_eff + 1.0
         shadow.remember(rows, values, mine)
-        self._score(np.array([relative]), np.array([loss / norm if norm > 0 else 0.0]))
+        self._score((relative,), (loss / norm if norm > 0 else 0.0,))
 
     def learned_batch(self, indptr, rows, values, H, relative, solver) -> None:
         """Samples that met one served W (a piece of a batch), as :meth:`learned_one`."""

@@ -445,3 +445,29 @@ def learn_sample(kernel, beta, gamma, W, m, rows, v, G, colsum, h, l1, l2, max_i
             for j in range(k):
                 A[i, j] = rho * A[i, j] + h[i] * h[j]
     return loss, _normaliser(kernel, beta, v)
+
+
+@njit
+def learn_sample_twice(kernel, beta, gamma, W, m, rows, v, G, colsum, h, l1, l2, max_iter, tol,
+                       weight, B, D, A, usage, window_usage, rho, warm, W2, G2, colsum2, h2,
+                       weight2, B2, D2, A2, usage2, window_usage2, rho2, positive_h, wh, work_a,
+                       work_b, dense):
+    """One sample learned by both memories of :mod:`onlinenmf.memories` in one call (each
+    compiled call from Python costs microseconds): the served statistics as
+    :func:`learn_sample`, then the shadow's (``W2`` ... ``rho2``) with ``h2`` solved from the
+    served h, raised to a thousandth of its cold start where the solver needs a positive h
+    (:meth:`onlinenmf.divergences.base.Divergence.warm_h`). Returns the loss and normaliser
+    of each."""
+    loss, norm = learn_sample(kernel, beta, gamma, W, m, rows, v, G, colsum, h, l1, l2, max_iter,
+                              tol, weight, B, D, A, usage, window_usage, rho, warm, wh, work_a,
+                              work_b, dense)
+    if positive_h:
+        initial_h(kernel, v, colsum2, h2)
+        for j in range(h.shape[0]):
+            h2[j] = max(h[j], 1e-3 * h2[j])
+    else:
+        h2[:] = h
+    loss2, norm2 = learn_sample(kernel, beta, gamma, W2, m, rows, v, G2, colsum2, h2, l1, l2,
+                                max_iter, tol, weight2, B2, D2, A2, usage2, window_usage2, rho2,
+                                True, wh, work_a, work_b, dense)
+    return loss, norm, loss2, norm2

@@ -287,3 +287,38 @@ def test_unseen_names_in_a_dict_are_registered_as_by_the_general_path():
     seen.add(seen.new_names(["a"]))
     rows, values = seen.sample_rows({"zz": 2.0, "a": 1.0}, on_new=None)  # not registered
     assert rows.tolist() == [0] and values.tolist() == [1.0] and seen.names == ["a"]
+
+
+# ----------------------------------------------------------------- both memories in one call
+@pytest.mark.parametrize("beta", [0, 1, 2, 1.5])
+def test_both_memories_in_one_call_as_two(beta):
+    """solve.learn_sample_twice gives what the served learn_sample, the shadow's warm_h and
+    its learn_sample gave one after the other (the code before), bit for bit."""
+    model = OnlineNMF(n_components=3, beta=beta, seed=0)  # forget_factor None: two memories
+    for i in range(80):
+        model.learn_one(sample(i))
+    rows, values = model._feature_index.sample_rows(sample(90), on_new=None)
+    results = []
+    for fused in (False, True):
+        copy = OnlineNMF.from_bytes(model.to_bytes())
+        learner = copy._learner
+        stats, memories, divergence = learner.statistics, learner.memories, learner.divergence
+        solver = learner.solver()
+        scale = stats.scale * learner.rho
+        h = np.zeros(3)
+        if fused:
+            mine = np.empty(3)
+            losses = learner._learn_twice(rows, values, h, mine, solver, scale, False)
+        else:
+            loss, norm = divergence.learn_sample(stats, rows, values, h, solver, 1.0 / scale,
+                                                 learner.rho, False)
+            shadow, rho = memories.shadow, memories.shadow_rho
+            mine = divergence.warm_h(h, values, shadow.colsum)
+            losses = (loss, norm, *divergence.learn_sample(
+                shadow, rows, values, mine, solver, 1.0 / (shadow.scale * rho), rho, True))
+        arrays = [h, mine, *(getattr(held, name) for held in (stats, memories.shadow)
+                             for name in ("B", "D", "A", "usage", "window_usage"))]
+        results.append((losses, arrays))
+    assert results[0][0] == results[1][0]
+    for before, after in zip(results[0][1], results[1][1]):
+        np.testing.assert_array_equal(before, after)
