@@ -5,7 +5,10 @@ sample (warm-started from the subject's previous activations) and emits one reco
 the output topic (key = subject id); after every dictionary refresh it also emits the
 new model version to the model topic (key = worker id). ``loss`` is the prequential
 loss: the beta-divergence of the sample from ``W h`` under the dictionary it met, before
-learning it.
+learning it. ``drift_score`` is the drift detector's score of the sample
+(:attr:`onlinenmf.OnlineNMF.last_drift_scores`: how unusual its loss and its number of
+features are against the stream's recent level); null without a detector
+(``drift_threshold=None``) or before its first reference level, as is a non-finite ``loss``.
 
 Output record (``microbiome.communities``), JSON; fields may be added over time, so
 readers should ignore unknown ones::
@@ -14,7 +17,8 @@ readers should ignore unknown ones::
      "source": {"topic": "microbiome.samples", "partition": 0, "offset": 17},
      "worker": "main", "model_version": 3, "weights": {"0": 812.5, "4": 20.1, ...},
      "composition": {"0": 0.97, "4": 0.024, ...}, "dominant": 0, "loss": 153.2,
-     "total_count": 9240.0, "growth": {"0": 0.012, ...}, "events": [...], "meta": {...}}
+     "drift_score": 0.8, "total_count": 9240.0, "growth": {"0": 0.012, ...}, "events": [...],
+     "meta": {...}}
 
 ``growth`` (per day, Theil-Sen slope of log abundance over the subject's history) and
 ``events`` (a community appears in / vanishes from the subject; births and retirements in
@@ -77,6 +81,7 @@ class CommunityRecord(msgspec.Struct, omit_defaults=True):
     composition: dict[int, float]
     dominant: int | None
     loss: float | None
+    drift_score: float | None
     total_count: float
     # Filled by the subject tracker (onlinenmf.tracking) when one is attached.
     growth: dict[int, float] | None = None
@@ -103,6 +108,11 @@ _STATE_ENC = msgspec.msgpack.Encoder()
 _SUBJECTS_DEC = msgspec.msgpack.Decoder(dict[str, dict[int, float]])
 _APP_DEC = msgspec.msgpack.Decoder(dict[str, Any])
 log = logging.getLogger("onlinenmf.consumer")
+
+
+def _finite(value: float | None) -> float | None:
+    """A number for a JSON record: NaN and infinities (which JSON cannot hold) are null."""
+    return value if value is None or math.isfinite(value) else None
 
 
 def w_sha256(W: np.ndarray) -> str:
@@ -337,7 +347,9 @@ class MicrobiomeApp:
         self, sample: Sample, source: Source, h: Mapping[int, float], loss: float | None,
         tracked: Mapping[str, Any] | None = None,
     ) -> CommunityRecord:
-        """The output record of one learned sample (``tracked``: the tracker's record)."""
+        """The output record of one learned sample (``tracked``: the tracker's record), built
+        right after the model learned it (its model version and drift score are the model's
+        latest)."""
         total = sum(h.values())
         composition = {c: (v / total if total > 0 else 0.0) for c, v in h.items()}
         dominant = max(h, key=h.__getitem__) if total > 0 else None
@@ -357,7 +369,8 @@ class MicrobiomeApp:
             weights=dict(h),
             composition=composition,
             dominant=dominant,
-            loss=loss if loss is None or math.isfinite(loss) else None,
+            loss=_finite(loss),
+            drift_score=_finite(float(self.model.last_drift_scores[-1])),
             total_count=float(math.fsum(sample.counts.values())),
             meta=sample.meta,
             **extra,
