@@ -298,7 +298,7 @@ class FeatureIndex:
             return None
         if count == UNSEEN:  # valid values; names seen for the first time
             names = list(x)
-            unseen = np.flatnonzero(rows < 0).tolist()
+            unseen = [i for i, row in enumerate(rows.tolist()) if row < 0]  # one numpy call
             checked = [check_feature_name(names[i]) for i in unseen]
             if on_new is not None:
                 on_new(checked)
