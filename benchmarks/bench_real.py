@@ -70,12 +70,12 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numba
 import numpy as np
 import scipy.sparse as sp
 
+from benchmarks import _output
 from benchmarks._output import provenance
 from onlinenmf import OnlineNMF, Tracker
 from onlinenmf.datasets import load_artificial_gut, load_ecam
@@ -87,7 +87,7 @@ SPLIT_SEED = 0
 START = 20
 #: Probability floor of a held-out read (a taxon the dictionary gives no mass).
 FLOOR = 1e-9
-OUTPUT = Path(__file__).parent / "output"
+OUTPUT = _output.OUTPUT
 
 OURS_GRID = {"refresh_every": (1, 5, 20, 100), "forget_factor": (0.95, 0.98, 0.99, 0.998)}
 PEER_GRID = {"init": ("nndsvda", "random"), "forget_factor": (0.5, 0.7, 0.9),

@@ -56,10 +56,11 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import _output
 from onlinenmf.datasets import load_movielens, load_movietweetings, load_online_retail
 from onlinenmf.reco import RecoNMF
 
-OUTPUT = Path(__file__).parent / "output"
+OUTPUT = _output.OUTPUT
 #: The implicit model for Online Retail: RETAIL_BASE (the factors' settings, the best of an
 #: earlier grid on events 20,000-150,000, where RecoNMF's default ``recency=0.7`` was chosen)
 #: with RecoNMF's default co-occurrence (``cooccurrence=10``, ``basket_recency=0.1``: within

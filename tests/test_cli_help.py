@@ -119,9 +119,11 @@ def test_benchmark_options_reach_the_benchmark(tmp_path):
                                for u in range(1, 16) for i in range(1, 11)))
     command = [sys.executable, "-m", "benchmarks", "reco", "--parts", "movielens",
                "--movielens"]
-    done = subprocess.run([*command, str(ratings)], cwd=ROOT, env=cli_env(),
+    env = {**cli_env(), "ONLINENMF_BENCH_OUTPUT": str(tmp_path)}  # not the committed results
+    done = subprocess.run([*command, str(ratings)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "over 150 events" in (tmp_path / "reco_movielens.md").read_text()
     assert "MovieLens 100K" in done.stdout and "prequential over 150 events" in done.stdout
     assert "MovieTweetings" not in done.stdout  # --parts was read too
     done = subprocess.run([*command, str(tmp_path / "nowhere")], cwd=ROOT, env=cli_env(),
