@@ -358,9 +358,11 @@ class ConsumerLoop:
         # losses of the poll batch in hand, observed together (see _count)
         self._losses: list[float] = []
         self._paused = False
-        # True from an assignment to the next revocation or loss (False: not in the group
-        # yet, or in a rebalance, as after a broker restart: not an idle stream)
-        self._settled = False
+        # True from a completed group join (an assignment, even an empty one) to the next
+        # revocation, loss or rejoin (False: not in the group yet, or in a rebalance, as
+        # after a broker restart: not an idle stream); _join_started: since when False
+        self._joined = False
+        self._join_started = time.monotonic()
         self._dlt_partitions: dict[str, int | None] = {}
         # log ends confirmed by _fresh_high_watermarks (a stale high watermark is asked once)
         self._log_end_seen: dict[TopicPartition, int] = {}
@@ -430,14 +432,18 @@ class ConsumerLoop:
                              "acknowledged): the work since the last one will be redone")
 
     def _idle(self) -> bool:
-        """True when ``exit_when_idle`` has come: no record for that long, input not paused,
+        """True when ``exit_when_idle`` has come: a group join completed (BrokerLost when
+        none has within :meth:`join_allowance`), no record for that long, input not paused,
         and the broker answering now that every owned partition's log ends at the next
         offset (a silent broker, or one that lost the log, is not an idle stream)."""
         idle = self.config.exit_when_idle
         if idle is None or self._paused:
             return False
-        if not self._settled:
-            idle = max(idle, 30.0)  # joining a group can take a while on a busy host
+        if not self._joined:
+            # Not in the group yet: nothing was offered to read, so no idle stream (leaving
+            # would exit 0 having read nothing). Bounded by the join allowance.
+            self._check_join()
+            return False
         if time.monotonic() - self._last_activity <= idle:
             return False
         ends = self._log_ends()  # raises OffsetsNotInLog
@@ -446,6 +452,24 @@ class ConsumerLoop:
             return False  # no answer, or records are waiting after all
         log.info("no records for %.1f s: exiting", idle)
         return True
+
+    def join_allowance(self) -> float:
+        """Seconds a group join may take with this client's settings: the coordinator awaits
+        the members up to the rebalance timeout (kafka-python sends its
+        ``max_poll_interval_ms``), and a previous member of the group up to its session
+        timeout (Tansu answers a join after about half of it)."""
+        assert self.consumer is not None
+        settings = self.consumer.config
+        return (settings["session_timeout_ms"] + settings["max_poll_interval_ms"]) / 1000
+
+    def _check_join(self) -> None:
+        """Raise BrokerLost when a group join has taken longer than :meth:`join_allowance`."""
+        waited = time.monotonic() - self._join_started
+        if waited > self.join_allowance():
+            raise BrokerLost(
+                f"group {self.config.group_id!r} not joined after {waited:.0f} s "
+                "(session_timeout_ms + max_poll_interval_ms): nothing was assigned; check "
+                "the broker and the group's -X settings")
 
     def _check_settings(self) -> None:
         """The user's client settings (``-X``), refused in one line before anything starts
@@ -649,7 +673,12 @@ class ConsumerLoop:
         """Raise BrokerLost when no broker answered, or checkpoints kept failing with work
         unsaved, for longer than ``broker_timeout``."""
         limit = self.config.broker_timeout
-        if time.monotonic() - self._broker_seen > self._probe_every:
+        # Not while a group join is pending: Tansu answers the coordinator's other requests
+        # only after the join (about half the session timeout), so the probe held the loop
+        # outside poll() when the join completed (kafka-python then sends a new JoinGroup
+        # instead of taking the finished one), or timed out at request_timeout_ms and took
+        # the coordinator's connection, with the join, down: the group was never joined.
+        if self._joined and time.monotonic() - self._broker_seen > self._probe_every:
             self._probe()
         now = time.monotonic()
         if now - self._broker_seen > limit:
@@ -790,7 +819,7 @@ class ConsumerLoop:
     # ----------------------------------------------------------------- rebalance callbacks
     def _on_revoked(self, revoked: set[TopicPartition]) -> dict | None:
         self.metrics.rebalances.labels(kind="revoked").inc()
-        self._settled, self._last_activity = False, time.monotonic()
+        self._left_group()
         if not revoked or self._aborted:  # leaving without a checkpoint: nothing to commit
             return None
         offsets = None
@@ -810,7 +839,7 @@ class ConsumerLoop:
 
     def _on_lost(self, lost: set[TopicPartition]) -> None:
         self.metrics.rebalances.labels(kind="lost").inc()
-        self._settled, self._last_activity = False, time.monotonic()
+        self._left_group()
         if self._aborted:  # closing after a LoopAbort: the checkpoint on disk stands
             return
         self._owned -= lost
@@ -818,13 +847,19 @@ class ConsumerLoop:
         self._rollback(f"lost partitions {sorted(lost)}")
         self.metrics.assigned.set(len(self._owned))
 
+    def _left_group(self) -> None:
+        """A revocation, loss or rejoin: out of the group until the next assignment."""
+        self._joined = False
+        self._join_started = self._last_activity = time.monotonic()
+
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         self.metrics.rebalances.labels(kind="assigned").inc()
         self._owned |= set(assigned)
-        # An empty assignment is not settled: a topic created a moment ago can be assigned
-        # before its partitions reach the client's metadata (seen on a loaded Apache Kafka),
-        # and exit_when_idle must then wait for the rebalance that brings them.
-        self._settled = bool(self._owned)
+        # A join completed, even with nothing assigned (more members than partitions): such
+        # a member may leave when idle. An assignment made without a topic's partitions
+        # (_RangeAssignor.missing: one created a moment ago) does not count: it is redone by
+        # _rejoin_if_unassigned, and exit_when_idle waits for that as for a join.
+        self._joined = not self._assignor.missing
         self._seek(set(assigned))
         self._last_activity = time.monotonic()
         self.metrics.assigned.set(len(self._owned))
@@ -893,6 +928,7 @@ class ConsumerLoop:
             # listener: they are revoked here (checkpoint, or rollback) as in a rebalance.
             if self._owned:
                 self._on_revoked(set(self._owned))
+            self._left_group()
             self.consumer.unsubscribe()
             self.consumer.subscribe(self.config.topics, listener=_Listener(self))
         elif time.monotonic() - self._metadata_asked >= 1.0:

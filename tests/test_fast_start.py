@@ -58,3 +58,22 @@ def test_consume_without_timeout_flags_uses_them_and_learns_every_record(kafka_b
     except AssertionError as missing:  # say what the consumer said (seen once in CI: none)
         raise AssertionError(f"{missing}; the consumer's log: {done.stderr[-3000:]}") from None
     assert len(outputs) == 40
+
+
+def test_a_slow_group_join_is_waited_for_not_taken_for_an_idle_stream(kafka_broker, tmp_path):
+    # The user's own group timing: Tansu answers the join after about half the session
+    # timeout (35 s here), longer than exit_when_idle once waited before a join completed
+    # (30 s): the consumer left with exit status 0 having read nothing. The wait now
+    # follows the client's settings (ConsumerLoop.join_allowance).
+    topic = unique("slow-join-in")
+    out = unique("slow-join-out")
+    produce(kafka_broker.bootstrap, topic, synthetic_messages(20))
+    done = run_cli("consume", "microbiome", "--bootstrap-servers", kafka_broker.bootstrap,
+                   "--topic", topic, "--output-topic", out, "--model-topic", "",
+                   "--group", unique("slow-join"), "--checkpoint-dir", str(tmp_path / "ck"),
+                   "--exit-when-idle", "1", "-X", "session_timeout_ms=70000",
+                   "-X", "heartbeat_interval_ms=3000", timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert " assigned " in done.stderr, done.stderr[-3000:]
+    outputs = read_topic(kafka_broker.bootstrap, out, min_count=20)
+    assert len(outputs) == 20
