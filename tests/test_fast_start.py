@@ -41,15 +41,20 @@ def test_a_broker_off_loopback_is_not_even_asked():
     assert embedded_broker_settings("192.0.2.1:9092,kafka:9092", {}) == {}
 
 
+def _consume_until_idle(broker, topic, out, group, tmp_path, *extra, timeout):
+    """``onlinenmf consume microbiome`` from ``topic`` to ``out`` until 1 s without records."""
+    return run_cli("consume", "microbiome", "--bootstrap-servers", broker.bootstrap,
+                   "--topic", topic, "--output-topic", out, "--model-topic", "",
+                   "--group", group, "--checkpoint-dir", str(tmp_path / "ck"),
+                   "--exit-when-idle", "1", *extra, timeout=timeout)
+
+
 def test_consume_without_timeout_flags_uses_them_and_learns_every_record(kafka_broker,
                                                                        tmp_path):
     topic = unique("fast-in")
     out = unique("fast-out")
     produce(kafka_broker.bootstrap, topic, synthetic_messages(40))
-    done = run_cli("consume", "microbiome", "--bootstrap-servers", kafka_broker.bootstrap,
-                   "--topic", topic, "--output-topic", out, "--model-topic", "",
-                   "--group", unique("fast"), "--checkpoint-dir", str(tmp_path / "ck"),
-                   "--exit-when-idle", "1", timeout=300)
+    done = _consume_until_idle(kafka_broker, topic, out, unique("fast"), tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     said = "embedded broker: session_timeout_ms=2000, heartbeat_interval_ms=500"
     assert (said in done.stderr) == (kafka_broker.kind == "tansu"), done.stderr[-3000:]
@@ -68,11 +73,9 @@ def test_a_slow_group_join_is_waited_for_not_taken_for_an_idle_stream(kafka_brok
     topic = unique("slow-join-in")
     out = unique("slow-join-out")
     produce(kafka_broker.bootstrap, topic, synthetic_messages(20))
-    done = run_cli("consume", "microbiome", "--bootstrap-servers", kafka_broker.bootstrap,
-                   "--topic", topic, "--output-topic", out, "--model-topic", "",
-                   "--group", unique("slow-join"), "--checkpoint-dir", str(tmp_path / "ck"),
-                   "--exit-when-idle", "1", "-X", "session_timeout_ms=70000",
-                   "-X", "heartbeat_interval_ms=3000", timeout=400)
+    done = _consume_until_idle(kafka_broker, topic, out, unique("slow-join"), tmp_path,
+                               "-X", "session_timeout_ms=70000",
+                               "-X", "heartbeat_interval_ms=3000", timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     assert " assigned " in done.stderr, done.stderr[-3000:]
     outputs = read_topic(kafka_broker.bootstrap, out, min_count=20)
