@@ -90,8 +90,18 @@ def test_consumer_survives_a_frozen_broker(private_broker, tmp_path):
 
         wait_for(all_learned, timeout=120, interval=0.3,
                  what=f"every record in a checkpoint ({expected}), see {log}")
-        scrape = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
-                                        timeout=10).read().decode()
+
+        def metrics_settled():
+            # the lag gauge is set after each poll, a moment after the checkpoint that the
+            # wait above saw: scrape until it has caught up (it must reach 0)
+            text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
+                                          timeout=10).read().decode()
+            lags = [s.value for family in text_string_to_metric_families(text)
+                    for s in family.samples if s.name == "onlinenmf_consumer_lag_records"]
+            return text if len(lags) == 2 and all(v == 0 for v in lags) else None
+
+        scrape = wait_for(metrics_settled, timeout=30, interval=0.3,
+                          what="the consumer's lag gauges to reach 0 on both partitions")
         consumer.send_signal(signal.SIGTERM)
         assert consumer.wait(timeout=30) == 0
         outputs.drain(idle=1.0)
