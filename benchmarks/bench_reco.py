@@ -60,7 +60,8 @@ from benchmarks import _output
 from onlinenmf.datasets import load_movielens, load_movietweetings, load_online_retail
 from onlinenmf.reco import RecoNMF
 
-OUTPUT = _output.OUTPUT
+#: How `make bench` runs this file (each output names its part).
+COMMAND = "python -m benchmarks reco"
 #: The implicit model for Online Retail: RETAIL_BASE (the factors' settings, the best of an
 #: earlier grid on events 20,000-150,000, where RecoNMF's default ``recency=0.7`` was chosen)
 #: with RecoNMF's default co-occurrence (``cooccurrence=10``, ``basket_recency=0.1``: within
@@ -628,10 +629,9 @@ def movielens_verdict(results: dict) -> list[str]:
             "% lower. Nothing was tuned on this data set.", "", MOVIELENS_CITATION]
 
 
-def _write(name: str, title: str, lines: list[str]) -> None:
-    OUTPUT.mkdir(exist_ok=True)
-    (OUTPUT / name).write_text(f"# {title} (benchmarks/bench_reco.py)\n\n" + "\n".join(lines)
-                               + "\n")
+def _write(name: str, title: str, lines: list[str], command: str) -> None:
+    _output.write(name, [f"# {title} (benchmarks/bench_reco.py)", "",
+                         _output.provenance(command), "", *lines])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -664,25 +664,28 @@ def main(argv: list[str] | None = None) -> int:
     if "movietweetings" in parts:
         _, lines = bench_ratings(load_movietweetings(), 0.0, 10.0, "MovieTweetings 100K",
                                  args.refit_every)
-        _write("reco_movietweetings.md", "Recommender, explicit ratings", lines)
+        _write("reco_movietweetings.md", "Recommender, explicit ratings", lines,
+               f"{COMMAND} --parts movietweetings")
     if "retail" in parts:
         _, lines = bench_retail(every=args.every, jobs=args.jobs)
-        _write("reco_retail.md", "Recommender, implicit feedback", lines)
+        _write("reco_retail.md", "Recommender, implicit feedback", lines,
+               f"{COMMAND} --parts retail --jobs {args.jobs}")
     if "retail-tuning" in parts:
         _write("reco_retail_tuning.md", "Recommender, implicit feedback: tuning",
-               bench_retail_tuning(jobs=args.jobs))
+               bench_retail_tuning(jobs=args.jobs), f"{COMMAND} --parts retail-tuning")
     speed = []
     if "throughput" in parts:
         speed += bench_throughput(load_movietweetings())
     if "latency" in parts:
         speed += bench_latency()
     if "throughput" in parts and "latency" in parts:
-        _write("reco_speed.md", "Recommender, speed", speed)
+        _write("reco_speed.md", "Recommender, speed", speed,
+               f"{COMMAND} --parts throughput,latency")
     if "findings" in parts:
         from benchmarks import reco_variants
 
         _write("reco_findings.md", "Why the factors died, and what changed",
-               reco_variants.findings())
+               reco_variants.findings(), f"{COMMAND} --parts findings")
     if movielens is not None:  # the results only: MovieLens's terms forbid shipping its data
         results, lines = bench_ratings(movielens, 1.0, 5.0, "MovieLens 100K (river documents "
                                        "BiasedMF MAE 0.7486, RMSE 0.9479)", args.refit_every)
@@ -691,7 +694,8 @@ def main(argv: list[str] | None = None) -> int:
             "", f"Load average at the end (1/5/15 min, {os.cpu_count()} cores): {load}: the "
             "events/s ratios move with it."]
         print("\n".join(verdict))
-        _write("reco_movielens.md", "Recommender, a non-bundled ratings set", lines + verdict)
+        _write("reco_movielens.md", "Recommender, a non-bundled ratings set", lines + verdict,
+               f"{COMMAND} --parts movielens --fetch-movielens DIR")
     return 0
 
 

@@ -33,18 +33,17 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 from river import compose, linear_model, preprocessing
 from sklearn.metrics import roc_auc_score
 
+from benchmarks import _output
 from benchmarks.bench_river import ecam_dicts
 from onlinenmf.datasets import load_ecam
 from onlinenmf.datasets._table import short_taxon
 from onlinenmf.river import NMFClassifier, NMFTransformer
 
-OUTPUT = Path(__file__).parent / "output" / "supervised.md"
 K = 10
 SEEDS = (0, 1, 2)
 FOLDS = 3
@@ -273,6 +272,7 @@ def main() -> None:
     print(f"ECAM: {len(xs)} samples, {meta['subject'].nunique()} infants; positives: "
           + ", ".join(f"{name} {sum(ys)}" for name, ys in labels.items()), flush=True)
     lines = ["# Supervised NMF on ECAM (benchmarks/bench_supervised.py)", "",
+             _output.provenance("python -m benchmarks supervised"), "",
              f"Positive class: cesarean ({sum(labels['delivery'])} of {len(xs)} samples), "
              f"antibiotics so far ({sum(labels['antibiotics'])}). k = {K}; NMFClassifier "
              f"class-wise has k per class ({2 * K} pooled communities).", ""]
@@ -280,8 +280,7 @@ def main() -> None:
     cost, ratio = cost_table(xs, labels["delivery"])
     lines += targets(auc, ratio) + accuracy + cost
     lines += community_table(xs, meta, table.taxonomy)
-    OUTPUT.write_text("\n".join(lines))
-    print(f"written: {OUTPUT}")
+    print(f"written: {_output.write('supervised.md', lines)}")
 
 
 if __name__ == "__main__":
