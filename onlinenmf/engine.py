@@ -247,8 +247,6 @@ class OnlineNMF:
         self.model_version = 0
         self._since_refresh = 0
         self._initialised = False  # the data-driven first dictionary is in place
-        #: Prequential loss of the latest learned samples: D_beta(v | W h) with h solved
-        #: against the dictionary *before* the sample was learned.
         self.last_losses = np.zeros(0)
         self._drift_scores: np.ndarray | None = np.zeros(0)  # None: learn_one's, in the monitor
 
@@ -347,9 +345,11 @@ class OnlineNMF:
             rows = initial_rows(self.seed, new, stats.colsum, stats.m)
             self._feature_index.add(new)
             start = stats.m
-            stats.add_rows(rows)
-            for held in (stats, *([stats.twin] if stats.twin is not None else [])):
-                self._divergence.start_rows(held, start)
+            # one new name (a stream's usual case): its row is the rows' sum, no reduction
+            stats.add_rows(rows, rows[0] if len(new) == 1 else None)
+            self._divergence.start_rows(stats, start)
+            if stats.twin is not None:
+                self._divergence.start_rows(stats.twin, start)
 
     def add_features(self, names: Sequence) -> None:
         """Give rows to the named features not seen yet, without learning; each row is the one
@@ -455,13 +455,14 @@ class OnlineNMF:
         self.samples_learned += 1
         self._since_refresh += 1
         self._schedule.learned(rows.size)
-        self.last_losses = np.array([loss])
+        self._last_losses = None  # an array when asked (last_losses): none per sample
+        self._last_loss = loss
         self._drift_scores = None  # read from the monitor when asked: no array per sample
         if self._monitor.detections:
             self._drift_events(self.samples_learned - 1)
         if self._refresh_due():
             self.refresh()
-        return {component: float(value) for component, value in zip(ids, h)}
+        return dict(zip(ids, h.tolist()))  # Python floats, as float() of each entry gives
 
     def learn_many(self, X, features: Sequence | None = None) -> np.ndarray:
         """Learn a mini-batch (rows = samples) and return H (n_samples x n_components).
@@ -524,6 +525,18 @@ class OnlineNMF:
                 if component in position:
                     H[start:stop, position[component]] = piece[:, column]
         return H
+
+    @property
+    def last_losses(self) -> np.ndarray:
+        """Prequential loss of the latest learned samples: D_beta(v | W h) with h solved
+        against the dictionary *before* the sample was learned."""
+        if self._last_losses is None:  # learn_one's, kept as a float
+            self._last_losses = np.array([self._last_loss])
+        return self._last_losses
+
+    @last_losses.setter
+    def last_losses(self, losses: np.ndarray) -> None:
+        self._last_losses = losses
 
     @property
     def last_drift_scores(self) -> np.ndarray:
