@@ -5,9 +5,11 @@ variant: tests/test_apache_kafka.py)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
+import sys
 
 import confluent_kafka as ck
 import pytest
@@ -137,3 +139,27 @@ def test_broker_control_keeps_the_address(private_broker):
         admin.list_topics(timeout=2)
     broker.resume()
     assert isinstance(_topics(bootstrap), set)
+
+
+def _thread_states(pid: int) -> set[str]:
+    """The scheduler states (``/proc``) of every thread of process ``pid``."""
+    states = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+            states.add(stat.read().rsplit(")", 1)[1].split()[0])
+    return states
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads thread states from /proc")
+def test_pause_returns_once_every_broker_thread_has_stopped(private_broker):
+    """kill(SIGSTOP) returns before the broker stops: its main thread takes the signal when
+    next scheduled and stops the others, which serve clients meanwhile (a clean-clone CI saw
+    a paused Tansu answer list_topics). Here the main thread runs only when nothing else
+    wants the CPU, as on a loaded machine: pause() must still return a stopped broker."""
+    pid = private_broker.process.pid
+    os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))  # the main thread only
+    for _ in range(5):
+        private_broker.pause()
+        states = _thread_states(pid)
+        private_broker.resume()
+        assert states == {"T"}, f"threads still running after pause(): {states}"
