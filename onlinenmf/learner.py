@@ -102,14 +102,12 @@ class Learner:
         shadow's h."""
         divergence, stats = self.divergence, self.statistics
         shadow, shadow_rho = self.memories.shadow, self.memories.shadow_rho
-        k = h.size
         return solve.learn_sample_twice(
             divergence.kernel, divergence.beta, divergence.gamma, stats.W, stats.m, rows, values,
             stats.G, stats.colsum, h, *solver, 1.0 / scale, stats.B, stats.D, stats.A,
             stats.usage, stats.window_usage, self.rho, warm, shadow.W, shadow.G, shadow.colsum,
             mine, 1.0 / (shadow.scale * shadow_rho), shadow.B, shadow.D, shadow.A, shadow.usage,
-            shadow.window_usage, shadow_rho, divergence.positive_h, np.empty(rows.size),
-            np.empty(k), np.empty(k), divergence.scratch(stats.m))
+            shadow.window_usage, shadow_rho, divergence.positive_h)
 
     def learn_segment(self, indptr, indices, data, H, warm) -> np.ndarray:
         """Samples that all see the same W (no refresh inside); return their losses."""

@@ -450,14 +450,20 @@ def learn_sample(kernel, beta, gamma, W, m, rows, v, G, colsum, h, l1, l2, max_i
 @njit
 def learn_sample_twice(kernel, beta, gamma, W, m, rows, v, G, colsum, h, l1, l2, max_iter, tol,
                        weight, B, D, A, usage, window_usage, rho, warm, W2, G2, colsum2, h2,
-                       weight2, B2, D2, A2, usage2, window_usage2, rho2, positive_h, wh, work_a,
-                       work_b, dense):
+                       weight2, B2, D2, A2, usage2, window_usage2, rho2, positive_h):
     """One sample learned by both memories of :mod:`onlinenmf.memories` in one call (each
     compiled call from Python costs microseconds): the served statistics as
     :func:`learn_sample`, then the shadow's (``W2`` ... ``rho2``) with ``h2`` solved from the
     served h, raised to a thousandth of its cold start where the solver needs a positive h
     (:meth:`onlinenmf.divergences.base.Divergence.warm_h`). Returns the loss and normaliser
-    of each."""
+    of each.
+
+    The scratch is allocated here, not passed: each array passed from Python costs the call
+    an allocation, a type check and an unboxing, and the per-sample path is paid in such
+    microseconds (more so with its code and data gone cold between samples)."""
+    k = h.shape[0]
+    wh, work_a, work_b = np.empty(rows.shape[0]), np.empty(k), np.empty(k)
+    dense = np.empty(m if kernel == BETA_MU else 0)  # (W h) on every row: BETA_MU only
     loss, norm = learn_sample(kernel, beta, gamma, W, m, rows, v, G, colsum, h, l1, l2, max_iter,
                               tol, weight, B, D, A, usage, window_usage, rho, warm, wh, work_a,
                               work_b, dense)
