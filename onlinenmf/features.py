@@ -33,15 +33,12 @@ def initial_rows(seed: int, names: Sequence, colsum: np.ndarray, m: int) -> np.n
     vocabulary grows (ECAM: a new taxon in two samples of three) that was most of a sample's
     cost.
     """
-    digests = [hashlib.blake2b(f"{seed}|{type(name).__name__}|{name}".encode(),
-                               digest_size=16).digest() for name in names]
-    # the entropy int.from_bytes(digest, "little") as SeedSequence reads it: 32-bit words,
-    # least significant first, four a name
-    words = np.frombuffer(b"".join(digests), dtype="<u4")
+    digests = b"".join([hashlib.blake2b(f"{seed}|{type(name).__name__}|{name}".encode(),
+                                        digest_size=16).digest() for name in names])
     if COMPILED:  # one compiled call: a new feature comes with a sample, every sample counts
-        return _compiled_rows(words, colsum, m)
+        return _compiled_rows(digests, colsum, m)
     # interpreted, NumPy's own generator (the kernel's integer steps would warn)
-    return _scaled(reference_draws(words, colsum.size), colsum, m)
+    return _scaled(reference_draws(np.frombuffer(digests, dtype="<u4"), colsum.size), colsum, m)
 
 
 def reference_draws(words: np.ndarray, k: int) -> np.ndarray:
@@ -56,8 +53,22 @@ def reference_draws(words: np.ndarray, k: int) -> np.ndarray:
 
 
 @njit
-def _compiled_rows(words, colsum, m):
-    return _scaled(_uniform_rows(words, colsum.size), colsum, m)
+def _compiled_rows(digests, colsum, m):
+    """:func:`initial_rows` from the names' digests (bytes, 16 a name; passed as they are:
+    a NumPy view of them would cost the per-sample path another call)."""
+    return _scaled(_uniform_rows(_entropy_words(digests), colsum.size), colsum, m)
+
+
+@njit
+def _entropy_words(digests):
+    """Each digest's entropy, ``int.from_bytes(digest, "little")``, as SeedSequence reads
+    it: 32-bit words, least significant first, four a name."""
+    words = np.empty(len(digests) // 4, np.uint64)
+    for i in range(words.size):
+        words[i] = (np.uint64(digests[4 * i]) | (np.uint64(digests[4 * i + 1]) << np.uint64(8))
+                    | (np.uint64(digests[4 * i + 2]) << np.uint64(16))
+                    | (np.uint64(digests[4 * i + 3]) << np.uint64(24)))
+    return words
 
 
 @njit
@@ -237,6 +248,8 @@ class FeatureIndex:
 
     def new_names(self, names: Sequence) -> list:
         """The names not seen before (validated), once each, in the canonical order."""
+        if len(names) == 1:  # a sample's one new feature, a stream's usual case
+            return [] if names[0] in self.index else list(names)
         new = [name for name in dict.fromkeys(names) if name not in self.index]
         new.sort(key=lambda name: (type(name).__name__, name))
         return new
