@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["BrokerError", "BrokerProcess", "EmbeddedBroker", "free_port", "add_arguments", "run",
-           "EMBEDDED_CLUSTER_ID", "EMBEDDED_GROUP_SETTINGS"]
+__all__ = ["BrokerError", "BrokerProcess", "EmbeddedBroker", "free_port", "freeze", "add_arguments",
+           "run", "EMBEDDED_CLUSTER_ID", "EMBEDDED_GROUP_SETTINGS"]
 
 #: ``onlinenmf broker --help`` (plain text for the command line; the docstring keeps its
 #: doctest).
@@ -86,6 +86,29 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:
         pass
+
+
+def freeze(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> bool:
+    """SIGSTOP the child process ``proc`` and return once every one of its threads has
+    stopped: True, or False if it exited instead. TimeoutError after ``timeout`` seconds.
+
+    kill() only queues the signal: the process stops when its main thread is next scheduled
+    and stops the others, which go on working until then. Measured with Tansu on a loaded
+    machine: a raw ApiVersions request sent right after kill() was answered 10 times in 30,
+    and a clean-clone CI saw list_topics answered by a "paused" broker.
+    """
+    proc.send_signal(signal.SIGSTOP)  # (not sent if it had exited: then reaped by the poll)
+    if proc.returncode is not None or not hasattr(os, "waitid"):  # waitid: not on macOS
+        return proc.returncode is None
+    # waitid reports the stop once the whole process has stopped; WNOWAIT leaves that report
+    # (and an exit) to be read again, so that Popen still reaps the process.
+    deadline = time.monotonic() + timeout
+    flags = os.WSTOPPED | os.WEXITED | os.WNOWAIT | os.WNOHANG
+    while (info := os.waitid(os.P_PID, proc.pid, flags)) is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"pid {proc.pid} did not stop within {timeout}s of SIGSTOP")
+        time.sleep(0.001)
+    return info.si_code == os.CLD_STOPPED
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -195,29 +218,12 @@ class BrokerProcess:
     def pause(self, timeout: float = 10.0) -> None:
         """Freeze the broker (SIGSTOP): clients see an outage, no data is lost. Returns once
         the broker has stopped (every one of its threads), at most ``timeout`` seconds."""
-        self._signal(signal.SIGSTOP)
-        self._wait_stopped(timeout)
-
-    def _wait_stopped(self, timeout: float) -> None:
-        # kill() only queues SIGSTOP: the broker stops when its main thread is next scheduled
-        # and stops the others, and until then its other threads go on serving. Measured with
-        # Tansu on a loaded machine: a raw ApiVersions request sent right after kill() was
-        # answered 10 times in 30, and a clean-clone CI saw list_topics answered by a "paused"
-        # broker. waitid reports the stop once the whole process has stopped; WNOWAIT leaves
-        # that report (and an exit) to be read again, so Popen still reaps the process.
-        if not hasattr(os, "waitid"):  # pragma: no cover - not on macOS: best effort there
-            return
+        if not self.running():
+            raise BrokerError(f"the {self.name} is not running")
         assert self._proc is not None
-        pid, deadline = self._proc.pid, time.monotonic() + timeout
-        flags = os.WSTOPPED | os.WEXITED | os.WNOWAIT | os.WNOHANG
-        while (info := os.waitid(os.P_PID, pid, flags)) is None:
-            if time.monotonic() > deadline:
-                raise BrokerError(f"the {self.name} (pid {pid}) did not stop within "
-                                  f"{timeout}s of SIGSTOP")
-            time.sleep(0.001)
-        if info.si_code != os.CLD_STOPPED:
+        if not freeze(self._proc, timeout):
             raise BrokerError(f"the {self.name} died while being paused (status "
-                              f"{info.si_status}){self._log_hint()}")
+                              f"{self._proc.poll()}){self._log_hint()}")
 
     def resume(self) -> None:
         """Unfreeze a paused broker (SIGCONT)."""

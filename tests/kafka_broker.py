@@ -37,7 +37,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from consumers import apache_kafka
-from consumers.broker import EMBEDDED_GROUP_SETTINGS, BrokerProcess, EmbeddedBroker
+from consumers.broker import EMBEDDED_GROUP_SETTINGS, BrokerProcess, EmbeddedBroker, freeze
 from consumers.checkpoint import CheckpointStore, tp_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -470,7 +470,7 @@ def kill_and_drain(outputs: TopicReader, consume_args: Callable[..., list[str]],
     def leaves_work(proc, since: int) -> bool:
         """Freeze the consumer; True if it output, since ``since``, a record of an input
         offset its checkpoint does not cover."""
-        proc.send_signal(signal.SIGSTOP)
+        assert freeze(proc), f"consumer exited early, see {log}"
         outputs.drain(idle=0.5)  # every output it had delivered
         read()
         header = store.read_header()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import confluent_kafka as ck
 
-from consumers.broker import free_port
+from consumers.broker import free_port, freeze
 from consumers.checkpoint import CheckpointStore
 from consumers.loop import EXIT_BROKER_LOST, EXIT_OFFSETS_NOT_IN_LOG
 from tests.kafka_broker import (
@@ -95,7 +95,7 @@ def test_dead_broker_bounded_exit_then_an_empty_broker_is_refused(private_broker
                  what="the consumer to checkpoint part of the stream")
         # Freeze the consumer, read every output the broker acknowledged, then kill the
         # broker: whatever checkpoint the consumer leaves must be covered by these outputs.
-        consumer.send_signal(signal.SIGSTOP)
+        assert freeze(consumer), log.read_text()[-3000:]
         outputs.drain(idle=1.0)
         outputs.close()
         private_broker.kill()
