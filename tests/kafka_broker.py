@@ -448,9 +448,10 @@ def kill_and_drain(outputs: TopicReader, consume_args: Callable[..., list[str]],
     checkpoint on disk does not cover (a frozen process writes none, so that offset is redone
     after the restart); otherwise it goes on (SIGCONT) to its next output. (A consumer that
     caught up is killed once it has output something.) It must then checkpoint by
-    ``--checkpoint-every`` alone (a long ``--checkpoint-interval``): a checkpoint on an idle
-    stream covers every output, and the consumer may reach the end of the stream before the
-    reader sees the kill point."""
+    ``--checkpoint-every`` alone (a long ``--checkpoint-interval``), and ``expected`` must not
+    be a multiple of it: the consumer may reach the end of the stream before the reader sees
+    the kill point, and a checkpoint on an idle stream, or at its last record, covers every
+    output."""
     rng = random.Random(seed)
     done: set[int] = set()
     sources: list[tuple[str, int]] = []  # (partition, input offset) of each output read
@@ -493,7 +494,8 @@ def kill_and_drain(outputs: TopicReader, consume_args: Callable[..., list[str]],
                 proc.wait()
                 raise AssertionError(
                     "every output is covered by the consumer's checkpoint: a kill now leaves "
-                    f"nothing to redo (a checkpoint on an idle stream?), see {log}")
+                    "nothing to redo (a checkpoint on an idle stream, or a stream that ends on a "
+                    f"multiple of --checkpoint-every?), see {log}")
             target = len(sources) + 1
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -165,7 +165,12 @@ def test_recommendations_for_recently_active_users(run):
 
 
 # ---------------------------------------------------------------------- SIGKILL
-N_EVENTS = 12_000
+CHECKPOINT_EVERY = 1_000
+#: Not a multiple of CHECKPOINT_EVERY: a consumer that reached the end of the stream has its
+#: last outputs past its last checkpoint, so that kill_and_drain(store=...) can always kill
+#: it with work left to redo (at 12,000 the last record's checkpoint covered every output:
+#: a fast consumer restarted near the end finished before the reader saw a kill point).
+N_EVENTS = 12_500
 N_KILLS = 4
 
 
@@ -173,7 +178,9 @@ def _consume_args(bootstrap, topic, group, ckpt_dir, *extra):
     return ["consume", "reco", "--bootstrap-servers", bootstrap, "--topic", topic,
             "--group", group, "--checkpoint-dir", str(ckpt_dir), "--worker-id", "w",
             "--output-topic", topic + ".pred", "--model-topic", topic + ".recs",
-            "--checkpoint-every", "1000", "--checkpoint-interval", "0.5",
+            # checkpoints by the record count alone: one on an idle stream would cover every
+            # output, and kill_and_drain(store=...) needs work left to redo at each kill
+            "--checkpoint-every", str(CHECKPOINT_EVERY), "--checkpoint-interval", "3600",
             "--components", "4", "--seed", "1", "--rating-range", "0,10",
             "--recommend-every", "2000", "--top-n", "5", "--log-level", "INFO",
             *FAST_GROUP_FLAGS, *extra]
@@ -194,7 +201,8 @@ def test_sigkill_gives_the_uninterrupted_model(kafka_broker, tmp_path):
     try:
         predictions = kill_and_drain(
             outputs, lambda *extra: _consume_args(bootstrap, topic, group, ckpt_dir, *extra),
-            expected=N_EVENTS, kills=N_KILLS, seed=3, between=(300, 1500), log=log)
+            expected=N_EVENTS, kills=N_KILLS, seed=3, between=(300, 1500), log=log,
+            store=CheckpointStore(ckpt_dir, "w"))
     finally:
         outputs.close()
 
