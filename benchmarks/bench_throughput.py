@@ -16,6 +16,11 @@ Two ratios, each between runs made in this benchmark, alternated, on the same me
    process over the same span (:class:`CpuClock`) and the ceiling they imply
    (:func:`ceiling`): two workers cannot beat 2 c_w / (c_w + c_b) of one, however quiet the
    machine; CPU per record moves much less than a rate when other processes share it.
+   Per worker (:func:`group_spans`): its share of the records, the head (the second
+   worker's first record after the group's first) and the tail (the first worker done with
+   its share of the finite backlog while the other works), the rate while both work, and
+   the cores the machine left idle over the span and while both worked (:func:`idle_cpu`):
+   where a two-worker span loses to the ceiling.
 
 Rates are wall-clock; the machine is shared, so each is the best of ``REPEATS`` alternated
 runs, and the table also gives the CPU time per record of the consumer process (all its
@@ -23,8 +28,9 @@ threads: kafka-python's IO thread, librdkafka's) from its first record to its la
 load moves much less. Each run also
 reports its load average. The brokers run on the same two cores (not counted in the CPU).
 
-Run: ``python -m benchmarks throughput [--n N] [--brokers tansu,apache]`` (default 20,000
-messages per stream, both brokers when Java is there). Writes
+Run: ``python -m benchmarks throughput [--n N] [--brokers tansu,apache] [--parts
+ratios,scaling]`` (default 20,000 messages per stream, both brokers when Java is there, both
+parts). Writes
 ``benchmarks/output/throughput.md``.
 """
 
@@ -39,6 +45,7 @@ import tempfile
 import threading
 import time
 import uuid
+from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,6 +68,8 @@ FAST_GROUP = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500}
 #: what the Apache broker needs for FAST_GROUP (tests/kafka_broker.py: APACHE_TEST_SETTINGS)
 APACHE_SETTINGS = {"group.min.session.timeout.ms": 1000}
 TARGET_RATIO, TARGET_SCALING = 0.70, 1.7
+#: the two measurements (``--parts``)
+PARTS = frozenset({"ratios", "scaling"})
 STREAMS: dict[str, Callable[[int], list[tuple[bytes, bytes]]]] = {
     "synthetic 4-20 taxa": synthetic, "ECAM replay": ecam}
 
@@ -77,28 +86,42 @@ def running_broker(kind: str) -> Iterator[BrokerProcess]:
         yield broker
 
 
+def process_cpu(pid: int) -> Callable[[], float]:
+    """The CPU seconds a process (all its threads) has used so far, as a function."""
+    proc = psutil.Process(pid)
+
+    def used() -> float:
+        times = proc.cpu_times()
+        return times.user + times.system
+    return used
+
+
+def idle_cpu() -> float:
+    """Seconds the machine's cores have sat idle so far, summed over the cores (waiting on
+    a disk counts as idle): capacity nothing used, the workers included."""
+    times = psutil.cpu_times()
+    return times.idle + getattr(times, "iowait", 0.0)
+
+
 class CpuClock:
-    """The CPU seconds of a process (all its threads), sampled every ``every`` seconds on
-    a thread of this one: read back at any ``time.perf_counter()`` instant of the run
-    (interpolated), so that the CPU of a span another process timed is known.
+    """CPU seconds (``read``: :func:`process_cpu` of a process, or :func:`idle_cpu`),
+    sampled every ``every`` seconds on a thread of this one: read back at any
+    ``time.perf_counter()`` instant of the run (interpolated), so that the CPU of a span
+    another process timed is known.
 
     ``perf_counter`` is the system's monotonic clock on Linux, the same in every process.
     """
 
-    def __init__(self, pid: int, every: float = 0.02) -> None:
-        self._proc = psutil.Process(pid)
+    def __init__(self, read: Callable[[], float], every: float = 0.02) -> None:
+        self._read = read
         self._every = every
         self._samples: list[tuple[float, float]] = []
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def _cpu(self) -> float:
-        times = self._proc.cpu_times()
-        return times.user + times.system
-
     def _sample(self) -> None:
         while True:
-            self._samples.append((time.perf_counter(), self._cpu()))
+            self._samples.append((time.perf_counter(), self._read()))
             if self._done.wait(self._every):
                 return
 
@@ -140,15 +163,20 @@ def app_alone(messages, track: bool) -> tuple[float, float]:
 
 
 class TimedApp(MicrobiomeApp):
-    """The application, noting the process's CPU time at its first and latest record: the
+    """The application, noting the process's CPU time at its first and latest record (the
     CPU of joining the group, of the idle wait before exiting and of closing is not the
-    stream's."""
+    stream's) and the ``perf_counter`` instant of every record (:func:`group_spans`)."""
 
     first_cpu: float | None = None
     last_cpu: float | None = None
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.times = array("d")
+
     def process(self, sample, source):
         result = super().process(sample, source)
+        self.times.append(time.perf_counter())
         self.last_cpu = time.process_time()
         if self.first_cpu is None:
             self.first_cpu = self.last_cpu
@@ -204,13 +232,51 @@ def _worker(bootstrap: str, topic: str, group: str, ckpt: str, worker: str, trac
     done.set()
     app = loop.app
     cpu = app.last_cpu - app.first_cpu if app.first_cpu is not None else 0.0
-    report.put(("done", worker, status, loop.first_record_time, loop.last_record_time,
-                sum(loop.learned_counts.values()), cpu))
+    report.put(("done", worker, status, app.times, loop.learned_counts, cpu))
+
+
+class Spans(NamedTuple):
+    """When the workers of one run worked (:func:`group_spans`), in seconds."""
+
+    #: records / (the group's last record - its first)
+    rate: float
+    #: records / s while every worker was working: from the last worker's first record to
+    #: the first worker's last (a live stream's steady state: no worker yet to receive its
+    #: first records, none done with its share of a finite backlog)
+    busy_rate: float
+    #: from the group's first record to the last worker's first
+    head: float
+    #: from the first worker's last record to the group's last
+    tail: float
+
+
+def group_spans(times: list[list[float]]) -> Spans:
+    """The group's rate over its whole span and while every worker was busy.
+
+    Parameters
+    ----------
+    times : list of sorted sequences of float
+        Per worker, the instant of each of its records (one clock for all).
+
+    Examples
+    --------
+    >>> s = group_spans([[0.0, 1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0]])
+    >>> s.rate, s.busy_rate, s.head, s.tail
+    (2.0, 3.0, 1.0, 1.0)
+    """
+    first, last = min(t[0] for t in times), max(t[-1] for t in times)
+    busy_from, busy_to = max(t[0] for t in times), min(t[-1] for t in times)
+    n = sum(len(t) for t in times)
+    inside = sum(bisect.bisect_right(t, busy_to) - bisect.bisect_left(t, busy_from)
+                 for t in times)
+    busy = busy_to - busy_from
+    return Spans(n / (last - first), inside / busy if busy > 0 else float("nan"),
+                 busy_from - first, last - busy_to)
 
 
 class GroupRun(NamedTuple):
     """One run of a group: its rate and the CPU it cost, per record, from the group's first
-    record to its last."""
+    record to its last; when its workers worked (:class:`Spans`) and their shares."""
 
     rate: float
     #: µs of CPU per record of the worker processes (all their threads), summed
@@ -220,6 +286,17 @@ class GroupRun(NamedTuple):
     #: µs of CPU per record of this process producing the input (outside the span's
     #: consumers, but on the same two cores)
     producer_us: float
+    #: records / s while every worker was working (:attr:`Spans.busy_rate`)
+    busy_rate: float
+    #: :attr:`Spans.head` and :attr:`Spans.tail`, ms
+    head_ms: float
+    tail_ms: float
+    #: the largest share of the records one worker learned (0.5 of 2: balanced)
+    top_share: float
+    #: cores the machine left idle on average over the group's span, and while every
+    #: worker was busy (nothing else running: capacity the group did not use)
+    idle_cores: float
+    idle_cores_busy: float
 
 
 def group_rate(broker: BrokerProcess, messages, workers: int, track: bool) -> GroupRun:
@@ -230,7 +307,8 @@ def group_rate(broker: BrokerProcess, messages, workers: int, track: bool) -> Gr
     create_topic(bootstrap, topic)
     ctx = mp.get_context("spawn")  # no fork of this process's client threads
     reports = ctx.Queue()
-    with tempfile.TemporaryDirectory() as ckpt, CpuClock(broker.pid) as broker_cpu:
+    with (tempfile.TemporaryDirectory() as ckpt, CpuClock(process_cpu(broker.pid)) as broker_cpu,
+          CpuClock(idle_cpu) as idle):
         procs = [ctx.Process(target=_worker, args=(bootstrap, topic, group, ckpt, f"w{i}",
                                                    track, reports)) for i in range(workers)]
         for proc in procs:
@@ -255,14 +333,24 @@ def group_rate(broker: BrokerProcess, messages, workers: int, track: bool) -> Gr
                 proc.join(timeout=60)
                 if proc.is_alive():
                     proc.kill()
-    assert all(r[2] == 0 for r in results), results
-    learned = sum(r[5] for r in results)
+    assert all(r[2] == 0 for r in results), [r[:3] for r in results]
+    shares = [sum(r[4].values()) for r in results]
+    learned = sum(shares)
     assert learned == len(messages), f"learned {learned} of {len(messages)}"
-    first, last = min(r[3] for r in results), max(r[4] for r in results)
-    worker_cpu = sum(r[6] for r in results)
+    print("  records per worker and partition:",
+          "; ".join(f"{r[1]} {dict(sorted(r[4].items()))}" for r in results), flush=True)
+    times = [r[3] for r in results]
+    spans = group_spans(times)
+    first, last = min(t[0] for t in times), max(t[-1] for t in times)
+    busy_from, busy_to = first + spans.head, last - spans.tail
+    worker_cpu = sum(r[5] for r in results)
     per = 1e6 / learned
+    # (the rate from what was learned: a record handled again after a rebalance counts once)
     return GroupRun(learned / (last - first), worker_cpu * per,
-                    (broker_cpu.at(last) - broker_cpu.at(first)) * per, produced * per)
+                    (broker_cpu.at(last) - broker_cpu.at(first)) * per, produced * per,
+                    spans.busy_rate, spans.head * 1e3, spans.tail * 1e3,
+                    max(shares) / learned, (idle.at(last) - idle.at(first)) / (last - first),
+                    (idle.at(busy_to) - idle.at(busy_from)) / max(busy_to - busy_from, 1e-9))
 
 
 def ceiling(one: GroupRun, two: GroupRun | None = None) -> float:
@@ -282,18 +370,22 @@ def best(runs: list[tuple[float, float]]) -> tuple[float, float]:
 
 
 def best_group(runs: list[GroupRun]) -> GroupRun:
-    """The highest rate, and the lowest CPU per record of each process, of several runs."""
+    """The highest rates, and the lowest CPU per record of each process, head, tail and
+    largest share, of several runs."""
     if not runs:
-        return GroupRun(*[float("nan")] * 4)
-    return GroupRun(*[(max if field == "rate" else min)(getattr(r, field) for r in runs)
+        return GroupRun(*[float("nan")] * len(GroupRun._fields))
+    return GroupRun(*[(max if field.endswith("rate") else min)(getattr(r, field) for r in runs)
                       for field in GroupRun._fields])
 
 
-def measure_broker(kind: str, n: int) -> tuple[list[tuple], list[tuple]]:
+def measure_broker(kind: str, n: int, parts: set[str] = PARTS
+                   ) -> tuple[list[tuple], list[tuple]]:
     ratios, scaling = [], []
     with running_broker(kind) as broker:
         bootstrap = broker.bootstrap
         for name, make in STREAMS.items():
+            if "ratios" not in parts:
+                break
             messages = make(n)
             topic = f"bench-{uuid.uuid4().hex[:8]}"
             produce(bootstrap, topic, messages)
@@ -305,7 +397,7 @@ def measure_broker(kind: str, n: int) -> tuple[list[tuple], list[tuple]]:
                 ratios.append((kind, name, track, best(alone), best(e2e), os.getloadavg()[0]))
                 print(ratios[-1], flush=True)
         messages = synthetic(n)
-        for track in (False, True):
+        for track in (False, True) if "scaling" in parts else ():
             runs: dict[int, list[GroupRun]] = {1: [], 2: []}
             for _ in range(REPEATS):
                 for workers in (1, 2):
@@ -357,6 +449,31 @@ def report(ratios, scaling, n: int, header: str, client: str) -> list[str]:
                      f"{one.broker_us:.0f} / {one.producer_us:.0f} | {ceiling(one):.2f}x | "
                      f"{two.worker_us:.0f} / {two.broker_us:.0f} | {ceiling(one, two):.2f}x | "
                      f"{load:.1f} |")
+    return lines + busy_table(scaling)
+
+
+def busy_table(scaling) -> list[str]:
+    """Where the two workers' span goes: the edges where one worker works alone, and the
+    group's rate while both work."""
+    lines = ["", "The same runs, per worker: the largest share of the records one worker "
+             "learned (50 %: its partitions hold as many records as the other's); head: from "
+             "the group's first record to the second worker's first; tail: from the first "
+             "worker's last record to the group's last (one worker done with its share of the "
+             "finite backlog while the other works); both busy: records / s between those "
+             "two instants, when both workers work, as on a live stream that keeps both "
+             "partitions' owners supplied. Idle: cores the machine left unused, on average "
+             "(of 2; on a quiet machine, capacity the group did not use). Each the lowest, or "
+             "the highest rate, of the runs.",
+             "",
+             "| broker | tracker | largest share | head ms | tail ms | 2 workers both busy "
+             "rec/s | both busy / 1 worker | idle cores: 1 worker | idle cores, 2 workers: "
+             "span / both busy |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for kind, track, one, two, _load in scaling:
+        lines.append(f"| {kind} | {'yes' if track else 'no'} | {two.top_share:.1%} | "
+                     f"{two.head_ms:.0f} | {two.tail_ms:.0f} | {two.busy_rate:,.0f} | "
+                     f"{two.busy_rate / one.rate:.2f}x | {one.idle_cores:.2f} | "
+                     f"{two.idle_cores:.2f} / {two.idle_cores_busy:.2f} |")
     return lines
 
 
@@ -402,9 +519,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=20_000, help="messages per stream")
     parser.add_argument("--brokers", default="tansu,apache",
                         help="comma-separated: tansu, apache (skipped without Java)")
+    parser.add_argument("--parts", default=",".join(sorted(PARTS)),
+                        help="comma-separated: ratios (end-to-end over the application "
+                        "alone), scaling (two workers over one)")
     parser.add_argument("--clients", action="store_true",
                         help="only compare the two output clients (throughput_clients.md)")
     args = parser.parse_args(argv or [])
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if not parts or parts - PARTS:
+        parser.error(f"--parts {args.parts}: choose among {', '.join(sorted(PARTS))}")
     header = _output.provenance("python -m benchmarks throughput"
                                 + (" " + " ".join(argv) if argv else ""))
     client = output_client()
@@ -421,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         if problem is not None:
             skipped.append(f"Apache Kafka not measured: {problem}")
             continue
-        more_ratios, more_scaling = measure_broker(kind, args.n)
+        more_ratios, more_scaling = measure_broker(kind, args.n, parts)
         ratios += more_ratios
         scaling += more_scaling
     lines = report(ratios, scaling, args.n, header, client)

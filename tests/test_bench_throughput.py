@@ -1,0 +1,58 @@
+"""benchmarks/bench_throughput.py: what the two-workers-over-one table is computed from.
+
+The group's rate spans its first record to its last; the per-worker facts say how much of that
+span had only one worker working (the head before the second worker's first record, the tail
+after the first worker's last) and the rate while both worked. Pure functions on record
+instants: no broker.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmarks.bench_throughput import GroupRun, busy_table, group_spans, main
+
+
+def test_a_late_start_and_an_early_finish_are_the_head_and_the_tail():
+    # worker a: 1 record/s from 0 to 10 s; worker b: 2 records/s from 2 to 7 s
+    a = [float(t) for t in range(11)]
+    b = [2 + i / 2 for i in range(11)]
+    spans = group_spans([a, b])
+    assert spans.head == 2.0 and spans.tail == 3.0
+    assert spans.rate == 22 / 10
+    # from 2 s to 7 s: a's records at 2..7 (6), all 11 of b's, over 5 s
+    assert spans.busy_rate == 17 / 5
+
+
+def test_one_worker_is_busy_over_its_whole_span():
+    spans = group_spans([[0.0, 0.5, 1.0, 2.0]])
+    assert (spans.head, spans.tail) == (0.0, 0.0)
+    assert spans.rate == spans.busy_rate == 2.0
+
+
+def test_workers_that_never_work_together_have_no_busy_rate():
+    spans = group_spans([[0.0, 1.0], [2.0, 3.0]])
+    assert spans.rate == 4 / 3 and math.isnan(spans.busy_rate)
+
+
+def run(rate: float, busy: float, head: float, tail: float, share: float) -> GroupRun:
+    return GroupRun(rate=rate, worker_us=90.0, broker_us=5.0, producer_us=1.0,
+                    busy_rate=busy, head_ms=head, tail_ms=tail, top_share=share,
+                    idle_cores=0.1, idle_cores_busy=0.02)
+
+
+def test_the_busy_table_gives_each_rows_share_edges_and_busy_ratio():
+    one = run(10_000, 10_000, 0, 0, 1.0)
+    two = run(16_000, 18_500, 40, 150, 0.5)
+    lines = busy_table([("tansu", False, one, two, 1.0)])
+    row = lines[-1].rstrip(" |").split(" | ")
+    assert row[1:9] == ["no", "50.0%", "40", "150", "18,500", "1.85x", "0.10", "0.10 / 0.02"]
+
+
+def test_an_unknown_part_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--parts", "scaling,speed"])
+    assert exit_.value.code == 2
+    assert "--parts scaling,speed: choose among ratios, scaling" in capsys.readouterr().err
