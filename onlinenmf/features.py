@@ -209,22 +209,42 @@ def _in_row_order(rows, values):
     return count
 
 
-#: What :func:`_valid_in_row_order` returns when a value is not surely valid ...
+#: What :func:`_valid_in_row_order` returns (as its first count) when a value is not surely
+#: valid.
 NOT_SURELY_VALID = -1
-#: ... and when the values are, but a row is -1 (a name not seen yet).
-UNSEEN = -2
 
 
 @njit
 def _valid_in_row_order(rows, values):
-    """:func:`_in_row_order` for values that pass :func:`onlinenmf.validation.surely_valid`
-    and rows that are all known; else NOT_SURELY_VALID or UNSEEN, nothing moved."""
+    """For values that pass :func:`onlinenmf.validation.surely_valid`, in place: the known
+    features' entries (row >= 0) with a value above 0 first, sorted by row (as
+    :func:`_in_row_order`), then every unseen feature's entry (row -1), in the sample's order,
+    its row replaced by its position in the sample and its value kept (0 included: an unseen
+    name is registered even with a zero). Returns (known entries kept, unseen entries), or
+    (NOT_SURELY_VALID, 0) with nothing moved.
+
+    A sample that brings new features is put in order by this one call: their rows, given
+    after it, come after every known row (:meth:`FeatureIndex.add` appends)."""
     if not surely_valid(values):
-        return NOT_SURELY_VALID
+        return NOT_SURELY_VALID, 0
+    unseen = 0
     for i in range(rows.size):
         if rows[i] < 0:
-            return UNSEEN
-    return _in_row_order(rows, values)
+            unseen += 1
+    if unseen == 0:
+        return _in_row_order(rows, values), 0
+    positions = np.empty(unseen, np.int64)
+    unseen_values = np.empty(unseen)
+    u = 0
+    for i in range(rows.size):
+        if rows[i] < 0:
+            positions[u] = i
+            unseen_values[u] = values[i]
+            u += 1
+    known = _in_row_order(rows, values)  # drops the unseen entries: kept aside above
+    rows[known : known + unseen] = positions
+    values[known : known + unseen] = unseen_values
+    return known, unseen
 
 
 class FeatureIndex:
@@ -295,9 +315,10 @@ class FeatureIndex:
 
     def _dict_sample(self, x: dict, on_new: OnNew | None) -> tuple[np.ndarray, np.ndarray] | None:
         """The per-sample path: a dict of numbers, checked, its zeros dropped and put in row
-        order by one compiled call (names not seen yet are registered between its check and
-        its ordering). None when the values are not surely valid (or not numbers): the full
-        path then decides and names what is wrong, before any state changes."""
+        order by one compiled call; names not seen yet are registered after it, and their
+        entries, whose rows come after every known row, put in order among themselves. None
+        when the values are not surely valid (or not numbers): the full path then decides and
+        names what is wrong, before any state changes."""
         try:
             values = np.array(list(x.values()))
         except (TypeError, ValueError):
@@ -306,19 +327,25 @@ class FeatureIndex:
             return None
         values = values.astype(np.float64, copy=False)  # a fresh array either way
         rows = np.fromiter(map(self.index.get, x, repeat(-1)), np.int64, len(x))  # -1: unseen
-        count = _valid_in_row_order(rows, values)
-        if count == NOT_SURELY_VALID:
+        known, unseen = _valid_in_row_order(rows, values)
+        if known == NOT_SURELY_VALID:
             return None
-        if count == UNSEEN:  # valid values; names seen for the first time
+        if unseen:  # valid values; names seen for the first time
+            end = known + unseen
             names = list(x)
-            unseen = [i for i, row in enumerate(rows.tolist()) if row < 0]  # one numpy call
-            checked = [check_feature_name(names[i]) for i in unseen]
-            if on_new is not None:
-                on_new(checked)
-                for i, name in zip(unseen, checked):
-                    rows[i] = self.index[name]
-            count = _in_row_order(rows, values)
-        return rows[:count], values[:count]
+            checked = [check_feature_name(names[i]) for i in rows[known:end].tolist()]
+            if on_new is None:
+                return rows[:known], values[:known]
+            on_new(checked)
+            index = self.index
+            # their rows follow every known row: only they are put in order here
+            new = sorted((index[name], value) for name, value
+                         in zip(checked, values[known:end].tolist()) if value > 0)
+            for i, (row, value) in enumerate(new, start=known):
+                rows[i] = row
+                values[i] = value
+            known += len(new)
+        return rows[:known], values[:known]
 
     def matrix_rows(self, X, features: Sequence | None, on_new: OnNew | None) -> sp.csr_matrix:
         """Validate a matrix; return it as CSR whose column indices are dictionary rows (each
