@@ -439,8 +439,8 @@ def kill_and_drain(outputs: TopicReader, consume_args: Callable[..., list[str]],
     """Run ``onlinenmf consume consume_args()`` and SIGKILL it ``kills`` times, each after a
     random number (in ``between``) of new records on ``outputs``, then let a last run drain
     the topic and exit; return every output record. A kill point counts as reached once every
-    one of the ``expected`` input offsets has an output (a loaded machine lets the consumer
-    run far past a target before the reader sees it: kill it anyway).
+    one of the ``expected`` input records (partition and offset) has an output (a loaded
+    machine lets the consumer run far past a target before the reader sees it: kill it anyway).
 
     With ``store`` (the consumer's checkpoints) every kill leaves work to redo, so that a test
     may count on records being redone: at a kill point the consumer is frozen (SIGSTOP), and
@@ -453,15 +453,15 @@ def kill_and_drain(outputs: TopicReader, consume_args: Callable[..., list[str]],
     the kill point, and a checkpoint on an idle stream, or at its last record, covers every
     output."""
     rng = random.Random(seed)
-    done: set[int] = set()
     sources: list[tuple[str, int]] = []  # (partition, input offset) of each output read
+    done: set[tuple[str, int]] = set()  # the distinct ones
 
     def read() -> int:
         count = outputs.poll()
         for message in outputs.messages[len(sources):count]:
             source = json.loads(message.value())["source"]
             sources.append((tp_key(source["topic"], source["partition"]), source["offset"]))
-            done.add(source["offset"])
+            done.add(sources[-1])
         return count
 
     def progress(target: int, since: int, proc) -> bool:

@@ -12,8 +12,6 @@ work redone after a kill).
 from __future__ import annotations
 
 import json
-import random
-import signal
 from collections import Counter
 from pathlib import Path
 
@@ -26,17 +24,17 @@ from tests.kafka_broker import (
     FAST_GROUP_FLAGS,
     TopicReader,
     create_topic,
+    kill_and_drain,
     produce,
     reference_app,
     run_cli,
-    spawn,
     synthetic_messages,
     unique,
-    wait_for,
 )
 
 N_MESSAGES = 20_000
 N_KILLS = 5
+CHECKPOINT_EVERY = 1500
 PARAMS = {"n_components": 5, "refresh_every": 50, "seed": 2}
 MODEL_FLAGS = ["--components", "5", "--refresh-every", "50", "--seed", "2", "--beta", "1"]
 
@@ -45,32 +43,26 @@ def _consume_args(bootstrap, topic, group, ckpt_dir, *extra):
     return ["consume", "microbiome", "--bootstrap-servers", bootstrap, "--topic", topic,
             "--group", group, "--checkpoint-dir", str(ckpt_dir), "--worker-id", "w",
             "--output-topic", topic + ".out", "--model-topic", topic + ".model",
-            "--checkpoint-every", "1500", "--checkpoint-interval", "0.7",
+            # checkpoints by the record count alone (and no stream here ends on a multiple of
+            # it): kill_and_drain(store=...) needs work left to redo at each kill
+            "--checkpoint-every", str(CHECKPOINT_EVERY), "--checkpoint-interval", "3600",
             "--log-level", "INFO", *MODEL_FLAGS, *FAST_GROUP_FLAGS, *extra]
 
 
-def _kill_and_restart(bootstrap, topic, ckpt_dir, log: Path, seed: int,
-                      extra: tuple[str, ...] | list[str] = ()) -> tuple[int, list]:
-    """Run the consumer, SIGKILL it N_KILLS times after a random number of new outputs,
-    then let a last run drain the topic and exit. Returns (kills done, output messages)."""
-    rng = random.Random(seed)
+def _kill_and_restart(bootstrap, topic, ckpt_dir, log: Path, seed: int, expected: int,
+                      kills: int = N_KILLS, between: tuple[int, int] = (300, 3500),
+                      extra: tuple[str, ...] | list[str] = ()) -> list:
+    """Run the consumer, SIGKILL it ``kills`` times after a random number of new outputs,
+    each time with work left to redo (kill_and_drain), then let a last run drain the topic
+    and exit. Returns the output messages."""
     group = unique("g")
     outputs = TopicReader(bootstrap, topic + ".out")
-    kills = 0
     try:
-        for _ in range(N_KILLS):
-            proc = spawn(*_consume_args(bootstrap, topic, group, ckpt_dir, *extra), log=log)
-            target = outputs.poll() + rng.randint(300, 3500)
-            wait_for(lambda p=proc, t=target: outputs.poll() >= t or p.poll() is not None,
-                     timeout=120, interval=0, what="consumer progress")
-            assert proc.poll() is None, f"consumer exited early, see {log}"
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-        last = spawn(*_consume_args(bootstrap, topic, group, ckpt_dir, *extra,
-                                    "--exit-when-idle", "2"), log=log)
-        assert last.wait(timeout=180) == 0, f"final consumer failed, see {log}"
-        return kills, outputs.drain(idle=1.0)
+        return kill_and_drain(
+            outputs, lambda *more: _consume_args(bootstrap, topic, group, ckpt_dir, *extra,
+                                                 *more),
+            expected=expected, kills=kills, seed=seed, between=between, log=log,
+            store=CheckpointStore(ckpt_dir, "w"))
     finally:
         outputs.close()
 
@@ -93,9 +85,8 @@ def test_sigkill_single_partition_gives_the_uninterrupted_w(kafka_broker, tmp_pa
     messages = synthetic_messages(N_MESSAGES, seed=11, subjects=2000)
     produced = produce(bootstrap, topic, messages)
 
-    kills, outputs = _kill_and_restart(bootstrap, topic, tmp_path / "ckpt",
-                                       tmp_path / "consumer.log", seed=1)
-    assert kills >= N_KILLS
+    outputs = _kill_and_restart(bootstrap, topic, tmp_path / "ckpt", tmp_path / "consumer.log",
+                                seed=1, expected=N_MESSAGES)
     seen = _check_outputs(outputs, produced)
     assert sum(seen.values()) > N_MESSAGES, "no output was redone: were the kills effective?"
 
@@ -111,7 +102,7 @@ def test_sigkill_single_partition_gives_the_uninterrupted_w(kafka_broker, tmp_pa
         assert tracker.trajectory(subject).equals(reference.tracker.trajectory(subject))
     assert ckpt.learned == {f"{topic}:0": N_MESSAGES}
     assert ckpt.offsets == {f"{topic}:0": N_MESSAGES}
-    assert ckpt.sequence > kills  # checkpoints were written between the kills
+    assert ckpt.sequence > N_KILLS  # checkpoints were written between the kills
 
     info = json.loads(run_cli("inspect", "--checkpoint-dir", str(tmp_path / "ckpt"),
                               "--json").stdout)
@@ -126,9 +117,8 @@ def test_sigkill_multi_partition_learns_each_message_once(kafka_broker, tmp_path
     per_partition = Counter(p for p, _ in produced)
     assert len(per_partition) == 4
 
-    kills, outputs = _kill_and_restart(bootstrap, topic, tmp_path / "ckpt",
-                                       tmp_path / "consumer.log", seed=2, extra=["--no-track"])
-    assert kills >= N_KILLS
+    outputs = _kill_and_restart(bootstrap, topic, tmp_path / "ckpt", tmp_path / "consumer.log",
+                                seed=2, expected=N_MESSAGES, extra=["--no-track"])
     _check_outputs(outputs, produced)
     ckpt = CheckpointStore(tmp_path / "ckpt", "w").read()
     assert ckpt.learned == {f"{topic}:{p}": n for p, n in per_partition.items()}
@@ -142,24 +132,15 @@ def test_beta_one_and_a_half_through_kafka_survives_a_kill(kafka_broker, tmp_pat
     a SIGKILLed and restarted consumer ends with the W of an uninterrupted in-process run."""
     bootstrap = kafka_broker.bootstrap
     topic = create_topic(bootstrap, unique("beta15"), partitions=1)
-    n = 3000
+    n = 3100  # not a multiple of CHECKPOINT_EVERY (see kill_and_drain)
     messages = synthetic_messages(n, seed=13, subjects=300)
     produce(bootstrap, topic, messages)
-    ckpt_dir, log, group = tmp_path / "ckpt", tmp_path / "consumer.log", unique("g")
-    outputs = TopicReader(bootstrap, topic + ".out")
-    try:
-        # the last --beta on the command line wins over MODEL_FLAGS's
-        args = _consume_args(bootstrap, topic, group, ckpt_dir, "--beta", "1.5")
-        proc = spawn(*args, log=log)
-        wait_for(lambda: outputs.poll() >= 1200 or proc.poll() is not None, timeout=120,
-                 interval=0, what="consumer progress")
-        assert proc.poll() is None, f"consumer exited early, see {log}"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        last = spawn(*args, "--exit-when-idle", "2", log=log)
-        assert last.wait(timeout=180) == 0, f"final consumer failed, see {log}"
-    finally:
-        outputs.close()
+    ckpt_dir = tmp_path / "ckpt"
+    # the last --beta on the command line wins over MODEL_FLAGS's
+    outputs = _kill_and_restart(bootstrap, topic, ckpt_dir, tmp_path / "consumer.log", seed=3,
+                                expected=n, kills=1, between=(1200, 1200),
+                                extra=["--beta", "1.5"])
+    assert len(outputs) > n, "no output was redone: was the kill effective?"
 
     reference = reference_app([v for _, v in messages], model_params={**PARAMS, "beta": 1.5})
     model = model_from_blobs(CheckpointStore(ckpt_dir, "w").read().blobs)
