@@ -573,7 +573,7 @@ class OnlineNMF:
     # ------------------------------------------------------------------ the refresh
     def _refresh_due(self) -> bool:
         return self._schedule.due(self.samples_learned, self._since_refresh, self._initialised,
-                                  self.memory_length, self.n_features)
+                                  self.memory_length, self._statistics.m)  # m: n_features
 
     @property
     def alarm_window(self) -> int:

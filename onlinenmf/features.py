@@ -338,9 +338,11 @@ class FeatureIndex:
                 return rows[:known], values[:known]
             on_new(checked)
             index = self.index
-            # their rows follow every known row: only they are put in order here
-            new = sorted((index[name], value) for name, value
-                         in zip(checked, values[known:end].tolist()) if value > 0)
+            new = []  # a loop, not a comprehension: no frame of its own on the hot path
+            for name, value in zip(checked, values[known:end].tolist()):
+                if value > 0:
+                    new.append((index[name], value))
+            new.sort()  # their rows follow every known row: only they are put in order here
             for i, (row, value) in enumerate(new, start=known):
                 rows[i] = row
                 values[i] = value

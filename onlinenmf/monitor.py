@@ -267,8 +267,11 @@ class Monitor:
         self.window_abs += loss
         self.window_count += 1
         self.recent.append((rows, values, relative))  # fresh arrays from the feature index
-        if self.drift is not None:
-            self._watch(0, relative, rows.size)
+        drift = self.drift
+        if drift is not None:  # _watch, inlined: the per-sample path pays for each call
+            fired = drift.update(relative, rows.size)
+            if fired is not None:
+                self.detections.append(Detection(0, relative, *fired))
 
     def record_many(self, indptr: np.ndarray, rows: np.ndarray, values: np.ndarray,
                     losses: np.ndarray, norms: np.ndarray) -> None:
