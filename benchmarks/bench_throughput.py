@@ -20,7 +20,11 @@ Two ratios, each between runs made in this benchmark, alternated, on the same me
    worker's first record after the group's first) and the tail (the first worker done with
    its share of the finite backlog while the other works), the rate while both work, and
    the cores the machine left idle over the span and while both worked (:func:`idle_cpu`):
-   where a two-worker span loses to the ceiling.
+   where a two-worker span loses to the ceiling. The edges are the finite backlog's, not a
+   live stream's: the second worker's first record comes a few tens of ms after the first's
+   (the producer, the broker and both workers want the cores at once), and each worker
+   drains its own partitions (static assignment), so the one that got less CPU (another
+   process on its core) ends last, alone; a live stream keeps both supplied.
 
 Rates are wall-clock; the machine is shared, so each is the best of ``REPEATS`` alternated
 runs, and the table also gives the CPU time per record of the consumer process (all its
