@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from collections import Counter, defaultdict
 
 import pytest
@@ -56,7 +55,11 @@ def test_survivor_takes_over_from_last_checkpoint(kafka_broker, tmp_path, how):
         wait_for(both_working, timeout=90, interval=0, what="both consumers to emit outputs")
         b.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
         assert b.wait(timeout=30) == (0 if how == "sigterm" else -signal.SIGKILL)
-        time.sleep(1.0)  # more records arrive for B's partitions after it is gone
+        # more records arrive for B's partitions after it is gone: about a second's worth,
+        # counted rather than slept for (a loaded machine may produce none in a given second)
+        gone = len(stream.acked)
+        wait_for(lambda: len(stream.acked) >= gone + 1500, timeout=60,
+                 what="1,500 more records acknowledged after B left")
         produced = stream.stop()
         assert a.wait(timeout=120) == 0, f"consumer A failed, see {log_a}"
         outputs.drain(idle=1.0)
