@@ -12,7 +12,7 @@ import math
 
 import pytest
 
-from benchmarks.bench_throughput import GroupRun, busy_table, group_spans, main
+from benchmarks.bench_throughput import GroupRun, best_group, busy_table, group_spans, main
 
 
 def test_a_late_start_and_an_early_finish_are_the_head_and_the_tail():
@@ -56,3 +56,11 @@ def test_an_unknown_part_is_refused(capsys):
         main(["--parts", "scaling,speed"])
     assert exit_.value.code == 2
     assert "--parts scaling,speed: choose among ratios, scaling" in capsys.readouterr().err
+
+
+def test_the_best_of_runs_keeps_the_fastest_runs_own_facts():
+    slow = run(12_000, 17_000, 20, 900, 0.5)._replace(worker_us=80.0)
+    fast = run(16_000, 16_500, 30, 60, 0.5)
+    best = best_group([slow, fast])
+    assert (best.rate, best.worker_us) == (16_000, 80.0)  # best of runs
+    assert (best.busy_rate, best.head_ms, best.tail_ms) == (16_500, 30, 60)  # the fast run's
