@@ -603,11 +603,11 @@ class OnlineNMF:
             return
         stats = self._statistics
         memories = self._learner.memories
-        self._learner.settle()  # before W changes: what the recent samples added under it
+        before = self._learner.dictionary_before()
         self._update_dictionary()
         # the latest samples re-solved against the new W, then W again from the statistics
         # that now hold their new h (beta = 1; a peer's statistics are not restated)
-        if not self._peers and self._learner.restate(self._since_refresh):
+        if not self._peers and self._learner.restate(self._since_refresh, before):
             self._update_dictionary()
         if memories is not None:
             if memories.better() and not self._peers:  # serve the other memory

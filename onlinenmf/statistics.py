@@ -11,10 +11,13 @@ Forgetting is lazy: the per-feature statistics are stored divided by a running `
 (multiplied by rho per sample), so a sample writes only its own rows; :meth:`unscale` brings
 them to their true scale before a refresh. The k-sized ones are decayed in place.
 
-Restating (beta = 1): the latest samples (``recent``, up to the model's ``buffer_size``) keep
-their h and what they added to B; a refresh re-solves them against the new W and replaces
-their part of the statistics (:meth:`Statistics.restate`), so the statistics do not hold h
-solved against dictionaries gone by (issue 13).
+Restating (beta = 1): the statistics are the *closed* part (``closed``: every sample no longer
+restated, at its last contribution) plus the *open* samples (``recent``, the latest ones, up to
+the model's ``buffer_size``), which keep their h. A refresh re-solves the open samples against
+the new W and rebuilds B and the usage as the closed part plus their new contributions
+(:meth:`Statistics.restate`), so the statistics do not hold h solved against dictionaries gone
+by (issue 13). Nothing is subtracted and no per-sample contribution is stored: a restatement
+is one compiled pass over the open samples and a copy of B.
 """
 
 from __future__ import annotations
@@ -27,14 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from onlinenmf import solve
 from onlinenmf.divergences.base import Layout, Totals
 
 #: Rows allocated at first; the arrays double when they fill.
 INITIAL_ROWS = 16
-#: A column whose usage after a restatement is under this share of its usage before held
-#: only the restated samples, and their new h left it: what remains of it is rounding.
-CANCELLED = 1e-9
 
 
 def _unused() -> np.ndarray:
@@ -105,17 +104,26 @@ class Statistics:
         #: Statistics kept beside these with another forgetting (:mod:`onlinenmf.memories`):
         #: rows and columns added, removed or moved here are in the twin too.
         self.twin: Statistics | None = None
-        #: The latest samples learned (beta = 1 only; None: not kept), oldest first, each
-        #: ``[rows, values, h, contribution to B, log of its weight's lazy scale]``: a refresh
-        #: re-solves them against the new W and replaces their contribution (:meth:`restate`).
+        #: The open samples (beta = 1 only; None: not kept), oldest first, each
+        #: ``[rows, values, h, log of its weight's lazy scale]``: a refresh re-solves them
+        #: against the new W (:meth:`restate`).
         self.recent: deque | None = None
+        #: The closed part of B (true scale at ``closed_log``; rows added since are zero) and
+        #: of the usage: B and the usage are these, forgotten since, plus the open samples'.
+        self.closed = np.zeros((0, k))
+        self.closed_usage = np.zeros(k)
+        self.closed_log = 0.0
+        #: An open sample left ``recent`` before it was restated (more samples between two
+        #: refreshes than it holds): the next restatement only closes them all.
+        self.lost = False
         #: The log of the scale the per-feature statistics were multiplied by at each
         #: :meth:`unscale` (with ``log(scale)``, the log of every sample's forgetting so far).
         self.log_unscaled = 0.0
 
     def keep_recent(self, count: int) -> None:
-        """Keep the latest ``count`` samples for :meth:`restate` (0: none)."""
+        """Keep up to ``count`` open samples for :meth:`restate` (0: none)."""
         self.recent = deque(maxlen=count) if count > 0 else None
+        self.close_all()
 
     @property
     def k(self) -> int:
@@ -186,8 +194,7 @@ class Statistics:
         self.usage[:] = 0.0
         self.n_eff, self.scale = 0.0, 1.0
         self.log_unscaled = 0.0
-        if self.recent is not None:
-            self.recent.clear()
+        self.close_all()
 
     def set_learned(self, H: np.ndarray, weights: np.ndarray) -> None:
         """The k-sized statistics of a re-learned buffer: its h with their weights."""
@@ -201,47 +208,98 @@ class Statistics:
         return self.log_unscaled + math.log(max(self.scale, 1e-300))
 
     def remember(self, rows: np.ndarray, values: np.ndarray, h: np.ndarray) -> None:
-        """A sample just learned (beta = 1, ``h`` solved against the current W), kept for
-        :meth:`restate`; what it added to B is worked out at the next refresh
-        (:meth:`settle`), while W is still the one it met."""
-        if self.recent is not None:
-            self.recent.append([rows, values, h.copy(), None, self._log_scale()])
+        """A sample just learned (beta = 1, ``h`` solved against the current W): open, until a
+        restatement closes it (:meth:`restate`)."""
+        recent = self.recent
+        if recent is not None:
+            if len(recent) == recent.maxlen:
+                self.lost = True
+            recent.append([rows, values, h.copy(), self._log_scale()])
 
     def remember_batch(self, indptr, rows, values, H, log_scales: np.ndarray) -> None:
         """The samples of a batch (CSR) just learned, each at its own lazy scale (the log of
         ``1 / weight`` it was added with, before ``log_unscaled``)."""
-        if self.recent is None:
+        recent = self.recent
+        if recent is None:
             return
         count = indptr.size - 1
-        for s in range(max(0, count - self.recent.maxlen), count):
+        if len(recent) + count > recent.maxlen:
+            self.lost = True
+        for s in range(max(0, count - recent.maxlen), count):
             part = slice(indptr[s], indptr[s + 1])
-            self.recent.append([rows[part].copy(), values[part].copy(), H[s].copy(), None,
-                                self.log_unscaled + log_scales[s]])
+            recent.append([rows[part].copy(), values[part].copy(), H[s].copy(),
+                           self.log_unscaled + log_scales[s]])
+
+    def close_all(self) -> None:
+        """Close every open sample at its contribution now: the closed part becomes B and the
+        usage as they are (after anything that changed them other than by learning: a reset,
+        a seeded column, rows or columns cut, added or merged; the open samples' h or rows no
+        longer fit, they are no longer restated). Nothing without open samples kept."""
+        if self.recent is None:
+            return
+        self.closed = self.B[: self.m] * self.scale
+        self.closed_usage = self.usage.copy()
+        self.closed_log = self._log_scale()
+        self.lost = False
+        self.recent.clear()
 
     def forget_recent(self) -> None:
-        """A column was seeded anew (its statistics replaced): the recent samples' part in
-        them is gone, so they are no longer restated (here and in the twin)."""
+        """A column was seeded anew (its statistics replaced): the open samples are closed as
+        they are, here and in the twin."""
         for stats in (self, self.twin):
-            if stats is not None and stats.recent is not None:
-                stats.recent.clear()
+            if stats is not None:
+                stats.close_all()
 
     def _forget_recent(self) -> None:
-        """Columns were cut, added or merged, or rows removed: the recent samples' h or rows
-        no longer fit (they stay in the statistics, as every older sample's; only their
-        restatement is lost)."""
-        if self.recent is not None:
-            self.recent.clear()
+        """Columns were cut, added or merged, or rows removed: close the open samples."""
+        self.close_all()
 
-    def _contributions(self, rows, values, H, lengths) -> list[np.ndarray]:
-        """What each sample (CSR: ``lengths`` entries each) adds to B under the current W:
-        ``W[rows] * (v / W h) h``, as the kernel adds it."""
-        owner = np.repeat(np.arange(lengths.size), lengths)
-        Wr = self.W[rows]
-        Hr = H[owner]
-        ratio = values / np.maximum((Wr * Hr).sum(axis=1), solve.TINY)
-        together = Wr * ratio[:, None] * Hr
-        ends = np.cumsum(lengths).tolist()
-        return [together[start:end] for start, end in zip([0, *ends[:-1]], ends)]
+    def restate(self, divergence, solver, keep: int) -> int:
+        """Re-solve the open samples against the current W (its caches up to date), warm from
+        their h, and rebuild B and the usage as the closed part (forgotten since) plus their
+        contributions at their weights now; then close all but the latest ``keep``. Returns
+        the number of samples re-solved (0 when an open sample was lost: then all are closed
+        as they are).
+
+        A sample's h was solved against the W of its time; online EM keeps that stale h in
+        the statistics until it is forgotten, so while W moves (a young model, a drifting
+        stream) the refresh reads statistics of dictionaries gone by. A sample is re-solved
+        at every refresh while it is open, so the caller's ``keep`` sets the cost
+        (:meth:`onlinenmf.learner.Learner.restate`)."""
+        if self.recent is None or self.m == 0:
+            return 0
+        if self.lost or not self.recent:
+            self.close_all()
+            return 0
+        self.unscale()  # B at its true scale: the weights below are true weights
+        now = self._log_scale()
+        entries = list(self.recent)
+        lengths, rows, values, H = self._stack(entries)
+        weights = np.exp(now - np.array([entry[3] for entry in entries]))
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        B = self.B[: self.m]
+        B[:] = 0.0
+        decay = math.exp(now - self.closed_log)
+        B[: self.closed.shape[0]] = decay * self.closed
+        usage = decay * self.closed_usage
+        closing = len(entries) - max(0, min(int(keep), len(entries)))
+        warm = np.ones(len(entries), dtype=np.bool_)  # from their h
+        for part in (slice(0, closing), slice(closing, len(entries))):
+            if part.start == part.stop:
+                continue
+            first, last = indptr[part.start], indptr[part.stop]
+            divergence.learn_batch(self, indptr[part.start : part.stop + 1] - first,
+                                   rows[first:last], values[first:last], H[part], solver,
+                                   weights[part], warm[part])
+            usage = usage + weights[part] @ H[part]
+            if part.start == 0:  # the closing samples: now in the closed part for good
+                self.closed, self.closed_usage, self.closed_log = B.copy(), usage.copy(), now
+        self.usage = usage
+        for _ in range(closing):
+            self.recent.popleft()
+        for entry, h in zip(self.recent, H[closing:]):
+            entry[2] = h
+        return len(entries)
 
     @staticmethod
     def _stack(entries: list) -> tuple[np.ndarray, ...]:
@@ -249,77 +307,6 @@ class Statistics:
         rows = np.concatenate([entry[0] for entry in entries]).astype(np.int64)
         values = np.concatenate([entry[1] for entry in entries])
         return lengths, rows, values, np.array([entry[2] for entry in entries])
-
-    def settle(self) -> None:
-        """Before W changes (a refresh): the contributions of the samples learned since the
-        last one, all solved against this W (vectorised: a sample pays no more than a copy of
-        its h when it is learned)."""
-        if not self.recent or self.recent[-1][3] is not None:
-            return
-        pending = []
-        for entry in reversed(self.recent):
-            if entry[3] is not None:
-                break
-            pending.append(entry)
-        pending.reverse()
-        lengths, rows, values, H = self._stack(pending)
-        for entry, contribution in zip(pending, self._contributions(rows, values, H, lengths)):
-            entry[3] = contribution
-
-    def restate(self, divergence, solver, count: int) -> None:
-        """Re-solve the latest ``count`` recent samples against the current W (its caches
-        up to date; :meth:`settle` called before W changed) and replace their contribution
-        to B and the usage, each at its weight now.
-
-        A sample's h was solved against the W of its time; online EM keeps that stale h in
-        the statistics until it is forgotten, so while W moves (a young model, a drifting
-        stream) the refresh reads statistics of dictionaries gone by. Re-solving the last
-        few samples at each refresh costs their solves, O(nnz k) each, amortised over the
-        refresh interval (issue 13; measured on ECAM in benchmarks/output/real.md)."""
-        if not self.recent or self.m == 0 or count <= 0:
-            return
-        self.unscale()  # B at its true scale: the weights below are true weights
-        now = self._log_scale()
-        entries = list(self.recent)[-count:]
-        weights = np.exp(now - np.array([entry[4] for entry in entries]))
-        kept = weights >= 1e-12  # forgotten: left as they are
-        entries = [entry for entry, keep in zip(entries, kept) if keep]
-        if not entries:
-            return
-        before = self.usage.copy()
-        weights = weights[kept]
-        lengths, rows, values, H = self._stack(entries)
-        m, k = self.m, self.k
-        owner = np.repeat(np.arange(len(entries)), lengths)
-        old = np.concatenate([entry[3] for entry in entries]) * weights[owner, None]
-        B = self.B[:m]
-        for j in range(k):
-            B[:, j] -= np.bincount(rows, weights=old[:, j], minlength=m)
-        np.maximum(B, 0.0, out=B)  # rounding
-        self.usage -= weights @ H
-        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        divergence.learn_batch(self, indptr, rows, values, H, solver, weights,
-                               np.ones(len(entries), dtype=np.bool_))  # warm: their old h
-        self.usage += weights @ H
-        np.maximum(self.usage, 0.0, out=self.usage)
-        self._clear_cancelled(before)
-        for entry, h, contribution in zip(entries, H, self._contributions(rows, values, H,
-                                                                          lengths)):
-            entry[2], entry[3] = h, contribution
-
-    def _clear_cancelled(self, before: np.ndarray) -> None:
-        """Zero the columns a restatement emptied (usage under :data:`CANCELLED` of
-        ``before``, the usage it started from). Taking out the restated samples' part of a
-        column they made all of leaves rounding in B (up to 1e-13 where B was 1e6) beside
-        a usage clamped at 0: the M-step's ``B / usage`` would be infinite and W NaN after
-        normalisation. A zero column is one nothing was learned into: the M-step keeps its W
-        and the refresh may re-seed it."""
-        gone = (self.usage <= CANCELLED * before) & (before > 0)
-        if not gone.any():
-            return
-        self.usage[gone] = 0.0
-        for name in self._row_arrays():
-            getattr(self, name)[: self.m, gone] = 0.0
 
     def batch_scratch(self) -> Statistics:
         """This W and its caches (shared, read-only) with zero per-feature statistics: where
@@ -349,7 +336,7 @@ class Statistics:
         self.n_eff = float(n_eff) if sums.count else 0.0
         self.scale = 1.0
         if self.recent is not None:
-            self.recent.clear()  # their contributions are no longer in the statistics
+            self.close_all()  # the batch's sums are the statistics now
 
     # -------------------------------------------------------------- refresh
     def unscale(self) -> None:
@@ -365,9 +352,11 @@ class Statistics:
         return Totals(self.A, self.B[:m], self.D[:m], self.usage, self.n_eff, self.prior)
 
     def rescale_columns(self, c: np.ndarray) -> None:
-        """W <- W / c means h <- c h: carry that into every statistic (and the recent h;
-        their contribution ``W (v / W h) h`` does not change)."""
+        """W <- W / c means h <- c h: carry that into every statistic (and the open samples'
+        h and the closed part; a contribution ``W (v / W h) h`` does not change)."""
         self.usage *= c
+        if self.recent is not None:
+            self.closed_usage = self.closed_usage * c
         for entry in self.recent or ():
             entry[2] = entry[2] * c
         if self.layout.gram:
@@ -378,6 +367,8 @@ class Statistics:
                 rows *= c
             elif exponent:
                 rows *= c**exponent
+            if name == "B" and exponent and self.recent is not None:
+                self.closed = self.closed * c**exponent
 
     def recompute_caches(self) -> None:
         W = self.W[: self.m]
@@ -438,14 +429,17 @@ class Statistics:
             self.G = np.ascontiguousarray(self.G[np.ix_(order, order)])
         self.colsum = self.colsum[order]
         self.usage = self.usage[order]
+        if self.recent is not None:
+            self.closed = np.ascontiguousarray(self.closed[:, order])
+            self.closed_usage = self.closed_usage[order]
         for entry in self.recent or ():
-            entry[2], entry[3] = entry[2][order], entry[3][:, order]
+            entry[2] = entry[2][order]
 
     def swap(self, other: Statistics) -> None:
         """Exchange W, the statistics, the caches and the prior with ``other`` (same rows and
         columns); the window's usage, the twin link and the layout stay."""
         for name in ("W", "B", "D", "A", "G", "colsum", "usage", "scale", "n_eff", "prior",
-                     "recent", "log_unscaled"):
+                     "recent", "log_unscaled", "closed", "closed_usage", "closed_log", "lost"):
             mine, theirs = getattr(self, name), getattr(other, name)
             setattr(self, name, theirs)
             setattr(other, name, mine)
@@ -475,23 +469,21 @@ class Statistics:
         return arrays, scalars
 
     def _recent_arrays(self) -> dict[str, np.ndarray]:
-        """The recent samples as CSR-like arrays (their rows, values and contributions
-        concatenated; h and the log scales one row each)."""
-        self.settle()  # W has not changed since the pending ones were learned
+        """The open samples as CSR-like arrays (their rows and values concatenated; h and the
+        log scales one row each) and the closed part."""
         entries = list(self.recent)
         lengths = [entry[0].size for entry in entries]
-        k = self.k
 
-        def stacked(i: int, shape: tuple, dtype=np.float64) -> np.ndarray:
+        def stacked(i: int, dtype=np.float64) -> np.ndarray:
             parts = [entry[i] for entry in entries]
-            return np.concatenate(parts) if parts else np.zeros(shape, dtype=dtype)
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
         return {"restate_indptr": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-                "restate_rows": stacked(0, (0,), np.int64).astype(np.int64),
-                "restate_values": stacked(1, (0,)),
-                "restate_h": np.array([entry[2] for entry in entries]).reshape(-1, k),
-                "restate_contribution": stacked(3, (0, k)).reshape(-1, k),
-                "restate_log_scale": np.array([entry[4] for entry in entries], dtype=float)}
+                "restate_rows": stacked(0, np.int64), "restate_values": stacked(1),
+                "restate_h": np.array([entry[2] for entry in entries]).reshape(-1, self.k),
+                "restate_log_scale": np.array([entry[3] for entry in entries], dtype=float),
+                "restate_closed": self.closed, "restate_closed_usage": self.closed_usage,
+                "restate_closed_log": np.array([self.closed_log, float(self.lost)])}
 
     def restore(self, arrays: dict[str, np.ndarray], scalars: dict[str, Any]) -> None:
         k = arrays["usage"].size
@@ -510,13 +502,18 @@ class Statistics:
         self.n_eff = float(scalars["n_eff"])
         self.log_unscaled = float(scalars.get("log_unscaled", 0.0))
         if self.recent is not None:
-            self.recent.clear()  # a snapshot from before they were kept has none
-            if "restate_indptr" in arrays:
+            # a snapshot from before the closed part was kept (none, or each open sample's
+            # contribution instead) closes them all
+            self.close_all()
+            if "restate_closed" in arrays:
+                self.closed = arrays["restate_closed"].copy()
+                self.closed_usage = arrays["restate_closed_usage"].copy()
+                self.closed_log, lost = (float(x) for x in arrays["restate_closed_log"])
+                self.lost = bool(lost)
                 indptr = arrays["restate_indptr"]
                 for s in range(indptr.size - 1):
                     part = slice(indptr[s], indptr[s + 1])
                     self.recent.append([arrays["restate_rows"][part].copy(),
                                         arrays["restate_values"][part].copy(),
                                         arrays["restate_h"][s].copy(),
-                                        arrays["restate_contribution"][part].copy(),
                                         float(arrays["restate_log_scale"][s])])
