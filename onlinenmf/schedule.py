@@ -22,7 +22,13 @@ The automatic schedule (``refresh_every=None``, the default) needs no tuning:
   hold at least ``COST_SHARE * m`` non-zero entries; then the amortised refresh cost is at
   most about the cost of those samples' solves: measured on ECAM (m = 3347, k = 10, 56
   non-zero taxa per sample), a refresh takes as long as 7 samples at beta = 1 (18 at
-  beta = 2, 4 at beta = 0), while the floor asks for 15 samples between refreshes. The
+  beta = 2, 4 at beta = 0), while the floor asks for 15 samples between refreshes. A
+  refresh also has a fixed cost whatever m (a few dozen numpy calls per memory: about one
+  sample's solve), which on dense data (nnz near m, where one sample reaches the entries'
+  floor) would be paid at every sample while the interval is short (after the first
+  dictionary and after each drift event): so at least ``MIN_INTERVAL`` samples between two
+  refreshes, at most one refresh per ``MIN_INTERVAL`` samples (bench_engine's dense stream,
+  m = 500, ~279 entries per sample: 440 refreshes in 3,000 samples instead of 683). The
   benchmark (``benchmarks/bench_real.py``) measures the share of the time spent in refreshes.
 * **restating** (beta = 1, :meth:`onlinenmf.learner.Learner.restate`): after the M-step a
   refresh re-solves the open samples (the latest ones) against the new W, two Newton sweeps
@@ -60,8 +66,10 @@ REFIT_FACTORS = (2, 4, 8)
 GROWTH = 0.05
 #: ... at most this share of the memory length ...
 MEMORY_SHARE = 0.25
-#: ... and at least as many samples as hold COST_SHARE x m non-zero entries.
+#: ... and at least as many samples as hold COST_SHARE x m non-zero entries ...
 COST_SHARE = 0.25
+#: ... and at least this many samples (a refresh's fixed cost, whatever m).
+MIN_INTERVAL = 4
 
 
 class RefreshSchedule:
@@ -103,7 +111,7 @@ class RefreshSchedule:
             return samples >= self.first_at
         if samples in self.refits:
             return True
-        if since_refresh < self.interval(samples - self.anchor, memory_length):
+        if since_refresh < max(self.interval(samples - self.anchor, memory_length), MIN_INTERVAL):
             return False
         return (self.nnz if nnz is None else nnz) >= COST_SHARE * n_features
 
