@@ -92,6 +92,9 @@ RICHNESS_SD = math.sqrt(1.0 - 2.0 / math.pi)
 DRIFT_VAR_FLOOR = 1e-4
 
 
+SQRT2 = math.sqrt(2.0)
+
+
 class Detection(NamedTuple):
     """A drift: where in the learning call (0: its first sample), the sample's relative loss,
     its reference level, z-score, and the CUSUM statistic that crossed the threshold."""
@@ -155,37 +158,45 @@ class DriftDetector:
     def update(self, relative: float, nnz: int) -> tuple[float, float, float] | None:
         """Feed one sample's relative loss and non-zero entries; return (level of the
         relative loss, its z-score, the statistic) when it fires."""
+        # (per sample: the clips and floors are written out, not min/max calls; each keeps
+        # min/max's result, NaN included: a comparison with NaN is False)
         self.score = math.nan
         if not relative > 0 or not math.isfinite(relative):
             return None
-        x, y = math.log(relative), math.log(max(nnz, 1))
+        x, y = math.log(relative), math.log(nnz if nnz > 1 else 1)
         sd, count_sd = math.sqrt(self.var), math.sqrt(self.count_var)
         z, count_z = (x - self.mean) / sd, (y - self.count_mean) / count_sd
         # richer or poorer alike: a signed term would hide a loss rise behind poorer samples
-        richness = (min(abs(count_z), DRIFT_CLIP) - RICHNESS_MEAN) / RICHNESS_SD
+        spread = abs(count_z)
+        richness = ((DRIFT_CLIP if DRIFT_CLIP < spread else spread) - RICHNESS_MEAN) / RICHNESS_SD
         if self.referenced:
-            self.score = (z + richness) / math.sqrt(2.0)
+            self.score = (z + richness) / SQRT2
         if len(self.warmup) < DRIFT_WARMUP:
             self._warm(x, y)
             return None
-        score = min(max(self.score, -DRIFT_CLIP), DRIFT_CLIP)
-        self.cusum = max(0.0, self.cusum + score - DRIFT_SLACK)
-        if self.cusum >= self.threshold:
-            fired = (math.exp(self.mean), z, self.cusum)
+        score = self.score  # winsorised: min(max(score, -DRIFT_CLIP), DRIFT_CLIP)
+        score = -DRIFT_CLIP if score < -DRIFT_CLIP else DRIFT_CLIP if score > DRIFT_CLIP else score
+        cusum = self.cusum + score - DRIFT_SLACK
+        self.cusum = cusum = cusum if cusum > 0.0 else 0.0
+        if cusum >= self.threshold:
+            fired = (math.exp(self.mean), z, cusum)
             self.restart()
             return fired
         # the references follow the stream, winsorised; the loss's scale is that of its rises
         # only (twice the mean squared rise: the variance of a symmetric spread), so that
         # samples far better explained than usual do not hide the worse ones
-        deviation = sd * min(max(z, -DRIFT_CLIP), DRIFT_CLIP)
+        clipped = -DRIFT_CLIP if z < -DRIFT_CLIP else DRIFT_CLIP if z > DRIFT_CLIP else z
+        deviation = sd * clipped
         self.mean += deviation / DRIFT_HORIZON
-        rise = max(deviation, 0.0)
-        self.var = max(self.var + (2.0 * rise * rise - self.var) / DRIFT_HORIZON,
-                       DRIFT_VAR_FLOOR)
-        deviation = count_sd * min(max(count_z, -DRIFT_CLIP), DRIFT_CLIP)
+        rise = 0.0 if 0.0 > deviation else deviation
+        var = self.var + (2.0 * rise * rise - self.var) / DRIFT_HORIZON
+        self.var = DRIFT_VAR_FLOOR if DRIFT_VAR_FLOOR > var else var
+        clipped = (-DRIFT_CLIP if count_z < -DRIFT_CLIP else DRIFT_CLIP if count_z > DRIFT_CLIP
+                   else count_z)
+        deviation = count_sd * clipped
         self.count_mean += deviation / DRIFT_HORIZON
-        self.count_var = max(self.count_var + (deviation * deviation - self.count_var)
-                             / DRIFT_HORIZON, DRIFT_VAR_FLOOR)
+        var = self.count_var + (deviation * deviation - self.count_var) / DRIFT_HORIZON
+        self.count_var = DRIFT_VAR_FLOOR if DRIFT_VAR_FLOOR > var else var
         return None
 
     def _warm(self, x: float, y: float) -> None:
