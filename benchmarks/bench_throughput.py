@@ -301,6 +301,9 @@ class GroupRun(NamedTuple):
     #: worker was busy (nothing else running: capacity the group did not use)
     idle_cores: float
     idle_cores_busy: float
+    #: cores other processes (other sessions) took on average over the group's span: the
+    #: machine's cores less idle, workers, broker and this process (0: a quiet machine)
+    other_cores: float
 
 
 def group_rate(broker: BrokerProcess, messages, workers: int, track: bool) -> GroupRun:
@@ -312,7 +315,7 @@ def group_rate(broker: BrokerProcess, messages, workers: int, track: bool) -> Gr
     ctx = mp.get_context("spawn")  # no fork of this process's client threads
     reports = ctx.Queue()
     with (tempfile.TemporaryDirectory() as ckpt, CpuClock(process_cpu(broker.pid)) as broker_cpu,
-          CpuClock(idle_cpu) as idle):
+          CpuClock(idle_cpu) as idle, CpuClock(process_cpu(os.getpid())) as own_cpu):
         procs = [ctx.Process(target=_worker, args=(bootstrap, topic, group, ckpt, f"w{i}",
                                                    track, reports)) for i in range(workers)]
         for proc in procs:
@@ -348,13 +351,16 @@ def group_rate(broker: BrokerProcess, messages, workers: int, track: bool) -> Gr
     first, last = min(t[0] for t in times), max(t[-1] for t in times)
     busy_from, busy_to = first + spans.head, last - spans.tail
     worker_cpu = sum(r[5] for r in results)
-    per = 1e6 / learned
+    per, span = 1e6 / learned, last - first
+    broker_used = broker_cpu.at(last) - broker_cpu.at(first)
+    idle_cores = (idle.at(last) - idle.at(first)) / span
+    ours = worker_cpu + broker_used + own_cpu.at(last) - own_cpu.at(first)
     # (the rate from what was learned: a record handled again after a rebalance counts once)
-    return GroupRun(learned / (last - first), worker_cpu * per,
-                    (broker_cpu.at(last) - broker_cpu.at(first)) * per, produced * per,
+    return GroupRun(learned / span, worker_cpu * per, broker_used * per, produced * per,
                     spans.busy_rate, spans.head * 1e3, spans.tail * 1e3,
-                    max(shares) / learned, (idle.at(last) - idle.at(first)) / (last - first),
-                    (idle.at(busy_to) - idle.at(busy_from)) / max(busy_to - busy_from, 1e-9))
+                    max(shares) / learned, idle_cores,
+                    (idle.at(busy_to) - idle.at(busy_from)) / max(busy_to - busy_from, 1e-9),
+                    max((psutil.cpu_count() or 1) - idle_cores - ours / span, 0.0))
 
 
 def ceiling(one: GroupRun, two: GroupRun | None = None) -> float:
@@ -473,18 +479,21 @@ def busy_table(scaling) -> list[str]:
              "finite backlog while the other works); both busy: records / s between those "
              "two instants, when both workers work, as on a live stream that keeps both "
              "partitions' owners supplied. Idle: cores the machine left unused, on average "
-             "(of 2; on a quiet machine, capacity the group did not use). All from the run "
+             "(of 2; on a quiet machine, capacity the group did not use). Others: cores "
+             "other processes took over the span (the cores less idle, workers, broker and "
+             "the benchmark's own process; about 0 on a quiet machine). All from the run "
              "whose rate the table above gives.",
              "",
              "| broker | tracker | largest share | head ms | tail ms | 2 workers both busy "
              "rec/s | both busy / 1 worker | idle cores: 1 worker | idle cores, 2 workers: "
-             "span / both busy |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "span / both busy | other processes' cores: 1 worker / 2 workers |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for kind, track, one, two, _load in scaling:
         lines.append(f"| {kind} | {'yes' if track else 'no'} | {two.top_share:.1%} | "
                      f"{two.head_ms:.0f} | {two.tail_ms:.0f} | {two.busy_rate:,.0f} | "
                      f"{two.busy_rate / one.rate:.2f}x | {one.idle_cores:.2f} | "
-                     f"{two.idle_cores:.2f} / {two.idle_cores_busy:.2f} |")
+                     f"{two.idle_cores:.2f} / {two.idle_cores_busy:.2f} | "
+                     f"{one.other_cores:.2f} / {two.other_cores:.2f} |")
     return lines
 
 

@@ -40,7 +40,7 @@ def test_workers_that_never_work_together_have_no_busy_rate():
 def run(rate: float, busy: float, head: float, tail: float, share: float) -> GroupRun:
     return GroupRun(rate=rate, worker_us=90.0, broker_us=5.0, producer_us=1.0,
                     busy_rate=busy, head_ms=head, tail_ms=tail, top_share=share,
-                    idle_cores=0.1, idle_cores_busy=0.02)
+                    idle_cores=0.1, idle_cores_busy=0.02, other_cores=0.3)
 
 
 def test_the_busy_table_gives_each_rows_share_edges_and_busy_ratio():
@@ -48,7 +48,8 @@ def test_the_busy_table_gives_each_rows_share_edges_and_busy_ratio():
     two = run(16_000, 18_500, 40, 150, 0.5)
     lines = busy_table([("tansu", False, one, two, 1.0)])
     row = lines[-1].rstrip(" |").split(" | ")
-    assert row[1:9] == ["no", "50.0%", "40", "150", "18,500", "1.85x", "0.10", "0.10 / 0.02"]
+    assert row[1:10] == ["no", "50.0%", "40", "150", "18,500", "1.85x", "0.10", "0.10 / 0.02",
+                         "0.30 / 0.30"]
 
 
 def test_an_unknown_part_is_refused(capsys):
