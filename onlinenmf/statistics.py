@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +38,106 @@ INITIAL_ROWS = 16
 def _unused() -> np.ndarray:
     """The kernels take every array: a statistic the layout does not keep is empty."""
     return np.zeros((0, 0))
+
+
+class OpenSamples:
+    """The open samples of :class:`Statistics` (oldest first, at most ``maxlen``) in flat CSR
+    arrays, preallocated: their rows and values concatenated (``indptr``), their h (one row
+    each) and the log of each one's lazy scale.
+
+    A restatement hands the compiled solver these arrays as they are and drops the samples it
+    closes by moving the rest to the front; kept as one list entry per sample they were stacked
+    anew at every refresh and their h rescaled one by one at every M-step, Python loops over
+    up to ``buffer_size`` samples that cost ECAM's river rate about a fifth (issue 13). A
+    sample that does not fit (``maxlen`` already open) is not kept: :meth:`append` says so and
+    the caller closes them all at the next restatement.
+
+    >>> store = OpenSamples(2, k=1)
+    >>> store.append(np.array([3, 5]), np.array([1.0, 2.0]), np.array([0.5]), 0.0)
+    True
+    >>> store.append(np.array([4]), np.array([7.0]), np.array([0.25]), -1.0)
+    True
+    >>> store.append(np.array([1]), np.array([1.0]), np.array([1.0]), -2.0), len(store)
+    (False, 2)
+    >>> store.drop_oldest(1)
+    >>> store.indptr[:2].tolist(), store.rows[:1].tolist(), store.H[:1].tolist()
+    ([0, 1], [4], [[0.25]])
+    """
+
+    def __init__(self, maxlen: int, k: int):
+        self.maxlen = int(maxlen)
+        self.count = 0
+        self.indptr = np.zeros(self.maxlen + 1, dtype=np.int64)
+        self.rows = np.zeros(0, dtype=np.int64)
+        self.values = np.zeros(0)
+        self.H = np.zeros((self.maxlen, k))
+        self.logs = np.zeros(self.maxlen)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def clear(self) -> None:
+        self.count = 0
+
+    def _room(self, entries: int, k: int) -> None:
+        """Room for ``entries`` non-zero entries in all; h of k components (k changes only
+        with every sample closed)."""
+        if entries > self.rows.size:
+            size = max(entries, 2 * self.rows.size, 64)
+            for name in ("rows", "values"):
+                old = getattr(self, name)
+                grown = np.zeros(size, dtype=old.dtype)
+                grown[: old.size] = old
+                setattr(self, name, grown)
+        if self.H.shape[1] != k:
+            self.H = np.zeros((self.maxlen, k))
+
+    def append(self, rows: np.ndarray, values: np.ndarray, h: np.ndarray, log: float) -> bool:
+        """Open one more sample (copied); False when ``maxlen`` are open (not kept)."""
+        n = self.count
+        if n == self.maxlen:
+            return False
+        start = int(self.indptr[n])
+        stop = start + rows.size
+        self._room(stop, h.size)
+        self.rows[start:stop] = rows
+        self.values[start:stop] = values
+        self.H[n] = h
+        self.logs[n] = log
+        self.indptr[n + 1] = stop
+        self.count = n + 1
+        return True
+
+    def extend(self, indptr, rows, values, H, logs: np.ndarray) -> bool:
+        """Open the samples of a CSR batch (copied); False when they do not all fit (none
+        kept)."""
+        n, count = self.count, indptr.size - 1
+        if n + count > self.maxlen:
+            return False
+        start = int(self.indptr[n])
+        first, last = int(indptr[0]), int(indptr[-1])
+        stop = start + last - first
+        self._room(stop, H.shape[1])
+        self.rows[start:stop] = rows[first:last]
+        self.values[start:stop] = values[first:last]
+        self.H[n : n + count] = H
+        self.logs[n : n + count] = logs
+        self.indptr[n + 1 : n + count + 1] = indptr[1:] - first + start
+        self.count = n + count
+        return True
+
+    def drop_oldest(self, count: int) -> None:
+        """Close the ``count`` oldest: the others move to the front."""
+        if count <= 0:
+            return
+        n, kept = self.count, self.count - count
+        start, stop = int(self.indptr[count]), int(self.indptr[n])
+        self.rows[: stop - start] = self.rows[start:stop]
+        self.values[: stop - start] = self.values[start:stop]
+        self.H[:kept] = self.H[count:n]
+        self.logs[:kept] = self.logs[count:n]
+        self.indptr[: kept + 1] = self.indptr[count : n + 1] - start
+        self.count = kept
 
 
 @dataclass(frozen=True)
@@ -104,10 +203,10 @@ class Statistics:
         #: Statistics kept beside these with another forgetting (:mod:`onlinenmf.memories`):
         #: rows and columns added, removed or moved here are in the twin too.
         self.twin: Statistics | None = None
-        #: The open samples (beta = 1 only; None: not kept), oldest first, each
-        #: ``[rows, values, h, log of its weight's lazy scale]``: a refresh re-solves them
-        #: against the new W (:meth:`restate`).
-        self.recent: deque | None = None
+        #: The open samples (beta = 1 only; None: not kept), oldest first, with their h and
+        #: the log of their weight's lazy scale: a refresh re-solves them against the new W
+        #: (:meth:`restate`).
+        self.recent: OpenSamples | None = None
         #: The closed part of B (true scale at ``closed_log``; rows added since are zero) and
         #: of the usage: B and the usage are these, forgotten since, plus the open samples'.
         self.closed = np.zeros((0, k))
@@ -122,7 +221,7 @@ class Statistics:
 
     def keep_recent(self, count: int) -> None:
         """Keep up to ``count`` open samples for :meth:`restate` (0: none)."""
-        self.recent = deque(maxlen=count) if count > 0 else None
+        self.recent = OpenSamples(count, self.k) if count > 0 else None
         self.close_all()
 
     @property
@@ -211,24 +310,16 @@ class Statistics:
         """A sample just learned (beta = 1, ``h`` solved against the current W): open, until a
         restatement closes it (:meth:`restate`)."""
         recent = self.recent
-        if recent is not None:
-            if len(recent) == recent.maxlen:
-                self.lost = True
-            recent.append([rows, values, h.copy(), self._log_scale()])
+        if recent is not None and not recent.append(rows, values, h, self._log_scale()):
+            self.lost = True
 
     def remember_batch(self, indptr, rows, values, H, log_scales: np.ndarray) -> None:
         """The samples of a batch (CSR) just learned, each at its own lazy scale (the log of
         ``1 / weight`` it was added with, before ``log_unscaled``)."""
         recent = self.recent
-        if recent is None:
-            return
-        count = indptr.size - 1
-        if len(recent) + count > recent.maxlen:
+        if recent is not None and not recent.extend(indptr, rows, values, H,
+                                                    self.log_unscaled + log_scales):
             self.lost = True
-        for s in range(max(0, count - recent.maxlen), count):
-            part = slice(indptr[s], indptr[s + 1])
-            recent.append([rows[part].copy(), values[part].copy(), H[s].copy(),
-                           self.log_unscaled + log_scales[s]])
 
     def close_all(self) -> None:
         """Close every open sample at its contribution now: the closed part becomes B and the
@@ -266,47 +357,59 @@ class Statistics:
         stream) the refresh reads statistics of dictionaries gone by. A sample is re-solved
         at every refresh while it is open, so the caller's ``keep`` sets the cost
         (:meth:`onlinenmf.learner.Learner.restate`)."""
-        if self.recent is None or self.m == 0:
+        recent = self.recent
+        if recent is None or self.m == 0:
             return 0
-        if self.lost or not self.recent:
+        if self.lost or not recent.count:
             self.close_all()
             return 0
         self.unscale()  # B at its true scale: the weights below are true weights
         now = self._log_scale()
-        entries = list(self.recent)
-        lengths, rows, values, H = self._stack(entries)
-        weights = np.exp(now - np.array([entry[3] for entry in entries]))
-        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        B = self.B[: self.m]
-        B[:] = 0.0
+        n = recent.count
+        indptr, rows, values, H = recent.indptr, recent.rows, recent.values, recent.H
+        weights = np.exp(now - recent.logs[:n])
         decay = math.exp(now - self.closed_log)
-        B[: self.closed.shape[0]] = decay * self.closed
         usage = decay * self.closed_usage
-        closing = len(entries) - max(0, min(int(keep), len(entries)))
-        warm = np.ones(len(entries), dtype=np.bool_)  # from their h
-        for part in (slice(0, closing), slice(closing, len(entries))):
-            if part.start == part.stop:
-                continue
+        closing = n - max(0, min(int(keep), n))
+        warm = np.ones(n, dtype=np.bool_)  # from their h
+
+        def learn(into: Statistics, part: slice) -> None:
             first, last = indptr[part.start], indptr[part.stop]
-            divergence.learn_batch(self, indptr[part.start : part.stop + 1] - first,
+            divergence.learn_batch(into, indptr[part.start : part.stop + 1] - first,
                                    rows[first:last], values[first:last], H[part], solver,
                                    weights[part], warm[part])
-            usage = usage + weights[part] @ H[part]
-            if part.start == 0:  # the closing samples: now in the closed part for good
-                self.closed, self.closed_usage, self.closed_log = B.copy(), usage.copy(), now
-        self.usage = usage
-        for _ in range(closing):
-            self.recent.popleft()
-        for entry, h in zip(self.recent, H[closing:]):
-            entry[2] = h
-        return len(entries)
 
-    @staticmethod
-    def _stack(entries: list) -> tuple[np.ndarray, ...]:
-        lengths = np.array([entry[0].size for entry in entries], dtype=np.int64)
-        rows = np.concatenate([entry[0] for entry in entries]).astype(np.int64)
-        values = np.concatenate([entry[1] for entry in entries])
-        return lengths, rows, values, np.array([entry[2] for entry in entries])
+        B = self.B[: self.m]
+        if closing:  # the closing samples: in the closed part for good, forgotten from now
+            closed = self._closed_rows()
+            np.multiply(closed, decay, out=closed)
+            into = copy.copy(self)
+            into.B = closed
+            learn(into, slice(0, closing))
+            usage = usage + weights[:closing] @ H[:closing]
+            self.closed_usage, self.closed_log = usage.copy(), now
+            B[:] = closed
+        else:
+            done = self.closed.shape[0]
+            np.multiply(self.closed, decay, out=B[:done])
+            B[done:] = 0.0
+        if closing < n:
+            learn(self, slice(closing, n))
+            usage = usage + weights[closing:n] @ H[closing:n]
+        if not closing:  # as 097b180 did: the open samples taken into the closed part too
+            self.closed, self.closed_usage, self.closed_log = B.copy(), usage.copy(), now
+        self.usage = usage
+        recent.drop_oldest(closing)
+        return n
+
+    def _closed_rows(self) -> np.ndarray:
+        """The closed part with a (zero) row for every feature in use."""
+        closed = self.closed
+        if closed.shape[0] < self.m:
+            grown = np.zeros((self.m, self.k))
+            grown[: closed.shape[0]] = closed
+            self.closed = closed = grown
+        return closed
 
     def batch_scratch(self) -> Statistics:
         """This W and its caches (shared, read-only) with zero per-feature statistics: where
@@ -340,7 +443,11 @@ class Statistics:
 
     # -------------------------------------------------------------- refresh
     def unscale(self) -> None:
-        """Bring the per-feature statistics to their true scale (the running scale to 1)."""
+        """Bring the per-feature statistics to their true scale (the running scale to 1).
+        Nothing to do at scale 1 (a refresh's second M-step, a restatement): each pass over
+        the rows is O(m k)."""
+        if self.scale == 1.0:
+            return
         for name in self._row_arrays():
             getattr(self, name)[: self.m] *= self.scale
         self.log_unscaled += math.log(max(self.scale, 1e-300))
@@ -355,10 +462,10 @@ class Statistics:
         """W <- W / c means h <- c h: carry that into every statistic (and the open samples'
         h and the closed part; a contribution ``W (v / W h) h`` does not change)."""
         self.usage *= c
-        if self.recent is not None:
+        recent = self.recent
+        if recent is not None:
             self.closed_usage = self.closed_usage * c
-        for entry in self.recent or ():
-            entry[2] = entry[2] * c
+            recent.H[: recent.count] *= c
         if self.layout.gram:
             self.A *= np.outer(c, c)
         for name, exponent in self.layout.rows.items():
@@ -367,8 +474,8 @@ class Statistics:
                 rows *= c
             elif exponent:
                 rows *= c**exponent
-            if name == "B" and exponent and self.recent is not None:
-                self.closed = self.closed * c**exponent
+            if name == "B" and exponent and recent is not None:
+                self.closed *= c**exponent
 
     def recompute_caches(self) -> None:
         W = self.W[: self.m]
@@ -429,11 +536,11 @@ class Statistics:
             self.G = np.ascontiguousarray(self.G[np.ix_(order, order)])
         self.colsum = self.colsum[order]
         self.usage = self.usage[order]
-        if self.recent is not None:
+        recent = self.recent
+        if recent is not None:
             self.closed = np.ascontiguousarray(self.closed[:, order])
             self.closed_usage = self.closed_usage[order]
-        for entry in self.recent or ():
-            entry[2] = entry[2][order]
+            recent.H[: recent.count] = recent.H[: recent.count][:, order]
 
     def swap(self, other: Statistics) -> None:
         """Exchange W, the statistics, the caches and the prior with ``other`` (same rows and
@@ -471,18 +578,16 @@ class Statistics:
     def _recent_arrays(self) -> dict[str, np.ndarray]:
         """The open samples as CSR-like arrays (their rows and values concatenated; h and the
         log scales one row each) and the closed part."""
-        entries = list(self.recent)
-        lengths = [entry[0].size for entry in entries]
-
-        def stacked(i: int, dtype=np.float64) -> np.ndarray:
-            parts = [entry[i] for entry in entries]
-            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
-
-        return {"restate_indptr": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-                "restate_rows": stacked(0, np.int64), "restate_values": stacked(1),
-                "restate_h": np.array([entry[2] for entry in entries]).reshape(-1, self.k),
-                "restate_log_scale": np.array([entry[3] for entry in entries], dtype=float),
-                "restate_closed": self.closed, "restate_closed_usage": self.closed_usage,
+        recent = self.recent
+        n = recent.count
+        end = int(recent.indptr[n])
+        return {"restate_indptr": recent.indptr[: n + 1].copy(),
+                "restate_rows": recent.rows[:end].copy(),
+                "restate_values": recent.values[:end].copy(),
+                "restate_h": recent.H[:n].copy() if n else np.zeros((0, self.k)),
+                "restate_log_scale": recent.logs[:n].copy(),
+                "restate_closed": self.closed.copy(),
+                "restate_closed_usage": self.closed_usage.copy(),
                 "restate_closed_log": np.array([self.closed_log, float(self.lost)])}
 
     def restore(self, arrays: dict[str, np.ndarray], scalars: dict[str, Any]) -> None:
@@ -510,10 +615,8 @@ class Statistics:
                 self.closed_usage = arrays["restate_closed_usage"].copy()
                 self.closed_log, lost = (float(x) for x in arrays["restate_closed_log"])
                 self.lost = bool(lost)
-                indptr = arrays["restate_indptr"]
-                for s in range(indptr.size - 1):
-                    part = slice(indptr[s], indptr[s + 1])
-                    self.recent.append([arrays["restate_rows"][part].copy(),
-                                        arrays["restate_values"][part].copy(),
-                                        arrays["restate_h"][s].copy(),
-                                        float(arrays["restate_log_scale"][s])])
+                if not self.recent.extend(arrays["restate_indptr"].astype(np.int64),
+                                          arrays["restate_rows"], arrays["restate_values"],
+                                          arrays["restate_h"].reshape(-1, k),
+                                          arrays["restate_log_scale"]):
+                    self.lost = True  # more than this model keeps open
