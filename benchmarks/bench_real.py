@@ -221,8 +221,13 @@ class Ours:
         out[seen] = W[r[seen]] / np.where(sums > 0, sums, 1.0)
         return out
 
+    def features(self, sample: Sample) -> dict[str, float]:
+        """The sample as learn_one takes it: taxon names to Python floats (as from JSON)."""
+        names = self.names
+        return {names[c]: v for c, v in zip(sample.columns.tolist(), sample.values.tolist())}
+
     def learn(self, sample: Sample) -> None:
-        self.model.learn_one({self.names[c]: v for c, v in zip(sample.columns, sample.values)})
+        self.model.learn_one(self.features(sample))
         if self.first_dictionary is None and self.model.model_version > 0:
             self.first_dictionary = self.model.samples_learned
 
@@ -340,8 +345,13 @@ class RiverLDA:
         full /= full.sum(axis=0)
         return full[columns]
 
+    def features(self, sample: Sample) -> dict[str, float]:
+        """The sample as learn_one takes it: taxon names to Python floats (as from JSON)."""
+        names = self.names
+        return {names[c]: v for c, v in zip(sample.columns.tolist(), sample.values.tolist())}
+
     def learn(self, sample: Sample) -> None:
-        self.model.learn_one({self.names[c]: v for c, v in zip(sample.columns, sample.values)})
+        self.model.learn_one(self.features(sample))
 
 
 # ---------------------------------------------------------------------------------- ECAM
@@ -452,17 +462,29 @@ def shuffled_orders(times: np.ndarray) -> list[np.ndarray]:
 def per_sample_cost(stream: list[Sample], names: list[str], m: int, init: str,
                     forget_factor: float) -> tuple[np.ndarray, np.ndarray, dict]:
     """Time per sample (us) of OnlineNMF.learn_one (defaults) and of MiniBatchNMF.partial_fit
-    (one sample per call), fed the same samples in one loop, after the peer's first fit; the
+    (one sample per call), fed the same samples in one loop, after the peer's first fit (on
+    the first START samples, which Peer.learn buffers); the
     first pass of ours above has compiled its kernels. Also the time ours spent in its
     refreshes (the first dictionary and its re-fits counted apart)."""
     ours, peer = Ours(names), Peer(m, init, forget_factor, 1)
     refreshes = _time_refreshes(ours.model)
+    # Each model's own input is made before its clock starts (a dict of names to floats for
+    # ours, a one-row CSR matrix for the peer): the times are of learn_one and partial_fit.
+    dicts = [ours.features(sample) for sample in stream]
+    rows = [_csr([sample], m) for sample in stream]
     spent = np.zeros((2, len(stream)))
-    for i, sample in enumerate(stream):
-        for j, learner in enumerate((ours, peer)):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i, sample in enumerate(stream):
             start = time.perf_counter()
-            learner.learn(sample)
-            spent[j, i] = time.perf_counter() - start
+            ours.model.learn_one(dicts[i])
+            spent[0, i] = time.perf_counter() - start
+            if i < START:  # the peer's first fit, on the first START samples (not reported)
+                peer.learn(sample)
+                continue
+            start = time.perf_counter()
+            peer.model.partial_fit(rows[i])
+            spent[1, i] = time.perf_counter() - start
     refreshes["total"] = float(spent[0].sum())
     return 1e6 * spent[0, START:], 1e6 * spent[1, START:], refreshes
 
