@@ -396,8 +396,6 @@ class Statistics:
         if closing < n:
             learn(self, slice(closing, n))
             usage = usage + weights[closing:n] @ H[closing:n]
-        if not closing:  # as 097b180 did: the open samples taken into the closed part too
-            self.closed, self.closed_usage, self.closed_log = B.copy(), usage.copy(), now
         self.usage = usage
         recent.drop_oldest(closing)
         return n

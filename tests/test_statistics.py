@@ -180,6 +180,32 @@ def test_closed_samples_stay_in_the_statistics_at_their_last_contribution(stream
                                atol=1e-8 * want["B"].max())
 
 
+@pytest.mark.parametrize("path", ["one", "many"])
+def test_samples_left_open_are_counted_once_at_the_next_restatement(path, stream,
+                                                                    monkeypatch):
+    """A restatement that closes none of the open samples (``keep`` at least their number)
+    leaves the closed part as it was: the open samples' contributions are rebuilt at every
+    restatement, so taking them into the closed part as well counts them twice at the next
+    one. Restating all 40 samples twice, keeping them open, gives the statistics of their h
+    solved against that W, once (measured: equal to 2e-6; with 097b180's closed part taking
+    them in, B and the usage twice theirs)."""
+    monkeypatch.setattr("onlinenmf.learner.RESTATE_SWEEPS", 200)  # solved to the optimum
+    model, V = restated_model(path, stream)
+    stats = model._statistics
+    solver = model._learner.solver()._replace(max_iter=200)
+    stats.recompute_caches()
+    for _ in range(2):
+        assert stats.restate(model._learner.divergence, solver, keep=40) == 40
+        assert len(stats.recent) == 40
+    exported = model.export_statistics()
+    order = [exported["features"].index(name) for name in stream.features]
+    H = model.transform_many(V, features=stream.features)
+    want = expected_statistics(1, exported["W"][order], V, H, RHO)
+    np.testing.assert_allclose(exported["usage"], want["usage"], rtol=1e-5)
+    np.testing.assert_allclose(exported["B"][order], want["B"], rtol=1e-5,
+                               atol=1e-8 * want["B"].max())
+
+
 def test_a_seeded_column_ends_the_restatement_of_the_recent_samples(stream):
     """Re-seeding replaces a column's statistics: the recent samples' part in it is gone, so
     restating them would subtract reads the column no longer holds (B clipped at zero, the
