@@ -15,6 +15,8 @@ try:  # numba is a declared dependency; the fallback keeps the engine importable
     njit = numba.njit(cache=True, nogil=True)
     # fastmath lets the inner reductions vectorise; inputs are validated finite beforehand.
     njit_fast = numba.njit(cache=True, nogil=True, fastmath=True)
+    # IEEE division (x / 0 is inf or nan, as numpy's, instead of raising ZeroDivisionError)
+    njit_ieee = numba.njit(cache=True, nogil=True, error_model="numpy")
     COMPILED = os.environ.get("NUMBA_DISABLE_JIT", "0") in ("", "0")
 except ImportError:  # pragma: no cover - exercised only where numba is missing
 
@@ -22,5 +24,6 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
         return function
 
     njit_fast = njit
+    njit_ieee = njit
 
     COMPILED = False

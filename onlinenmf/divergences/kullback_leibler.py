@@ -14,7 +14,27 @@ from typing import Any
 import numpy as np
 
 from onlinenmf import solve
+from onlinenmf._jit import njit_ieee
+from onlinenmf.dictionary import W_FLOOR
 from onlinenmf.divergences.base import NO_SCRATCH, Divergence, Layout, Totals
+
+
+@njit_ieee
+def _m_step(W, B, added, usage, floor):
+    """``W = max((B + added) / usage, floor)`` in place, one column's ``added`` and usage per
+    column; where that is NaN (0 / 0: nothing learned into the column) W is kept, and an
+    infinite ratio is not floored. Element for element the numpy expression
+    (:meth:`Divergence.update_dictionary` on ``B + added``), in one pass with no temporaries:
+    four M-steps a refresh with restating, each some ten O(m k) numpy passes."""
+    m, k = B.shape
+    for f in range(m):
+        for j in range(k):
+            ratio = (B[f, j] + added[j]) / usage[j]
+            if ratio != ratio:
+                continue
+            if ratio < floor and ratio > -np.inf:
+                ratio = floor
+            W[f, j] = ratio
 
 
 class KullbackLeibler(Divergence):
@@ -51,12 +71,16 @@ class KullbackLeibler(Divergence):
         spread evenly over the m features) added to N: a Dirichlet pseudo-count that keeps
         mass on features a column has not seen lately."""
         B = totals.B
-        if totals.prior > 0 and totals.n_eff > 0 and B.size:
+        if not B.size:
+            return
+        added = np.zeros(B.shape[1])
+        if totals.prior > 0 and totals.n_eff > 0:
             m, k = B.shape
             pseudo = totals.prior * float(B.sum()) / (totals.n_eff * k * m)
             # a column nothing was learned into keeps its W (no denominator, no prior)
-            totals = totals._replace(B=B + pseudo * (totals.usage > 0))
-        super().update_dictionary(W, totals, l1, l2, sweeps)
+            added = pseudo * (totals.usage > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):  # interpreted: numpy scalars
+            _m_step(W, B, added, totals.usage, W_FLOOR)
 
     def seed_weights(self, stats: Any) -> tuple[float, float]:
         usage = super().seed_weights(stats)[0]
