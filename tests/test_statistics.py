@@ -19,6 +19,7 @@ import pytest
 
 from onlinenmf import OnlineNMF
 from onlinenmf.datasets import make_poisson_stream
+from onlinenmf.statistics import column_sums
 
 RHO = 0.9  # short memory: a sample 30 steps old weighs 0.04, so a missing rho**age shows
 
@@ -241,3 +242,22 @@ def test_a_column_the_restated_samples_leave_is_emptied_not_left_with_rounding(p
     W = stats.W[: stats.m]
     assert np.isfinite(W).all()
     assert W[row, j] == 1.0 and W[:, j].sum() == 1.0
+
+
+def test_compiled_column_sums_are_numpys_to_the_bit():
+    """The caches' column sums (compiled: four per refresh with restating) are numpy's
+    ``W.sum(axis=0)`` bit for bit, signed zeros included, for C-ordered W and views of the
+    row-doubling arrays, one column (numpy sums it pairwise: not compiled) or many (fails with
+    the rows added pairwise, or from the first row: -0.0 where numpy gives 0.0)."""
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        m, k = int(rng.integers(0, 3000)), int(rng.integers(1, 16))
+        W = rng.random((m, k)) * rng.choice([1e-9, 1.0, 1e9], size=(m, k))
+        if m:
+            W[:, 0] = -0.0
+        grown = np.zeros((2 * m + 1, k))
+        grown[:m] = W
+        for rows in (W, grown[:m], np.asfortranarray(W)):
+            want, got = rows.sum(axis=0), column_sums(rows)
+            assert np.array_equal(want, got) and np.array_equal(np.signbit(want),
+                                                                np.signbit(got))
