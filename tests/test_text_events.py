@@ -79,6 +79,63 @@ def test_a_topic_that_becomes_two_is_a_split_event(split_stream):
                 if e["kind"] == "shift" and e["component"] == parent and e["time"] == split["time"]]
 
 
+
+class _Engine:
+    """What TopicWatch reads of an engine: each topic's top words, set by the test."""
+
+    def __init__(self):
+        from onlinenmf.events import EventLog
+
+        self.events, self.samples_learned, self.model_version = EventLog(), 0, 0
+        self.tops: dict[int, list[str]] = {}
+
+    @property
+    def n_components(self) -> int:
+        return len(self.tops)
+
+    def refresh(self, tops: dict[int, str]) -> None:
+        self.model_version += 1
+        self.samples_learned += 4
+        self.tops = {t: words.split() for t, words in tops.items()}
+
+    def components(self, top):
+        return {t: [(w, 1.0) for w in words[:top]] for t, words in self.tops.items()}
+
+
+def _kinds_of(events, kind: str = "split") -> list:
+    return [e for e in events if e.kind == kind]
+
+
+def test_a_new_topic_is_matched_to_its_parent_once_its_words_settle():
+    """A re-seeded column's first top words are a few samples' residuals: the watch finds
+    its parent when they settle, not only at its first check. With the refresh floor
+    (d35f93f) the planted parting topic was born where its first top words shared 4 of 10
+    with its parent's (5 make a split) and no split was ever found; 6 at the next check."""
+    import msgspec
+
+    watch, engine = TopicWatch(top=4, settle=0), _Engine()
+    engine.refresh({0: "b1 b2 c1 c2 b3 b4 c3 c4", 1: "a1 a2 a3 a4 a5 a6 a7 a8"})
+    assert watch.check(engine, time=1.0) == []  # the references
+    # topic 2 is born from residuals: 1 of its 4 top words is among topic 0's 8
+    engine.refresh({0: "b1 b2 c1 c2 b3 b4 c3 c4", 1: "a1 a2 a3 a4 a5 a6 a7 a8",
+                    2: "x1 c1 x2 x3 x4 x5 x6 x7"})
+    assert _kinds_of(watch.check(engine, time=2.0)) == []
+    # a snapshot here (a consumer's checkpoint) watches on as the uninterrupted watch
+    state = msgspec.msgpack.decode(msgspec.msgpack.encode(watch.state()))
+    watch = TopicWatch.from_state(state)
+    # its words settle on C's, which topic 0 held before the birth and still holds
+    engine.refresh({0: "b1 b2 c1 c2 b3 b4 c3 c4", 1: "a1 a2 a3 a4 a5 a6 a7 a8",
+                    2: "c1 c2 c3 x1 c4 x2 x3 x4"})
+    assert _kinds_of(watch.check(engine, time=3.0)) == []  # topic 0 still holds them
+    # then topic 0 loses them: one topic became two
+    engine.refresh({0: "b1 b2 b3 b4 b5 b6 b7 c4", 1: "a1 a2 a3 a4 a5 a6 a7 a8",
+                    2: "c1 c2 c3 c4 x1 x2 x3 x4"})
+    [split] = _kinds_of(watch.check(engine, time=4.0))
+    assert (split.kind, split.component, split.old, split.time) == ("split", 2, 0, 4.0)
+    assert split.new == ["c1", "c2", "c3"]  # taken; c4, still among topic 0's, is not
+    assert watch.born == {} and watch.pending == {}
+
+
 def test_a_topic_whose_words_change_keeps_its_id_with_a_shift_event():
     # from day 1000, A's documents take a fifth more of their words from E every 300 days
     # (B and D stay): the topic follows (an abrupt change would re-seed it: a new id).
