@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from onlinenmf._jit import column_sums
+
 #: Smallest dictionary entry kept for beta != 2: multiplicative updates cannot leave an exact
 #: zero, and a taxon that returns after a long absence must not meet a zero row (infinite KL).
 W_FLOOR = 1e-12
@@ -68,7 +70,7 @@ def refresh_multiplicative(N: np.ndarray, D: np.ndarray, gamma: float) -> np.nda
 
 def normalise_columns(W: np.ndarray) -> np.ndarray:
     """Scale the columns of W to sum 1 in place; return the previous sums (0 for dead columns)."""
-    sums = W.sum(axis=0)
+    sums = column_sums(W)
     alive = sums > 0
     if alive.all():  # the same divisions without the fancy-index copy (4 a refresh on beta = 1)
         W /= sums

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from onlinenmf import OnlineNMF
+from onlinenmf._jit import column_sums
 from onlinenmf.datasets import make_poisson_stream
-from onlinenmf.statistics import column_sums
 
 RHO = 0.9  # short memory: a sample 30 steps old weighs 0.04, so a missing rho**age shows
 
