@@ -23,8 +23,9 @@ from onlinenmf.statistics import BatchSums, Statistics
 #: Restating's budget: at most this many re-solved samples per sample learned, amortised (a
 #: sample stays open, re-solved at each refresh, for up to this many times the interval, and
 #: at most while ``buffer_size`` holds it). On ECAM (k = 10, a refresh every ~14 samples)
-#: the buffer binds: ~10 per sample and memory, -3.499 nats per held-out read; smaller budgets
-#: move the score by a few thousandths either way (5: -3.497, 6: -3.500, 8: -3.504), and below
+#: the buffer binds: ~10 per sample and memory, -3.494 nats per held-out read (real.md); smaller
+#: budgets moved the score by a few thousandths either way (5: -3.497, 6: -3.500, 8: -3.504,
+#: measured before 239bb23 fixed samples counted twice, when the same budget gave -3.499); below
 #: 7 the drift score's AUC on the reversed splices falls under Bray-Curtis' (0.78-0.80 < 0.80;
 #: tests/test_monitor_drift.py; 0.83 at 16).
 RESTATED_PER_SAMPLE = 16
