@@ -464,7 +464,8 @@ class Statistics:
         recent = self.recent
         if recent is not None:
             self.closed_usage = self.closed_usage * c
-            recent.H[: recent.count] *= c
+            if recent.count:  # (none open after k changed: H may still have the old width)
+                recent.H[: recent.count] *= c
         if self.layout.gram:
             self.A *= np.outer(c, c)
         for name, exponent in self.layout.rows.items():
@@ -539,7 +540,8 @@ class Statistics:
         if recent is not None:
             self.closed = np.ascontiguousarray(self.closed[:, order])
             self.closed_usage = self.closed_usage[order]
-            recent.H[: recent.count] = recent.H[: recent.count][:, order]
+            if recent.count:  # (as in rescale_columns)
+                recent.H[: recent.count] = recent.H[: recent.count][:, order]
 
     def swap(self, other: Statistics) -> None:
         """Exchange W, the statistics, the caches and the prior with ``other`` (same rows and
