@@ -19,7 +19,7 @@ from onlinenmf import dictionary, hyper, snapshot
 from onlinenmf.components import Components
 from onlinenmf.divergences import for_beta
 from onlinenmf.events import EventLog
-from onlinenmf.features import FeatureIndex, initial_rows
+from onlinenmf.features import FeatureIndex, initial_rows, name_digest
 from onlinenmf.learner import Learner
 from onlinenmf.memories import CANDIDATES, Memories
 from onlinenmf.monitor import ALARM_SAMPLES, Detection, Monitor
@@ -227,6 +227,7 @@ class OnlineNMF:
     def _init_state(self) -> None:
         k = int(self.n_components)
         self._divergence = for_beta(self.beta)
+        self._rows_start_at_zero = self._divergence.rows_start_at_zero
         self._statistics = Statistics(self._divergence.layout, k)
         self._feature_index = FeatureIndex()
         self._events = EventLog()
@@ -340,16 +341,22 @@ class OnlineNMF:
     def _add_features(self, names: Sequence) -> None:
         """Rows for the names not seen before (names already validated)."""
         new = self._feature_index.new_names(names)
-        if new:
-            stats = self._statistics
-            rows = initial_rows(self.seed, new, stats.colsum, stats.m)
-            self._feature_index.add(new)
-            start = stats.m
-            # one new name (a stream's usual case): its row is the rows' sum, no reduction
-            stats.add_rows(rows, rows[0] if len(new) == 1 else None)
-            self._divergence.start_rows(stats, start)
-            if stats.twin is not None:
-                self._divergence.start_rows(stats.twin, start)
+        if not new:
+            return
+        self._feature_index.add(new)
+        stats = self._statistics
+        seed = self.seed
+        # the per-sample path: one compiled call (when the divergence has no start_rows)
+        if self._rows_start_at_zero and stats.add_initial_rows(
+                b"".join([name_digest(seed, name) for name in new])):
+            return
+        rows = initial_rows(seed, new, stats.colsum, stats.m)
+        start = stats.m
+        # one new name (a stream's usual case): its row is the rows' sum, no reduction
+        stats.add_rows(rows, rows[0] if len(new) == 1 else None)
+        self._divergence.start_rows(stats, start)
+        if stats.twin is not None:
+            self._divergence.start_rows(stats.twin, start)
 
     def add_features(self, names: Sequence) -> None:
         """Give rows to the named features not seen yet, without learning; each row is the one

@@ -29,11 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from onlinenmf._jit import column_sums
+from onlinenmf._jit import COMPILED, column_sums
 from onlinenmf.divergences.base import Layout, Totals
+from onlinenmf.features import DIGEST_SIZE, append_initial_rows
 
 #: Rows allocated at first; the arrays double when they fill.
 INITIAL_ROWS = 16
+#: No twin's rows (:meth:`Statistics.add_initial_rows`).
+_NO_ROWS = np.zeros((0, 0))
 
 
 def _unused() -> np.ndarray:
@@ -255,6 +258,27 @@ class Statistics:
             self.G += rows.T @ rows
         if self.twin is not None:
             self.twin.add_rows(rows, total)
+
+    def add_initial_rows(self, digests: bytes) -> bool:
+        """Append new features' initial rows (:func:`onlinenmf.features.initial_rows` of the
+        names whose :func:`~onlinenmf.features.name_digest` are joined in ``digests``), here
+        and in the twin, as :meth:`add_rows` would, in one compiled call (the per-sample
+        path). False, and nothing done, where that call does not apply: interpreted, a Gram
+        matrix to update, or no room left for the rows (the caller then takes
+        :meth:`add_rows`)."""
+        m = self.m
+        needed = m + len(digests) // DIGEST_SIZE
+        twin = self.twin
+        if (not COMPILED or self.layout.gram or needed > self.W.shape[0]
+                or (twin is not None and needed > twin.W.shape[0])):
+            return False
+        if twin is None:
+            append_initial_rows(digests, self.W, self.colsum, m, _NO_ROWS, self.colsum)
+        else:
+            append_initial_rows(digests, self.W, self.colsum, m, twin.W, twin.colsum)
+            twin.m = needed
+        self.m = needed
+        return True
 
     def remove_rows(self, keep: np.ndarray) -> None:
         """Delete the rows of W and of the per-feature statistics where ``keep`` (one boolean

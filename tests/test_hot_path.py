@@ -322,3 +322,30 @@ def test_both_memories_in_one_call_as_two(beta):
     assert results[0][0] == results[1][0]
     for before, after in zip(results[0][1], results[1][1]):
         np.testing.assert_array_equal(before, after)
+
+
+# ----------------------------------------------------------------- new features in one call
+@pytest.mark.parametrize("forget_factor", [None, 0.9])  # two memories (a twin), one
+def test_new_features_rows_in_one_call_as_initial_rows_then_add_rows(forget_factor):
+    """Statistics.add_initial_rows (one compiled call) writes what initial_rows then
+    add_rows wrote, bit for bit, in both memories: one and several new names a sample, and
+    past the arrays' growth (where the engine takes add_rows)."""
+    rng = np.random.default_rng(4)
+    stream = [{f"t{i}": float(rng.integers(0, 4)) for i in rng.choice(300, 15, replace=False)}
+              for _ in range(60)]
+    models = [OnlineNMF(n_components=3, beta=1, seed=2, forget_factor=forget_factor)
+              for _ in range(2)]
+    models[1]._rows_start_at_zero = False  # the code before: initial_rows, add_rows
+    for x in stream:
+        for model in models:
+            model.learn_one(x)
+    fast, before = models
+    assert fast.features == before.features and len(fast.features) > 100
+    for a, b in zip((fast._statistics, fast._statistics.twin),
+                    (before._statistics, before._statistics.twin)):
+        if a is None:
+            assert b is None
+            continue
+        assert a.m == b.m
+        for name in ("W", "B", "colsum", "usage"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))

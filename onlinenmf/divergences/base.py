@@ -185,6 +185,12 @@ class Divergence:
         the divergences whose refresh denominator is shared by the rows (beta = 1: the usage;
         beta = 2: A) or whose rows are solved apart (beta = 0) keep them at zero."""
 
+    @property
+    def rows_start_at_zero(self) -> bool:
+        """Whether :meth:`start_rows` leaves new rows' statistics at zero (not overridden):
+        the engine then adds a new feature without calling it."""
+        return type(self).start_rows is Divergence.start_rows
+
     def seed_weights(self, stats: Any) -> tuple[float, float]:
         """Pseudo-statistics of a seeded column: a share of the mean usage (and of D or A)."""
         usage = SEED_SHARE * float(np.mean(stats.usage)) if stats.usage.size else 0.0
