@@ -41,6 +41,7 @@ same loop, and inherit its correctness contract:
   ``broker_timeout`` seconds, the loop leaves without a checkpoint (its work since the last
   one is redone) and :meth:`ConsumerLoop.run` returns :data:`EXIT_BROKER_LOST`. An idle
   stream is told from a silent broker by asking the group coordinator (``committed``).
+  A connection error out of ``poll`` (:data:`BROKER_AWAY`) is such a silence, not a crash.
 - A partition whose log ends before the offset the checkpoint resumes from (a recreated
   topic, a broker that lost its data; seen in the fetch responses' high watermark, which
   Tansu reports correctly, or as Kafka's OffsetOutOfRange: there is no automatic offset
@@ -67,12 +68,15 @@ from kafka import (
 )
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import (
+    KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
     LogTruncationError,
     MessageSizeTooLargeError,
+    NodeNotReadyError,
     OffsetOutOfRangeError,
     RecordListTooLargeError,
+    RequestTimedOutError,
 )
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
@@ -165,6 +169,15 @@ EXIT_SETUP = 2
 EXIT_BROKER_LOST = 3
 #: the log of a partition does not hold the offset the checkpoint resumes from
 EXIT_OFFSETS_NOT_IN_LOG = 4
+
+
+#: kafka-python's errors that mean no broker answered: a connection refused, dropped or
+#: timed out, a request or a wait timed out, no broker out of its reconnect backoff to ask.
+#: kafka-python 3.0.12 lets them escape ``KafkaConsumer.poll`` during an outage (its
+#: coordinator lookup, failing with a connection error, waits for a metadata refresh, and
+#: a refused refresh is raised: only a timeout is caught there). The loop takes them as a
+#: silent broker's: retried, and BrokerLost once none answered for ``broker_timeout``.
+BROKER_AWAY = (KafkaConnectionError, NodeNotReadyError, RequestTimedOutError, KafkaTimeoutError)
 
 
 class LoopAbort(RuntimeError):
@@ -337,6 +350,7 @@ class ConsumerLoop:
         self._last_checkpoint = time.monotonic()
         self._last_activity = time.monotonic()
         self._broker_seen = time.monotonic()  # a broker last answered (records, probe)
+        self._away_noted = 0.0  # when a poll was last refused for want of a broker (_poll)
         self._stalled_since: float | None = None  # checkpoints failing since
         self._aborted = False  # leaving without a checkpoint (LoopAbort)
         self._consumer_config: dict[str, Any] = {}
@@ -414,8 +428,12 @@ class ConsumerLoop:
             # (the snapshot was still empty at the first assignment), and on Apache Kafka
             # that rebalance came seconds later, with a revocation and its checkpoint.
             self.consumer.subscribe(self.config.topics, listener=_Listener(self))
-            for topic in self.config.topics:
-                self.consumer.partitions_for_topic(topic)
+            try:
+                for topic in self.config.topics:
+                    self.consumer.partitions_for_topic(topic)
+            except BROKER_AWAY as err:  # gone since the connection: the loop waits for it
+                log.warning("no partitions of %s from the broker yet: %s",
+                            ", ".join(self.config.topics), err)
             self._last_activity = self._broker_seen = time.monotonic()
             while not self._stopping:
                 self._poll_once()
@@ -424,7 +442,7 @@ class ConsumerLoop:
                     break
         except KafkaTimeoutError as err:
             # a client that gave up waiting for a broker: the first connection, or a
-            # producer replaced while none answers
+            # producer replaced while none answers (a poll's are waited out: _poll)
             raise BrokerLost(f"no Kafka broker at {self.config.bootstrap_servers} answered: "
                              f"{err}; check --bootstrap-servers") from None
         if not self._final_checkpoint():
@@ -763,6 +781,8 @@ class ConsumerLoop:
                     checker.poll(timeout_ms=200)
                 except (OffsetOutOfRangeError, LogTruncationError) as err:
                     raise self._out_of_range(err) from None
+                except BROKER_AWAY:
+                    return None
             return None
         finally:
             try:
@@ -866,15 +886,33 @@ class ConsumerLoop:
         log.info("assigned %s", sorted((tp.topic, tp.partition) for tp in self._owned))
 
     # ----------------------------------------------------------------- the loop body
-    def _poll_once(self) -> None:
+    def _poll(self, timeout_ms: int, max_records: int | None = None) -> dict:
+        """The input consumer's ``poll``; while no broker answers (:data:`BROKER_AWAY`), no
+        records after the poll's wait. The outage is bounded by :meth:`_check_broker`, which
+        ends the loop with BrokerLost once no broker answered for ``broker_timeout``.
+
+        No record is lost so: kafka-python raises these from its group coordinator's part
+        of the poll, before any fetched record is returned, and moves a position only past
+        records it returns.
+        """
         assert self.consumer is not None
+        start = time.monotonic()
         try:
-            batch = self.consumer.poll(
-                timeout_ms=int(self.config.poll_timeout * 1000),
-                max_records=self.config.max_poll_records,
-            )
+            return self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         except (OffsetOutOfRangeError, LogTruncationError) as err:
             raise self._out_of_range(err) from None
+        except BROKER_AWAY as err:
+            # once per outage (a broker answered since the last note), then quietly
+            (log.warning if self._away_noted < self._broker_seen else log.debug)(
+                "no broker answered the poll, waiting up to --broker-timeout %g s: %s",
+                self.config.broker_timeout, err)
+            self._away_noted = time.monotonic()
+            # the rest of the poll's wait, which the error cut short: no busy loop
+            time.sleep(max(0.0, timeout_ms / 1000 - (time.monotonic() - start)))
+            return {}
+
+    def _poll_once(self) -> None:
+        batch = self._poll(int(self.config.poll_timeout * 1000), self.config.max_poll_records)
         if batch:
             self._broker_seen = time.monotonic()
         self._rejoin_if_unassigned()
@@ -1186,7 +1224,7 @@ class ConsumerLoop:
         self._check_broker()  # a retry loop waiting on the broker ends with BrokerLost
         was_paused = self._paused
         self._set_paused(True)
-        leftovers = self.consumer.poll(timeout_ms=int(seconds * 1000))
+        leftovers = self._poll(int(seconds * 1000))
         if leftovers:  # only partitions assigned during this poll (not paused yet) can show up
             self._epoch += 1
         self._set_paused(was_paused)

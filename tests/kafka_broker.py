@@ -53,6 +53,15 @@ BROKERS_ENV = "ONLINENMF_TEST_BROKERS"
 FAST_GROUP = dict(EMBEDDED_GROUP_SETTINGS)
 FAST_GROUP_FLAGS = [arg for key, value in FAST_GROUP.items() for arg in ("-X", f"{key}={value}")]
 
+#: kafka-python reconnecting to a lost broker every 10-20 ms (its default backs off up to
+#: 30 s). In an outage, kafka-python 3.0.12 lets a connection error escape ``poll()`` when
+#: the coordinator lookup and the metadata refresh it then waits for are both refused within
+#: the poll's timeout: with the default backoff only in an outage's first second or so (a
+#: rare crash of tests/test_kafka_chaos.py, issue 15), with these at nearly every poll.
+TIGHT_RECONNECT = {"reconnect_backoff_ms": 10, "reconnect_backoff_max_ms": 20}
+TIGHT_RECONNECT_FLAGS = [arg for key, value in TIGHT_RECONNECT.items()
+                         for arg in ("-X", f"{key}={value}")]
+
 #: What the test Apache Kafka sets beyond `onlinenmf broker --apache` (test-only: a
 #: production broker keeps Kafka's 6 s minimum).
 APACHE_TEST_SETTINGS = {"group.min.session.timeout.ms": 1000}

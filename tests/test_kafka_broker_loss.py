@@ -25,6 +25,7 @@ from consumers.checkpoint import CheckpointStore
 from consumers.loop import EXIT_BROKER_LOST, EXIT_OFFSETS_NOT_IN_LOG
 from tests.kafka_broker import (
     FAST_GROUP_FLAGS,
+    TIGHT_RECONNECT_FLAGS,
     TopicReader,
     create_topic,
     produce,
@@ -41,13 +42,13 @@ ON_THE_NEW_BROKER = 5  # records on the empty broker's topic: its log end
 
 
 def _consume(bootstrap: str, topic: str, ckpt: Path, log: Path, broker_timeout: float,
-             group: str) -> subprocess.Popen[bytes]:
+             group: str, *flags: str) -> subprocess.Popen[bytes]:
     return spawn("consume", "microbiome", "--bootstrap-servers", bootstrap, "--topic", topic,
                  "--group", group, "--checkpoint-dir", str(ckpt), "--worker-id", "w",
                  "--output-topic", topic + ".out", "--model-topic", "", "--no-track",
                  "--checkpoint-every", "500", "--checkpoint-interval", "1",
                  "--flush-timeout", "2", "--exit-when-idle", "3",
-                 "--broker-timeout", str(broker_timeout), *FAST_GROUP_FLAGS, log=log)
+                 "--broker-timeout", str(broker_timeout), *FAST_GROUP_FLAGS, *flags, log=log)
 
 
 def _wait(process: subprocess.Popen[bytes], timeout: float) -> int:
@@ -164,6 +165,33 @@ def test_running_consumer_refuses_an_empty_broker_back_on_its_port(private_broke
     # seen before or after the test refilled the topic
     end = re.search(r"is beyond the log end (\d+)", errors[0])
     assert end and int(end.group(1)) in (0, ON_THE_NEW_BROKER), errors[0]
+
+
+def test_connection_errors_of_a_dead_broker_end_in_one_line(private_broker, tmp_path):
+    """kafka-python's connection errors during an outage (here at nearly every poll: a
+    client that reconnects every 10-20 ms) are a silent broker's: waited out for
+    --broker-timeout, then exit 3 with one line, never a traceback (issue 15: a chaos run's
+    worker died of KafkaConnectionError escaping poll())."""
+    bootstrap = private_broker.bootstrap
+    topic, outputs = _start_stream(bootstrap)
+    ckpt, log = tmp_path / "ckpt", tmp_path / "consumer.log"
+    consumer = _consume(bootstrap, topic, ckpt, log, 8, unique("g"), *TIGHT_RECONNECT_FLAGS)
+    try:
+        wait_for(lambda: _working(outputs, ckpt), timeout=120, interval=0,
+                 what="the consumer to checkpoint part of the stream")
+        outputs.close()
+        private_broker.kill()
+        status = _wait(consumer, timeout=120)
+    finally:
+        if consumer.poll() is None:
+            consumer.kill()
+            consumer.wait()
+    text = log.read_text()
+    start = text.find("Traceback (most recent call last)")
+    assert start < 0, text[start:]
+    assert status == EXIT_BROKER_LOST, text[-3000:]
+    errors = _errors(log)
+    assert len(errors) == 1 and "answered for" in errors[0] and "--broker-timeout 8" in errors[0]
 
 
 def test_no_broker_at_start_is_a_bounded_one_line_exit(tmp_path):
