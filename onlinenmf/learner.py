@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from onlinenmf import dictionary, solve
+from onlinenmf import dictionary
 from onlinenmf.components import Components
 from onlinenmf.divergences import Divergence, Solver
 from onlinenmf.monitor import Monitor
@@ -114,17 +114,14 @@ class Learner:
         return loss
 
     def _learn_twice(self, rows, values, h, mine, solver, scale, warm) -> tuple:
-        """:func:`onlinenmf.solve.learn_sample_twice` on the served statistics (their lazy
-        scale after this sample: ``scale``) and the shadow memory's; ``mine`` receives the
-        shadow's h."""
-        divergence, stats = self.divergence, self.statistics
+        """Both memories in one compiled call (:meth:`Divergence.learn_twice`): the served
+        statistics (their lazy scale after this sample: ``scale``) and the shadow memory's;
+        ``mine`` receives the shadow's h."""
+        stats = self.statistics
         shadow, shadow_rho = self.memories.shadow, self.memories.shadow_rho
-        return solve.learn_sample_twice(
-            divergence.kernel, divergence.beta, divergence.gamma, stats.W, stats.m, rows, values,
-            stats.G, stats.colsum, h, *solver, 1.0 / scale, stats.B, stats.D, stats.A,
-            stats.usage, stats.window_usage, self.rho, warm, shadow.W, shadow.G, shadow.colsum,
-            mine, 1.0 / (shadow.scale * shadow_rho), shadow.B, shadow.D, shadow.A, shadow.usage,
-            shadow.window_usage, shadow_rho, divergence.positive_h)
+        return self.divergence.learn_twice(stats, shadow, rows, values, h, mine, solver,
+                                           1.0 / scale, self.rho, warm,
+                                           1.0 / (shadow.scale * shadow_rho), shadow_rho)
 
     def learn_segment(self, indptr, indices, data, H, warm) -> np.ndarray:
         """Samples that all see the same W (no refresh inside); return their losses."""

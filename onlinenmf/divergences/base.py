@@ -143,6 +143,19 @@ class Divergence:
             self.scratch(stats.m),
         )
 
+    def learn_twice(self, stats: Any, shadow: Any, rows, values, h, mine, solver: Solver,
+                    weight: float, rho: float, warm: bool, shadow_weight: float,
+                    shadow_rho: float) -> tuple[float, float, float, float]:
+        """:meth:`learn_sample` into ``stats``, then into ``shadow`` (the second memory's
+        statistics) with ``mine`` solved from h as :meth:`warm_h` starts it, in one compiled
+        call (:func:`onlinenmf.solve.learn_sample_twice`); return both (loss, normaliser)."""
+        return solve.learn_sample_twice(
+            self.kernel, self.beta, self.gamma, stats.W, stats.m, rows, values, stats.G,
+            stats.colsum, h, *solver, weight, stats.B, stats.D, stats.A, stats.usage,
+            stats.window_usage, rho, warm, shadow.W, shadow.G, shadow.colsum, mine,
+            shadow_weight, shadow.B, shadow.D, shadow.A, shadow.usage, shadow.window_usage,
+            shadow_rho, self.positive_h)
+
     def learn_batch(self, stats: Any, indptr, indices, data, H, solver: Solver, weights,
                     warm) -> np.ndarray:
         """Solve every row of a CSR batch against the same W and add its row statistics with

@@ -54,6 +54,16 @@ class KullbackLeibler(Divergence):
     def gradient(self, W: np.ndarray, v: np.ndarray, h: np.ndarray) -> np.ndarray:
         return W.sum(axis=0) - W.T @ (v / np.maximum(W @ h, solve.TINY))
 
+    def learn_twice(self, stats: Any, shadow: Any, rows, values, h, mine, solver,
+                    weight: float, rho: float, warm: bool, shadow_weight: float,
+                    shadow_rho: float) -> tuple[float, float, float, float]:
+        """As the base's, by :func:`onlinenmf.solve.learn_kl_twice`: eleven arguments fewer
+        to dispatch on the per-sample path (no G, D or A; h positive)."""
+        return solve.learn_kl_twice(stats.W, rows, values, stats.colsum, h, *solver, weight,
+                                    stats.B, stats.usage, stats.window_usage, rho, warm,
+                                    shadow.W, shadow.colsum, mine, shadow_weight, shadow.B,
+                                    shadow.usage, shadow.window_usage, shadow_rho)
+
     def normalisers(self, indptr: np.ndarray, values: np.ndarray) -> np.ndarray:
         owner = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
         return np.bincount(owner, weights=values, minlength=indptr.size - 1)
