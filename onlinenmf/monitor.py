@@ -98,13 +98,15 @@ ALARM_SAMPLES = 20
 #: the reversed splice at 530, found after 2 samples before (on a CUSUM of 1.2 from the richer
 #: second-year samples before its onset), is no longer found (benchmarks/output/real.md). Those
 #: counts are one order of each stream (one event in a vessel's 68 stable samples is 1.5 per
-#: 100); with more of them (scratch, every default): over 10 shuffles of each stable stretch
-#: 0.33 false events per 100 on the gut (0.52 before), 0.17 in ECAM's second year (0.22); over 4
-#: replays at each of 7 richer and 4 poorer splice positions, an event within 3 samples in 20 of
-#: 28 and 13 of 16 (22 and 15 before). Raising the threshold to 4.75 instead gives the same false
-#: events (0.33, 0.17) and finds 18 and 13: at an equal false-alarm rate the correction finds
-#: as many or more. It keeps drift_threshold's meaning (the CUSUM of unit-variance scores) on a
-#: stream whose parts are correlated; it costs about 0.6 us per sample.
+#: 100). Over more orders (real.md's drift section: 10 shuffles of each stable stretch, 4
+#: replays per splice onset) the detector before was within the target on average (gut 0.60
+#: false events per 100, ECAM's second year 0.29), and the correction trades a few detections
+#: for fewer false events (0.52 and 0.24; within 3 samples of the onset 20 of 28 richer and 13
+#: of 16 poorer splices, before 22 and 15), about as a higher threshold would (scratch, other
+#: shuffles: without it at 4.75, the false events of 4.5 with it, and 18 and 13 found). What it
+#: adds is that drift_threshold keeps its meaning (a CUSUM of unit-variance scores) on a
+#: stream whose two parts are correlated (tests/test_monitor_drift.py: shallow samples made the
+#: score's variance 1.7). It costs about 0.6 us per sample.
 DRIFT_WARMUP = 12
 DRIFT_HORIZON = 50
 DRIFT_CLIP = 3.0
