@@ -66,25 +66,26 @@ class Learner:
         self.rho = float(forget_factor)
         #: The second memory (:mod:`onlinenmf.memories`; None: one forgetting factor).
         self.memories = None
-        #: The last :class:`Solver` built and what it was built from (see :meth:`solver`).
+        #: The last :class:`Solver` built (see :meth:`solver`).
         self._solver: Solver | None = None
-        self._solver_from: tuple = ()
         if divergence.beta == 1:  # the statistics whose contributions restate knows
             statistics.keep_recent(monitor.recent.maxlen)
 
     def solver(self) -> Solver:
         """The solve's settings now. Built again only when one of its inputs changed: the L1
         weights are replaced (hyperparameter re-estimation, a rank change, a restore) or the
-        user set ``l2_h``, ``max_iter`` or ``tol``; building a tuple per call cost the
-        per-sample path about 1 us of a 100 us sample. (An in-place change to the L1 weights
-        is seen anyway: the solver holds the array itself.)"""
+        user set ``l2_h``, ``max_iter`` or ``tol`` (compared with the solver's own: building
+        a tuple of them per call cost the per-sample path about 1 us of a 100 us sample).
+        (An in-place change to the L1 weights is seen anyway: the solver holds the array
+        itself.)"""
         settings = self.settings
         l1 = self.components.l1
-        given = (settings.l2_h, settings.max_iter, settings.tol)
         solver = self._solver
-        if solver is None or solver.l1 is not l1 or given != self._solver_from:
-            solver = Solver(l1, float(given[0]), int(given[1]), float(given[2]))
-            self._solver, self._solver_from = solver, given
+        if (solver is None or solver.l1 is not l1 or settings.l2_h != solver.l2
+                or settings.max_iter != solver.max_iter or settings.tol != solver.tol):
+            solver = Solver(l1, float(settings.l2_h), int(settings.max_iter),
+                            float(settings.tol))
+            self._solver = solver
         return solver
 
     # -------------------------------------------------------------- learning

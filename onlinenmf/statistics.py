@@ -103,7 +103,8 @@ class OpenSamples:
             return False
         start = int(self.indptr[n])
         stop = start + rows.size
-        self._room(stop, h.size)
+        if stop > self.rows.size or self.H.shape[1] != h.size:  # (a call less per sample)
+            self._room(stop, h.size)
         self.rows[start:stop] = rows
         self.values[start:stop] = values
         self.H[n] = h
