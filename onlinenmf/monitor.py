@@ -136,6 +136,7 @@ ALARM_SAMPLES = 20
 #: - a memory of 24 samples: 0.85, 14 / 5, 0.52 / 0.12;
 #: - the part winsorised at DRIFT_CLIP: 0.85, 14 / 4, 0.56 / 0.24;
 #: - the shares' cross-entropy against the mean: 0.82, 13 / 9, 1.04 / 0.18;
+#: - -log of their overlap with the mean (h . mean / sum(h)): 0.85, 14 / 6, 0.72 / 0.24;
 #: - the negative log density under a Dirichlet fitted to the recent shares: ranks the two
 #:   directions the other way round (the part's AUC 0.33 poorer, 0.64 richer): 0.68, 1 / 14,
 #:   0.72 / 0.24;
