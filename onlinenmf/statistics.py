@@ -399,19 +399,19 @@ class Statistics:
         closing = n - max(0, min(int(keep), n))
         warm = np.ones(n, dtype=np.bool_)  # from their h
 
-        def learn(into: Statistics, part: slice) -> None:
+        def learn(into: np.ndarray, part: slice) -> None:
+            """Re-solve the open samples ``part`` against W, their contributions added to
+            ``into`` (B's rows in use, or the closed part's)."""
             first, last = indptr[part.start], indptr[part.stop]
-            divergence.learn_batch(into, indptr[part.start : part.stop + 1] - first,
+            divergence.learn_batch(self, indptr[part.start : part.stop + 1] - first,
                                    rows[first:last], values[first:last], H[part], solver,
-                                   weights[part], warm[part])
+                                   weights[part], warm[part], B=into)
 
         B = self.B[: self.m]
         if closing:  # the closing samples: in the closed part for good, forgotten from now
             closed = self._closed_rows()
             np.multiply(closed, decay, out=closed)
-            into = copy.copy(self)
-            into.B = closed
-            learn(into, slice(0, closing))
+            learn(closed, slice(0, closing))
             usage = usage + weights[:closing] @ H[:closing]
             self.closed_usage, self.closed_log = usage.copy(), now
             B[:] = closed
@@ -420,7 +420,7 @@ class Statistics:
             np.multiply(self.closed, decay, out=B[:done])
             B[done:] = 0.0
         if closing < n:
-            learn(self, slice(closing, n))
+            learn(B, slice(closing, n))
             usage = usage + weights[closing:n] @ H[closing:n]
         self.usage = usage
         recent.drop_oldest(closing)

@@ -157,13 +157,15 @@ class Divergence:
             shadow_rho, self.positive_h)
 
     def learn_batch(self, stats: Any, indptr, indices, data, H, solver: Solver, weights,
-                    warm) -> np.ndarray:
+                    warm, B: np.ndarray | None = None) -> np.ndarray:
         """Solve every row of a CSR batch against the same W and add its row statistics with
-        its weight; return the losses (the k-sized statistics are the caller's)."""
+        its weight (``B``: into that array instead of ``stats.B``, as restating adds its
+        closing samples to the closed part); return the losses (the k-sized statistics are
+        the caller's)."""
         losses = np.empty(indptr.size - 1)
         solve.learn_batch(self.kernel, self.beta, self.gamma, stats.W, stats.m, indptr, indices,
-                          data, stats.G, stats.colsum, H, *solver, losses, weights, stats.B,
-                          stats.D, warm, self.scratch(stats.m))
+                          data, stats.G, stats.colsum, H, *solver, losses, weights,
+                          stats.B if B is None else B, stats.D, warm, self.scratch(stats.m))
         return losses
 
     def solve_batch(self, stats: Any, indptr, indices, data, H, solver: Solver) -> np.ndarray:
