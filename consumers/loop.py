@@ -42,6 +42,8 @@ same loop, and inherit its correctness contract:
   one is redone) and :meth:`ConsumerLoop.run` returns :data:`EXIT_BROKER_LOST`. An idle
   stream is told from a silent broker by asking the group coordinator (``committed``).
   A connection error out of ``poll`` (:data:`BROKER_AWAY`) is such a silence, not a crash.
+  After an outage a checkpoint is written only once the group confirms that this worker
+  still owns its partitions (the group may have expelled it and moved them meanwhile).
 - A partition whose log ends before the offset the checkpoint resumes from (a recreated
   topic, a broker that lost its data; seen in the fetch responses' high watermark, which
   Tansu reports correctly, or as Kafka's OffsetOutOfRange: there is no automatic offset
@@ -68,6 +70,7 @@ from kafka import (
 )
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import (
+    CommitFailedError,
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
@@ -351,6 +354,9 @@ class ConsumerLoop:
         self._last_activity = time.monotonic()
         self._broker_seen = time.monotonic()  # a broker last answered (records, probe)
         self._away_noted = 0.0  # when a poll was last refused for want of a broker (_poll)
+        # The broker was away since the group last accepted a commit of ours: the group may
+        # have expelled this worker meanwhile (see _still_owner)
+        self._membership_unsure = False
         self._stalled_since: float | None = None  # checkpoints failing since
         self._aborted = False  # leaving without a checkpoint (LoopAbort)
         self._consumer_config: dict[str, Any] = {}
@@ -585,8 +591,11 @@ class ConsumerLoop:
                 self.consumer.seek(tp, offset)
         self._epoch += 1
 
-    def checkpoint(self) -> bool:
-        """Write a checkpoint now if anything changed; False if it could not be written."""
+    def checkpoint(self, fence: bool = True) -> bool:
+        """Write a checkpoint now if anything changed; False if it could not be written.
+        ``fence``: after a broker outage, first ask the group whether this worker still owns
+        its partitions (:meth:`_still_owner`; not from a rebalance listener, which runs on
+        kafka-python's IO thread, where a blocking commit raises)."""
         if self._aborted:
             return False
         if not self._dirty:
@@ -606,6 +615,9 @@ class ConsumerLoop:
             # produced it must be processed again, so the state goes back with them.
             self._replace_producer()
             self._rollback("output records were not delivered")
+            self._stalled()
+            return False
+        if fence and self._membership_unsure and not self._still_owner():
             self._stalled()
             return False
         ckpt = Checkpoint(
@@ -654,7 +666,37 @@ class ConsumerLoop:
                 self.metrics.commit_failures.inc()
                 log.warning("offset commit failed (checkpoint kept): %s", err)
             else:
+                self._membership_unsure = False
                 self.metrics.commit_seconds.observe(time.perf_counter() - start)
+        return True
+
+    def _still_owner(self) -> bool:
+        """Whether the group still counts this worker a member, asked before a checkpoint
+        after a broker outage. While the broker was away the group may have expelled the
+        worker (its session expired) and given its partitions to another, which resumed
+        from the checkpoints on disk; the worker learns so only at its next heartbeat, and a
+        checkpoint it wrote meanwhile claimed records the new owner learns too (seen in
+        tests/test_kafka_chaos.py after broker restarts: learned twice). The question is a
+        commit of the offsets already checkpointed (the frontier: nothing new is committed
+        before its checkpoint), which the coordinator refuses from an expelled member or
+        during a rebalance (CommitFailedError: the rebalance's revocation checkpoints, a
+        loss rolls back). False also when no broker answers it (asked again later)."""
+        assert self.consumer is not None
+        frontier = self.store.frontier()
+        offsets = {tp: OffsetAndMetadata(frontier[tp_key(tp.topic, tp.partition)], "", -1)
+                   for tp in self._owned if tp_key(tp.topic, tp.partition) in frontier}
+        if not offsets:  # nothing checkpointed yet: no offset to ask with
+            return True
+        try:
+            self.consumer.commit(offsets, timeout_ms=int(self._probe_every * 1000))
+        except (CommitFailedError, *BROKER_AWAY) as err:
+            log.warning("checkpoint postponed: the group did not confirm this worker owns "
+                        "%s after the broker's outage: %s", sorted(offsets), err)
+            return False
+        except KafkaError as err:  # not a refusal of this member: the checkpoint may go on
+            log.warning("the group's answer on this worker's partitions: %s", err)
+            return True
+        self._membership_unsure = False
         return True
 
     def _final_checkpoint(self) -> bool:
@@ -663,7 +705,9 @@ class ConsumerLoop:
         return any(self._checkpoint_and_commit() for _ in range(3))
 
     def _stalled(self) -> None:
-        """Note that a checkpoint failed (the stall is bounded by ``broker_timeout``)."""
+        """Note that a checkpoint failed (the stall is bounded by ``broker_timeout``); the
+        broker may be away, and the group may expel this worker meanwhile."""
+        self._membership_unsure = True
         if self._stalled_since is None:
             self._stalled_since = time.monotonic()
 
@@ -844,7 +888,7 @@ class ConsumerLoop:
             return None
         offsets = None
         was_dirty = self._dirty
-        if self.checkpoint():
+        if self.checkpoint(fence=False):
             offsets = {tp: om for tp, om in self._commit_offsets().items() if tp in revoked}
             offsets = offsets if was_dirty else None
         else:
@@ -907,6 +951,7 @@ class ConsumerLoop:
                 "no broker answered the poll, waiting up to --broker-timeout %g s: %s",
                 self.config.broker_timeout, err)
             self._away_noted = time.monotonic()
+            self._membership_unsure = True
             # the rest of the poll's wait, which the error cut short: no busy loop
             time.sleep(max(0.0, timeout_ms / 1000 - (time.monotonic() - start)))
             return {}

@@ -296,6 +296,37 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
                           text=True, timeout=timeout)
 
 
+_TRACEBACK = "Traceback (most recent call last)"
+_CHAINED = ("During handling of the above exception, another exception occurred:",
+            "The above exception was the direct cause of the following exception:")
+
+
+def exit_story(log: str, tail: int = 3000) -> str:
+    r"""What a process that died logged about it: its last traceback with the ones chained
+    to it (from the first's "Traceback (most recent call last)" line to the end: the first
+    holds the frames of our code that called the library), else the last ``tail``
+    characters. Earlier tracebacks (kafka-python logs the errors it handles with theirs)
+    are left out.
+
+    >>> exit_story("Traceback (most recent call last):\nOSError\nhandled\n"
+    ...            "Traceback (most recent call last):\nKeyError\n\nDuring handling of the "
+    ...            "above exception, another exception occurred:\n\n"
+    ...            "Traceback (most recent call last):\nValueError\n").count("Traceback")
+    2
+    >>> exit_story("no traceback here", tail=4)
+    'here'
+    """
+    start = log.rfind(_TRACEBACK)
+    if start < 0:
+        return log[-tail:]
+    while log[:start].rstrip().endswith(_CHAINED):
+        earlier = log.rfind(_TRACEBACK, 0, start)
+        if earlier < 0:
+            break
+        start = earlier
+    return log[start:]
+
+
 def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
     """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -39,6 +39,7 @@ from tests.kafka_broker import (
     TIGHT_RECONNECT_FLAGS,
     TopicReader,
     create_topic,
+    exit_story,
     produce,
     reference_app,
     spawn,
@@ -137,21 +138,6 @@ def _worker_args(bootstrap: str, topic: str, group: str, ckpt: Path, worker: str
             "--output-topic", topic + ".out", "--model-topic", "",
             "--checkpoint-every", "400", "--checkpoint-interval", "0.5",
             "--log-level", "INFO", *MODEL_FLAGS, *FAST_GROUP_FLAGS, *flags]
-
-
-def exit_story(log: str, tail: int = 3000) -> str:
-    r"""What a process that exited unexpectedly logged about it: its whole traceback (from
-    its first "Traceback (most recent call last)" line to the end: a chained exception's
-    first traceback holds the frames of the caller, ours, that the last one lacks), else
-    the last ``tail`` characters.
-
-    >>> exit_story("a\nb\nTraceback (most recent call last):\n  File x\nKeyError: 1\n")
-    'Traceback (most recent call last):\n  File x\nKeyError: 1\n'
-    >>> exit_story("no traceback here", tail=4)
-    'here'
-    """
-    start = log.find("Traceback (most recent call last)")
-    return log[start:] if start >= 0 else log[-tail:]
 
 
 def committed_offsets(bootstrap: str, group: str, topic: str,
