@@ -66,8 +66,15 @@ LOG4J = FILES / "log4j2.properties"
 
 #: Kafka 4 brokers and tools need Java 17 (Kafka's upgrade notes for 4.0).
 MIN_JAVA = 17
-#: A small heap: the machines this runs on are shared (Kafka's own script takes 1 GiB).
-HEAP = ("-Xms128m", "-Xmx512m")
+#: The broker's JVM options for a small shared machine. A small heap (Kafka's own script
+#: takes 1 GiB). The quick (C1) compiler alone: with both compilers the optimising one (C2)
+#: kept recompiling the request paths for minutes, 15-45 µs of CPU per record of the
+#: consumer benchmark after 300,000 records (30-50 over the first 20,000), taken from the
+#: two cores the consumers share; with C1 alone compiling fell to 2-4 µs per record after
+#: 40,000 records and the request handlers' CPU per record was no higher (issue 15). A
+#: broker on a host of its own (``docker/``) keeps the JVM's default, which pays off over a
+#: long run.
+HEAP = ("-Xms128m", "-Xmx512m", "-XX:TieredStopAtLevel=1")
 #: The storage tool runs for a second or two: the quick compiler alone starts it faster.
 TOOL_HEAP = ("-Xmx256m", "-XX:TieredStopAtLevel=1")
 

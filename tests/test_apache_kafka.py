@@ -152,6 +152,21 @@ def test_running_broker_has_the_shared_settings(kafka_broker):
     assert running == expected
 
 
+@pytest.mark.parametrize("kafka_broker",
+                         [k for k in selected_brokers() if k == "apache"], indirect=True)
+def test_the_local_broker_runs_the_quick_compiler_alone(kafka_broker):
+    """On the small shared machines the local broker is for, the optimising JIT compiler
+    kept recompiling the request paths for minutes on the cores the consumers share
+    (apache_kafka.HEAP says how much): the local broker's JVM runs C1 alone; docker/'s
+    broker, on a host of its own, keeps the image's JVM options."""
+    import psutil
+
+    flags = psutil.Process(kafka_broker.process.pid).cmdline()
+    assert "kafka.Kafka" in flags
+    assert "-XX:TieredStopAtLevel=1" in flags[:flags.index("kafka.Kafka")]
+    assert not {"KAFKA_JVM_PERFORMANCE_OPTS", "KAFKA_OPTS"} & set(KAFKA["environment"])
+
+
 # --- where Tansu and Apache Kafka differ -----------------------------------------------------
 
 def test_broker_faults_are_the_documented_ones(kafka_broker):

@@ -65,3 +65,30 @@ def test_the_best_of_runs_keeps_the_fastest_runs_own_facts():
     best = best_group([slow, fast])
     assert (best.rate, best.worker_us) == (16_000, 80.0)  # best of runs
     assert (best.busy_rate, best.head_ms, best.tail_ms) == (16_500, 30, 60)  # the fast run's
+
+
+def test_each_broker_is_warmed_before_anything_is_measured(monkeypatch):
+    """A fresh JVM broker spends its first minutes compiling its request paths (30-50 µs of
+    CPU per record over the first runs): a production broker is long-running, so the
+    benchmark streams WARM_RECORDS through each broker, unmeasured, before its first run."""
+    from contextlib import contextmanager
+
+    import benchmarks.bench_throughput as bench
+
+    calls = []
+
+    @contextmanager
+    def broker(kind):
+        calls.append(("start", kind))
+        yield type("Broker", (), {"bootstrap": "127.0.0.1:1", "pid": 1})()
+
+    monkeypatch.setattr(bench, "running_broker", broker)
+    monkeypatch.setattr(bench, "warm_broker", lambda bootstrap: calls.append(("warm",)))
+    monkeypatch.setattr(bench, "synthetic", lambda n: [(b"k", b"v")] * n)
+    monkeypatch.setattr(bench, "group_rate", lambda broker, messages, workers, track: (
+        calls.append(("run", workers, track)), run(1.0, 1.0, 0, 0, 1.0))[1])
+    bench.measure_broker("apache", 10, {"scaling"})
+    assert calls[:3] == [("start", "apache"), ("warm",), ("run", 1, False)]
+    assert calls.count(("warm",)) == 1
+    header = bench.report([], [], 10, "header", "librdkafka")[2]
+    assert f"warmed first by {bench.WARM_RECORDS:,} messages" in header
