@@ -83,9 +83,8 @@ class OpenSamples:
     def clear(self) -> None:
         self.count = 0
 
-    def _room(self, entries: int, k: int) -> None:
-        """Room for ``entries`` non-zero entries in all; h of k components (k changes only
-        with every sample closed)."""
+    def _room(self, entries: int) -> None:
+        """Room for ``entries`` non-zero entries in all."""
         if entries > self.rows.size:
             size = max(entries, 2 * self.rows.size, 64)
             for name in ("rows", "values"):
@@ -93,8 +92,13 @@ class OpenSamples:
                 grown = np.zeros(size, dtype=old.dtype)
                 grown[: old.size] = old
                 setattr(self, name, grown)
-        if self.H.shape[1] != k:
-            self.H = np.zeros((self.maxlen, k))
+
+    def take_columns(self, index: np.ndarray, add: int = 0) -> None:
+        """The columns ``index`` of h (in order), then ``add`` zero ones: h keeps the model's
+        k columns through every change of rank or column order
+        (:meth:`Statistics.resize_columns`, :meth:`Statistics.permute_columns`)."""
+        H = np.take(self.H, index, axis=1)
+        self.H = np.concatenate([H, np.zeros((self.maxlen, add))], axis=1) if add else H
 
     def append(self, rows: np.ndarray, values: np.ndarray, h: np.ndarray, log: float) -> bool:
         """Open one more sample (copied); False when ``maxlen`` are open (not kept)."""
@@ -103,8 +107,8 @@ class OpenSamples:
             return False
         start = int(self.indptr[n])
         stop = start + rows.size
-        if stop > self.rows.size or self.H.shape[1] != h.size:  # (a call less per sample)
-            self._room(stop, h.size)
+        if stop > self.rows.size:  # (a call less per sample)
+            self._room(stop)
         self.rows[start:stop] = rows
         self.values[start:stop] = values
         self.H[n] = h
@@ -122,7 +126,7 @@ class OpenSamples:
         start = int(self.indptr[n])
         first, last = int(indptr[0]), int(indptr[-1])
         stop = start + last - first
-        self._room(stop, H.shape[1])
+        self._room(stop)
         self.rows[start:stop] = rows[first:last]
         self.values[start:stop] = values[first:last]
         self.H[n : n + count] = H
@@ -489,8 +493,7 @@ class Statistics:
         recent = self.recent
         if recent is not None:
             self.closed_usage = self.closed_usage * c
-            if recent.count:  # (none open after k changed: H may still have the old width)
-                recent.H[: recent.count] *= c
+            recent.H[: recent.count] *= c
         if self.layout.gram:
             self.A *= np.outer(c, c)
         for name, exponent in self.layout.rows.items():
@@ -528,6 +531,8 @@ class Statistics:
         for name in ("colsum", "usage", "window_usage"):
             setattr(self, name, cut(getattr(self, name), 0))
         self._forget_recent()
+        if self.recent is not None:
+            self.recent.take_columns(keep, add)
         if self.twin is not None:
             self.twin.resize_columns(keep, add)
 
@@ -565,8 +570,7 @@ class Statistics:
         if recent is not None:
             self.closed = np.ascontiguousarray(self.closed[:, order])
             self.closed_usage = self.closed_usage[order]
-            if recent.count:  # (as in rescale_columns)
-                recent.H[: recent.count] = recent.H[: recent.count][:, order]
+            recent.take_columns(order)
 
     def swap(self, other: Statistics) -> None:
         """Exchange W, the statistics, the caches and the prior with ``other`` (same rows and
@@ -633,9 +637,9 @@ class Statistics:
         self.n_eff = float(scalars["n_eff"])
         self.log_unscaled = float(scalars.get("log_unscaled", 0.0))
         if self.recent is not None:
-            # a snapshot from before the closed part was kept (none, or each open sample's
-            # contribution instead) closes them all
-            self.close_all()
+            # open samples with h of the snapshot's k, all closed: a snapshot from before the
+            # closed part was kept (none, or each open sample's contribution) leaves them so
+            self.keep_recent(self.recent.maxlen)
             if "restate_closed" in arrays:
                 self.closed = arrays["restate_closed"].copy()
                 self.closed_usage = arrays["restate_closed_usage"].copy()

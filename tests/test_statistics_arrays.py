@@ -175,3 +175,50 @@ def test_move_columns_moves_the_statistics_and_the_twin_s(twin):
     if twin:
         twin_stats, _, W = plans[1]
         np.testing.assert_allclose(twin_stats.W[: twin_stats.m], W @ M, rtol=1e-15)
+
+
+@pytest.mark.parametrize("open_samples", [0, 2])
+def test_open_samples_h_follows_k_through_prune_birth_reorder_and_restore(open_samples):
+    """The open samples' h (``OpenSamples.H``) is as wide as k right after every change of
+    rank or column order, in both memories, with samples open or none: a prune, a birth, a
+    reorder (whose open h move with their columns) and a restore at another rank. So the
+    M-step's rescale and a reorder apply to it as they are (commit 663bbb1: after ARD pruned
+    columns, with none open, H kept its old width until the next sample opened, and
+    refresh_from's rescale could not broadcast the new k-vector against it)."""
+    stats = filled(1, k=4)
+    stats.twin = filled(1, k=4, seed=1)
+    both = (stats, stats.twin)
+    for s in both:
+        s.keep_recent(4)
+    rng = np.random.default_rng(5)
+
+    def open_some() -> None:
+        for _ in range(open_samples):
+            for s in both:
+                s.remember(np.array([0, 3]), np.array([1.0, 2.0]), rng.uniform(size=s.k))
+
+    def follows(k: int) -> None:
+        for s in both:
+            assert s.k == k and s.recent.H.shape == (4, k)
+            opened = s.recent.H[: s.recent.count].copy()
+            c = np.linspace(1.0, 2.0, k)
+            s.rescale_columns(c)  # the M-step's
+            np.testing.assert_array_equal(s.recent.H[: s.recent.count], opened * c)
+
+    open_some()
+    stats.resize_columns(np.array([3, 1]), 0)  # a prune (ARD), the twin's too
+    follows(2)
+    open_some()
+    stats.resize_columns(np.arange(2), 2)  # two births
+    follows(4)
+    open_some()
+    order = np.array([2, 0, 3, 1])
+    for s in both:
+        opened = s.recent.H[: s.recent.count].copy()
+        s.permute_columns(order)  # a reorder (a memories' swap)
+        np.testing.assert_array_equal(s.recent.H[: s.recent.count], opened[:, order])
+    follows(4)
+    other = filled(1, k=3, seed=2)
+    other.keep_recent(4)
+    stats.restore(*other.state())  # a snapshot at another rank
+    assert stats.k == 3 and stats.recent.H.shape == (4, 3)
