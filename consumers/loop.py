@@ -537,7 +537,7 @@ class ConsumerLoop:
         }
         producer_config.update(self.config.producer_config)
         # librdkafka when installed: kafka-python's send cost the loop half its rate
-        return new_output_producer(producer_config)
+        return new_output_producer(producer_config, self.config.broker_timeout)
 
     def _close(self) -> None:
         # After a LoopAbort, outputs still buffered are past the last checkpoint: not waited for

@@ -242,10 +242,19 @@ def output_client(config: Mapping[str, Any] | None = None) -> str:
     return "librdkafka (confluent-kafka)" if problem is None else f"kafka-python ({problem})"
 
 
-def new_output_producer(config: Mapping[str, Any]) -> ConfluentOutputs | KafkaProducer:
-    """The loop's producer: :class:`ConfluentOutputs` when it can be, else kafka-python's."""
+def new_output_producer(config: Mapping[str, Any],
+                        broker_timeout: float | None = None) -> ConfluentOutputs | KafkaProducer:
+    """The loop's producer: :class:`ConfluentOutputs` when it can be, else kafka-python's.
+
+    ``broker_timeout``: the loop's (``--broker-timeout``), how long kafka-python's producer
+    waits for its first connection (KafkaTimeoutError after: the loop's BrokerLost).
+    kafka-python connects in its constructor, 30 s at most by default: a producer the loop
+    replaced during an outage gave up after 30 s even when the loop would wait longer.
+    librdkafka connects in its own threads and does not block here.
+    """
     problem = _confluent_problem(config)
     if problem is None:
         return ConfluentOutputs(config)
     log.debug("outputs through kafka-python: %s", problem)
-    return KafkaProducer(**config)
+    waits = {} if broker_timeout is None else {"bootstrap_timeout_ms": int(broker_timeout * 1000)}
+    return KafkaProducer(**{**waits, **config})

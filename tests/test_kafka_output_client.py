@@ -160,6 +160,33 @@ def test_a_producer_setting_given_with_x_reaches_the_output_producer(tmp_path):
         producer.close(0)
 
 
+def test_a_kafka_python_producer_replaced_in_an_outage_waits_the_broker_timeout(
+        private_broker, tmp_path, monkeypatch):
+    """The loop replaces its output producer after undelivered outputs, maybe while no
+    broker answers. kafka-python's producer connects in its constructor: it waits for a
+    broker as long as the loop would (--broker-timeout, here 90 s), not kafka-python's 30 s
+    (issue 15: before, the producer built during a 35 s outage raised KafkaTimeoutError
+    after 30 s, and the loop exited 3 although its broker timeout was longer)."""
+    import threading
+
+    monkeypatch.setenv(OUTPUT_CLIENT_ENV, "kafka-python")
+    loop = ConsumerLoop(MicrobiomeApp(model_params=PARAMS), LoopConfig(
+        bootstrap_servers=private_broker.bootstrap, topics=["t"], group_id="g",
+        checkpoint_dir=tmp_path, broker_timeout=90.0))
+    private_broker.pause()
+    outage = threading.Timer(35.0, private_broker.resume)
+    outage.start()
+    try:
+        producer = loop._new_producer()
+    finally:
+        outage.join()
+    try:
+        assert isinstance(producer, KafkaProducer)
+        assert producer.config["bootstrap_timeout_ms"] == 90_000
+    finally:
+        producer.close(0)
+
+
 def test_max_request_size_is_left_to_its_flag():
     """-X max_request_size would give the output producer a limit of its own beside
     --max-message-bytes (the one limit of records read and written): refused in one line
