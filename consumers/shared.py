@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from consumers.loop import BROKER_AWAY, BrokerLost, LoopConfig
 from onlinenmf import snapshot
 
 __all__ = ["SharedDictionary", "encode_statistics", "decode_statistics"]
@@ -100,11 +101,16 @@ class SharedDictionary:
         Seconds to wait, on start, for the stats topic to be read to its end.
     max_age
         Peers whose latest state is older than this many seconds are left out (None: kept).
+    broker_timeout
+        The loop's ``--broker-timeout``: how long the stats clients wait for a broker on
+        start before :class:`~consumers.loop.BrokerLost` (later outages are the loop's to
+        bound: a stats poll that no broker answers takes no records).
     """
 
     def __init__(self, bootstrap_servers: str, topic: str, worker_id: str,
                  share_every: int = 1, consumer_config: dict[str, Any] | None = None,
-                 catch_up_timeout: float = 30.0, max_age: float | None = None) -> None:
+                 catch_up_timeout: float = 30.0, max_age: float | None = None,
+                 broker_timeout: float = LoopConfig.broker_timeout) -> None:
         if share_every < 1:
             raise ValueError(f"share_every must be a positive integer, got {share_every!r}")
         self.bootstrap_servers = bootstrap_servers
@@ -114,6 +120,8 @@ class SharedDictionary:
         self.consumer_config = dict(consumer_config or {})
         self.catch_up_timeout = catch_up_timeout
         self.max_age = max_age
+        self.broker_timeout = broker_timeout
+        self._away_noted = False  # a stats poll found no broker (logged once per outage)
         #: worker id -> (sequence, statistics, timestamp in ms): every other worker's latest
         self.latest: dict[str, tuple[int, dict[str, Any], int]] = {}
         self.sequence = 0  # of this worker's last publication
@@ -134,18 +142,23 @@ class SharedDictionary:
                   "enable_auto_commit": False, "auto_offset_reset": "earliest",
                   "max_partition_fetch_bytes": 16 * 1024 * 1024,
                   # peers' states should arrive within a refresh or so, not a fetch timeout
-                  "fetch_max_wait_ms": 100}
+                  "fetch_max_wait_ms": 100,
+                  # the first connection waits as long as the loop's (KafkaTimeoutError)
+                  "bootstrap_timeout_ms": int(self.broker_timeout * 1000)}
         config.update(self.consumer_config)
-        self._consumer = KafkaConsumer(**config)
+        self._consumer = self._answered(lambda: KafkaConsumer(**config), "the stats consumer")
         self._tp = TopicPartition(self.topic, 0)
         self._consumer.assign([self._tp])
         self._consumer.seek_to_beginning(self._tp)
         deadline = time.monotonic() + self.catch_up_timeout
         while time.monotonic() < deadline:
             self.poll(timeout_ms=200)
-            high = self._consumer.highwater(self._tp)
-            if high is not None and self._consumer.position(self._tp) >= high:
-                break
+            try:
+                high = self._consumer.highwater(self._tp)
+                if high is not None and self._consumer.position(self._tp) >= high:
+                    break
+            except BROKER_AWAY:  # the loop bounds an outage; a stats topic unread is logged
+                continue
         else:
             log.warning("stats topic %s not read to its end in %.0f s: starting with %d peers",
                         self.topic, self.catch_up_timeout, len(self.latest))
@@ -158,20 +171,55 @@ class SharedDictionary:
 
         settings = {k: v for k, v in self.consumer_config.items()
                     if k.startswith(("security_protocol", "sasl_", "ssl_"))}
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, **settings)
-        try:  # one partition: one order of the states, whoever reads them
-            admin.create_topics({self.topic: {"num_partitions": 1, "replication_factor": 1}})
-        except TopicAlreadyExistsError:
-            pass
-        finally:
-            admin.close()
+
+        def create() -> None:
+            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
+                                     bootstrap_timeout_ms=int(self.broker_timeout * 1000),
+                                     **settings)
+            try:  # one partition: one order of the states, whoever reads them
+                admin.create_topics({self.topic: {"num_partitions": 1,
+                                                  "replication_factor": 1}})
+            except TopicAlreadyExistsError:
+                pass
+            finally:
+                admin.close()
+
+        self._answered(create, f"the stats topic {self.topic}")
+
+    def _answered(self, call: Any, what: str) -> Any:
+        """``call()``, retried while no broker answers it (:data:`~consumers.loop.BROKER_AWAY`)
+        for up to ``broker_timeout`` seconds, then :class:`~consumers.loop.BrokerLost`."""
+        deadline = time.monotonic() + self.broker_timeout
+        while True:
+            try:
+                return call()
+            except BROKER_AWAY as err:
+                if time.monotonic() >= deadline:
+                    raise BrokerLost(
+                        f"no Kafka broker at {self.bootstrap_servers} answered for "
+                        f"{what} in {self.broker_timeout:g} s (--broker-timeout): {err}"
+                    ) from None
+                log.warning("no broker answered for %s, retrying: %s", what, err)
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
     def poll(self, timeout_ms: int = 0) -> bool:
         """Take the stats records that arrived; True if some peer's latest state changed."""
         if self._consumer is None:
             return False
         changed = False
-        for records in self._consumer.poll(timeout_ms=timeout_ms).values():
+        start = time.monotonic()
+        try:
+            batch = self._consumer.poll(timeout_ms=timeout_ms)
+        except BROKER_AWAY as err:
+            # a silent broker's, as for the loop's input poll (whose broker timeout bounds
+            # the outage): no peer's state changed, after the poll's wait (no busy loop)
+            if not self._away_noted:
+                log.warning("no broker answered the stats poll: %s", err)
+            self._away_noted = True
+            time.sleep(max(0.0, timeout_ms / 1000 - (time.monotonic() - start)))
+            return False
+        self._away_noted = False
+        for records in batch.values():
             for record in records:
                 changed |= self.accept(record.value, record.timestamp)
         return changed

@@ -19,10 +19,12 @@ import subprocess
 from pathlib import Path
 
 import confluent_kafka as ck
+import pytest
 
 from consumers.broker import free_port, freeze
 from consumers.checkpoint import CheckpointStore
 from consumers.loop import EXIT_BROKER_LOST, EXIT_OFFSETS_NOT_IN_LOG
+from consumers.output_producer import OUTPUT_CLIENT_ENV
 from tests.kafka_broker import (
     FAST_GROUP_FLAGS,
     TIGHT_RECONNECT_FLAGS,
@@ -168,15 +170,27 @@ def test_running_consumer_refuses_an_empty_broker_back_on_its_port(private_broke
     assert end and int(end.group(1)) in (0, ON_THE_NEW_BROKER), errors[0]
 
 
-def test_connection_errors_of_a_dead_broker_end_in_one_line(private_broker, tmp_path):
+@pytest.mark.parametrize("flags, output_client", [
+    ((), None),
+    # the stats consumer and admin client of a shared dictionary (consumers/shared.py)
+    (("--share-dictionary", "--share-every", "1"), None),
+    # outputs through kafka-python's producer, replaced when outputs went undelivered
+    ((), "kafka-python"),
+], ids=["input", "shared-dictionary", "kafka-python-outputs"])
+def test_connection_errors_of_a_dead_broker_end_in_one_line(private_broker, tmp_path,
+                                                            monkeypatch, flags, output_client):
     """kafka-python's connection errors during an outage (here at nearly every poll: a
     client that reconnects every 10-20 ms) are a silent broker's: waited out for
     --broker-timeout, then exit 3 with one line, never a traceback (issue 15: a chaos run's
-    worker died of KafkaConnectionError escaping poll())."""
+    worker died of KafkaConnectionError escaping poll()), whichever kafka-python client
+    meets them: the input consumer, a shared dictionary's, the output producer."""
+    if output_client is not None:
+        monkeypatch.setenv(OUTPUT_CLIENT_ENV, output_client)
     bootstrap = private_broker.bootstrap
     topic, outputs = _start_stream(bootstrap)
     ckpt, log = tmp_path / "ckpt", tmp_path / "consumer.log"
-    consumer = _consume(bootstrap, topic, ckpt, log, 8, unique("g"), *TIGHT_RECONNECT_FLAGS)
+    consumer = _consume(bootstrap, topic, ckpt, log, 8, unique("g"), *TIGHT_RECONNECT_FLAGS,
+                        *flags)
     try:
         wait_for(lambda: _working(outputs, ckpt), timeout=120, interval=0,
                  what="the consumer to checkpoint part of the stream")

@@ -5,6 +5,7 @@ statistics through the stats topic, each learns all 8; without it, each learns i
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -17,8 +18,11 @@ from consumers.shared import SharedDictionary, decode_statistics
 from tests.kafka_broker import (
     FAST_GROUP_FLAGS,
     create_topic,
+    exit_story,
+    produce,
     read_topic,
     spawn,
+    synthetic_messages,
     unique,
     wait_for,
 )
@@ -128,3 +132,30 @@ def test_shared_dictionary_learns_every_community(kafka_broker, tmp_path):
         assert cosines[4:].min() >= 0.9  # its own four communities
         assert cosines[:4].max() < 0.9  # not the other worker's
         assert "peers" not in summary
+
+
+def test_a_worker_started_in_an_outage_waits_the_broker_timeout_for_the_stats_topic(
+        private_broker, tmp_path):
+    """A shared-dictionary worker started while its broker is frozen (SIGSTOP) for 45 s,
+    with --broker-timeout 120: the stats topic's admin client and consumer wait for a broker
+    as long as the loop does, then the worker learns the stream and exits 0 when idle
+    (issue 15: before, the admin client gave up after kafka-python's 30 s and the worker
+    exited 3 although its broker timeout was longer)."""
+    bootstrap = private_broker.bootstrap
+    topic = create_topic(bootstrap, unique("outage"), partitions=1)
+    produce(bootstrap, topic, synthetic_messages(200, seed=15))
+    ckpt, log = tmp_path / "ckpt", tmp_path / "w.log"
+    private_broker.pause()
+    outage = threading.Timer(45.0, private_broker.resume)
+    outage.start()
+    worker = spawn(*_args(bootstrap, topic, unique("g"), ckpt, "w", share=True),
+                   "--broker-timeout", "120", log=log)
+    try:
+        status = worker.wait(timeout=300)
+    finally:
+        outage.join()
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert status == 0, exit_story(log.read_text())
+    assert CheckpointStore(ckpt, "w").read().learned == {f"{topic}:0": 200}

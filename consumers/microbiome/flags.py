@@ -152,7 +152,8 @@ def make_app(args: argparse.Namespace) -> MicrobiomeApp:
         shared = SharedDictionary(args.bootstrap_servers,
                                   args.stats_topic or stats_topic(args.topic), args.worker_id,
                                   share_every=args.share_every, consumer_config=settings,
-                                  max_age=args.share_max_age)
+                                  max_age=args.share_max_age,
+                                  broker_timeout=args.broker_timeout)
     settings = dict(
         model_params=params,
         output_topic=args.output_topic or None,
