@@ -71,15 +71,12 @@ from kafka import (
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import (
     CommitFailedError,
-    KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
     LogTruncationError,
     MessageSizeTooLargeError,
-    NodeNotReadyError,
     OffsetOutOfRangeError,
     RecordListTooLargeError,
-    RequestTimedOutError,
 )
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
@@ -87,6 +84,17 @@ from consumers.checkpoint import Checkpoint, CheckpointStore, tp_key
 from consumers.config import CONSUMER_DEFAULTS, OUTPUT_PRODUCER_DEFAULTS, check_kafka_settings
 from consumers.messages import DEFAULT_MAX_BYTES, BadMessage
 from consumers.metrics import ConsumerMetrics
+from consumers.outcomes import (
+    BROKER_AWAY,
+    BROKER_TIMEOUT,
+    EXIT_BROKER_LOST,
+    EXIT_OFFSETS_NOT_IN_LOG,
+    EXIT_OK,
+    EXIT_SETUP,
+    BrokerLost,
+    LoopAbort,
+    OffsetsNotInLog,
+)
 from consumers.output_producer import ConfluentOutputs, new_output_producer
 from consumers.topics import DLT_SUFFIX
 
@@ -163,40 +171,6 @@ def dead_letter_record(
     return key, value, headers
 
 
-#: Exit statuses of ``onlinenmf consume`` (consumers/README.md lists them; 1 is a crash)
-EXIT_OK = 0
-#: the setup is unusable: the options, or the checkpoint directory (unwritable, locked by
-#: another worker, a corrupt file)
-EXIT_SETUP = 2
-#: no broker answered, or outputs stayed unacknowledged, for ``broker_timeout`` seconds
-EXIT_BROKER_LOST = 3
-#: the log of a partition does not hold the offset the checkpoint resumes from
-EXIT_OFFSETS_NOT_IN_LOG = 4
-
-
-#: kafka-python's errors that mean no broker answered: a connection refused, dropped or
-#: timed out, a request or a wait timed out, no broker out of its reconnect backoff to ask.
-#: kafka-python 3.0.12 lets them escape ``KafkaConsumer.poll`` during an outage (its
-#: coordinator lookup, failing with a connection error, waits for a metadata refresh, and
-#: a refused refresh is raised: only a timeout is caught there). The loop takes them as a
-#: silent broker's: retried, and BrokerLost once none answered for ``broker_timeout``.
-BROKER_AWAY = (KafkaConnectionError, NodeNotReadyError, RequestTimedOutError, KafkaTimeoutError)
-
-
-class LoopAbort(RuntimeError):
-    """The loop cannot go on: it leaves without a checkpoint and exits with ``status``."""
-
-    status = 1
-
-
-class BrokerLost(LoopAbort):
-    status = EXIT_BROKER_LOST
-
-
-class OffsetsNotInLog(LoopAbort):
-    status = EXIT_OFFSETS_NOT_IN_LOG
-
-
 class Source(NamedTuple):
     """Where an input record came from (carried into output records). A named tuple: one
     is made per record, and a frozen dataclass costs three times as much to build."""
@@ -258,7 +232,7 @@ class LoopConfig:
     flush_timeout: float = 10.0
     #: seconds without an answer from any broker (or with outputs unacknowledged) before
     #: the loop gives up with EXIT_BROKER_LOST; also the wait for the first connection
-    broker_timeout: float = 180.0
+    broker_timeout: float = BROKER_TIMEOUT
     dlt_suffix: str = DLT_SUFFIX
     #: the largest record read or written (``--max-message-bytes``): the producer's
     #: ``max_request_size``, and the consumer's fetch sizes admit it (the application's

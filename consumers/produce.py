@@ -16,13 +16,13 @@ from pathlib import Path
 
 from consumers.config import check_kafka_settings
 from consumers.kinds import STREAM_KINDS
-from consumers.loop import EXIT_BROKER_LOST, EXIT_SETUP
 from consumers.options import (
     add_kafka_options,
     add_option,
     parse_kafka_settings,
     setup_logging,
 )
+from consumers.outcomes import EXIT_BROKER_LOST, EXIT_SETUP
 
 __all__ = ["HELP", "add_arguments", "run"]
 

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from consumers.loop import BROKER_AWAY, BrokerLost, LoopConfig
+from consumers.outcomes import BROKER_AWAY, BROKER_TIMEOUT, BrokerLost
 from onlinenmf import snapshot
 
 __all__ = ["SharedDictionary", "encode_statistics", "decode_statistics"]
@@ -103,14 +103,14 @@ class SharedDictionary:
         Peers whose latest state is older than this many seconds are left out (None: kept).
     broker_timeout
         The loop's ``--broker-timeout``: how long the stats clients wait for a broker on
-        start before :class:`~consumers.loop.BrokerLost` (later outages are the loop's to
+        start before :class:`~consumers.outcomes.BrokerLost` (later outages are the loop's to
         bound: a stats poll that no broker answers takes no records).
     """
 
     def __init__(self, bootstrap_servers: str, topic: str, worker_id: str,
                  share_every: int = 1, consumer_config: dict[str, Any] | None = None,
                  catch_up_timeout: float = 30.0, max_age: float | None = None,
-                 broker_timeout: float = LoopConfig.broker_timeout) -> None:
+                 broker_timeout: float = BROKER_TIMEOUT) -> None:
         if share_every < 1:
             raise ValueError(f"share_every must be a positive integer, got {share_every!r}")
         self.bootstrap_servers = bootstrap_servers
@@ -187,8 +187,8 @@ class SharedDictionary:
         self._answered(create, f"the stats topic {self.topic}")
 
     def _answered(self, call: Any, what: str) -> Any:
-        """``call()``, retried while no broker answers it (:data:`~consumers.loop.BROKER_AWAY`)
-        for up to ``broker_timeout`` seconds, then :class:`~consumers.loop.BrokerLost`."""
+        """``call()``, retried while no broker answers it (:data:`~consumers.outcomes.BROKER_AWAY`)
+        for up to ``broker_timeout`` seconds, then :class:`~consumers.outcomes.BrokerLost`."""
         deadline = time.monotonic() + self.broker_timeout
         while True:
             try:
