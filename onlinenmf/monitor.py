@@ -143,7 +143,8 @@ ALARM_SAMPLES = 20
 #: - the shift in place of the number of taxa: 0.79, 5 / 0, 0.36 / 0.18.
 #: Each of these h-space scores measures how spread a sample's shares are as much as which
 #: communities it holds, and spread points opposite ways in the two directions of the splice.
-#: (Scratch harness, the patch and logs: .notes/shift13/, untracked.)
+#: (Measured by the many-orders paragraph of benchmarks/bench_real.py's drift section on a
+#: detector patched with each variant; the patches are not kept.)
 DRIFT_WARMUP = 12
 DRIFT_HORIZON = 50
 DRIFT_CLIP = 3.0
