@@ -237,11 +237,28 @@ def produce(
     return [a for a in acked if a is not None]
 
 
+def caught_up(consumer: ck.Consumer, topic: str, partitions: Iterable[int]) -> bool:
+    """Has ``consumer`` read each partition to the end its fetches reported? False until a
+    fetch of every partition has answered: a reader's first fetch can take over a second
+    (about 1.1 s on a quiet machine, more on a loaded one), so an idle timer alone ended a
+    drain before it began (the dead-letter topic read empty, 0 of 12, in a loaded CI run).
+    The high watermark is the one the fetch responses carry (cached): Tansu answers
+    ListOffsets for the latest offset wrongly. A partition nothing was read from has no
+    position: it is read to its end when it is empty."""
+    tps = [ck.TopicPartition(topic, p) for p in partitions]
+    for tp in consumer.position(tps):
+        low, high = consumer.get_watermark_offsets(tp, cached=True)
+        if high < 0 or (tp.offset < high if tp.offset >= 0 else low < high):
+            return False
+    return True
+
+
 def read_topic(
     bootstrap: str, topic: str, min_count: int = 0, idle: float = 1.5, timeout: float = 60.0
 ) -> list[Any]:
     """Read a topic from the beginning with confluent-kafka: every message, once at least
-    ``min_count`` have arrived and nothing new came for ``idle`` seconds."""
+    ``min_count`` have arrived, every partition is read to the end its broker reported
+    (:func:`caught_up`) and nothing new came for ``idle`` seconds."""
     consumer = ck.Consumer({
         "bootstrap.servers": bootstrap, "group.id": unique("reader"),
         "auto.offset.reset": "earliest", "enable.auto.commit": False, **_QUIET,
@@ -256,8 +273,8 @@ def read_topic(
         while time.monotonic() < deadline:
             batch = consumer.consume(num_messages=1000, timeout=0.2)
             real = [m for m in batch if m.error() is None]
-            if real:
-                out.extend(real)
+            out.extend(real)
+            if real or not caught_up(consumer, topic, partitions):
                 last = time.monotonic()
             elif len(out) >= min_count and time.monotonic() - last > idle:
                 break
@@ -387,10 +404,12 @@ class TopicReader:
         return len(self.messages)
 
     def drain(self, idle: float = 1.0, timeout: float = 60.0) -> list[Any]:
-        """Read until nothing new arrives for ``idle`` seconds."""
+        """Read every partition to its end (:func:`caught_up`), then until nothing new
+        arrives for ``idle`` seconds."""
         deadline, last, count = time.monotonic() + timeout, time.monotonic(), len(self.messages)
         while time.monotonic() < deadline:
-            if self.poll() != count:
+            if (self.poll() != count
+                    or not caught_up(self.consumer, self.topic, self.partitions)):
                 count, last = len(self.messages), time.monotonic()
             elif time.monotonic() - last > idle:
                 break

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 
 import confluent_kafka as ck
 import pytest
@@ -19,6 +20,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from consumers.broker import EmbeddedBroker, free_port
 from tests.kafka_broker import (
     FAST_GROUP,
+    TopicReader,
     cli,
     cli_env,
     create_topic,
@@ -163,3 +165,24 @@ def test_pause_returns_once_every_broker_thread_has_stopped(private_broker):
         states = _thread_states(pid)
         private_broker.resume()
         assert states == {"T"}, f"threads still running after pause(): {states}"
+
+
+def test_a_drain_reads_every_partition_to_its_end_before_its_idle_timer(private_broker):
+    """A reader's first fetch can take longer than a drain's idle time (about a second on
+    a quiet machine, more on a loaded one): an idle timer started before it ended the drain
+    with nothing read (a CI run read an empty dead-letter topic, 0 of 12). Here the broker
+    is paused for 2 s once the reader is assigned; one partition stays empty."""
+    bootstrap = private_broker.bootstrap
+    topic = create_topic(bootstrap, unique("drain"), partitions=3)
+    produce(bootstrap, topic, [(None, b"%d" % i) for i in range(7)], partition=1)
+    produce(bootstrap, topic, [(None, b"x")], partition=2)
+    reader = TopicReader(bootstrap, topic)
+    private_broker.pause()
+    resume = threading.Timer(2.0, private_broker.resume)
+    resume.start()
+    try:
+        assert len(reader.drain(idle=0.5)) == 8
+    finally:
+        resume.join()
+        reader.close()
+    assert len(read_topic(bootstrap, topic, idle=0.01)) == 8
