@@ -63,7 +63,8 @@ import psutil
 from benchmarks import _output
 from benchmarks.bench_kafka import ecam, produce, produce_existing, synthetic
 from consumers import apache_kafka
-from consumers.broker import BrokerProcess, EmbeddedBroker
+from consumers.broker import EmbeddedBroker
+from consumers.broker_process import BrokerProcess
 from consumers.loop import ConsumerLoop, LoopConfig, Source
 from consumers.microbiome import MicrobiomeApp
 from consumers.output_producer import OUTPUT_CLIENT_ENV, output_client

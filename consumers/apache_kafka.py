@@ -41,7 +41,7 @@ from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 
-from consumers.broker import BrokerError, BrokerProcess, free_port
+from consumers.broker_process import BrokerError, BrokerProcess, free_port
 
 __all__ = [
     "ApacheBroker",

@@ -37,7 +37,8 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from consumers import apache_kafka
-from consumers.broker import EMBEDDED_GROUP_SETTINGS, BrokerProcess, EmbeddedBroker, freeze
+from consumers.broker import EMBEDDED_GROUP_SETTINGS, EmbeddedBroker
+from consumers.broker_process import BrokerProcess, freeze
 from consumers.checkpoint import CheckpointStore, tp_key
 
 ROOT = Path(__file__).resolve().parents[1]

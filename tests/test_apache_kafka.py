@@ -32,7 +32,7 @@ from consumers.apache_kafka import (
     kafka_version,
     read_properties,
 )
-from consumers.broker import free_port
+from consumers.broker_process import free_port
 from tests.kafka_broker import (
     APACHE_TEST_SETTINGS,
     ROOT,

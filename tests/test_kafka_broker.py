@@ -17,7 +17,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from consumers.broker import EmbeddedBroker, free_port
+from consumers.broker import EmbeddedBroker
+from consumers.broker_process import free_port
 from tests.kafka_broker import (
     FAST_GROUP,
     TopicReader,

@@ -21,7 +21,7 @@ from pathlib import Path
 import confluent_kafka as ck
 import pytest
 
-from consumers.broker import free_port, freeze
+from consumers.broker_process import free_port, freeze
 from consumers.checkpoint import CheckpointStore
 from consumers.loop import EXIT_BROKER_LOST, EXIT_OFFSETS_NOT_IN_LOG
 from consumers.output_producer import OUTPUT_CLIENT_ENV

@@ -15,7 +15,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from consumers.broker import free_port
+from consumers.broker_process import free_port
 from consumers.checkpoint import CheckpointStore
 from consumers.loop import ConsumerLoop, LoopConfig
 from consumers.metrics import ConsumerMetrics

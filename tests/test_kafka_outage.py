@@ -20,7 +20,7 @@ import pytest
 from kafka.coordinator.consumer import ConsumerCoordinator
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumers.broker import free_port
+from consumers.broker_process import free_port
 from consumers.checkpoint import CheckpointStore
 from consumers.loop import ConsumerLoop, LoopConfig
 from consumers.microbiome import MicrobiomeApp
