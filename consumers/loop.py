@@ -183,6 +183,11 @@ class Source(NamedTuple):
     worker: str
 
 
+#: ``Source`` built from a tuple without its generated ``__new__``: a Python frame less per
+#: record (95 ns against 220)
+_new_source = tuple.__new__
+
+
 @dataclass
 class Result:
     """What the application made of one record: records to produce, and its loss."""
@@ -317,6 +322,7 @@ class ConsumerLoop:
         self.store = CheckpointStore(config.checkpoint_dir, config.worker_id)
         self.consumer: KafkaConsumer | None = None
         self.producer: KafkaProducer | ConfluentOutputs | None = None
+        self._limit = 0  # the producer's max_request_size (_new_producer)
         self._stopping = False
         self._owned: set[TopicPartition] = set()
         self._next: dict[str, int] = {}
@@ -511,7 +517,9 @@ class ConsumerLoop:
         }
         producer_config.update(self.config.producer_config)
         # librdkafka when installed: kafka-python's send cost the loop half its rate
-        return new_output_producer(producer_config, self.config.broker_timeout)
+        producer = new_output_producer(producer_config, self.config.broker_timeout)
+        self._limit = int(producer.config["max_request_size"])  # read per record (_emit)
+        return producer
 
     def _close(self) -> None:
         # After a LoopAbort, outputs still buffered are past the last checkpoint: not waited for
@@ -1002,8 +1010,8 @@ class ConsumerLoop:
         expected = self._next.get(key)
         if expected is not None and offset < expected:
             return False  # already in the state: replayed after a seek
-        source = Source(tp.topic, tp.partition, offset, record.timestamp, record.key,
-                        self.config.worker_id)
+        source = _new_source(Source, (tp.topic, tp.partition, offset, record.timestamp,
+                                      record.key, self.config.worker_id))
         origin = (key, offset)
         bad = self._refused.get(origin) if self._refused else None
         if bad is None:
@@ -1062,9 +1070,14 @@ class ConsumerLoop:
 
     def _emit(self, origin: tuple[str, int], result: Result) -> bool:
         """Send the outputs of the record at ``origin`` (learned already). False if one can
-        never be sent: the state is then rolled back and the record will be dead-lettered."""
-        limit = self._record_limit()
-        for topic, key, value in result.outputs:
+        never be sent: the state is then rolled back and the record will be dead-lettered.
+
+        Once per record: the producer's limit is the one noted with the producer, and the
+        send, the delivery bookkeeping and the output counters are inlined here (a method
+        call per output cost more than the librdkafka ``produce`` itself)."""
+        outputs = result.outputs
+        limit = self._limit
+        for topic, key, value in outputs:
             # (cheap test first: the record's own overhead is a few dozen bytes)
             if len(value) + len(key or b"") + 1024 > limit:
                 size = record_size(key, value)
@@ -1073,8 +1086,24 @@ class ConsumerLoop:
                         "oversize", f"its output record to {topic} would be {size} bytes, "
                         f"above the producer's limit of {limit} (--max-message-bytes)"))
                     return False
-        for topic, key, value in result.outputs:
-            self._send(topic, key, value, origin)
+        assert self.producer is not None
+        send, pending, tally = self.producer.send, self._pending, self._tally
+        for topic, key, value in outputs:
+            try:
+                future = send(topic, key=key, value=value)
+            except (MessageSizeTooLargeError, RecordListTooLargeError) as err:
+                self._undelivered(origin, err)
+                continue
+            except KafkaError as err:  # e.g. no metadata within max_block_ms: redone after
+                self._undelivered(None, err)  # the rollback
+                continue
+            pending.append((future, origin))
+            if not len(pending) % 256:
+                self._prune()
+            counter = self._output_children.get(topic)
+            if counter is None:
+                counter = self._output_children[topic] = self.metrics.outputs.labels(topic=topic)
+            tally[counter] += 1
         return True
 
     def _refuse(self, origin: tuple[str, int], bad: BadMessage) -> None:
@@ -1082,25 +1111,6 @@ class ConsumerLoop:
         to the last checkpoint, and dead-letter the record when it is read again."""
         self._refused[origin] = bad
         self._rollback(f"{origin[0]}@{origin[1]}: {bad}")
-
-    def _send(self, topic: str, key: bytes | None, value: bytes,
-              origin: tuple[str, int]) -> None:
-        assert self.producer is not None
-        try:
-            future = self.producer.send(topic, key=key, value=value)
-        except (MessageSizeTooLargeError, RecordListTooLargeError) as err:
-            self._undelivered(origin, err)
-            return
-        except KafkaError as err:  # e.g. no metadata within max_block_ms: redone after rollback
-            self._undelivered(None, err)
-            return
-        self._pending.append((future, origin))
-        if len(self._pending) % 256 == 0:
-            self._prune()
-        counter = self._output_children.get(topic)
-        if counter is None:
-            counter = self._output_children[topic] = self.metrics.outputs.labels(topic=topic)
-        self._tally[counter] += 1
 
     def _prune(self, everything: bool = False) -> None:
         """Forget acknowledged outputs (oldest first); count the failed ones."""
@@ -1223,7 +1233,7 @@ class ConsumerLoop:
     def _record_limit(self) -> int:
         """The producer's ``max_request_size``: no record sent may count more."""
         assert self.producer is not None
-        return int(self.producer.config["max_request_size"])
+        return self._limit
 
     # ----------------------------------------------------------------- flow control
     def _set_paused(self, paused: bool) -> None:

@@ -165,20 +165,31 @@ class ConfluentOutputs:
              partition: int | None = None) -> Delivery:
         """Queue one record; its :class:`Delivery` is done when the broker answered."""
         delivery = Delivery(self._producer)
-        # (an output record has neither headers nor a partition: no keyword dict to build)
-        extra: dict[str, Any] = {}
-        if headers:
-            extra["headers"] = headers
-        if partition is not None:
-            extra["partition"] = partition
+        if headers or partition is not None:  # a dead letter
+            extra: dict[str, Any] = {"partition": partition} if partition is not None else {}
+            if headers:
+                extra["headers"] = headers
+            self._queue(topic, value, key, delivery, extra)
+        else:  # an output record: one produce call, no keyword dict built
+            try:
+                self._producer.produce(topic, value, key, on_delivery=delivery)
+            except BufferError:
+                self._queue(topic, value, key, delivery, {})
+            except self._ck.KafkaException as err:
+                raise _kafka_error(err.args[0]) from None
+        self._sent += 1
+        if not self._sent % _SERVE_EVERY:
+            self._producer.poll(0)  # serve the delivery reports that arrived
+        return delivery
+
+    def _queue(self, topic: str, value: bytes | None, key: bytes | None,
+               delivery: Delivery, extra: dict[str, Any]) -> None:
+        """``produce``, waiting up to ``_QUEUE_FULL_WAIT`` s for room in librdkafka's queue."""
         deadline = None
         while True:
             try:
-                if extra:
-                    self._producer.produce(topic, value, key, on_delivery=delivery, **extra)
-                else:
-                    self._producer.produce(topic, value, key, on_delivery=delivery)
-                break
+                self._producer.produce(topic, value, key, on_delivery=delivery, **extra)
+                return
             except BufferError:  # librdkafka's queue is full: let it drain a little
                 deadline = deadline or time.monotonic() + _QUEUE_FULL_WAIT
                 if time.monotonic() > deadline:
@@ -187,10 +198,6 @@ class ConfluentOutputs:
                 self._producer.poll(0.05)
             except self._ck.KafkaException as err:
                 raise _kafka_error(err.args[0]) from None
-        self._sent += 1
-        if not self._sent % _SERVE_EVERY:
-            self._producer.poll(0)  # serve the delivery reports that arrived
-        return delivery
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every queued record is acknowledged or failed; KafkaTimeoutError if

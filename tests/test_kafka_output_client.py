@@ -195,3 +195,27 @@ def test_max_request_size_is_left_to_its_flag():
 
     with pytest.raises(ConfigError, match="--max-message-bytes"):
         check_kafka_settings({"max_request_size": 5_000_000})
+
+
+@pytest.mark.parametrize("dead_letter", [False, True])
+def test_a_full_queue_is_waited_for_then_refused(monkeypatch, dead_letter):
+    """An output record (no headers, no partition: one ``produce`` call) and a dead letter
+    (through the keyword path) wait alike for room in librdkafka's queue, then end in
+    KafkaTimeoutError (the loop's 'undelivered': redone after a rollback), never a
+    BufferError out of the loop."""
+    import confluent_kafka as ck
+    from kafka.errors import KafkaTimeoutError
+
+    from consumers import output_producer
+
+    monkeypatch.setattr(output_producer, "_QUEUE_FULL_WAIT", 0.2)
+    outputs = ConfluentOutputs({"bootstrap_servers": "127.0.0.1:9"})  # nothing answers
+    outputs._producer = ck.Producer({"bootstrap.servers": "127.0.0.1:9", "log_level": 0,
+                                     "queue.buffering.max.messages": 1})
+    extra = {"headers": [("why", b"bad")], "partition": 0} if dead_letter else {}
+    try:
+        outputs.send("out", value=b"first", key=b"k", **extra)  # fills the queue
+        with pytest.raises(KafkaTimeoutError, match="output queue stayed full for 0.2 s"):
+            outputs.send("out", value=b"second", key=b"k", **extra)
+    finally:
+        outputs.close(timeout=0)
