@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from onlinenmf import dictionary
+from onlinenmf import dictionary, solve
 from onlinenmf.components import Components
 from onlinenmf.divergences import Divergence, Solver
 from onlinenmf.monitor import Monitor
@@ -68,6 +68,9 @@ class Learner:
         self.memories = None
         #: The last :class:`Solver` built (see :meth:`solver`).
         self._solver: Solver | None = None
+        #: Whether the divergence opens both memories' samples in its compiled call
+        #: (:meth:`_learn_and_open`).
+        self._opens = hasattr(divergence, "learn_twice_open")
         if divergence.beta == 1:  # the statistics whose contributions restate knows
             statistics.keep_recent(monitor.recent.maxlen)
 
@@ -98,6 +101,10 @@ class Learner:
         scale = stats.scale * rho
         solver = self.solver()
         memories = self.memories
+        if memories is not None and stats.recent is not None and self._opens:
+            loss, norm = self._learn_and_open(rows, values, h, solver, scale, warm)
+            self.monitor.record_one(rows, values, loss, norm)
+            return loss
         if memories is None:
             loss, norm = self.divergence.learn_sample(stats, rows, values, h, solver,
                                                       1.0 / scale, rho, warm)
@@ -113,6 +120,29 @@ class Learner:
             memories.learned_one(rows, values, mine, loss / norm if norm > 0 else 0.0,
                                  shadow_loss, shadow_norm)
         return loss
+
+    def _learn_and_open(self, rows, values, h, solver, scale, warm) -> tuple[float, float]:
+        """What :meth:`learn_one` does with both memories (:meth:`_learn_twice`, each memory's
+        scale and open samples, :meth:`Memories.learned_one`), the two open samples' appends
+        inside the compiled call (:meth:`KullbackLeibler.learn_twice_open`): a dozen numpy
+        calls fewer per sample. Returns the served (loss, normaliser)."""
+        stats, memories = self.statistics, self.memories
+        shadow, shadow_rho = memories.shadow, memories.shadow_rho
+        shadow_scale = shadow.scale * shadow_rho
+        stats.scale, shadow.scale = scale, shadow_scale  # the open samples' lazy scales
+        rho = self.rho
+        mine = np.empty_like(h)
+        loss, norm, shadow_loss, shadow_norm, opened, shadow_opened = (
+            self.divergence.learn_twice_open(stats, shadow, rows, values, h, mine, solver,
+                                             1.0 / scale, rho, warm, 1.0 / shadow_scale,
+                                             shadow_rho))
+        stats.n_eff = rho * stats.n_eff + 1.0
+        shadow.n_eff = shadow_rho * shadow.n_eff + 1.0
+        _opened(stats, opened, rows, values, h)
+        _opened(shadow, shadow_opened, rows, values, mine)
+        memories.scored_one(loss / norm if norm > 0 else 0.0,
+                            shadow_loss / shadow_norm if shadow_norm > 0 else 0.0)
+        return loss, norm
 
     def _learn_twice(self, rows, values, h, mine, solver, scale, warm) -> tuple:
         """Both memories in one compiled call (:meth:`Divergence.learn_twice`): the served
@@ -323,6 +353,18 @@ class Learner:
             column = np.maximum(column, self.divergence.w_floor)
             column /= column.sum()
         return column, int(alike.sum())
+
+
+def _opened(stats: Statistics, status: int, rows, values, h) -> None:
+    """Count a sample the compiled call opened (``status``: :data:`onlinenmf.solve.OPENED`),
+    else do what :meth:`Statistics.remember` does: append it, its arrays grown (no room was
+    left for its entries), or mark the open samples incomplete (``maxlen`` open already)."""
+    if status == solve.OPENED:
+        stats.recent.count += 1
+    elif status == solve.OPEN_NO_ROOM:
+        stats.remember(rows, values, h)
+    else:
+        stats.lost = True
 
 
 def budget_share(before: np.ndarray | None, after: np.ndarray) -> float:

@@ -95,7 +95,18 @@ class Memories:
         shadow.scale = shadow.scale * rho
         shadow.n_eff = rho * shadow.n_eff + 1.0
         shadow.remember(rows, values, mine)
-        self._score((relative,), (loss / norm if norm > 0 else 0.0,))
+        self.scored_one(relative, loss / norm if norm > 0 else 0.0)
+
+    def scored_one(self, served: float, shadow: float) -> None:
+        """One sample's relative prequential losses in both memories (:meth:`_score` of
+        one, without its loop)."""
+        decay = 1.0 - 1.0 / SCORE_HORIZON
+        scores = self.scores
+        mine = self.served
+        theirs = 1 - mine
+        scores[mine] = decay * scores[mine] + served
+        scores[theirs] = decay * scores[theirs] + shadow
+        self.weight = decay * self.weight + 1.0
 
     def learned_batch(self, indptr, rows, values, H, relative, solver) -> None:
         """Samples that met one served W (a piece of a batch), as :meth:`learned_one`."""

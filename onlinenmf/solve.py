@@ -491,3 +491,51 @@ def learn_kl_twice(W, rows, v, colsum, h, l1, l2, max_iter, tol, weight, B, usag
                               max_iter, tol, weight, B, unused, unused, usage, window_usage,
                               rho, warm, W2, unused, colsum2, h2, weight2, B2, unused, unused,
                               usage2, window_usage2, rho2, True)
+
+
+#: What :func:`learn_kl_twice_open` says of a memory's open samples: the sample opened, not
+#: kept (as many open as they hold), or not written (their rows and values arrays are full).
+OPENED, OPEN_FULL, OPEN_NO_ROOM = 0, 1, 2
+
+
+@njit
+def learn_kl_twice_open(W, rows, v, colsum, h, l1, l2, max_iter, tol, weight, B, usage,
+                        window_usage, rho, warm, W2, colsum2, h2, weight2, B2, usage2,
+                        window_usage2, rho2, open_rows, open_values, open_H, open_logs,
+                        open_indptr, count, log, open_rows2, open_values2, open_H2, open_logs2,
+                        open_indptr2, count2, log2):
+    """:func:`learn_kl_twice`, then the sample opened in both memories' open samples
+    (:class:`onlinenmf.statistics.OpenSamples`' arrays, ``count`` open, the sample at lazy
+    scale ``log``; the shadow's ``...2``) as ``OpenSamples.append`` does: the per-sample
+    path's numpy calls of the two appends (a dozen, each paid cold between samples) in the
+    call it makes anyway. Returns both (loss, normaliser), then per memory :data:`OPENED`,
+    :data:`OPEN_FULL` (``maxlen`` open: not kept) or :data:`OPEN_NO_ROOM` (nothing done: the
+    caller grows the arrays by ``OpenSamples.append``)."""
+    loss, norm, loss2, norm2 = learn_kl_twice(W, rows, v, colsum, h, l1, l2, max_iter, tol,
+                                              weight, B, usage, window_usage, rho, warm, W2,
+                                              colsum2, h2, weight2, B2, usage2, window_usage2,
+                                              rho2)
+    opened = _open(rows, v, h, open_rows, open_values, open_H, open_logs, open_indptr, count,
+                   log)
+    opened2 = _open(rows, v, h2, open_rows2, open_values2, open_H2, open_logs2, open_indptr2,
+                    count2, log2)
+    return loss, norm, loss2, norm2, opened, opened2
+
+
+@njit
+def _open(rows, v, h, open_rows, open_values, open_H, open_logs, open_indptr, count, log):
+    """One sample appended to open samples' arrays (see :func:`learn_kl_twice_open`)."""
+    if count == open_H.shape[0]:
+        return OPEN_FULL
+    start = open_indptr[count]
+    stop = start + rows.shape[0]
+    if stop > open_rows.shape[0]:
+        return OPEN_NO_ROOM
+    for i in range(rows.shape[0]):
+        open_rows[start + i] = rows[i]
+        open_values[start + i] = v[i]
+    for j in range(h.shape[0]):
+        open_H[count, j] = h[j]
+    open_logs[count] = log
+    open_indptr[count + 1] = stop
+    return OPENED

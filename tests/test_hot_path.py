@@ -349,3 +349,81 @@ def test_new_features_rows_in_one_call_as_initial_rows_then_add_rows(forget_fact
         assert a.m == b.m
         for name in ("W", "B", "colsum", "usage"):
             np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+# ----------------------------------------------------------------- open samples in the same call
+def open_state(model: OnlineNMF) -> list:
+    """Everything both memories keep of the samples learned: statistics, open samples, lazy
+    scales, scores."""
+    learner = model._learner
+    out = [learner.memories.scores.copy(), learner.memories.weight]
+    for stats in (learner.statistics, learner.memories.shadow):
+        recent = stats.recent
+        n = recent.count
+        out += [stats.W[: stats.m].copy(), stats.B[: stats.m].copy(), stats.usage.copy(),
+                stats.window_usage.copy(), stats.scale, stats.n_eff, stats.lost, n,
+                recent.indptr[: n + 1].copy(), recent.rows[: recent.indptr[n]].copy(),
+                recent.values[: recent.indptr[n]].copy(), recent.H[:n].copy(),
+                recent.logs[:n].copy()]
+    return out
+
+
+@pytest.mark.parametrize("refresh_every", [None, 40])  # 40: more samples than the buffer holds
+def test_open_samples_in_the_compiled_call_as_appended(refresh_every):
+    """Learner._learn_and_open (both memories' appends inside the compiled call,
+    solve.learn_kl_twice_open) keeps what learn_twice then Statistics.remember and
+    Memories.learned_one kept (the code before), bit for bit, after every sample: opened,
+    arrays grown (no room), and not kept (as many open as the buffer holds)."""
+    models = [OnlineNMF(n_components=3, beta=1, seed=0, buffer_size=16,
+                        refresh_every=refresh_every) for _ in range(2)]
+    models[0]._learner._opens = False  # the path before: appends by Statistics.remember
+    assert models[1]._learner._opens
+    full = 0
+    for i in range(120):
+        h = [model.learn_one(sample(i)) for model in models]
+        assert h[0] == h[1]
+        for before, after in zip(*(open_state(model) for model in models), strict=True):
+            np.testing.assert_array_equal(before, after)
+        full += models[1]._learner.statistics.lost
+    assert full > 0 or refresh_every is None
+
+
+def test_learn_kl_twice_open_writes_as_append_or_says_why_not():
+    """The compiled call opens the sample as OpenSamples.append does, or writes nothing and
+    says whether the open samples were full or their arrays had no room."""
+    from onlinenmf import solve
+    from onlinenmf.statistics import OpenSamples
+
+    model = OnlineNMF(n_components=3, beta=1, seed=0)
+    for i in range(60):
+        model.learn_one(sample(i))
+    rows, values = model._feature_index.sample_rows(sample(70), on_new=None)
+    stats, shadow = model._learner.statistics, model._learner.memories.shadow
+    assert rows.size > 1
+    for open_count, filler, expected in [(1, 1, solve.OPENED), (3, 1, solve.OPEN_FULL),
+                                         (1, 63, solve.OPEN_NO_ROOM)]:  # room: 64 entries
+        stores = [OpenSamples(3, 3), OpenSamples(3, 3), OpenSamples(3, 3)]
+        for store in stores:
+            for _ in range(open_count):
+                store.append(np.arange(filler), np.ones(filler), np.ones(3), -1.0)
+        h, mine = np.zeros(3), np.empty(3)
+        results = solve.learn_kl_twice_open(
+            stats.W.copy(), rows, values, stats.colsum, h, *model._learner.solver(), 0.5,
+            stats.B.copy(), stats.usage.copy(), stats.window_usage.copy(), 0.9, False,
+            shadow.W.copy(), shadow.colsum, mine, 0.25, shadow.B.copy(), shadow.usage.copy(),
+            shadow.window_usage.copy(), 0.99, *(getattr(stores[0], name) for name in (
+                "rows", "values", "H", "logs", "indptr", "count")), -2.0,
+            *(getattr(stores[1], name) for name in ("rows", "values", "H", "logs", "indptr",
+                                                    "count")), -3.0)
+        assert results[4:] == (expected, expected)
+        if expected == solve.OPENED:
+            stores[0].count += 1
+            stores[1].count += 1
+            appended = stores[2].append(rows, values, h, -2.0)
+            assert appended
+            np.testing.assert_array_equal(stores[1].H[1], mine)
+            assert stores[1].logs[1] == -3.0
+        for name in ("rows", "values", "indptr"):
+            np.testing.assert_array_equal(getattr(stores[0], name), getattr(stores[2], name))
+        np.testing.assert_array_equal(stores[0].H[: open_count + 1], stores[2].H[: open_count + 1])
+        np.testing.assert_array_equal(stores[0].logs, stores[2].logs)

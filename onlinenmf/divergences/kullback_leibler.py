@@ -64,6 +64,22 @@ class KullbackLeibler(Divergence):
                                     shadow.W, shadow.colsum, mine, shadow_weight, shadow.B,
                                     shadow.usage, shadow.window_usage, shadow_rho)
 
+    def learn_twice_open(self, stats: Any, shadow: Any, rows, values, h, mine, solver,
+                         weight: float, rho: float, warm: bool, shadow_weight: float,
+                         shadow_rho: float) -> tuple[float, float, float, float, int, int]:
+        """:meth:`learn_twice`, then the sample opened in both memories' open samples at
+        their lazy scales now (``stats.scale``, ``shadow.scale``: already this sample's), by
+        :func:`onlinenmf.solve.learn_kl_twice_open`; returns its six results (both (loss,
+        normaliser), then whether each memory opened the sample)."""
+        recent, recent2 = stats.recent, shadow.recent
+        return solve.learn_kl_twice_open(
+            stats.W, rows, values, stats.colsum, h, *solver, weight, stats.B, stats.usage,
+            stats.window_usage, rho, warm, shadow.W, shadow.colsum, mine, shadow_weight,
+            shadow.B, shadow.usage, shadow.window_usage, shadow_rho, recent.rows,
+            recent.values, recent.H, recent.logs, recent.indptr, recent.count,
+            stats._log_scale(), recent2.rows, recent2.values, recent2.H, recent2.logs,
+            recent2.indptr, recent2.count, shadow._log_scale())
+
     def normalisers(self, indptr: np.ndarray, values: np.ndarray) -> np.ndarray:
         owner = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
         return np.bincount(owner, weights=values, minlength=indptr.size - 1)
