@@ -54,6 +54,9 @@ class SolverSettings(Protocol):
 class Learner:
     """Solve, accumulate, monitor; rebuild W from the recent samples."""
 
+    #: (A learner pickled before it was set takes the path it had then.)
+    _opens = False
+
     def __init__(self, divergence: Divergence, statistics: Statistics, monitor: Monitor,
                  components: Components, settings: SolverSettings, forget_factor: float):
         self.divergence = divergence
