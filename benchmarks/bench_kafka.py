@@ -28,8 +28,9 @@ from pathlib import Path
 from kafka import KafkaConsumer, TopicPartition
 
 from benchmarks import _output
+from consumers.application import Source
 from consumers.broker import EmbeddedBroker
-from consumers.loop import ConsumerLoop, LoopConfig, Source
+from consumers.loop import ConsumerLoop, LoopConfig
 from consumers.metrics import ConsumerMetrics
 from consumers.microbiome import MicrobiomeApp, encode_sample
 

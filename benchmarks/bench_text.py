@@ -298,8 +298,9 @@ def kafka_rate(corpus: Corpus) -> dict[str, float]:
     import confluent_kafka as ck
     from confluent_kafka.admin import AdminClient, NewTopic
 
+    from consumers.application import Source
     from consumers.broker import EmbeddedBroker
-    from consumers.loop import ConsumerLoop, LoopConfig, Source
+    from consumers.loop import ConsumerLoop, LoopConfig
     from consumers.metrics import ConsumerMetrics
     from consumers.text import TextApp, encode_document
 

@@ -63,9 +63,10 @@ import psutil
 from benchmarks import _output
 from benchmarks.bench_kafka import ecam, produce, produce_existing, synthetic
 from consumers import apache_kafka
+from consumers.application import Source
 from consumers.broker import EmbeddedBroker
 from consumers.broker_process import BrokerProcess
-from consumers.loop import ConsumerLoop, LoopConfig, Source
+from consumers.loop import ConsumerLoop, LoopConfig
 from consumers.microbiome import MicrobiomeApp
 from consumers.output_producer import OUTPUT_CLIENT_ENV, output_client
 

@@ -424,7 +424,7 @@ def reference_app(values: Iterable[bytes], topic: str = "ref", **app_kwargs: Any
     """The microbiome application fed ``values`` in order, in-process (no Kafka): what an
     uninterrupted consumer over one partition must end with. Refused messages are skipped,
     as the consumer dead-letters them."""
-    from consumers.loop import Source
+    from consumers.application import Source
     from consumers.messages import BadMessage
     from consumers.microbiome import MicrobiomeApp
 

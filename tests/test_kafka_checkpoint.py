@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from consumers import checkpoint as ckpt_mod
+from consumers.application import Source
 from consumers.checkpoint import Checkpoint, CheckpointError, CheckpointStore
 from consumers.cli import main
-from consumers.loop import Source
 from consumers.microbiome import MicrobiomeApp, encode_sample
 from tests.kafka_broker import (
     FAST_GROUP_FLAGS,

@@ -332,7 +332,7 @@ def test_any_stream_ends_learned_or_dead_lettered(kafka_broker, stream):
     (and no more than the producer may send), the model equal to a run over the rest."""
     import tempfile
 
-    from consumers.loop import Source
+    from consumers.application import Source
     from consumers.messages import BadMessage
 
     pool = iter(_POOL)

@@ -18,8 +18,8 @@ import msgspec
 import numpy as np
 import pytest
 
+from consumers.application import Source
 from consumers.checkpoint import CheckpointStore
-from consumers.loop import Source
 from consumers.messages import BadMessage
 from consumers.microbiome import encode_sample, model_from_blobs
 from consumers.microbiome.supervised import SupervisedMicrobiomeApp, Supervision

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 
+from consumers.application import Source
 from consumers.checkpoint import CheckpointStore
 from consumers.cli import build_parser
 from consumers.kinds import STREAM_KINDS
-from consumers.loop import Source
 from consumers.microbiome import MicrobiomeApp
 from onlinenmf.tracking import Tracker
 from tests.kafka_broker import (

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumers.loop import Source, dead_letter_record, record_size
+from consumers.application import Source
+from consumers.loop import dead_letter_record, record_size
 from consumers.messages import (
     KINDS,
     MAX_DEPTH,

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from consumers.loop import Source
+from consumers.application import Source
 from consumers.microbiome import MicrobiomeApp, encode_sample
 from onlinenmf.monitor import DRIFT_WARMUP
 

@@ -505,7 +505,7 @@ def test_implicit_counts_summing_above_the_engine_limit_are_refused_without_trac
 
 
 def test_consumer_dead_letters_a_huge_rating_with_the_model_unchanged():
-    from consumers.loop import Source
+    from consumers.application import Source
     from consumers.messages import BadMessage
     from consumers.reco import RecoApp, encode_rating
 
@@ -663,7 +663,7 @@ def test_pure_python_kernels_give_the_same_model():
 def test_consumer_app_restored_from_its_snapshot_continues_identically(params):
     """What a restart from a checkpoint relies on: restore(snapshot()) then the same records
     give the same outputs and the same model (explicit and implicit)."""
-    from consumers.loop import Source
+    from consumers.application import Source
     from consumers.reco import RecoApp, encode_rating
 
     rng = np.random.default_rng(1)
@@ -690,7 +690,7 @@ def test_consumer_app_restored_from_its_snapshot_continues_identically(params):
 
 
 def test_recommendations_on_an_event_time_schedule():
-    from consumers.loop import Source
+    from consumers.application import Source
     from consumers.reco import RecoApp, encode_rating
 
     app = RecoApp(model_params={"rating_range": (0, 10)}, recommend_every=0,

@@ -8,8 +8,9 @@ import json
 
 import pytest
 
+from consumers.application import Source
 from consumers.checkpoint import CheckpointStore
-from consumers.loop import ConsumerLoop, LoopConfig, Source
+from consumers.loop import ConsumerLoop, LoopConfig
 from consumers.messages import BadMessage
 from consumers.metrics import ConsumerMetrics
 from consumers.reco import RecoApp, encode_rating

@@ -452,7 +452,7 @@ def text_checkpoint(tmp_path_factory) -> Path:
     war words over 1900-2000 (days since 1970), a topic re-seeded between two documents."""
     import random
 
-    from consumers.loop import Source
+    from consumers.application import Source
     from consumers.text import TextApp, encode_document
 
     rng = random.Random(0)

@@ -248,7 +248,7 @@ STORY = [*SPLIT_STREAM, *[(300, [["A"] * (5 - i) + ["E"] * i, ["B"], ["C"], ["D"
 def test_splits_and_shifts_reach_the_consumer_records_its_checkpoint_and_the_report(tmp_path):
     import json
 
-    from consumers.loop import Source
+    from consumers.application import Source
     from consumers.report import write_text_report
     from consumers.text import TextApp, decode_document, encode_document
     from tests.test_report import _tables

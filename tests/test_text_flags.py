@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from consumers.application import Source
 from consumers.checkpoint import Checkpoint, CheckpointStore
 from consumers.cli import build_parser
 from consumers.consume import _flags_of_other_kinds
 from consumers.kinds import STREAM_KINDS
-from consumers.loop import Source
 from consumers.text import TextApp, encode_document
 from onlinenmf.text import IDF_POWER
 from tests.test_report import _tables

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from consumers.loop import Source
+from consumers.application import Source
 from consumers.messages import BadMessage
 from consumers.text import TextApp, decode_document, encode_document
 from tests.kafka_broker import run_cli

@@ -12,7 +12,7 @@ import json
 
 import numpy as np
 
-from consumers.loop import Source
+from consumers.application import Source
 from consumers.microbiome.application import MicrobiomeApp
 from consumers.microbiome.schema import encode_sample
 from consumers.report import write_report

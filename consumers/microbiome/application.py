@@ -56,7 +56,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from consumers.loop import Result, Source
+from consumers.application import Result, Source
 from consumers.messages import DEFAULT_MAX_BYTES, BadMessage, SourceRef
 from consumers.microbiome.schema import (
     DEFAULT_MAX_FEATURES,

@@ -32,7 +32,7 @@ Output record: the fields of :class:`~consumers.microbiome.CommunityRecord` plus
 ``proba`` is keyed by the classes as text (JSON object keys): ``"1"`` for the integer class 1,
 ``"true"`` for ``true``.
 
->>> from consumers.loop import Source
+>>> from consumers.application import Source
 >>> from consumers.microbiome.schema import encode_sample
 >>> app = SupervisedMicrobiomeApp(Supervision("meta.delivery", {"n_components": 2}),
 ...                               model_params={"n_components": 2, "seed": 0})
@@ -55,7 +55,7 @@ from typing import Any
 
 import msgspec
 
-from consumers.loop import Result, Source
+from consumers.application import Result, Source
 from consumers.messages import MAX_ID_CHARS, BadMessage
 from consumers.microbiome.application import CommunityRecord, MicrobiomeApp
 from consumers.microbiome.schema import Sample

@@ -42,7 +42,7 @@ from typing import Any
 
 import msgspec
 
-from consumers.loop import Result, Source
+from consumers.application import Result, Source
 from consumers.messages import DEFAULT_MAX_BYTES, BadMessage, SourceRef
 from consumers.reco.schema import TOPICS, Rating, decode_rating
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import msgspec
 
-from consumers.loop import Result, Source
+from consumers.application import Result, Source
 from consumers.messages import DEFAULT_MAX_BYTES, BadMessage, SourceRef
 from consumers.text.schema import TOPICS, Document, decode_document
 
