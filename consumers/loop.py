@@ -279,7 +279,9 @@ class ConsumerLoop:
         self.store = CheckpointStore(config.checkpoint_dir, config.worker_id)
         self.consumer: KafkaConsumer | None = None
         self.producer: KafkaProducer | ConfluentOutputs | None = None
-        self._limit = 0  # the producer's max_request_size (_new_producer)
+        #: The producer's max_request_size, noted when it is made (_new_producer): no
+        #: record sent may count more.
+        self._limit = 0
         self._stopping = False
         self._owned: set[TopicPartition] = set()
         self._next: dict[str, int] = {}
@@ -1147,7 +1149,7 @@ class ConsumerLoop:
             ("onlinenmf-worker", self.config.worker_id.encode()),
         ]
         epoch, delay, failures = self._epoch, 0.2, 0
-        limit = self._record_limit()
+        limit = self._limit
         while True:
             assert self.producer is not None
             key, value, dl_headers = dead_letter_record(record.key, record.value, headers, limit)
@@ -1186,11 +1188,6 @@ class ConsumerLoop:
             self._replace_producer()
         self._wait_paused(delay)
         return not (self._stopping or self._epoch != epoch)
-
-    def _record_limit(self) -> int:
-        """The producer's ``max_request_size``: no record sent may count more."""
-        assert self.producer is not None
-        return self._limit
 
     # ----------------------------------------------------------------- flow control
     def _set_paused(self, paused: bool) -> None:
