@@ -34,7 +34,7 @@ from consumers.config import (
 )
 from consumers.config import configure_consume as configure
 from consumers.kinds import STREAM_KINDS
-from consumers.loop import EXIT_SETUP, ConsumerLoop, LoopConfig
+from consumers.loop import ConsumerLoop, LoopConfig
 from consumers.messages import DEFAULT_MAX_BYTES
 from consumers.metrics import ConsumerMetrics
 from consumers.options import (
@@ -45,6 +45,7 @@ from consumers.options import (
     security_settings,
     setup_logging,
 )
+from consumers.outcomes import EXIT_SETUP
 
 __all__ = ["add_arguments", "configure", "run", "loop_config", "resolve_topics"]
 

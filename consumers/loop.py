@@ -87,10 +87,7 @@ from consumers.metrics import ConsumerMetrics
 from consumers.outcomes import (
     BROKER_AWAY,
     BROKER_TIMEOUT,
-    EXIT_BROKER_LOST,
-    EXIT_OFFSETS_NOT_IN_LOG,
     EXIT_OK,
-    EXIT_SETUP,
     BrokerLost,
     LoopAbort,
     OffsetsNotInLog,
@@ -98,10 +95,7 @@ from consumers.outcomes import (
 from consumers.output_producer import ConfluentOutputs, new_output_producer
 from consumers.topics import DLT_SUFFIX
 
-__all__ = ["Application", "LoopConfig", "ConsumerLoop", "Result", "Source", "DLT_HEADERS",
-           "dead_letter_record", "record_size",
-           "LoopAbort", "EXIT_OK", "EXIT_SETUP", "EXIT_BROKER_LOST",
-           "EXIT_OFFSETS_NOT_IN_LOG"]
+__all__ = ["LoopConfig", "ConsumerLoop", "DLT_HEADERS", "dead_letter_record", "record_size"]
 
 log = logging.getLogger("onlinenmf.consumer")
 

@@ -8,8 +8,8 @@ import pytest
 from consumers.cli import build_parser
 from consumers.consume import run
 from consumers.kinds import STREAM_KINDS
-from consumers.loop import EXIT_SETUP
 from consumers.options import parameter_dest, parameter_flag
+from consumers.outcomes import EXIT_SETUP
 from onlinenmf.parameters import ENGINE, RECO, TRACKER
 
 #: parameter -> (flag words, the value the class must then hold), for every entry of the

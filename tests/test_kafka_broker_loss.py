@@ -23,7 +23,7 @@ import pytest
 
 from consumers.broker_process import free_port, freeze
 from consumers.checkpoint import CheckpointStore
-from consumers.loop import EXIT_BROKER_LOST, EXIT_OFFSETS_NOT_IN_LOG
+from consumers.outcomes import EXIT_BROKER_LOST, EXIT_OFFSETS_NOT_IN_LOG
 from consumers.output_producer import OUTPUT_CLIENT_ENV
 from tests.kafka_broker import (
     FAST_GROUP_FLAGS,
