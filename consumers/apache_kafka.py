@@ -39,7 +39,6 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from types import TracebackType
 
 from consumers.broker_process import BrokerError, BrokerProcess, free_port
 
@@ -407,20 +406,6 @@ class ApacheBroker(BrokerProcess):
             shutil.rmtree(self._data_dir, ignore_errors=True)
             self._data_dir = None
 
-    def __enter__(self) -> ApacheBroker:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

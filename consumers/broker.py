@@ -105,10 +105,6 @@ class EmbeddedBroker(BrokerProcess):
             "--cluster-id", EMBEDDED_CLUSTER_ID,
         ])
 
-    def __enter__(self) -> EmbeddedBroker:
-        self.start()
-        return self
-
 
 def _resolve_binary() -> str:
     try:

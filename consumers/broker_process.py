@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 _PR_SET_PDEATHSIG = 1
 
@@ -226,8 +227,17 @@ class BrokerProcess:
         self.stop()
         return self.start()
 
-    def __enter__(self) -> BrokerProcess:
-        return self.start()
+    def close(self) -> None:
+        """Stop the broker and release what it holds (subclasses: their storage)."""
+        self.stop()
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
 
     def __exit__(
         self,
@@ -235,4 +245,4 @@ class BrokerProcess:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        self.close()
