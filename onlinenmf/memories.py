@@ -98,8 +98,8 @@ class Memories:
         self.scored_one(relative, loss / norm if norm > 0 else 0.0)
 
     def scored_one(self, served: float, shadow: float) -> None:
-        """One sample's relative prequential losses in both memories (:meth:`_score` of
-        one, without its loop)."""
+        """One sample's relative prequential losses in both memories (their scores decay
+        over SCORE_HORIZON samples)."""
         decay = 1.0 - 1.0 / SCORE_HORIZON
         scores = self.scores
         mine = self.served
@@ -143,13 +143,8 @@ class Memories:
 
     def _score(self, served: np.ndarray, shadow: np.ndarray) -> None:
         """Both memories' relative prequential losses of the same samples, in order."""
-        decay = 1.0 - 1.0 / SCORE_HORIZON
-        mine, theirs = self.served, 1 - self.served
-        scores = self.scores
         for ours, other in zip(served, shadow):
-            scores[mine] = decay * scores[mine] + ours
-            scores[theirs] = decay * scores[theirs] + other
-            self.weight = decay * self.weight + 1.0
+            self.scored_one(ours, other)
 
     def installed(self, sums) -> None:
         """The served statistics were replaced by a batch's sums (``refresh_from``): the
