@@ -92,3 +92,30 @@ def test_each_broker_is_warmed_before_anything_is_measured(monkeypatch):
     assert calls.count(("warm",)) == 1
     header = bench.report([], [], 10, "header", "librdkafka")[2]
     assert f"warmed first by {bench.WARM_RECORDS:,} messages" in header
+
+
+def test_a_group_finds_the_topics_it_writes_created_before_it_starts(monkeypatch, tmp_path):
+    """Two workers' first outputs to a topic the broker creates on their demand stalled both
+    on Apache Kafka (group_rate's docstring says how much): a run creates every topic its
+    workers read and write, as a deployment has them, before any worker starts."""
+    import benchmarks.bench_throughput as bench
+
+    created = {}
+
+    class Started(Exception):
+        pass
+
+    def no_workers(*args, **kwargs):
+        raise Started
+
+    monkeypatch.setattr(bench, "create_topics", lambda bootstrap, topics: created.update(topics))
+    monkeypatch.setattr(bench.mp, "get_context", lambda method: type(
+        "Ctx", (), {"Queue": staticmethod(lambda: None), "Process": staticmethod(no_workers)})())
+    monkeypatch.setattr(bench, "CpuClock", lambda read: __import__("contextlib").nullcontext())
+    broker = type("Broker", (), {"bootstrap": "127.0.0.1:1", "pid": 1})()
+    with pytest.raises(Started):
+        bench.group_rate(broker, [], 2, False)
+    (topic,) = (name for name, parts in created.items() if parts == bench.PARTITIONS)
+    loop = bench._loop("127.0.0.1:1", topic, "g", tmp_path, "w0", False, idle=1.0)
+    written = {loop.app.output_topic, loop.app.model_topic}
+    assert written <= set(created), f"{written - set(created)} left to the broker to create"
