@@ -72,14 +72,21 @@ MIN_JAVA = 17
 #: two cores the consumers share; with C1 alone compiling fell to 2-4 µs per record after
 #: 40,000 records and the request handlers' CPU per record was no higher (issue 15). A
 #: broker on a host of its own (``docker/``) keeps the JVM's default, which pays off over a
-#: long run.
+#: long run. The default collector (G1) stays: its threads took 0.1-0.4 µs of CPU per record,
+#: and neither -XX:+UseSerialGC nor -XX:+UseParallelGC -XX:ParallelGCThreads=1 cut the
+#: broker's CPU per record or lifted two workers over one beyond the runs' spread (means of
+#: alternated runs: SerialGC 1.71x against G1's 1.75x, 3 runs; ParallelGC 1.52x against
+#: 1.49x, 4 runs on a loaded machine; issue 15).
 HEAP = ("-Xms128m", "-Xmx512m", "-XX:TieredStopAtLevel=1")
 #: The storage tool runs for a second or two: the quick compiler alone starts it faster.
 TOOL_HEAP = ("-Xmx256m", "-XX:TieredStopAtLevel=1")
 
 #: What the local broker sets on top of :data:`SHARED_SETTINGS` (addresses aside); the
 #: compose file does without these, and tests/test_apache_kafka.py keeps the two lists
-#: apart from the shared file.
+#: apart from the shared file. The thread pools keep Kafka's defaults: 1 network thread,
+#: 2 request handlers and 2 background threads (instead of 3, 8 and 10) left the broker's
+#: CPU per record (its request threads: 6-7 µs) and two workers over one where they were
+#: (1.71x against 1.75x, 3 alternated runs, issue 15).
 LOCAL_SETTINGS: dict[str, str] = {
     # As on Tansu: the consumers' output and dead-letter topics come into being when first
     # written (docker/ creates its topics up front and turns this off).
