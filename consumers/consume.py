@@ -11,7 +11,8 @@ answering); 2 the checkpoint directory is unusable (unwritable, corrupt, another
 lock) or the options are; 3 no broker answered, or outputs stayed unacknowledged, for
 ``--broker-timeout`` seconds (nothing unacknowledged was checkpointed); 4 a partition's log
 does not hold the offset the checkpoint resumes from (a recreated topic, a broker that lost
-its data: the message names the partition and both offsets). 1 is a crash.
+its data: the message names the partition and both offsets); 5 a topic it writes does not
+exist and the broker refused to create it (before anything is read). 1 is a crash.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ def loop_config(args: argparse.Namespace, topics: list[str]) -> LoopConfig:
     return LoopConfig(
         bootstrap_servers=args.bootstrap_servers,
         topics=topics,
+        output_topics=[t for t in (args.output_topic, args.model_topic) if t],
         group_id=args.group,
         checkpoint_dir=Path(args.checkpoint_dir),
         worker_id=args.worker_id,

@@ -29,6 +29,12 @@ records into the same loop, and inherit its correctness contract:
   the application fails half-way (an exception other than BadMessage), the loop rolls back
   before the exception leaves it, so no checkpoint can hold a record its offsets call
   unprocessed.
+- At start, once a broker answers and before a record is read, the topics the loop writes
+  (``LoopConfig.output_topics`` and each input topic's ``.DLT``) are created when missing, in
+  one admin request (:func:`~consumers.topics.ensure_topics`; one made meanwhile by another
+  worker is fine). One the broker refuses to create (a managed cluster's policy, a name it
+  rejects) ends the loop with :data:`~consumers.outcomes.EXIT_TOPICS_MISSING` and one line
+  naming it, before anything is learned: its outputs could never be sent.
 - Outputs and dead letters go through librdkafka (confluent-kafka) when it is installed,
   through kafka-python's producer otherwise (:mod:`consumers.output_producer`): the same
   futures and errors, and the same guarantees, either way.
@@ -93,7 +99,7 @@ from consumers.outcomes import (
     OffsetsNotInLog,
 )
 from consumers.output_producer import ConfluentOutputs, new_output_producer
-from consumers.topics import DLT_SUFFIX
+from consumers.topics import BROKER_DEFAULT, DLT_SUFFIX, ensure_topics
 
 __all__ = ["LoopConfig", "ConsumerLoop", "DLT_HEADERS", "dead_letter_record", "record_size"]
 
@@ -190,6 +196,9 @@ class LoopConfig:
     #: the loop gives up with EXIT_BROKER_LOST; also the wait for the first connection
     broker_timeout: float = BROKER_TIMEOUT
     dlt_suffix: str = DLT_SUFFIX
+    #: the topics the application writes (outputs, model): created at start when missing,
+    #: as the dead-letter topics are (:func:`~consumers.topics.ensure_topics`)
+    output_topics: list[str] = field(default_factory=list)
     #: the largest record read or written (``--max-message-bytes``): the producer's
     #: ``max_request_size``, and the consumer's fetch sizes admit it (the application's
     #: input limit is the same number on the command line)
@@ -332,8 +341,9 @@ class ConsumerLoop:
 
     def run(self) -> int:
         """Consume until :meth:`stop` (or ``exit_when_idle``); return an exit status:
-        :data:`EXIT_OK`, :data:`EXIT_BROKER_LOST` or :data:`EXIT_OFFSETS_NOT_IN_LOG` (the
-        reason logged as one line). An unusable checkpoint directory raises CheckpointError.
+        :data:`EXIT_OK`, :data:`EXIT_BROKER_LOST`, :data:`EXIT_OFFSETS_NOT_IN_LOG` or
+        :data:`~consumers.outcomes.EXIT_TOPICS_MISSING` (the reason logged as one line). An
+        unusable checkpoint directory raises CheckpointError.
         """
         self._check_settings()
         self.store.lock()
@@ -457,7 +467,13 @@ class ConsumerLoop:
     def _open(self) -> None:
         consumer_config = {**self._own_settings(), **self.config.consumer_config}
         self._consumer_config = consumer_config
-        self.consumer = KafkaConsumer(**consumer_config)
+        self.consumer = KafkaConsumer(**consumer_config)  # waits for a broker (bootstrap)
+        # Every topic written exists before a record is read: learned, a record's outputs
+        # could not be sent to a topic the broker will not make (TopicsMissing)
+        cfg = self.config
+        written = [*cfg.output_topics, *(topic + cfg.dlt_suffix for topic in cfg.topics)]
+        ensure_topics(cfg.bootstrap_servers, dict.fromkeys(written, BROKER_DEFAULT),
+                      cfg.broker_timeout, consumer_config)
         self.producer = self._new_producer()
 
     def _new_producer(self) -> KafkaProducer | ConfluentOutputs:

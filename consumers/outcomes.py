@@ -8,6 +8,11 @@ definitions without importing the loop.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
 from kafka.errors import (
     KafkaConnectionError,
     KafkaTimeoutError,
@@ -15,8 +20,11 @@ from kafka.errors import (
     RequestTimedOutError,
 )
 
+log = logging.getLogger("onlinenmf.consumer")
+
 __all__ = ["EXIT_OK", "EXIT_SETUP", "EXIT_BROKER_LOST", "EXIT_OFFSETS_NOT_IN_LOG",
-           "BROKER_AWAY", "BROKER_TIMEOUT", "LoopAbort", "BrokerLost", "OffsetsNotInLog"]
+           "EXIT_TOPICS_MISSING", "BROKER_AWAY", "BROKER_TIMEOUT", "LoopAbort", "BrokerLost",
+           "OffsetsNotInLog", "TopicsMissing", "answered"]
 
 #: Exit statuses of ``onlinenmf consume`` (consumers/README.md lists them; 1 is a crash)
 EXIT_OK = 0
@@ -27,6 +35,9 @@ EXIT_SETUP = 2
 EXIT_BROKER_LOST = 3
 #: the log of a partition does not hold the offset the checkpoint resumes from
 EXIT_OFFSETS_NOT_IN_LOG = 4
+#: a topic the consumer writes (outputs, model, dead letters, stats) does not exist and the
+#: broker refused to create it (a name it rejects, a policy, no permission)
+EXIT_TOPICS_MISSING = 5
 
 #: Seconds without an answering broker before a consumer gives up (``--broker-timeout``).
 BROKER_TIMEOUT = 180.0
@@ -52,3 +63,24 @@ class BrokerLost(LoopAbort):
 
 class OffsetsNotInLog(LoopAbort):
     status = EXIT_OFFSETS_NOT_IN_LOG
+
+
+class TopicsMissing(LoopAbort):
+    status = EXIT_TOPICS_MISSING
+
+
+def answered(call: Callable[[], Any], what: str, bootstrap_servers: str,
+             broker_timeout: float) -> Any:
+    """``call()``, retried while no broker answers it (:data:`BROKER_AWAY`) for up to
+    ``broker_timeout`` seconds, then :class:`BrokerLost` naming ``what`` was asked for."""
+    deadline = time.monotonic() + broker_timeout
+    while True:
+        try:
+            return call()
+        except BROKER_AWAY as err:
+            if time.monotonic() >= deadline:
+                raise BrokerLost(
+                    f"no Kafka broker at {bootstrap_servers} answered for {what} in "
+                    f"{broker_timeout:g} s (--broker-timeout): {err}") from None
+            log.warning("no broker answered for %s, retrying: %s", what, err)
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))

@@ -51,7 +51,8 @@ from typing import Any
 
 import numpy as np
 
-from consumers.outcomes import BROKER_AWAY, BROKER_TIMEOUT, BrokerLost
+from consumers.outcomes import BROKER_AWAY, BROKER_TIMEOUT, answered
+from consumers.topics import ensure_topics
 from onlinenmf import snapshot
 
 __all__ = ["SharedDictionary", "encode_statistics", "decode_statistics"]
@@ -166,41 +167,13 @@ class SharedDictionary:
                  self.sequence)
 
     def _ensure_topic(self) -> None:
-        from kafka.admin import KafkaAdminClient
-        from kafka.errors import TopicAlreadyExistsError
-
-        settings = {k: v for k, v in self.consumer_config.items()
-                    if k.startswith(("security_protocol", "sasl_", "ssl_"))}
-
-        def create() -> None:
-            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
-                                     bootstrap_timeout_ms=int(self.broker_timeout * 1000),
-                                     **settings)
-            try:  # one partition: one order of the states, whoever reads them
-                admin.create_topics({self.topic: {"num_partitions": 1,
-                                                  "replication_factor": 1}})
-            except TopicAlreadyExistsError:
-                pass
-            finally:
-                admin.close()
-
-        self._answered(create, f"the stats topic {self.topic}")
+        # one partition: one order of the states, whoever reads them
+        ensure_topics(self.bootstrap_servers, {self.topic: 1}, self.broker_timeout,
+                      self.consumer_config)
 
     def _answered(self, call: Any, what: str) -> Any:
-        """``call()``, retried while no broker answers it (:data:`~consumers.outcomes.BROKER_AWAY`)
-        for up to ``broker_timeout`` seconds, then :class:`~consumers.outcomes.BrokerLost`."""
-        deadline = time.monotonic() + self.broker_timeout
-        while True:
-            try:
-                return call()
-            except BROKER_AWAY as err:
-                if time.monotonic() >= deadline:
-                    raise BrokerLost(
-                        f"no Kafka broker at {self.bootstrap_servers} answered for "
-                        f"{what} in {self.broker_timeout:g} s (--broker-timeout): {err}"
-                    ) from None
-                log.warning("no broker answered for %s, retrying: %s", what, err)
-                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        """``call()``, retried while no broker answers it (:func:`~consumers.outcomes.answered`)."""
+        return answered(call, what, self.bootstrap_servers, self.broker_timeout)
 
     def poll(self, timeout_ms: int = 0) -> bool:
         """Take the stats records that arrived; True if some peer's latest state changed."""

@@ -7,13 +7,21 @@ an input topic (its dead letters, the shared statistics) are named from it here.
 >>> t = Topics(input="my.samples", output="my.out", model="my.model")
 >>> dead_letter_topic(t.input), stats_topic(t.input)
 ('my.samples.DLT', 'my.samples.stats')
+
+:func:`ensure_topics` creates the topics a consumer writes when they do not exist yet (the
+loop's outputs and dead letters, the shared dictionary's stats topic).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["DLT_SUFFIX", "STATS_SUFFIX", "Topics", "dead_letter_topic", "stats_topic"]
+from consumers.outcomes import BROKER_AWAY, TopicsMissing, answered
+
+__all__ = ["DLT_SUFFIX", "STATS_SUFFIX", "BROKER_DEFAULT", "Topics", "dead_letter_topic",
+           "stats_topic", "ensure_topics"]
 
 #: Dead letters of topic T go to T + DLT_SUFFIX.
 DLT_SUFFIX = ".DLT"
@@ -43,3 +51,85 @@ def dead_letter_topic(topic: str) -> str:
 def stats_topic(topic: str) -> str:
     """The default stats topic of the workers sharing one dictionary over ``topic``."""
     return topic + STATS_SUFFIX
+
+
+#: Partitions (or replicas) "as the broker's num.partitions (default.replication.factor)
+#: says": CreateTopics v4+ takes -1 for both, and Tansu 0.6 and Apache Kafka 4 accept it.
+BROKER_DEFAULT = -1
+#: The client settings an admin client shares with the consumer's (-X): how to connect.
+_CONNECTION_SETTINGS = ("security_protocol", "sasl_", "ssl_")
+#: kafka-python's name of CreateTopics' answer for a topic that exists.
+_EXISTS = "TopicAlreadyExistsError"
+
+
+def ensure_topics(bootstrap_servers: str, partitions: Mapping[str, int],
+                  broker_timeout: float, client_config: Mapping[str, Any] | None = None,
+                  ) -> list[str]:
+    """Create those of ``partitions``' topics that do not exist; return the ones created.
+
+    One CreateTopics request for all of them (kafka-python's admin client, closed after):
+    a topic that exists already, made by an operator or by another worker starting at the
+    same moment, is left as it is. A topic the broker refuses to create (a name it rejects,
+    a creation policy, no permission to create) is looked up: one that exists is fine (a
+    client may write to topics it is not allowed to create).
+
+    Parameters
+    ----------
+    bootstrap_servers
+        The broker to ask.
+    partitions
+        Topic name -> partitions to create it with (:data:`BROKER_DEFAULT`: the broker's);
+        its replicas are always the broker's default.
+    broker_timeout
+        Seconds to retry while no broker answers, then
+        :class:`~consumers.outcomes.BrokerLost` (``--broker-timeout``).
+    client_config
+        kafka-python client settings (``-X``); the connection's (security, SASL, SSL) are
+        taken.
+
+    Raises
+    ------
+    TopicsMissing
+        A topic does not exist and the broker refused to create it: one line naming it, the
+        broker's reason and the fix.
+    """
+    if not partitions:
+        return []
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import for_code
+
+    settings = {k: v for k, v in (client_config or {}).items()
+                if k.startswith(_CONNECTION_SETTINGS)}
+    request = {name: {"num_partitions": count, "replication_factor": BROKER_DEFAULT}
+               for name, count in partitions.items()}
+
+    def create() -> tuple[list[str], dict[str, str]]:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers,
+                                 bootstrap_timeout_ms=int(broker_timeout * 1000), **settings)
+        try:
+            answer = admin.create_topics(request, raise_errors=False)["topics"]
+            for topic in answer:  # a broker too slow to answer is retried, not a refusal
+                if issubclass(for_code(topic["error_code"]), BROKER_AWAY):
+                    raise for_code(topic["error_code"])(topic.get("error_message"))
+            errors = {t["name"]: for_code(t["error_code"]).__name__ for t in answer}
+            refused = {t["name"]: f"{errors[t['name']]}: {t.get('error_message') or ''}"
+                       for t in answer if errors[t["name"]] not in ("NoError", _EXISTS)}
+            if refused:  # rare: a second round trip, to tell refused from present
+                present = {t["name"] for t in admin.describe_topics(list(refused))
+                           if t["error_code"] == 0}
+                refused = {name: why for name, why in refused.items() if name not in present}
+            return [name for name, error in errors.items() if error == "NoError"], refused
+        finally:
+            admin.close()
+
+    created, refused = answered(create, "creating the topics " + ", ".join(partitions),
+                                bootstrap_servers, broker_timeout)
+    if refused:
+        names = ", ".join(repr(name) for name in refused)
+        reasons = "; ".join(why.rstrip(": ") for why in refused.values())
+        which = "topic {} does" if len(refused) == 1 else "topics {} do"
+        raise TopicsMissing(
+            f"{which.format(names)} not exist and the broker refused to create "
+            f"{'it' if len(refused) == 1 else 'them'} ({reasons}): create "
+            f"{'it' if len(refused) == 1 else 'them'}, or let this client create topics")
+    return created
