@@ -58,3 +58,7 @@ class Application(Protocol):
 
     def gauges(self) -> dict[str, float]:
         """Cheap numbers for metrics: at least ``model_version`` and ``n_components``."""
+
+    def topics_written(self) -> list[str]:
+        """The topics its output records go to (the loop creates them at start when
+        missing, with the dead-letter topics)."""

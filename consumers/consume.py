@@ -120,7 +120,6 @@ def loop_config(args: argparse.Namespace, topics: list[str]) -> LoopConfig:
     return LoopConfig(
         bootstrap_servers=args.bootstrap_servers,
         topics=topics,
-        output_topics=[t for t in (args.output_topic, args.model_topic) if t],
         group_id=args.group,
         checkpoint_dir=Path(args.checkpoint_dir),
         worker_id=args.worker_id,

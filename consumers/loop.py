@@ -30,11 +30,11 @@ records into the same loop, and inherit its correctness contract:
   before the exception leaves it, so no checkpoint can hold a record its offsets call
   unprocessed.
 - At start, once a broker answers and before a record is read, the topics the loop writes
-  (``LoopConfig.output_topics`` and each input topic's ``.DLT``) are created when missing, in
-  one admin request (:func:`~consumers.topics.ensure_topics`; one made meanwhile by another
-  worker is fine). One the broker refuses to create (a managed cluster's policy, a name it
-  rejects) ends the loop with :data:`~consumers.outcomes.EXIT_TOPICS_MISSING` and one line
-  naming it, before anything is learned: its outputs could never be sent.
+  (the application's ``topics_written()`` and each input topic's ``.DLT``) are created when
+  missing, in one admin request (:func:`~consumers.topics.ensure_topics`; one made meanwhile
+  by another worker is fine). One the broker refuses to create (a managed cluster's policy,
+  a name it rejects) ends the loop with :data:`~consumers.outcomes.EXIT_TOPICS_MISSING` and
+  one line naming it, before anything is learned: its outputs could never be sent.
 - Outputs and dead letters go through librdkafka (confluent-kafka) when it is installed,
   through kafka-python's producer otherwise (:mod:`consumers.output_producer`): the same
   futures and errors, and the same guarantees, either way.
@@ -196,9 +196,6 @@ class LoopConfig:
     #: the loop gives up with EXIT_BROKER_LOST; also the wait for the first connection
     broker_timeout: float = BROKER_TIMEOUT
     dlt_suffix: str = DLT_SUFFIX
-    #: the topics the application writes (outputs, model): created at start when missing,
-    #: as the dead-letter topics are (:func:`~consumers.topics.ensure_topics`)
-    output_topics: list[str] = field(default_factory=list)
     #: the largest record read or written (``--max-message-bytes``): the producer's
     #: ``max_request_size``, and the consumer's fetch sizes admit it (the application's
     #: input limit is the same number on the command line)
@@ -471,7 +468,7 @@ class ConsumerLoop:
         # Every topic written exists before a record is read: learned, a record's outputs
         # could not be sent to a topic the broker will not make (TopicsMissing)
         cfg = self.config
-        written = [*cfg.output_topics, *(topic + cfg.dlt_suffix for topic in cfg.topics)]
+        written = [*self.app.topics_written(), *(topic + cfg.dlt_suffix for topic in cfg.topics)]
         ensure_topics(cfg.bootstrap_servers, dict.fromkeys(written, BROKER_DEFAULT),
                       cfg.broker_timeout, consumer_config)
         self.producer = self._new_producer()

@@ -51,7 +51,7 @@ def _loop(bootstrap: str, topic: str, ckpt: Path, worker: str = "w",
     loop = ConsumerLoop(app, LoopConfig(
         bootstrap_servers=bootstrap, topics=[topic], group_id=group or unique("g"),
         checkpoint_dir=ckpt, worker_id=worker, exit_when_idle=1.0, broker_timeout=60,
-        output_topics=[topic + ".out", topic + ".model"], consumer_config=dict(FAST_GROUP)))
+        consumer_config=dict(FAST_GROUP)))
     return loop, app
 
 

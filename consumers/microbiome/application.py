@@ -284,6 +284,10 @@ class MicrobiomeApp:
             **({"peers": sorted(self.shared.latest)} if self.shared is not None else {}),
         }
 
+    def topics_written(self) -> list[str]:
+        """The output and model topics (those not switched off)."""
+        return [t for t in (self.output_topic, self.model_topic) if t is not None]
+
     def gauges(self) -> dict[str, float]:
         return {
             "model_version": float(self.model.model_version),

@@ -158,6 +158,10 @@ class RecoApp:
             "active_users": len(self.active),
         }
 
+    def topics_written(self) -> list[str]:
+        """The prediction and recommendation topics (those not switched off)."""
+        return [t for t in (self.output_topic, self.recommendations_topic) if t is not None]
+
     def gauges(self) -> dict[str, float]:
         return {"model_version": float(self.model.model_version),
                 "n_components": float(self.model.n_components)}

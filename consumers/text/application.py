@@ -167,6 +167,10 @@ class TextApp:
                 "n_components": int(nmf.n_components),
                 "n_words": len(self.model.vectorizer.vocabulary.admitted)}
 
+    def topics_written(self) -> list[str]:
+        """The output and model topics (those not switched off)."""
+        return [t for t in (self.output_topic, self.model_topic) if t is not None]
+
     def gauges(self) -> dict[str, float]:
         return {"model_version": float(self.model.nmf.model_version),
                 "n_components": float(self.model.nmf.n_components)}
