@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from consumers.microbiome.schema import TOPICS
+from consumers.topics import Topics, ensure_topics
 from onlinenmf.datasets.text import STATE_OF_THE_UNION
 
 __all__ = ["add_arguments", "run", "run_demo", "run_text_demo"]
@@ -114,7 +115,7 @@ def run_demo(out: Path, components: int = 8, report: bool = True) -> dict[str, A
           f"{table.n_features} taxa (ASVs)")
     with EmbeddedBroker(log_path=out / "broker.log") as broker:
         print(f"broker (Tansu, in memory) on {broker.bootstrap}")
-        _replay(broker.bootstrap, TOPICS.input, (
+        _replay(broker.bootstrap, TOPICS, (
             (rec["subject"].encode(), encode_sample(rec["subject"], rec["time"],
                                                     rec["sample_id"], rec["counts"], rec["meta"]))
             for rec in table.records()), total=table.n_samples, unit="sample")
@@ -219,7 +220,7 @@ def run_text_demo(out: Path, data: Path = Path(STATE_OF_THE_UNION), components: 
     print(f"State of the Union: {len(messages)} paragraph chunks (every {every}th)")
     with EmbeddedBroker(log_path=out / "broker.log") as broker:
         print(f"broker (Tansu, in memory) on {broker.bootstrap}")
-        _replay(broker.bootstrap, TOPICS.input, messages, total=len(messages), unit="doc")
+        _replay(broker.bootstrap, TOPICS, messages, total=len(messages), unit="doc")
 
         app = TextApp(model_params={"n_components": components, "seed": 0},
                       output_topic=TOPICS.output, model_topic=TOPICS.model)
@@ -291,19 +292,19 @@ def run(args: argparse.Namespace) -> int:
     return 0 if summary["samples_learned"] == summary["samples_produced"] else 1
 
 
-def _replay(bootstrap: str, topic: str, messages, total: int, unit: str) -> None:
-    """Create ``topic`` with one partition and send ``(key, value)`` pairs to it, with a
-    progress bar. One partition: records reach the model in one order, so every run of a demo
-    learns the same model (with several, the interleaving follows the polls)."""
+def _replay(bootstrap: str, topics: Topics, messages, total: int, unit: str) -> None:
+    """Create the demo's topics with one partition each and send ``(key, value)`` pairs to its
+    input, with a progress bar. One partition: records reach the model in one order, so every
+    run of a demo learns the same model (with several, the interleaving follows the polls), and
+    the outputs are read back in the order they were learned (the broker's default would be
+    several partitions on Tansu, 3, when the consumer creates them at start)."""
     from kafka import KafkaProducer
-    from kafka.admin import KafkaAdminClient
     from tqdm import tqdm
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}})
-    admin.close()
+    ensure_topics(bootstrap, dict.fromkeys([topics.input, topics.output, topics.model], 1),
+                  broker_timeout=60)
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-    for key, value in tqdm(messages, total=total, unit=unit, desc=f"replay -> {topic}"):
-        producer.send(topic, key=key, value=value)
+    for key, value in tqdm(messages, total=total, unit=unit, desc=f"replay -> {topics.input}"):
+        producer.send(topics.input, key=key, value=value)
     producer.flush(30)
     producer.close()
