@@ -71,6 +71,7 @@ from consumers.broker_process import BrokerProcess
 from consumers.loop import ConsumerLoop, LoopConfig
 from consumers.microbiome import MicrobiomeApp
 from consumers.output_producer import OUTPUT_CLIENT_ENV, output_client
+from consumers.topics import ensure_topics
 
 PARTITIONS = 4
 #: Runs per rate (its best is kept): the rows' run-to-run spread on this 2-core machine, a
@@ -168,16 +169,6 @@ def group_topics(topic: str) -> dict[str, int]:
     their partitions: the outputs' and the model's get one, as the broker's auto-creation
     would make them."""
     return {topic: PARTITIONS, topic + ".out": 1, topic + ".model": 1}
-
-
-def create_topics(bootstrap: str, topics: dict[str, int]) -> None:
-    """Create each topic with its number of partitions (one replica)."""
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
-    new = [NewTopic(name, parts, 1) for name, parts in topics.items()]
-    for future in admin.create_topics(new).values():
-        future.result(30)
 
 
 # --------------------------------------------------------------------------- one process
@@ -348,7 +339,7 @@ def group_rate(broker: BrokerProcess, messages, workers: int, track: bool) -> Gr
     """
     bootstrap = broker.bootstrap
     topic, group = f"scale-{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex}"
-    create_topics(bootstrap, group_topics(topic))
+    ensure_topics(bootstrap, group_topics(topic), broker_timeout=30)
     ctx = mp.get_context("spawn")  # no fork of this process's client threads
     reports = ctx.Queue()
     with (tempfile.TemporaryDirectory() as ckpt, CpuClock(process_cpu(broker.pid)) as broker_cpu,

@@ -147,7 +147,8 @@ class SharedDictionary:
                   # the first connection waits as long as the loop's (KafkaTimeoutError)
                   "bootstrap_timeout_ms": int(self.broker_timeout * 1000)}
         config.update(self.consumer_config)
-        self._consumer = self._answered(lambda: KafkaConsumer(**config), "the stats consumer")
+        self._consumer = answered(lambda: KafkaConsumer(**config), "the stats consumer",
+                                  self.bootstrap_servers, self.broker_timeout)
         self._tp = TopicPartition(self.topic, 0)
         self._consumer.assign([self._tp])
         self._consumer.seek_to_beginning(self._tp)
@@ -170,10 +171,6 @@ class SharedDictionary:
         # one partition: one order of the states, whoever reads them
         ensure_topics(self.bootstrap_servers, {self.topic: 1}, self.broker_timeout,
                       self.consumer_config)
-
-    def _answered(self, call: Any, what: str) -> Any:
-        """``call()``, retried while no broker answers it (:func:`~consumers.outcomes.answered`)."""
-        return answered(call, what, self.bootstrap_servers, self.broker_timeout)
 
     def poll(self, timeout_ms: int = 0) -> bool:
         """Take the stats records that arrived; True if some peer's latest state changed."""

@@ -58,8 +58,6 @@ def stats_topic(topic: str) -> str:
 BROKER_DEFAULT = -1
 #: The client settings an admin client shares with the consumer's (-X): how to connect.
 _CONNECTION_SETTINGS = ("security_protocol", "sasl_", "ssl_")
-#: kafka-python's name of CreateTopics' answer for a topic that exists.
-_EXISTS = "TopicAlreadyExistsError"
 
 
 def ensure_topics(bootstrap_servers: str, partitions: Mapping[str, int],
@@ -96,7 +94,7 @@ def ensure_topics(bootstrap_servers: str, partitions: Mapping[str, int],
     if not partitions:
         return []
     from kafka.admin import KafkaAdminClient
-    from kafka.errors import for_code
+    from kafka.errors import TopicAlreadyExistsError, for_code
 
     settings = {k: v for k, v in (client_config or {}).items()
                 if k.startswith(_CONNECTION_SETTINGS)}
@@ -111,14 +109,16 @@ def ensure_topics(bootstrap_servers: str, partitions: Mapping[str, int],
             for topic in answer:  # a broker too slow to answer is retried, not a refusal
                 if issubclass(for_code(topic["error_code"]), BROKER_AWAY):
                     raise for_code(topic["error_code"])(topic.get("error_message"))
-            errors = {t["name"]: for_code(t["error_code"]).__name__ for t in answer}
-            refused = {t["name"]: f"{errors[t['name']]}: {t.get('error_message') or ''}"
-                       for t in answer if errors[t["name"]] not in ("NoError", _EXISTS)}
+            codes = {t["name"]: t["error_code"] for t in answer}
+            refused = {t["name"]: f"{for_code(t['error_code']).__name__}: "
+                                  f"{t.get('error_message') or ''}"
+                       for t in answer
+                       if t["error_code"] not in (0, TopicAlreadyExistsError.errno)}
             if refused:  # rare: a second round trip, to tell refused from present
                 present = {t["name"] for t in admin.describe_topics(list(refused))
                            if t["error_code"] == 0}
                 refused = {name: why for name, why in refused.items() if name not in present}
-            return [name for name, error in errors.items() if error == "NoError"], refused
+            return [name for name, code in codes.items() if code == 0], refused
         finally:
             admin.close()
 

@@ -108,7 +108,8 @@ def test_a_group_finds_the_topics_it_writes_created_before_it_starts(monkeypatch
     def no_workers(*args, **kwargs):
         raise Started
 
-    monkeypatch.setattr(bench, "create_topics", lambda bootstrap, topics: created.update(topics))
+    monkeypatch.setattr(bench, "ensure_topics",
+                        lambda bootstrap, topics, broker_timeout: created.update(topics))
     monkeypatch.setattr(bench.mp, "get_context", lambda method: type(
         "Ctx", (), {"Queue": staticmethod(lambda: None), "Process": staticmethod(no_workers)})())
     monkeypatch.setattr(bench, "CpuClock", lambda read: __import__("contextlib").nullcontext())
@@ -117,5 +118,5 @@ def test_a_group_finds_the_topics_it_writes_created_before_it_starts(monkeypatch
         bench.group_rate(broker, [], 2, False)
     (topic,) = (name for name, parts in created.items() if parts == bench.PARTITIONS)
     loop = bench._loop("127.0.0.1:1", topic, "g", tmp_path, "w0", False, idle=1.0)
-    written = {loop.app.output_topic, loop.app.model_topic}
+    written = set(loop.app.topics_written())
     assert written <= set(created), f"{written - set(created)} left to the broker to create"
