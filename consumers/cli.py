@@ -79,8 +79,18 @@ def plain_help(doc: str | None) -> str:
     return text.strip() + "\n"
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser, whose usage error is one line: the command, what was wrong, where
+    the options are listed. Why: argparse prints the whole usage first, 80 lines for
+    ``consume``, and the line that says what was wrong scrolled away under it."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (`{self.prog} --help` lists the "
+                              "options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="onlinenmf",
         description="Streaming non-negative matrix factorization: run the demo, the embedded\n"
         "broker, replay a table into Kafka, consume it with the engine, inspect a checkpoint,\n"

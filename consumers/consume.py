@@ -47,6 +47,7 @@ from consumers.options import (
     setup_logging,
 )
 from consumers.outcomes import EXIT_SETUP
+from consumers.topics import topic_name
 
 __all__ = ["add_arguments", "configure", "run", "loop_config", "resolve_topics"]
 
@@ -66,15 +67,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--config", type=Path, help="TOML file of settings: [model], "
                "[tracker], [kafka], [topics], [consumer] (see consumers/README.md); the "
                "flags given here win over it")
-    add_option(parser, "--topic", help=f"input topic (default: {_defaults('input')})")
+    add_option(parser, "--topic", type=topic_name,
+               help=f"input topic (default: {_defaults('input')})")
     add_option(parser, "--group", default="onlinenmf", help="consumer group id")
     add_option(parser, "--checkpoint-dir", type=Path, default=Path("checkpoints"),
                help="directory of checkpoints (share it between the group's workers)")
     add_option(parser, "--worker-id", default=socket.gethostname(),
                help="this worker's id: names its checkpoint file")
-    add_option(parser, "--output-topic", help="community records or predictions (default: "
+    add_option(parser, "--output-topic", type=topic_name,
+               help="community records or predictions (default: "
                f"{_defaults('output')}; '' to disable)")
-    add_option(parser, "--model-topic", help="model versions or recommendations (default: "
+    add_option(parser, "--model-topic", type=topic_name,
+               help="model versions or recommendations (default: "
                f"{_defaults('model')}; '' to disable)")
     add_option(parser, "--exit-when-idle", type=float, default=None,
                help="exit after this many seconds without a record")

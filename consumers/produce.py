@@ -23,6 +23,7 @@ from consumers.options import (
     setup_logging,
 )
 from consumers.outcomes import EXIT_BROKER_LOST, EXIT_SETUP
+from consumers.topics import topic_name
 
 __all__ = ["HELP", "add_arguments", "run"]
 
@@ -77,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``onlinenmf produce``."""
     parser.add_argument("kind", choices=sorted(STREAM_KINDS), help="which stream to produce")
     add_kafka_options(parser)
-    add_option(parser, "--topic", default=None,
+    add_option(parser, "--topic", default=None, type=topic_name,
                help="topic to write to (default: " + ", ".join(
                    f"{kind.topics.input} ({name})" for name, kind in STREAM_KINDS.items()) + ")")
     add_option(parser, "--dataset", default="ecam",

@@ -8,12 +8,23 @@ an input topic (its dead letters, the shared statistics) are named from it here.
 >>> dead_letter_topic(t.input), stats_topic(t.input)
 ('my.samples.DLT', 'my.samples.stats')
 
+:func:`topic_name` checks a topic flag's value as Kafka would (the flags' argparse type, so
+a config file's ``[topics]`` and an ``ONLINENMF_*`` variable are checked the same way);
 :func:`ensure_topics` creates the topics a consumer writes when they do not exist yet (the
 loop's outputs and dead letters, the shared dictionary's stats topic).
+
+>>> topic_name("my.samples"), topic_name("")  # '' : the default, or an output switched off
+('my.samples', '')
+>>> try:
+...     topic_name("my samples")
+... except argparse.ArgumentTypeError as err:
+...     print(str(err)[:62])
+'my samples' is not a Kafka topic name: it may hold only ASCII
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +32,7 @@ from typing import Any
 from consumers.outcomes import BROKER_AWAY, TopicsMissing, answered
 
 __all__ = ["DLT_SUFFIX", "STATS_SUFFIX", "BROKER_DEFAULT", "Topics", "dead_letter_topic",
-           "stats_topic", "ensure_topics"]
+           "stats_topic", "topic_name", "ensure_topics"]
 
 #: Dead letters of topic T go to T + DLT_SUFFIX.
 DLT_SUFFIX = ".DLT"
@@ -51,6 +62,24 @@ def dead_letter_topic(topic: str) -> str:
 def stats_topic(topic: str) -> str:
     """The default stats topic of the workers sharing one dictionary over ``topic``."""
     return topic + STATS_SUFFIX
+
+
+def topic_name(value: str) -> str:
+    """A topic flag's value, checked by kafka-python's own rule (Kafka's): a name the client
+    would refuse with a traceback at subscribe, or the broker at creation, is one line at
+    start. '' passes: a topic flag's "the default" or "switched off"."""
+    from kafka.util import ensure_valid_topic_name
+
+    if value == "":
+        return value
+    try:
+        ensure_valid_topic_name(value)
+    except ValueError:
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        raise argparse.ArgumentTypeError(
+            f"{shown!r} is not a Kafka topic name: it may hold only ASCII letters, digits, "
+            "'.', '_' and '-' (at most 249 of them), and not be '.' or '..'") from None
+    return value
 
 
 #: Partitions (or replicas) "as the broker's num.partitions (default.replication.factor)

@@ -94,6 +94,8 @@ def test_reco_takes_its_own_model_parameters_by_their_names(tmp_path):
     ("microbiome", "[model]\nforget_factor = 1.5\n",
      ["[model] forget_factor = 1.5", "forget_factor must be a number in (0, 1]"]),
     ("microbiome", "[model]\nadapt_rank = 1\n", ["[model] adapt_rank = 1", "true or false"]),
+    ("text", '[topics]\noutput = "my topics"\n',
+     ["[topics] output = 'my topics'", "not a Kafka topic name"]),
 ])
 def test_a_bad_file_is_one_line_naming_file_section_and_key(tmp_path, capsys, kind, text,
                                                             expected):
@@ -109,6 +111,36 @@ def test_a_bad_file_is_one_line_naming_file_section_and_key(tmp_path, capsys, ki
     for part in expected:
         assert part in lines[0], lines[0]
     assert not (tmp_path / "ck").exists()  # refused before the checkpoint store is touched
+
+
+@pytest.mark.parametrize("argv, env, flag", [
+    (["consume", "microbiome", "--topic", "my samples"], {}, "--topic"),
+    (["consume", "reco", "--output-topic", "predictions/2026"], {}, "--output-topic"),
+    (["consume", "text", "--model-topic", ".."], {}, "--model-topic"),
+    (["consume", "microbiome", "--share-dictionary"], {"ONLINENMF_STATS_TOPIC": "s" * 250},
+     "--stats-topic"),
+    (["produce", "microbiome", "--topic", "échantillons"], {}, "--topic"),
+])
+def test_a_topic_name_kafka_refuses_is_one_line_with_status_2(tmp_path, capsys, monkeypatch,
+                                                             argv, env, flag):
+    """kafka-python raised a traceback at subscribe for such an input topic, after the
+    broker answered; Tansu took such an output topic silently, Apache Kafka refused it."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    where = ["--checkpoint-dir", str(tmp_path / "ck")] if argv[0] == "consume" else []
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--bootstrap-servers", NO_BROKER, *where])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"onlinenmf {argv[0]}: argument {flag}: ")
+    assert "is not a Kafka topic name" in lines[0] and "--help` lists the options" in lines[0]
+    assert not (tmp_path / "ck").exists()
+
+
+def test_an_empty_output_topic_still_switches_the_output_off():
+    args, app = app_of(["microbiome", "--output-topic", "", "--model-topic", ""])
+    assert app.topics_written() == []
 
 
 def test_a_missing_config_file_is_one_line(tmp_path, capsys):

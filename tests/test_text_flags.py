@@ -61,8 +61,8 @@ def test_a_bad_idf_power_is_a_one_line_usage_error(value, said, capsys):
     with pytest.raises(SystemExit) as done:
         build_parser().parse_args(["consume", "text", "--idf-power", value])
     assert done.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].endswith(said) and not any("Traceback" in line for line in err)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"onlinenmf consume: {said} ("), lines
 
 
 def test_idf_power_is_refused_for_another_kind():

@@ -21,7 +21,7 @@ from consumers.options import (
     parse_kafka_settings,
     security_settings,
 )
-from consumers.topics import stats_topic
+from consumers.topics import stats_topic, topic_name
 
 __all__ = ["add_flags", "make_app", "EXCLUSIVE_FLAGS", "TRACKER_BOUNDS", "SUPERVISED_PREFIX",
            "supervised_section"]
@@ -64,7 +64,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     add_option(group, "--share-max-age", type=float, default=None,
                help="leave out peers whose latest statistics are older than this many "
                     "seconds (a worker gone for good; default: keep them)")
-    add_option(group, "--stats-topic", default=None,
+    add_option(group, "--stats-topic", default=None, type=topic_name,
                help=f"the stats topic (default: {stats_topic('<input topic>')})")
     model = parser.add_argument_group("microbiome (onlinenmf consume microbiome): a new model "
                                       "(OnlineNMF) and the subject tracker (times in days)")
