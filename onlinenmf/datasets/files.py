@@ -210,7 +210,7 @@ def _numeric(frame: pd.DataFrame, path: Path) -> np.ndarray:
     if bad.any():
         i, j = (int(k[0]) for k in np.nonzero(bad))
         raise TableError(f"table {path}: row {frame.index[i]!r}, column {frame.columns[j]!r} "
-                         f"holds {values[i, j]!r}; counts must be finite and non-negative")
+                         f"holds {float(values[i, j]):g}; counts must be finite and non-negative")
     return values
 
 
