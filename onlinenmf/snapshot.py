@@ -55,6 +55,10 @@ def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
+#: The first bytes of a zip archive (an .npz file is one); b"PK\x05\x06" is an empty one.
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
 def dumps(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> bytes:
     """Serialise arrays and JSON metadata to the bytes of an ``.npz`` snapshot."""
     meta = {"format": FORMAT, "version": FORMAT_VERSION, **meta, "sha256": arrays_digest(arrays)}
@@ -66,6 +70,10 @@ def dumps(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> bytes:
 
 def loads(data: bytes, source: str = "<bytes>") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Parse and verify snapshot bytes; ``source`` names the file in error messages."""
+    if not data.startswith(ZIP_MAGIC):  # numpy would call a text file "pickled data"
+        raise SnapshotError(
+            f"{source}: not an onlinenmf snapshot (an .npz file written by a model's save() "
+            f"or a consumer's checkpoint); it begins {data[:12]!r}")
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}

@@ -322,6 +322,11 @@ def test_snapshot_errors_name_the_file(small_stream, tmp_path):
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(SnapshotError, match="truncated.npz.*truncated or corrupted"):
         OnlineNMF.load(truncated)
+    table = tmp_path / "counts.tsv"  # a user's table given where a model goes
+    table.write_text("sample\ttaxonA\nS1\t3\n")
+    with pytest.raises(SnapshotError, match=r"counts.tsv: not an onlinenmf snapshot \(an "
+                                            r"\.npz file .*; it begins b'sample\\ttaxon'$"):
+        OnlineNMF.load(table)
     arrays, meta = snapshot.read(path)
     arrays["W"] = arrays["W"] + 1e-9  # the data changed but not the checksum
     tampered = tmp_path / "tampered.npz"
