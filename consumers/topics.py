@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from consumers.options import security_settings
 from consumers.outcomes import BROKER_AWAY, TopicsMissing, answered
 
 __all__ = ["DLT_SUFFIX", "STATS_SUFFIX", "BROKER_DEFAULT", "Topics", "dead_letter_topic",
@@ -85,8 +86,6 @@ def topic_name(value: str) -> str:
 #: Partitions (or replicas) "as the broker's num.partitions (default.replication.factor)
 #: says": CreateTopics v4+ takes -1 for both, and Tansu 0.6 and Apache Kafka 4 accept it.
 BROKER_DEFAULT = -1
-#: The client settings an admin client shares with the consumer's (-X): how to connect.
-_CONNECTION_SETTINGS = ("security_protocol", "sasl_", "ssl_")
 
 
 def ensure_topics(bootstrap_servers: str, partitions: Mapping[str, int],
@@ -125,8 +124,7 @@ def ensure_topics(bootstrap_servers: str, partitions: Mapping[str, int],
     from kafka.admin import KafkaAdminClient
     from kafka.errors import TopicAlreadyExistsError, for_code
 
-    settings = {k: v for k, v in (client_config or {}).items()
-                if k.startswith(_CONNECTION_SETTINGS)}
+    settings = security_settings(dict(client_config or {}))  # how to connect, no more
     request = {name: {"num_partitions": count, "replication_factor": BROKER_DEFAULT}
                for name, count in partitions.items()}
 
