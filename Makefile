@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m consumers.cli compile  # numba's kernels, once, not in every process (~40 s)
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -89,17 +89,22 @@ def rss_bytes(pid: int) -> int:
 
 
 def consume(bootstrap: str, topic: str, size: Size, workdir: Path) -> list[dict]:
-    """Run the consumer over the stream; one sample per checkpoint it writes."""
+    """Run the consumer over the stream; one sample per checkpoint it writes. Its kernels
+    are compiled beforehand (``onlinenmf compile`` into a numba cache of its own), as for a
+    worker started after the install's compile: a process that compiles them itself keeps
+    LLVM's memory (benchmarks/output/start.md: peak RSS with an empty cache)."""
     sys.path.insert(0, str(ROOT))  # the command line, as the tests run it
     from tests.kafka_broker import FAST_GROUP_FLAGS, cli, cli_env
 
+    env = dict(cli_env(), NUMBA_CACHE_DIR=str(workdir / "numba-cache"))
+    subprocess.run(cli("compile"), cwd=ROOT, env=env, check=True, capture_output=True)
     ckpt = workdir / "ckpt"
     cmd = cli("consume", "microbiome", "--bootstrap-servers", bootstrap, "--topic", topic,
               "--group", uuid.uuid4().hex, "--checkpoint-dir", str(ckpt), "--worker-id", "w",
               "--output-topic", topic + ".out", "--model-topic", topic + ".model",
               "--exit-when-idle", "5", *size.bounds, *FAST_GROUP_FLAGS)
     log = open(workdir / "consumer.log", "wb")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=cli_env(), stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     store = CheckpointStore(ckpt, "w")
     samples, last_sequence, began = [], None, time.monotonic()
     try:
@@ -145,7 +150,8 @@ def report(samples: list[dict], size: Size, header: str, loads: tuple[float, flo
     lines = [header, "",
              f"{total:,} messages from {size.subjects:,} subjects (each message's subject drawn "
              f"at random), 4-20 of {TAXA} taxa each, {PARTITIONS} partitions, embedded broker; "
-             f"one `onlinenmf consume microbiome` process with the tracker, bounds: {bounds}; "
+             f"one `onlinenmf consume microbiome` process with the tracker, its kernels "
+             f"compiled beforehand (`onlinenmf compile`), bounds: {bounds}; "
              f"load average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end.", "",
              f"**RSS growth from 50 % to 100 % of the stream: {growth:+.1%}** (target < 5 %); "
              f"checkpoint size {ckpt_growth:+.1%}. The subject store is bounded by "

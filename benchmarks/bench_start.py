@@ -9,7 +9,13 @@ and timed from its start to:
   clock and CPU);
 - ``assigned``: the consumer's "assigned" log line (the group joined, partitions owned);
 - ``first record``: the broker's timestamp of the first output record;
-- ``exit``: every sample consumed and ``--exit-when-idle 1`` passed.
+- ``exit``: every sample consumed and ``--exit-when-idle 1`` passed;
+- ``peak RSS``: the consumer process's largest resident set.
+
+Each run is given a numba cache directory of its own (``NUMBA_CACHE_DIR``): an empty one, as
+on the first start after an install, or one filled beforehand by ``onlinenmf compile``
+(onlinenmf.compiled), as on every later start; the kernels a process compiles itself cost
+it time and memory it keeps.
 
 Writes ``benchmarks/output/start.md``. Wall-clock times move with the load of the machine
 (stated in the provenance line); several runs give the spread.
@@ -32,12 +38,17 @@ from benchmarks import _output
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = 190
 RUNS = 3
+#: Runs with an empty numba cache (each compiles every kernel it calls: ~30 s).
+COLD_RUNS = 2
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .* assigned ")
 
 
-def _env() -> dict[str, str]:
+def _env(cache: str | None = None) -> dict[str, str]:
+    """The commands' environment; ``cache``: their numba cache directory."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    if cache is not None:
+        env["NUMBA_CACHE_DIR"] = cache
     return env
 
 
@@ -90,12 +101,13 @@ def _assigned_at(log: Path) -> float | None:
     return None
 
 
-def one_run(extra: list[str], bootstrap: str | None = None) -> dict[str, float | None]:
-    """Start a broker (or use ``bootstrap``), produce, consume; the phases in seconds."""
+def one_run(extra: list[str], cache: str) -> dict[str, float | None]:
+    """Start a broker, produce, consume with numba's cache in ``cache``; the phases in
+    seconds and the consumer's peak RSS in MB."""
     from consumers.broker import EmbeddedBroker
 
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
-        address = bootstrap or broker.bootstrap
+        address = broker.bootstrap
         subprocess.run(_cli("produce", "microbiome", "--bootstrap-servers", address,
                             "--limit", str(SAMPLES), "--no-progress"), env=_env(), check=True,
                        capture_output=True)
@@ -105,14 +117,18 @@ def one_run(extra: list[str], bootstrap: str | None = None) -> dict[str, float |
             proc = subprocess.Popen(_cli("consume", "microbiome", "--bootstrap-servers",
                                          address, "--checkpoint-dir", f"{tmp}/ck",
                                          "--exit-when-idle", "1", *extra),
-                                    env=_env(), stdout=out, stderr=subprocess.STDOUT)
+                                    env=_env(cache), stdout=out, stderr=subprocess.STDOUT)
         first = _first_output(address, "microbiome.communities", time.monotonic() + 120)
-        proc.wait(timeout=240)
+        _, status, usage = os.wait4(proc.pid, 0)  # its own peak RSS, not the children's max
+        proc.returncode = os.waitstatus_to_exitcode(status)
         done = time.time()
         assigned = _assigned_at(log)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the consumer exited with {proc.returncode}: "
+                           + log.read_text(errors="replace")[-2000:])
     return {"assigned": None if assigned is None else assigned - start,
             "first record": None if first is None else first - start,
-            "exit": done - start}
+            "exit": done - start, "peak RSS": usage.ru_maxrss / 1024}  # KiB on Linux
 
 
 def _cell(value: float | None) -> str:
@@ -126,9 +142,15 @@ OLD_TIMING = ["-X", "session_timeout_ms=45000", "-X", "heartbeat_interval_ms=300
 
 def main() -> int:
     walls, cpus = zip(*(import_time() for _ in range(RUNS)))
-    rows = [("as started by a user (no flags)", one_run([])) for _ in range(RUNS)]
-    rows += [("kafka-python's default timing (before)", one_run(OLD_TIMING))
-             for _ in range(RUNS)]
+    with tempfile.TemporaryDirectory() as caches:
+        compiled = f"{caches}/compiled"
+        subprocess.run(_cli("compile"), env=_env(compiled), check=True, capture_output=True)
+        rows = [("as started by a user (no flags), kernels compiled beforehand",
+                 one_run([], compiled)) for _ in range(RUNS)]
+        rows += [("first start after an install: an empty numba cache",
+                  one_run([], f"{caches}/empty-{run}")) for run in range(COLD_RUNS)]
+        rows += [("kafka-python's default timing (before), kernels compiled beforehand",
+                  one_run(OLD_TIMING, compiled)) for _ in range(RUNS)]
     lines = [
         "# Time to the first output record (`onlinenmf consume microbiome`, embedded broker)",
         "",
@@ -137,10 +159,10 @@ def main() -> int:
         f"ECAM's first {SAMPLES} samples produced first; seconds from the consumer's start, "
         "one row per run.",
         "",
-        "| consumer | assigned | first record | exit (idle 1 s) |",
-        "|---|---|---|---|",
+        "| consumer | assigned | first record | exit (idle 1 s) | peak RSS (MB) |",
+        "|---|---|---|---|---|",
         *(f"| {name} | {_cell(r['assigned'])} | {_cell(r['first record'])} | "
-          f"{_cell(r['exit'])} |" for name, r in rows),
+          f"{_cell(r['exit'])} | {r['peak RSS']:.0f} |" for name, r in rows),
         "",
         f"`onlinenmf consume --help` (the imports): {min(walls):.1f}-{max(walls):.1f} s "
         f"wall, {min(cpus):.1f}-{max(cpus):.1f} s CPU.",

@@ -33,12 +33,14 @@ SUBCOMMANDS: dict[str, str] = {
     "inspect": "consumers.inspect",
     "report": "consumers.report",
     "fit": "consumers.fit",
+    "compile": "consumers.compile",
 }
 
 
 EXAMPLES = """\
 examples:
   onlinenmf demo                                   # the whole pipeline on the ECAM cohort
+  onlinenmf compile                                # once per install: no compiling at start
   onlinenmf broker --port 9092 &                   # an embedded broker for trying things
   onlinenmf produce microbiome --bootstrap-servers 127.0.0.1:9092 \\
       --table feature-table.tsv --metadata samples.tsv

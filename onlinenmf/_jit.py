@@ -11,14 +11,27 @@ import os
 
 import numpy as np
 
+#: Every compiled kernel (numba dispatchers), in definition order: what
+#: :func:`onlinenmf.compiled.compile_kernels` reports on (each one's signatures, and whether
+#: they came from numba's on-disk cache).
+KERNELS: list = []
+
 try:  # numba is a declared dependency; the fallback keeps the engine importable without it
     import numba
 
-    njit = numba.njit(cache=True, nogil=True)
+    def _kept(decorator):
+        """``decorator``, with each dispatcher it makes added to :data:`KERNELS`."""
+        def compile_later(function):
+            kernel = decorator(function)
+            KERNELS.append(kernel)
+            return kernel
+        return compile_later
+
+    njit = _kept(numba.njit(cache=True, nogil=True))
     # fastmath lets the inner reductions vectorise; inputs are validated finite beforehand.
-    njit_fast = numba.njit(cache=True, nogil=True, fastmath=True)
+    njit_fast = _kept(numba.njit(cache=True, nogil=True, fastmath=True))
     # IEEE division (x / 0 is inf or nan, as numpy's, instead of raising ZeroDivisionError)
-    njit_ieee = numba.njit(cache=True, nogil=True, error_model="numpy")
+    njit_ieee = _kept(numba.njit(cache=True, nogil=True, error_model="numpy"))
     COMPILED = os.environ.get("NUMBA_DISABLE_JIT", "0") in ("", "0")
 except ImportError:  # pragma: no cover - exercised only where numba is missing
 

@@ -918,6 +918,9 @@ class Tracker:
             return [], [], [], [], []
         # NaN (a component not in the model at that time) at the floor; those rows are
         # skipped by the fit, which takes a component's rows where it existed.
+        # C order (a column selection or a division can give Fortran order): the growth
+        # kernel then has one compiled signature, put in the cache by onlinenmf.compiled
+        values = np.ascontiguousarray(values)
         logs = np.log(np.fmax(values, floor))
         slope, low, high, points = growth_fits(times[start:], values, logs, floor,
                                                self.min_points, _Z95)
