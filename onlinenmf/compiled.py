@@ -4,11 +4,10 @@ numba compiles each kernel the first time a process calls it and writes the mach
 its on-disk cache (``NUMBA_CACHE_DIR`` when set, else ``__pycache__`` beside the source when
 writable, else a directory in the user's cache); later processes load it from there. A
 process that compiles pays for it twice: time before its first result, and memory that
-LLVM does not give back. Measured on this project's 2-core
-machine (500 samples through a :class:`~onlinenmf.Tracker` at k = 10, β = 1, numba 0.68):
-30 s and 506 MB RSS with an empty cache, 1 s and 333 MB with a warm one; a consumer of
-``onlinenmf consume microbiome`` held 665 MB against 490 MB at the default tracker bounds
-(benchmarks/bench_memory.py). Every worker started on a fresh host or container pays it.
+LLVM does not give back. ``onlinenmf consume microbiome`` on ECAM's first 190 samples
+(benchmarks/output/start.md, 2 cores): its first record after 2.4-2.7 s and a peak RSS of
+371-372 MB with the kernels compiled beforehand, after 17.5-18.7 s and 544 MB with an empty
+cache. Every worker started on a fresh host or container pays it.
 
 :func:`compile_kernels` runs a few samples through each estimator that uses compiled code,
 with the input types the public API passes them, so that every kernel they call is in the
@@ -134,7 +133,7 @@ def compile_kernels() -> CompileReport:
     """Call every kernel the estimators use, with the public API's input types, so that
     numba's on-disk cache holds them; return what was compiled and what was already there.
 
-    Takes about 30 s when the cache is empty (2 cores), about 2 s when it is warm.
+    Takes about 40 s when the cache is empty (2 cores), about 3 s when it is warm.
     """
     import numba
 

@@ -1,6 +1,6 @@
 """``onlinenmf compile`` puts every kernel the estimators call into numba's cache, so that a
 later process (a consumer of a group, a container's worker) loads them instead of compiling:
-30 s and about 170 MB it would keep otherwise (onlinenmf.compiled). Checked with numba's own
+about 15 s and 170 MB it would keep otherwise (benchmarks/output/start.md). Checked with numba's own
 counters in fresh processes sharing one empty cache directory, on the bundled real data."""
 
 from __future__ import annotations
