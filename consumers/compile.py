@@ -3,10 +3,10 @@
 A process that finds a kernel missing from the cache compiles it: its first record comes
 about 15 s later and it keeps some 170 MB more memory (benchmarks/output/start.md). Run
 this once after installing (``make`` does; so does the Docker image's build) and every
-later process, each consumer of a group included, loads the compiled kernels instead. The cache is numba's:
-``NUMBA_CACHE_DIR`` when it is set (give this command and the consumers the same one),
-else ``__pycache__`` beside the installed package when that is writable, else numba's
-directory in the user's cache.
+later process, each consumer of a group included, loads the compiled kernels instead.
+The cache is numba's: ``NUMBA_CACHE_DIR`` when it is set (give this command and the
+consumers the same one), else ``__pycache__`` beside the installed package when that is
+writable, else numba's directory in the user's cache.
 """
 
 from __future__ import annotations
