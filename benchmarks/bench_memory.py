@@ -169,6 +169,50 @@ def report(samples: list[dict], size: Size, header: str, loads: tuple[float, flo
     return lines
 
 
+#: Samples per subject of the capacity table, and the budget it is measured at (the bytes
+#: counted are a sum over subjects, so a budget of B holds B / (bytes per subject) of them).
+CAPACITY_SAMPLES = (1, 2, 8, 128)
+CAPACITY_BUDGET = 4 * 2**20
+DEFAULT_BUDGET = 64 * 2**20
+
+
+def capacity(samples: int, seed: int = 0) -> tuple[int, float]:
+    """A Tracker (every default but a CAPACITY_BUDGET history budget, k = 10) fed subjects of
+    ``samples`` samples each (drawn as the stream's messages) until it has evicted as many
+    subjects as it holds: (subjects held, history bytes per subject)."""
+    from onlinenmf import OnlineNMF, Tracker
+
+    rng = np.random.default_rng(seed)
+    tracker = Tracker(OnlineNMF(n_components=10, beta=1, seed=seed),
+                      max_history_bytes=CAPACITY_BUDGET)
+    subject = 0
+    while tracker.metrics["evicted_budget"] < max(len(tracker), 100):
+        for t in range(samples):
+            taxa = rng.choice(TAXA, rng.integers(4, 21), replace=False)
+            counts = {f"t{x}": float(c) for x, c in zip(taxa, rng.integers(1, 300, taxa.size))}
+            tracker.learn_one(counts, subject=f"s{subject}", time=float(t))
+        subject += 1
+    held = len(tracker)
+    return held, tracker.history_bytes / held
+
+
+def capacity_lines() -> list[str]:
+    rows = [(n, *capacity(n)) for n in CAPACITY_SAMPLES]
+    return [
+        "## Subjects a history budget holds",
+        "",
+        f"A Tracker alone (k = 10, every default but `max_history_bytes` = "
+        f"{CAPACITY_BUDGET // 2**20} MiB), fed subjects of n samples each (4-20 of {TAXA} "
+        "taxa, as the stream above) until it had evicted as many as it holds. The budget counts "
+        "a sum over subjects, so the default 64 MiB holds 16 times as many.",
+        "",
+        "| samples per subject | subjects held | bytes per subject | the default 64 MiB holds |",
+        "|---|---|---|---|",
+        *(f"| {n} | {held:,} | {per:,.0f} | {DEFAULT_BUDGET / per:,.0f} |"
+          for n, held, per in rows),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks memory")
     parser.add_argument("--full", action="store_true",
@@ -184,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         samples = consume(broker.bootstrap, topic, size, Path(tmp))
     assert samples and samples[-1]["learned"] == size.messages, samples[-1:]
     lines = report(samples, size, header, (start_load, os.getloadavg()[0]))
+    lines += ["", *capacity_lines()]
     print("\n".join(lines))
     _output.write(size.output, ["# Memory at scale (benchmarks/bench_memory.py)", "", *lines])
     return 0
