@@ -395,8 +395,8 @@ class Tracker:
     its latest ``hold`` samples for the appear/vanish events: ``8 * nnz + 16 * c`` each (entries
     as 32-bit rows and values) and :data:`RECENT_OVERHEAD`.
     :attr:`history_bytes`, the sum of these, never exceeds ``max_history_bytes`` once a
-    sample has been recorded: the default 64 MiB holds, at k = 10, about 33,500 subjects of
-    one sample, 22,400 of two or 4,400 of 128 (benchmarks/output/memory.md). The snapshot
+    sample has been recorded: the default 64 MiB holds, at k = 10, 33,513 subjects of one
+    sample, 22,422 of two or 4,445 of 128 (benchmarks/output/memory.md). The snapshot
     holds the same arrays (no per-subject overhead), so the budget bounds it too. Beyond
     the histories: events (``max_events`` dicts) and the model.
     """
