@@ -157,7 +157,7 @@ def fit(data: Any, model_or_params: OnlineNMF | Mapping[str, Any], passes: int =
         model learns the seeding rows first (they are its recent samples, which re-seeding
         and births draw on), at the start rank: under ``adapt_rank`` the rank moves in the
         passes only, by their pruning and births. On ECAM, 30 passes end at 1.013 x the loss
-        of scikit-learn's 500 MU iterations from NNDSVDa, 1.058 x from the stream's start;
+        of scikit-learn's 500 MU iterations from NNDSVDa, 1.053 x from the stream's start;
         on data of nearly pure, well separated communities (the tests' planted data) the
         stream's start, made of such samples, can be the better one.
     progress

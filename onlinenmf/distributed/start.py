@@ -2,7 +2,7 @@
 
 A fresh fit's first W decides how many passes it needs. Measured on ECAM (699 x 3,347,
 k = 10, KL): from the dictionary a stream builds out of 128 seeding rows, 30 batch passes end
-at 1.058 x the loss of scikit-learn's NMF (MU, 500 iterations); from scikit-learn's own NNDSVDa
+at 1.053 x the loss of scikit-learn's NMF (MU, 500 iterations); from scikit-learn's own NNDSVDa
 start the same passes end at 1.013 x, below scikit-learn's MU after the same 30 iterations
 (1.018 x). The passes were not slow, the start was poor.
 
