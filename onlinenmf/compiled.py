@@ -135,6 +135,8 @@ def compile_kernels() -> CompileReport:
 
     Takes about 40 s when the cache is empty (2 cores), about 3 s when it is warm.
     """
+    if not COMPILED:  # plain Python: nothing to compile, and the warm-ups would only cost
+        return CompileReport(len(KERNELS), 0, 0, "none")
     import numba
 
     before = kernel_counts()
