@@ -821,8 +821,9 @@ class ConsumerLoop:
         elif end is not None:
             where = (f"is beyond the log end {end}: the topic was recreated or the broker "
                      "lost its data")
-        else:
-            where = "is outside the log"
+        else:  # the lookups went unanswered (a broker just restarted can be slow to say)
+            where = ("is outside the log (the broker did not say where its log starts and "
+                     "ends)")
         return OffsetsNotInLog(
             f"partition {key}: the {ours} {where}. Refusing to go on (records would be "
             f"skipped silently); restore the topic, or move {self.store.directory} away to "

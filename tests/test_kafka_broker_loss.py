@@ -166,15 +166,18 @@ def test_running_consumer_refuses_an_empty_broker_back_on_its_port(private_broke
     assert resume > ON_THE_NEW_BROKER
     # The consumer may have learned past its last checkpoint before the broker died (a
     # slow machine: CI of cfebc08 saw next 4890, checkpointed 4500); the line then names both.
+    # The restarted broker may not answer the log-bound lookups in time (CI of 8e02932): the
+    # line then says the offset is outside the log without the bound.
     refusal = re.search(
         rf"partition {re.escape(topic)}:0: the (?:checkpointed next offset {resume}|"
-        rf"next offset (\d+) \(checkpointed: {resume}\)) is beyond the log end (\d+)",
+        rf"next offset (\d+) \(checkpointed: {resume}\)) (?:is beyond the log end (\d+)|"
+        r"is outside the log \(the broker did not say where its log starts and ends\))",
         errors[0])
     assert refusal, errors[0]
     unsaved_next, end = refusal.groups()
     assert unsaved_next is None or int(unsaved_next) > resume, errors[0]
-    # seen before or after the test refilled the topic
-    assert int(end) in (0, ON_THE_NEW_BROKER), errors[0]
+    # seen before or after the test refilled the topic (None: the bound went unanswered)
+    assert end is None or int(end) in (0, ON_THE_NEW_BROKER), errors[0]
 
 
 @pytest.mark.parametrize("flags, output_client", [
