@@ -173,7 +173,6 @@ def report(samples: list[dict], size: Size, header: str, loads: tuple[float, flo
 #: counted are a sum over subjects, so a budget of B holds B / (bytes per subject) of them).
 CAPACITY_SAMPLES = (1, 2, 8, 128)
 CAPACITY_BUDGET = 4 * 2**20
-DEFAULT_BUDGET = 64 * 2**20
 
 
 def capacity(samples: int, seed: int = 0) -> tuple[int, float]:
@@ -197,6 +196,9 @@ def capacity(samples: int, seed: int = 0) -> tuple[int, float]:
 
 
 def capacity_lines() -> list[str]:
+    from onlinenmf.parameters import TRACKER
+
+    default = TRACKER["max_history_bytes"].default
     rows = [(n, *capacity(n)) for n in CAPACITY_SAMPLES]
     return [
         "## Subjects a history budget holds",
@@ -204,12 +206,13 @@ def capacity_lines() -> list[str]:
         f"A Tracker alone (k = 10, every default but `max_history_bytes` = "
         f"{CAPACITY_BUDGET // 2**20} MiB), fed subjects of n samples each (4-20 of {TAXA} "
         "taxa, as the stream above) until it had evicted as many as it holds. The budget counts "
-        "a sum over subjects, so the default 64 MiB holds 16 times as many.",
+        f"a sum over subjects, so the default {default // 2**20} MiB holds "
+        f"{default / CAPACITY_BUDGET:g} times as many.",
         "",
-        "| samples per subject | subjects held | bytes per subject | the default 64 MiB holds |",
+        f"| samples per subject | subjects held | bytes per subject | the default "
+        f"{default // 2**20} MiB holds |",
         "|---|---|---|---|",
-        *(f"| {n} | {held:,} | {per:,.0f} | {DEFAULT_BUDGET / per:,.0f} |"
-          for n, held, per in rows),
+        *(f"| {n} | {held:,} | {per:,.0f} | {default / per:,.0f} |" for n, held, per in rows),
     ]
 
 

@@ -38,7 +38,7 @@ from benchmarks import _output
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = 190
 RUNS = 3
-#: Runs with an empty numba cache (each compiles every kernel it calls: ~30 s).
+#: Runs with an empty numba cache (each compiles every kernel it calls: 15 s or more).
 COLD_RUNS = 2
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .* assigned ")
 
