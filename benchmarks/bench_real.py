@@ -900,7 +900,9 @@ def drift_section() -> list[str]:
         "detector (onlinenmf.monitor.DriftDetector) sums, per sample, the z-score of the log "
         "prequential loss per read and how far, either way, the log number of taxa the sample "
         "carries lies from the usual (|z| centred by its mean under a Gaussian null), over "
-        "sqrt(2 + 2 rho), rho the two parts' running correlation.",
+        "sqrt(2 + 2 rho), rho the two parts' running correlation, plus half the positive side "
+        "(centred) of the z-score of the log of its loss in the short memory over that in the "
+        "long one (high when the stream's older states explain it better than its recent one).",
         "",
         *lines,
         "",

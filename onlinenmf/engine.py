@@ -101,7 +101,8 @@ class OnlineNMF:
         Weight of the relevance (ARD) penalty on h, relative to the loss's gradient scale.
     drift_threshold
         Threshold of the drift detector on the prequential loss (a one-sided CUSUM of the
-        standardised log loss and log number of non-zero entries per sample,
+        standardised log loss and log number of non-zero entries per sample and, with two
+        memories, of how much better the long memory explains it than the short one,
         :class:`onlinenmf.monitor.DriftDetector`): each
         detection is an event of kind ``"drift"`` in :attr:`events` that gives the loss, its
         recent level and the z-score, and the schedule refreshes often again. None: no drift
@@ -548,8 +549,9 @@ class OnlineNMF:
     @property
     def last_drift_scores(self) -> np.ndarray:
         """The drift detector's score of each of the latest learned samples, aligned with
-        :attr:`last_losses`: how unusual its loss and its number of features are against the
-        stream's recent level (:attr:`onlinenmf.monitor.DriftDetector.score`; NaN without
+        :attr:`last_losses`: how unusual its loss, its number of features and (with two
+        memories) its loss in the short memory over the long one are against the stream's
+        recent level (:attr:`onlinenmf.monitor.DriftDetector.score`; NaN without
         ``drift_threshold`` or before the detector's first reference)."""
         if self._drift_scores is not None:
             return self._drift_scores

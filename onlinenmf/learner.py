@@ -10,6 +10,7 @@ recent samples). It holds the forgetting factor in force (re-estimated by
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 import numpy as np
@@ -105,8 +106,8 @@ class Learner:
         solver = self.solver()
         memories = self.memories
         if memories is not None and stats.recent is not None and self._opens:
-            loss, norm = self._learn_and_open(rows, values, h, solver, scale, warm)
-            self.monitor.record_one(rows, values, loss, norm)
+            loss, norm, gap = self._learn_and_open(rows, values, h, solver, scale, warm)
+            self.monitor.record_one(rows, values, loss, norm, gap)
             return loss
         if memories is None:
             loss, norm = self.divergence.learn_sample(stats, rows, values, h, solver,
@@ -118,17 +119,19 @@ class Learner:
         stats.scale = scale
         stats.n_eff = rho * stats.n_eff + 1.0
         stats.remember(rows, values, h)
-        self.monitor.record_one(rows, values, loss, norm)
+        gap = math.nan
         if memories is not None:
-            memories.learned_one(rows, values, mine, loss / norm if norm > 0 else 0.0,
-                                 shadow_loss, shadow_norm)
+            gap = memories.learned_one(rows, values, mine, loss / norm if norm > 0 else 0.0,
+                                       shadow_loss, shadow_norm)
+        self.monitor.record_one(rows, values, loss, norm, gap)
         return loss
 
     def _learn_and_open(self, rows, values, h, solver, scale, warm) -> tuple[float, float]:
         """What :meth:`learn_one` does with both memories (:meth:`_learn_twice`, each memory's
         scale and open samples, :meth:`Memories.learned_one`), the two open samples' appends
         inside the compiled call (:meth:`KullbackLeibler.learn_twice_open`): a dozen numpy
-        calls fewer per sample. Returns the served (loss, normaliser)."""
+        calls fewer per sample. Returns the served (loss, normaliser) and the memories' log
+        loss ratio (:meth:`Memories.scored_one`)."""
         stats, memories = self.statistics, self.memories
         shadow, shadow_rho = memories.shadow, memories.shadow_rho
         shadow_scale = shadow.scale * shadow_rho
@@ -143,9 +146,9 @@ class Learner:
         shadow.n_eff = shadow_rho * shadow.n_eff + 1.0
         _opened(stats, opened, rows, values, h)
         _opened(shadow, shadow_opened, rows, values, mine)
-        memories.scored_one(loss / norm if norm > 0 else 0.0,
-                            shadow_loss / shadow_norm if shadow_norm > 0 else 0.0)
-        return loss, norm
+        gap = memories.scored_one(loss / norm if norm > 0 else 0.0,
+                                  shadow_loss / shadow_norm if shadow_norm > 0 else 0.0)
+        return loss, norm, gap
 
     def _learn_twice(self, rows, values, h, mine, solver, scale, warm) -> tuple:
         """Both memories in one compiled call (:meth:`Divergence.learn_twice`): the served
@@ -171,11 +174,12 @@ class Learner:
         self.statistics.add_batch(H, rho, scales)
         self.statistics.remember_batch(local_indptr, rows, values, H, np.log(scales))
         norms = self.divergence.normalisers(local_indptr, values)
-        self.monitor.record_many(local_indptr, rows, values, losses, norms)
+        gaps = None
         if self.memories is not None:
             relative = np.divide(losses, norms, out=np.zeros(count), where=norms > 0)
-            self.memories.learned_batch(local_indptr, rows, values, H, relative,
-                                        self.solver())
+            gaps = self.memories.learned_batch(local_indptr, rows, values, H, relative,
+                                               self.solver())
+        self.monitor.record_many(local_indptr, rows, values, losses, norms, gaps)
         return losses
 
     def solve(self, indptr, indices, data, H) -> np.ndarray:

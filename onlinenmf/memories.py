@@ -33,6 +33,7 @@ True
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -85,21 +86,26 @@ class Memories:
         return self.rho(1 - self.served)
 
     # -------------------------------------------------------------- per sample
-    def learned_one(self, rows, values, mine, relative: float, loss: float, norm: float) -> None:
+    def learned_one(self, rows, values, mine, relative: float, loss: float,
+                    norm: float) -> float:
         """A sample both memories just learned, in one compiled call
         (:meth:`onlinenmf.learner.Learner.learn_one`): the served statistics at ``relative``
         loss, the shadow's with ``mine`` (solved against its own W from the served h) at
-        weight ``1 / (scale * rho)`` and ``loss`` (normaliser ``norm``)."""
+        weight ``1 / (scale * rho)`` and ``loss`` (normaliser ``norm``). Returns what
+        :meth:`scored_one` does."""
         shadow = self.shadow
         rho = self.shadow_rho
         shadow.scale = shadow.scale * rho
         shadow.n_eff = rho * shadow.n_eff + 1.0
         shadow.remember(rows, values, mine)
-        self.scored_one(relative, loss / norm if norm > 0 else 0.0)
+        return self.scored_one(relative, loss / norm if norm > 0 else 0.0)
 
-    def scored_one(self, served: float, shadow: float) -> None:
+    def scored_one(self, served: float, shadow: float) -> float:
         """One sample's relative prequential losses in both memories (their scores decay
-        over SCORE_HORIZON samples)."""
+        over SCORE_HORIZON samples). Returns the log of the short memory's over the long
+        one's (NaN unless both are positive): the drift detector's memories part
+        (:class:`onlinenmf.monitor.DriftDetector`), high for a sample the stream's older
+        states explain better than its recent one."""
         decay = 1.0 - 1.0 / SCORE_HORIZON
         scores = self.scores
         mine = self.served
@@ -107,9 +113,12 @@ class Memories:
         scores[mine] = decay * scores[mine] + served
         scores[theirs] = decay * scores[theirs] + shadow
         self.weight = decay * self.weight + 1.0
+        short, long = (served, shadow) if mine == 0 else (shadow, served)  # CANDIDATES' order
+        return math.log(short / long) if short > 0.0 and long > 0.0 else math.nan
 
-    def learned_batch(self, indptr, rows, values, H, relative, solver) -> None:
-        """Samples that met one served W (a piece of a batch), as :meth:`learned_one`."""
+    def learned_batch(self, indptr, rows, values, H, relative, solver) -> np.ndarray:
+        """Samples that met one served W (a piece of a batch), as :meth:`learned_one`;
+        returns each sample's :meth:`scored_one`."""
         shadow = self.shadow
         count = H.shape[0]
         rho = self.shadow_rho
@@ -123,7 +132,8 @@ class Memories:
         shadow.add_batch(mine, rho, scales)
         shadow.remember_batch(indptr, rows, values, mine, np.log(scales))
         norms = self.divergence.normalisers(indptr, values)
-        self._score(relative, np.divide(losses, norms, out=np.zeros(count), where=norms > 0))
+        return self._score(relative,
+                           np.divide(losses, norms, out=np.zeros(count), where=norms > 0))
 
     def relearned(self, indptr, rows, values, solver) -> None:
         """The served statistics were rebuilt from a buffer of samples under a new W (a
@@ -141,10 +151,9 @@ class Memories:
         shadow.set_learned(H, weights)
         shadow.remember_batch(indptr, rows, values, H, -np.log(weights))
 
-    def _score(self, served: np.ndarray, shadow: np.ndarray) -> None:
+    def _score(self, served: np.ndarray, shadow: np.ndarray) -> np.ndarray:
         """Both memories' relative prequential losses of the same samples, in order."""
-        for ours, other in zip(served, shadow):
-            self.scored_one(ours, other)
+        return np.array([self.scored_one(ours, other) for ours, other in zip(served, shadow)])
 
     def installed(self, sums) -> None:
         """The served statistics were replaced by a batch's sums (``refresh_from``): the
