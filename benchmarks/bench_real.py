@@ -1085,7 +1085,8 @@ def splice_scores(counts: sp.csr_matrix, names: list[str], order: np.ndarray
 
 
 #: The drift detector's per-sample score (OnlineNMF.last_drift_scores), as the tables name it.
-DRIFT_SCORE = "OnlineNMF: drift score (loss and number of taxa against the recent level)"
+DRIFT_SCORE = ("OnlineNMF: drift score (loss, number of taxa and the memories' gap against "
+               "the recent level)")
 #: The splice directions: (label, reverse, onsets).
 SPLICES = (("second-year samples into the first year", False, SPLICE_POSITIONS),
            ("first-year samples into the second year", True, REVERSED_POSITIONS))
@@ -1171,8 +1172,10 @@ def splice_section() -> list[str]:
         f"previous {LOOKBACK} samples (a local level: the loss falls as the dictionary "
         "matures); the drift detector's own score of the sample (OnlineNMF.last_drift_scores: "
         "the z-score of its log loss per read against the stream's recent level, plus how "
-        "far, richer or poorer, its log number of taxa lies from the usual, over sqrt 2; "
-        "scored against the previous reference while the detector sets a new one); the "
+        "far, richer or poorer, its log number of taxa lies from the usual, over sqrt(2 + 2 "
+        "rho), plus half the centred positive side of the z-score of its log loss in the short "
+        "memory over the long one, as the drift section says; scored against the previous "
+        "reference while the detector sets a new one); the "
         "Bray-Curtis distance of the sample's composition to the mean of the "
         f"previous {LOOKBACK} samples' (the baseline). Drift events are OnlineNMF's own "
         f"(drift_threshold {DEFAULT_DRIFT_THRESHOLD:g}); 'outside' leaves out the splice and the "
