@@ -27,8 +27,8 @@ from onlinenmf.statistics import BatchSums, Statistics
 #: the buffer binds: ~10 per sample and memory, -3.494 nats per held-out read (real.md); smaller
 #: budgets moved the score by a few thousandths either way (5: -3.497, 6: -3.500, 8: -3.504,
 #: measured before 239bb23 fixed samples counted twice, when the same budget gave -3.499); below
-#: 7 the drift score's AUC on the reversed splices falls under Bray-Curtis' (0.78-0.80 < 0.80;
-#: tests/test_monitor_drift.py; 0.83 at 16).
+#: 7 the drift score's AUC on the reversed splices fell under Bray-Curtis' (0.78-0.80 < 0.80;
+#: tests/test_monitor_drift.py; 0.83 at 16), before the score had the memories' part.
 RESTATED_PER_SAMPLE = 16
 #: How far W must move at a refresh (mean over its columns of the total variation distance
 #: between a column before and after the M-step) for the whole budget; the budget shrinks in
