@@ -126,7 +126,8 @@ class Learner:
         self.monitor.record_one(rows, values, loss, norm, gap)
         return loss
 
-    def _learn_and_open(self, rows, values, h, solver, scale, warm) -> tuple[float, float]:
+    def _learn_and_open(self, rows, values, h, solver, scale,
+                        warm) -> tuple[float, float, float]:
         """What :meth:`learn_one` does with both memories (:meth:`_learn_twice`, each memory's
         scale and open samples, :meth:`Memories.learned_one`), the two open samples' appends
         inside the compiled call (:meth:`KullbackLeibler.learn_twice_open`): a dozen numpy
