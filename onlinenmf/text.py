@@ -85,14 +85,14 @@ WEIGHTINGS = ("counts", "log", "tfidf")
 #: The power of the idf in the ``tfidf`` weighting (``tf * idf ** IDF_POWER``), the default.
 #: Squared, the words common to many documents weigh less against the specific ones than in
 #: plain TF-IDF: in a one-pass fit they otherwise reach the top words of most topics (on the
-#: State of the Union stream: NPMI 0.172 with power 1, 0.196-0.211 with 1.5 to 2.5; power 2
+#: State of the Union stream: NPMI 0.174 with power 1, 0.196-0.212 with 1.5 to 2.5; power 2
 #: holds best on both halves of the stream; ``benchmarks/output/text_grid.md``). Its cost: a
 #: word in its first documents weighs up to the square of the largest idf, so at ``min_df=1``
 #: a new topic's first documents can raise the engine's loss alarm, which re-seeds the least
 #: used topic (a planted stream of tests/test_text_events.py: two seeds of three; at the
 #: default ``min_df=5``, or with ``idf_power=1``, none); and with short memories
 #: (``forget_factor=None`` ends on 33 documents here) the topics are of the latest
-#: documents' rarest words (NPMI 0.015 over three seeds).
+#: documents' rarest words (NPMI 0.117 over three seeds, one of them collapsed).
 IDF_POWER = 2.0
 
 #: Per-document normalisations of :class:`TextVectorizer` (None: none).
@@ -319,20 +319,20 @@ class TopicModel:
     The defaults (running TF-IDF with the idf squared, beta = 2, no forgetting, the first
     dictionary from a core profile plus residuals) were chosen by coherence on the State of
     the Union stream (``benchmarks/output/text_grid.md``, three seeds each; NPMI of the top
-    10 words): 0.196 at -7.84 nats per held-out word, against 0.172 with plain TF-IDF
-    (``idf_power=1``, the default before), 0.198 with ``idf_power=1.5`` and 0.211 with 2.5
+    10 words): 0.196 at -7.84 nats per held-out word, against 0.174 with plain TF-IDF
+    (``idf_power=1``, the default before), 0.197 with ``idf_power=1.5`` and 0.212 with 2.5
     (-7.89). The power was chosen on both halves of the stream too (early and late
-    addresses, each alone): 2 gives 0.204 / 0.159 (batch NMF on TF-IDF: 0.245 / 0.196),
-    plain TF-IDF 0.184 / 0.110; 1.5 gave only 0.191 / 0.119 and 2.5 0.219 / 0.152 (scratch
-    runs of the same harness at e74e170, not in the file). The squared idf is a
-    weighting, not a closer fit: batch NMF on the same weighting reaches 0.267
+    addresses, each alone): 2 gives 0.203 / 0.148 (batch NMF on TF-IDF: 0.245 / 0.196),
+    plain TF-IDF 0.182 / 0.106; 1.5 gave only 0.191 / 0.119 and 2.5 0.219 / 0.152 (scratch
+    runs of the same harness at e74e170, not in the file, with the drift slack of then).
+    The squared idf is a weighting, not a closer fit: batch NMF on the same weighting reaches 0.267
     (``benchmarks/output/text.md``). Around the defaults: the first dictionary from samples
-    0.183; the engine's data-chosen memories (``forget_factor=None``) 0.015, two seeds of
-    three collapsed (-9.78 nats per held-out word); ``forget_factor=0.9995`` 0.198 at -7.87
+    0.177; the engine's data-chosen memories (``forget_factor=None``) 0.117, one seed of
+    three collapsed (-9.08 nats per held-out word); ``forget_factor=0.9995`` 0.197 at -7.87
     (a model of the latest 2,000 documents rather than of the whole stream); ``l1_h`` 0.05
-    or 0.1 no gain (0.194, 0.193) at -7.89 / -7.99; ``min_df`` 3 0.198 (within the seeds'
-    spread; 5 keeps fewer words), 10 0.192; log counts 0.136, counts 0.129, an l2-normalised
-    TF-IDF 0.125, KL (beta = 1) 0.046 to 0.077. beta = 1.5 (counts, first dictionary from samples,
+    or 0.1 (0.194, 0.200, within the seeds' spread) at -7.90 / -7.98; ``min_df`` 3 0.193
+    (5 keeps fewer words), 10 0.192; log counts 0.136, counts 0.130, an l2-normalised
+    TF-IDF 0.125, KL (beta = 1) 0.054 to 0.068. beta = 1.5 (counts, first dictionary from samples,
     one seed) reaches 0.091 and -8.38 nats per held-out word; it fits at O(m k) per document
     (its zeros have no summary), 28 documents/s: too slow here.
 
