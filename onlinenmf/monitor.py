@@ -344,8 +344,8 @@ class DriftDetector:
         self.cusum = 0.0
 
     def update(self, relative: float, nnz: int,
-               memories: float = math.nan) -> tuple[float, float, float] | None:
-        """Feed one sample's relative loss, non-zero entries and ``memories``, the log of its
+               memory_gap: float = math.nan) -> tuple[float, float, float] | None:
+        """Feed one sample's relative loss, non-zero entries and ``memory_gap``, the log of its
         relative loss in the short memory over that in the long one
         (:meth:`onlinenmf.memories.Memories.scored_one`; NaN: one memory); return (level of
         the relative loss, its z-score, the statistic) when it fires."""
@@ -354,7 +354,7 @@ class DriftDetector:
         self.score = math.nan
         if not relative > 0 or not math.isfinite(relative):
             return None
-        part = self._memory_part(memories)
+        part = self._memory_part(memory_gap)
         x, y = math.log(relative), math.log(nnz if nnz > 1 else 1)
         sd, count_sd = math.sqrt(self.var), math.sqrt(self.count_var)
         z, count_z = (x - self.mean) / sd, (y - self.count_mean) / count_sd
@@ -516,7 +516,7 @@ class Monitor:
 
     # -------------------------------------------------------------- per sample
     def record_one(self, rows: np.ndarray, values: np.ndarray, loss: float, norm: float,
-                   memories: float = math.nan) -> None:
+                   memory_gap: float = math.nan) -> None:
         relative = loss / norm if norm > 0 else 0.0
         self.window_loss += relative
         self.window_abs += loss
@@ -524,14 +524,14 @@ class Monitor:
         self.recent.append((rows, values, relative))  # fresh arrays from the feature index
         drift = self.drift
         if drift is not None:  # _watch, inlined: the per-sample path pays for each call
-            fired = drift.update(relative, rows.size, memories)
+            fired = drift.update(relative, rows.size, memory_gap)
             if fired is not None:
                 self.detections.append(Detection(0, relative, *fired))
 
     def record_many(self, indptr: np.ndarray, rows: np.ndarray, values: np.ndarray,
                     losses: np.ndarray, norms: np.ndarray,
-                    memories: np.ndarray | None = None) -> None:
-        """As :meth:`record_one`, a batch (``memories``: each sample's, None: one memory)."""
+                    memory_gaps: np.ndarray | None = None) -> None:
+        """As :meth:`record_one`, a batch (``memory_gaps``: each sample's, None: one memory)."""
         count = indptr.size - 1
         relative = np.divide(losses, norms, out=np.zeros(count), where=norms > 0)
         self.window_loss += float(relative.sum())
@@ -543,13 +543,13 @@ class Monitor:
         self.last_scores = np.full(count, math.nan)
         if self.drift is not None:
             nnz = np.diff(indptr)
-            gaps = np.full(count, math.nan) if memories is None else memories
+            gaps = np.full(count, math.nan) if memory_gaps is None else memory_gaps
             for s in range(count):
                 self._watch(s, float(relative[s]), int(nnz[s]), float(gaps[s]))
                 self.last_scores[s] = self.drift.score
 
-    def _watch(self, offset: int, relative: float, nnz: int, memories: float) -> None:
-        fired = self.drift.update(relative, nnz, memories)
+    def _watch(self, offset: int, relative: float, nnz: int, memory_gap: float) -> None:
+        fired = self.drift.update(relative, nnz, memory_gap)
         if fired is not None:
             self.detections.append(Detection(offset, relative, *fired))
 
