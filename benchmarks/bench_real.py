@@ -781,13 +781,13 @@ def _first_after(drifts: np.ndarray, at: int) -> int | None:
 
 
 def drift_orders(ecam_counts: sp.csr_matrix, ecam_names: list[str], days: np.ndarray,
-                 gut_counts: sp.csr_matrix, gut_names: list[str], gut_stable: np.ndarray
-                 ) -> str:
+                 gut_counts: sp.csr_matrix, gut_names: list[str], hours: np.ndarray) -> str:
     """The default threshold over more orders than the table's one: false events per 100
     stable samples over DRIFT_SHUFFLES shuffles of each stable stretch (the rest in order; its
     first SPLICE_SETTLE samples left out), and
     how many of SPLICE_REPLAYS replays per onset had an event within 3 samples of it. One order
     holds a handful of events (one in a vessel's 68 stable samples is 1.5 per 100)."""
+    gut_stable = (hours >= STABLE[0]) & (hours < STABLE[1])
     rng = np.random.default_rng(0)
     false = {}
     for label, counts, names, stretch in (
@@ -805,14 +805,19 @@ def drift_orders(ecam_counts: sp.csr_matrix, ecam_names: list[str], days: np.nda
             events += int(np.isin(_drift_samples(model), stretch[SPLICE_SETTLE:]).sum())
         false[label] = (events, DRIFT_SHUFFLES * (stretch.size - SPLICE_SETTLE))
     found = {}
-    for direction, reverse, positions in (("richer", False, REPLAYED_POSITIONS),
-                                          ("poorer", True, REVERSED_POSITIONS)):
+    for direction, positions, counts, names, make_order in (
+            ("ECAM's richer", REPLAYED_POSITIONS, ecam_counts, ecam_names,
+             lambda at, replay: spliced_order(days, at, replay)),
+            ("ECAM's poorer", REVERSED_POSITIONS, ecam_counts, ecam_names,
+             lambda at, replay: spliced_order(days, at, replay, reverse=True)),
+            ("the gut's daily-phase", GUT_SPLICE_POSITIONS, gut_counts, gut_names,
+             lambda at, replay: gut_spliced_order(hours, at, replay))):
         delays = []
         for at in positions:
             for replay in range(SPLICE_REPLAYS):
-                order, _ = spliced_order(days, at, replay, reverse)
+                order, _ = make_order(at, replay)
                 model = OnlineNMF(n_components=K, beta=1)
-                _learn_rows(model, ecam_counts, ecam_names, order)
+                _learn_rows(model, counts, names, order)
                 delays.append(_first_after(_drift_samples(model), at))
         found[direction] = (sum(d is not None and d <= 3 for d in delays),
                             sum(d is not None for d in delays), len(delays), positions)
@@ -841,10 +846,7 @@ def drift_section() -> list[str]:
     rest = np.setdiff1d(np.arange(days.size), spliced_in)
     order = np.concatenate([rest[:SPLICE_AT], spliced_in, rest[SPLICE_AT:]])
     reversed_order, _ = spliced_order(days, REVERSED_AT, 0, reverse=True)
-    gut = load_artificial_gut()
-    keep = (gut.metadata["Normal_Noise_Sample"] != "Noise_Estimation").to_numpy()
-    gut_counts, gut_meta = gut.counts.tocsr()[keep], gut.metadata[keep].reset_index(drop=True)
-    hours, vessels = gut_meta["time"].to_numpy(), gut_meta["subject"].to_numpy()
+    gut_counts, gut_names, vessels, hours = gut_stream()
     gut_stable = (hours >= STABLE[0]) & (hours < STABLE[1])
     lines = ["| drift_threshold | ECAM: events / 100 second-year samples | ECAM: events in all "
              "(699 samples) | spliced ECAM: first event after the onset (samples; 1 = its first "
@@ -869,7 +871,7 @@ def drift_section() -> list[str]:
         outside_poorer = ((at_poorer < REVERSED_AT)
                           | (at_poorer >= REVERSED_AT + SPLICE_LENGTH + 20))
         model = OnlineNMF(n_components=K, beta=1, drift_threshold=threshold)
-        _learn_rows(model, gut_counts, list(gut.features), range(hours.size))
+        _learn_rows(model, gut_counts, gut_names, range(hours.size))
         at_gut = _drift_samples(model)
         rates, firsts = [], []
         for vessel in sorted(set(vessels)):
@@ -906,7 +908,7 @@ def drift_section() -> list[str]:
         "",
         *lines,
         "",
-        drift_orders(counts, names, days, gut_counts, list(gut.features), gut_stable),
+        drift_orders(counts, names, days, gut_counts, gut_names, hours),
     ]
 
 
@@ -1038,21 +1040,39 @@ SPLICE_POSITIONS = (100, 200, 300, 400)
 #: second year of life (stream positions 504 on) at each of these positions. The splice
 #: above is the direction a detector that rewards rich samples is tuned to; this one is not.
 REVERSED_POSITIONS = (530, 570, 610, 650)
+#: The artificial gut's replays: SPLICE_LENGTH samples of its daily phase (the first 19 days,
+#: before the stable stretch; other vessels and days in each replay) put into its stable hourly
+#: stretch (stream positions 68-336, the four vessels interleaved) at each of these positions:
+#: the splice issue 13 names, another state's samples in a stable stretch.
+GUT_SPLICE_POSITIONS = (128, 188, 248, 308)
 #: Samples after a splice left out of 'outside' (the model settles back).
 SPLICE_SETTLE = 20
+
+
+def splice(pool: np.ndarray, n: int, at: int, replay: int) -> tuple[np.ndarray, np.ndarray]:
+    """The stream order 0..n-1 with SPLICE_LENGTH samples of ``pool`` moved to position ``at``
+    (replay r takes every n-th sample of the pool from the r-th on), the rest in order; and
+    the moved samples' positions in the new order."""
+    step = max(1, pool.size // SPLICE_LENGTH)
+    moved = pool[replay % step :: step][:SPLICE_LENGTH]
+    rest = np.setdiff1d(np.arange(n), moved)
+    order = np.concatenate([rest[:at], moved, rest[at:]])
+    return order, np.arange(at, at + moved.size)
 
 
 def spliced_order(days: np.ndarray, at: int, replay: int, reverse: bool = False
                   ) -> tuple[np.ndarray, np.ndarray]:
     """ECAM's stream order with SPLICE_LENGTH second-year samples (``reverse``: first-year
-    samples) moved to position ``at`` (replay r takes every n-th such sample from the r-th
-    on); and the moved samples' positions in the new order."""
+    samples) moved to position ``at`` (:func:`splice`)."""
     later = np.flatnonzero((days < ECAM_STABLE_DAY) if reverse else (days >= ECAM_STABLE_DAY))
-    step = max(1, later.size // SPLICE_LENGTH)
-    moved = later[replay % step :: step][:SPLICE_LENGTH]
-    rest = np.setdiff1d(np.arange(days.size), moved)
-    order = np.concatenate([rest[:at], moved, rest[at:]])
-    return order, np.arange(at, at + moved.size)
+    return splice(later, days.size, at, replay)
+
+
+def gut_spliced_order(hours: np.ndarray, at: int, replay: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The artificial gut's stream order with SPLICE_LENGTH samples of its daily phase (before
+    the stable stretch) moved to position ``at`` (:func:`splice`)."""
+    return splice(np.flatnonzero(hours < STABLE[0]), hours.size, at, replay)
 
 
 def splice_scores(counts: sp.csr_matrix, names: list[str], order: np.ndarray
@@ -1087,32 +1107,60 @@ def splice_scores(counts: sp.csr_matrix, names: list[str], order: np.ndarray
 #: The drift detector's per-sample score (OnlineNMF.last_drift_scores), as the tables name it.
 DRIFT_SCORE = ("OnlineNMF: drift score (loss, number of taxa and the memories' gap against "
                "the recent level)")
-#: The splice directions: (label, reverse, onsets).
-SPLICES = (("second-year samples into the first year", False, SPLICE_POSITIONS),
-           ("first-year samples into the second year", True, REVERSED_POSITIONS))
+
+
+@dataclass
+class Splices:
+    """One set of the splice section's replays: the stream, which samples are moved (``pool``,
+    rows of ``counts``), the onsets (replay r at the r-th), and the stream's stable stretch."""
+
+    label: str
+    counts: sp.csr_matrix
+    names: list[str]
+    times: np.ndarray
+    when: str  # formats a sample's time: "day {:.0f}", "{:.0f} h"
+    pool: np.ndarray
+    positions: tuple[int, ...]
+    stable: np.ndarray  # rows of the stable stretch
+    stable_name: str
+
+
+def splice_sets() -> list[Splices]:
+    ecam = load_ecam()
+    counts, names = ecam.counts.tocsr(), list(ecam.features)
+    days = ecam.metadata["time"].to_numpy()
+    second_year = np.flatnonzero(days >= ECAM_STABLE_DAY)
+    first_year = np.flatnonzero(days < ECAM_STABLE_DAY)
+    gut_counts, gut_names, _, hours = gut_stream()
+    return [
+        Splices("ECAM: second-year samples into the first year", counts, names, days,
+                "day {:.0f}", second_year, SPLICE_POSITIONS, second_year, "ECAM's second year"),
+        Splices("ECAM: first-year samples into the second year", counts, names, days,
+                "day {:.0f}", first_year, REVERSED_POSITIONS, second_year, "ECAM's second year"),
+        Splices("Artificial gut: daily-phase samples into the stable hourly stretch", gut_counts,
+                gut_names, hours, "{:.0f} h", np.flatnonzero(hours < STABLE[0]),
+                GUT_SPLICE_POSITIONS,
+                np.flatnonzero((hours >= STABLE[0]) & (hours < STABLE[1])),
+                "the gut's hourly stretch before the challenge")]
 
 
 def splice_section() -> list[str]:
     from sklearn.metrics import roc_auc_score
 
-    ecam = load_ecam()
-    counts = ecam.counts.tocsr()
-    names = list(ecam.features)
-    days = ecam.metadata["time"].to_numpy()
-    nnz = np.diff(counts.indptr)
-    lines = ["| onset (stream position, day of life) | score | AUC: spliced vs the rest | "
+    lines = ["| onset (stream position, time) | score | AUC: spliced vs the rest | "
              "spliced samples in the score's top 5 % | first drift event after the onset "
              "(samples; 1 = its first sample) | drift events / 100 samples outside the splice "
              "|", "|---|---|---|---|---|---|"]
     summaries = []
-    for direction, reverse, positions in SPLICES:
-        lines.append(f"| **{direction}** | | | | | |")
+    for splices in splice_sets():
+        lines.append(f"| **{splices.label}** | | | | | |")
         aucs: dict[str, list[float]] = {}
         delays, falses, calm, richness, local, unscored = [], [], [], [], [], 0
-        second_year = np.flatnonzero(days >= ECAM_STABLE_DAY)
-        for replay, at in enumerate(positions):
-            order, spliced = spliced_order(days, at, replay, reverse)
-            scores, drifts = splice_scores(counts, names, order)
+        nnz = np.diff(splices.counts.indptr)
+        for replay, at in enumerate(splices.positions):
+            order, spliced = splice(splices.pool, splices.times.size, at, replay)
+            scores, drifts = splice_scores(splices.counts, splices.names, order)
+            when = splices.when.format(splices.times[order[at - 1]])
             after = drifts[drifts >= at] - at + 1
             delay = int(after[0]) if after.size and after[0] <= SPLICE_LENGTH + SPLICE_SETTLE \
                 else None
@@ -1121,7 +1169,7 @@ def splice_section() -> list[str]:
             outside[at : at + SPLICE_LENGTH + SPLICE_SETTLE] = False
             false = 100 * outside[drifts].sum() / outside.sum()
             falses.append(false)
-            stable = outside & np.isin(order, second_year)  # the stable stretch outside it
+            stable = outside & np.isin(order, splices.stable)  # the stable stretch outside it
             calm.append(100 * stable[drifts].sum() / stable.sum())
             around = nnz[order[max(0, at - LOOKBACK):at]]
             richness.append(np.median(nnz[order[spliced]]) / np.median(around))
@@ -1137,25 +1185,25 @@ def splice_section() -> list[str]:
                 top = x[keep] >= np.quantile(x[keep], 0.95)
                 events = (f"{delay if delay is not None else 'none'} | {false:.1f}"
                           if name.startswith("OnlineNMF: prequential") else "- | -")
-                lines.append(f"| {at}, day {days[order[at - 1]]:.0f} | {name} | "
+                lines.append(f"| {at}, {when} | {name} | "
                              f"{auc:.2f} | {int((top & label[keep]).sum())} of {SPLICE_LENGTH} | "
                              f"{events} |")
         found = [d for d in delays if d is not None]
         summary = ", ".join(f"{name} {np.mean(v):.2f}" for name, v in aucs.items())
         summaries.append(
-            f"{direction.capitalize()} (the spliced samples' median number of taxa "
+            f"{splices.label} (the spliced samples' median number of taxa "
             f"{', '.join(f'{r:.2f}' for r in richness)} times that of the {LOOKBACK} samples "
             f"before the onset; their loss per read {np.median(local):.2f} times the median of "
             f"the {LOOKBACK} samples before each, median over the {len(local)}): mean AUC over "
-            f"the {len(positions)} replays {summary} (samples without a drift score from "
+            f"the {len(splices.positions)} replays {summary} (samples without a drift score from "
             f"{START} on: {unscored}). Drift "
             f"events within {SPLICE_LENGTH + SPLICE_SETTLE} samples of the onset in "
             f"{len(found)} of {len(delays)} replays"
             + (f", after {', '.join(map(str, found))} samples" if found else "")
             + f"; within 3 samples in {sum(d <= 3 for d in found)} of {len(delays)}; "
             f"events outside the splice {', '.join(f'{f:.1f}' for f in falses)} per 100 "
-            f"samples, among the second-year samples outside it (the stable stretch) "
-            f"{', '.join(f'{f:.1f}' for f in calm)} per 100.")
+            f"samples, among the samples of the stable stretch ({splices.stable_name}) outside "
+            f"it {', '.join(f'{f:.1f}' for f in calm)} per 100.")
     return [
         "## Spliced perturbations: the loss against a Bray-Curtis baseline",
         "",
@@ -1164,8 +1212,12 @@ def splice_section() -> list[str]:
         f"{', '.join(map(str, SPLICE_POSITIONS))}, and reversed: {SPLICE_LENGTH} first-year "
         "samples (every n-th of the first year; poorer, fewer taxa, but for the newborns' "
         "first samples) spliced into the second year at "
-        f"{', '.join(map(str, REVERSED_POSITIONS))}; one OnlineNMF at every default per "
-        "replay. "
+        f"{', '.join(map(str, REVERSED_POSITIONS))}; the artificial gut (one stream of its four "
+        f"vessels, as in the drift section) with {SPLICE_LENGTH} samples of its daily phase "
+        f"(before {STABLE[0]:.0f} h: the community settling after inoculation) spliced into "
+        f"its stable hourly stretch at {', '.join(map(str, GUT_SPLICE_POSITIONS))}, the kind "
+        "of splice issue 13 names (another state's samples in a stable stretch); one "
+        "OnlineNMF at every default per replay. "
         "AUC: the spliced samples' scores against those of every other sample from sample "
         f"{START} on (0.5: no better than chance). Scores: the prequential KL per read (under "
         "the dictionary before the sample was learned); the same over its median over the "
@@ -1236,7 +1288,7 @@ def _track(counts: sp.csr_matrix, names: list[str], subjects: np.ndarray, times:
     return tracker, events, moved
 
 
-def _gut_stream() -> tuple[sp.csr_matrix, list[str], np.ndarray, np.ndarray]:
+def gut_stream() -> tuple[sp.csr_matrix, list[str], np.ndarray, np.ndarray]:
     """The artificial gut without its technical-noise replicates: counts, taxa, vessels, hours."""
     gut = load_artificial_gut()
     keep = (gut.metadata["Normal_Noise_Sample"] != "Noise_Estimation").to_numpy()
@@ -1252,7 +1304,7 @@ def tracker_section() -> list[str]:
     subjects = ecam.metadata["subject"].to_numpy()
     days = ecam.metadata["time"].to_numpy()
     stable = days >= ECAM_STABLE_DAY
-    gut_counts, gut_names, vessels, hours = _gut_stream()
+    gut_counts, gut_names, vessels, hours = gut_stream()
     gut_stable = (hours >= STABLE[0]) & (hours < STABLE[1])
     lines = ["| setting | ECAM: appear + vanish events per sample | ECAM, second year | ECAM: "
              "share of them at a sample whose dictionary changed since the infant's previous "
