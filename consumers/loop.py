@@ -97,6 +97,7 @@ from consumers.outcomes import (
     BrokerLost,
     LoopAbort,
     OffsetsNotInLog,
+    wait_out,
 )
 from consumers.output_producer import ConfluentOutputs, new_output_producer
 from consumers.topics import BROKER_DEFAULT, DLT_SUFFIX, ensure_topics
@@ -901,8 +902,7 @@ class ConsumerLoop:
                 self.config.broker_timeout, err)
             self._away_noted = time.monotonic()
             self._membership_unsure = True
-            # the rest of the poll's wait, which the error cut short: no busy loop
-            time.sleep(max(0.0, timeout_ms / 1000 - (time.monotonic() - start)))
+            wait_out(timeout_ms, start)
             return {}
 
     def _poll_once(self) -> None:

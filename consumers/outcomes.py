@@ -24,7 +24,7 @@ log = logging.getLogger("onlinenmf.consumer")
 
 __all__ = ["EXIT_OK", "EXIT_SETUP", "EXIT_BROKER_LOST", "EXIT_OFFSETS_NOT_IN_LOG",
            "EXIT_TOPICS_MISSING", "BROKER_AWAY", "BROKER_TIMEOUT", "LoopAbort", "BrokerLost",
-           "OffsetsNotInLog", "TopicsMissing", "answered"]
+           "OffsetsNotInLog", "TopicsMissing", "answered", "wait_out"]
 
 #: Exit statuses of ``onlinenmf consume`` (consumers/README.md lists them; 1 is a crash)
 EXIT_OK = 0
@@ -67,6 +67,12 @@ class OffsetsNotInLog(LoopAbort):
 
 class TopicsMissing(LoopAbort):
     status = EXIT_TOPICS_MISSING
+
+
+def wait_out(timeout_ms: int, start: float) -> None:
+    """Sleep out the rest of a poll's wait begun at ``start`` (``time.monotonic()``) that a
+    silent broker's error (:data:`BROKER_AWAY`) cut short: a poll loop does not spin."""
+    time.sleep(max(0.0, timeout_ms / 1000 - (time.monotonic() - start)))
 
 
 def answered(call: Callable[[], Any], what: str, bootstrap_servers: str,

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from consumers.outcomes import BROKER_AWAY, BROKER_TIMEOUT, answered
+from consumers.outcomes import BROKER_AWAY, BROKER_TIMEOUT, answered, wait_out
 from consumers.topics import ensure_topics
 from onlinenmf import snapshot
 
@@ -182,11 +182,11 @@ class SharedDictionary:
             batch = self._consumer.poll(timeout_ms=timeout_ms)
         except BROKER_AWAY as err:
             # a silent broker's, as for the loop's input poll (whose broker timeout bounds
-            # the outage): no peer's state changed, after the poll's wait (no busy loop)
+            # the outage): no peer's state changed, after the poll's wait
             if not self._away_noted:
                 log.warning("no broker answered the stats poll: %s", err)
             self._away_noted = True
-            time.sleep(max(0.0, timeout_ms / 1000 - (time.monotonic() - start)))
+            wait_out(timeout_ms, start)
             return False
         self._away_noted = False
         for records in batch.values():
