@@ -926,28 +926,37 @@ GUT_MODELS = {"OnlineNMF, every default": {},
                                                                  "forget_factor": 0.98}}
 
 
-def gut_scores(counts: sp.csr_matrix, meta, names: list[str]
+def gut_stream() -> tuple[sp.csr_matrix, list[str], np.ndarray, np.ndarray]:
+    """The artificial gut without its technical-noise replicates: counts, taxa, vessels, hours."""
+    gut = load_artificial_gut()
+    keep = (gut.metadata["Normal_Noise_Sample"] != "Noise_Estimation").to_numpy()
+    meta = gut.metadata[keep].reset_index(drop=True)
+    return (gut.counts.tocsr()[keep], list(gut.features), meta["subject"].to_numpy(),
+            meta["time"].to_numpy())
+
+
+def gut_scores(counts: sp.csr_matrix, names: list[str], subjects: np.ndarray, hours: np.ndarray
                ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, np.ndarray]]:
     """Per vessel, in time order: each model's prequential KL per read (one model over the
     interleaved stream of the four vessels) and the Bray-Curtis distance of the sample's
     composition to the mean composition of the vessel's previous LOOKBACK samples."""
     from scipy.spatial.distance import braycurtis
 
-    vessels = sorted(meta["subject"].unique())
+    vessels = sorted(set(subjects))
     series: dict[str, dict[str, list[float]]] = {v: {} for v in vessels}
     for label, params in GUT_MODELS.items():
         model = OnlineNMF(n_components=K, beta=1, **params)
         for v in vessels:
             series[v][label] = []
-        for i, vessel in enumerate(meta["subject"]):
+        for i, vessel in enumerate(subjects):
             part = slice(counts.indptr[i], counts.indptr[i + 1])
             x = dict(zip((names[c] for c in counts.indices[part]), counts.data[part]))
             model.learn_one(x)
             series[vessel][label].append(model.last_loss / counts.data[part].sum())
     times = {}
     for v in vessels:
-        rows = np.flatnonzero(meta["subject"].to_numpy() == v)
-        times[v] = meta["time"].to_numpy()[rows]
+        rows = np.flatnonzero(subjects == v)
+        times[v] = hours[rows]
         profiles = np.asarray(counts[rows].todense())
         profiles /= profiles.sum(axis=1, keepdims=True)
         distance = [np.nan] + [
@@ -984,10 +993,10 @@ def page_hinkley_alarms(x: np.ndarray) -> np.ndarray:
 def gut_section() -> list[str]:
     from sklearn.metrics import roc_auc_score
 
-    table = load_artificial_gut()
-    keep = (table.metadata["Normal_Noise_Sample"] != "Noise_Estimation").to_numpy()
-    series, times = gut_scores(table.counts.tocsr()[keep],
-                               table.metadata[keep].reset_index(drop=True), list(table.features))
+    stream = gut_stream()
+    series, times = gut_scores(*stream)
+    kept = stream[3].size
+    replicates = load_artificial_gut().counts.shape[0] - kept  # left out by gut_stream
     lines = ["| vessel | score | stable samples | z > 3 alarms / 100 stable | Page-Hinkley "
              "alarms / 100 stable | first z alarm after the challenge (h) | AUC 0-24 h after "
              "vs 24 h before | AUC 24-48 h after vs 24 h before |",
@@ -1015,7 +1024,7 @@ def gut_section() -> list[str]:
         "## Artificial gut: the challenge",
         "",
         f"Silverman et al. (2018): four vessels, daily then hourly samples; the "
-        f"{int(keep.size - keep.sum())} technical-noise replicates are left out ({keep.sum()} "
+        f"{replicates} technical-noise replicates are left out ({kept} "
         f"samples). One model learns the four vessels interleaved in time order, k = {K}; its "
         "score per sample is the prequential KL per read (``last_loss`` over the reads: the "
         "loss under the dictionary before the sample was learned). Baseline: Bray-Curtis "
@@ -1286,15 +1295,6 @@ def _track(counts: sp.csr_matrix, names: list[str], subjects: np.ndarray, times:
         events += [{**e, "moved": moved[i]} for e in record["events"]
                    if e["kind"] in ("appear", "vanish")]
     return tracker, events, moved
-
-
-def gut_stream() -> tuple[sp.csr_matrix, list[str], np.ndarray, np.ndarray]:
-    """The artificial gut without its technical-noise replicates: counts, taxa, vessels, hours."""
-    gut = load_artificial_gut()
-    keep = (gut.metadata["Normal_Noise_Sample"] != "Noise_Estimation").to_numpy()
-    meta = gut.metadata[keep].reset_index(drop=True)
-    return (gut.counts.tocsr()[keep], list(gut.features), meta["subject"].to_numpy(),
-            meta["time"].to_numpy())
 
 
 def tracker_section() -> list[str]:
