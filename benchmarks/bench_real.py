@@ -1077,11 +1077,16 @@ def spliced_order(days: np.ndarray, at: int, replay: int, reverse: bool = False
     return splice(later, days.size, at, replay)
 
 
+def gut_daily_phase(hours: np.ndarray) -> np.ndarray:
+    """Rows of the artificial gut's daily phase: the samples before its stable stretch."""
+    return np.flatnonzero(hours < STABLE[0])
+
+
 def gut_spliced_order(hours: np.ndarray, at: int, replay: int
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """The artificial gut's stream order with SPLICE_LENGTH samples of its daily phase (before
-    the stable stretch) moved to position ``at`` (:func:`splice`)."""
-    return splice(np.flatnonzero(hours < STABLE[0]), hours.size, at, replay)
+    """The artificial gut's stream order with SPLICE_LENGTH samples of its daily phase moved
+    to position ``at`` (:func:`splice`)."""
+    return splice(gut_daily_phase(hours), hours.size, at, replay)
 
 
 def splice_scores(counts: sp.csr_matrix, names: list[str], order: np.ndarray
@@ -1135,6 +1140,7 @@ class Splices:
 
 
 def splice_sets() -> list[Splices]:
+    """The splice section's three sets: ECAM's richer and poorer splices, and the gut's."""
     ecam = load_ecam()
     counts, names = ecam.counts.tocsr(), list(ecam.features)
     days = ecam.metadata["time"].to_numpy()
@@ -1147,7 +1153,7 @@ def splice_sets() -> list[Splices]:
         Splices("ECAM: first-year samples into the second year", counts, names, days,
                 "day {:.0f}", first_year, REVERSED_POSITIONS, second_year, "ECAM's second year"),
         Splices("Artificial gut: daily-phase samples into the stable hourly stretch", gut_counts,
-                gut_names, hours, "{:.0f} h", np.flatnonzero(hours < STABLE[0]),
+                gut_names, hours, "{:.0f} h", gut_daily_phase(hours),
                 GUT_SPLICE_POSITIONS,
                 np.flatnonzero((hours >= STABLE[0]) & (hours < STABLE[1])),
                 "the gut's hourly stretch before the challenge")]
