@@ -48,8 +48,11 @@ records into the same loop, and inherit its correctness contract:
   one is redone) and :meth:`ConsumerLoop.run` returns :data:`EXIT_BROKER_LOST`. An idle
   stream is told from a silent broker by asking the group coordinator (``committed``).
   A connection error out of ``poll`` (:data:`BROKER_AWAY`) is such a silence, not a crash.
-  After an outage a checkpoint is written only once the group confirms that this worker
-  still owns its partitions (the group may have expelled it and moved them meanwhile).
+- A checkpoint is written only once the group confirms that this worker still owns its
+  partitions (:meth:`ConsumerLoop._group_confirms`): the group may have expelled it and
+  moved them meanwhile, unnoticed by the client until its next heartbeat. One the group
+  refuses is not written: the work since the last checkpoint goes back with the partitions
+  (rolled back on their loss; at a stop, left to their new owner, exit status 0).
 - A partition whose log ends before the offset the checkpoint resumes from (a recreated
   topic, a broker that lost its data; seen in the fetch responses' high watermark, which
   Tansu reports correctly, or as Kafka's OffsetOutOfRange: there is no automatic offset
@@ -240,7 +243,21 @@ class _Listener(AsyncConsumerRebalanceListener):
         self.loop = loop
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        offsets = self.loop._on_revoked(revoked)
+        # The group's word on our membership, asked before the revocation's checkpoint (a
+        # blocking commit raises on this IO thread: the question is an awaited commit_async)
+        confirmed = None
+        fence = self.loop._fence_offsets()
+        if revoked and fence and self.loop._dirty and not self.loop._aborted:
+            try:
+                await self.loop.consumer.commit_async(fence)
+            except (CommitFailedError, *BROKER_AWAY) as err:
+                confirmed = False
+                log.warning("revocation: the group did not confirm this worker owns %s: %s",
+                            sorted(revoked), err)
+            except KafkaError as err:  # not a refusal of this member
+                log.warning("revocation: the group's answer on this worker's partitions: %s",
+                            err)
+        offsets = self.loop._on_revoked(revoked, confirmed is not False)
         if offsets:
             start = time.perf_counter()
             try:
@@ -294,9 +311,9 @@ class ConsumerLoop:
         self._last_activity = time.monotonic()
         self._broker_seen = time.monotonic()  # a broker last answered (records, probe)
         self._away_noted = 0.0  # when a poll was last refused for want of a broker (_poll)
-        # The broker was away since the group last accepted a commit of ours: the group may
-        # have expelled this worker meanwhile (see _still_owner)
-        self._membership_unsure = False
+        # The group refused the last checkpoint: it did not confirm this worker owns its
+        # partitions (_group_confirms)
+        self._disowned = False
         self._stalled_since: float | None = None  # checkpoints failing since
         self._aborted = False  # leaving without a checkpoint (LoopAbort)
         self._consumer_config: dict[str, Any] = {}
@@ -392,9 +409,18 @@ class ConsumerLoop:
             # producer replaced while none answers (a poll's are waited out: _poll)
             raise BrokerLost(f"no Kafka broker at {self.config.bootstrap_servers} answered: "
                              f"{err}; check --bootstrap-servers") from None
-        if not self._final_checkpoint():
-            raise BrokerLost("could not write the final checkpoint (outputs not "
-                             "acknowledged): the work since the last one will be redone")
+        if self._final_checkpoint():
+            return
+        if self._disowned:
+            # An operator's stop is no failure: the partitions have a new owner, which
+            # resumes from the last checkpoint and redoes the work since (exit status 0)
+            log.warning("stopping without a final checkpoint: the group gave this worker's "
+                        "partitions to another, which redoes the work since the last one")
+            self._restore()  # nothing unsaved for the revocation as the consumer closes
+            return
+        raise BrokerLost("could not write the final checkpoint (no broker acknowledged the "
+                         "outputs or answered for the group): the work since the last one "
+                         "will be redone")
 
     def _idle(self) -> bool:
         """True when ``exit_when_idle`` has come: a group join completed (BrokerLost when
@@ -542,9 +568,10 @@ class ConsumerLoop:
 
     def checkpoint(self, fence: bool = True) -> bool:
         """Write a checkpoint now if anything changed; False if it could not be written.
-        ``fence``: after a broker outage, first ask the group whether this worker still owns
-        its partitions (:meth:`_still_owner`; not from a rebalance listener, which runs on
-        kafka-python's IO thread, where a blocking commit raises)."""
+        ``fence``: first ask the group whether this worker still owns its partitions
+        (:meth:`_group_confirms`; False from the revocation listener, which asks it by
+        itself: it runs on kafka-python's IO thread, where a blocking commit raises)."""
+        self._disowned = False
         if self._aborted:
             return False
         if not self._dirty:
@@ -566,7 +593,7 @@ class ConsumerLoop:
             self._rollback("output records were not delivered")
             self._stalled()
             return False
-        if fence and self._membership_unsure and not self._still_owner():
+        if fence and not self._group_confirms():
             self._stalled()
             return False
         ckpt = Checkpoint(
@@ -615,37 +642,47 @@ class ConsumerLoop:
                 self.metrics.commit_failures.inc()
                 log.warning("offset commit failed (checkpoint kept): %s", err)
             else:
-                self._membership_unsure = False
                 self.metrics.commit_seconds.observe(time.perf_counter() - start)
         return True
 
-    def _still_owner(self) -> bool:
-        """Whether the group still counts this worker a member, asked before a checkpoint
-        after a broker outage. While the broker was away the group may have expelled the
-        worker (its session expired) and given its partitions to another, which resumed
-        from the checkpoints on disk; the worker learns so only at its next heartbeat, and a
-        checkpoint it wrote meanwhile claimed records the new owner learns too (seen in
-        tests/test_kafka_chaos.py after broker restarts: learned twice). The question is a
-        commit of the offsets already checkpointed (the frontier: nothing new is committed
-        before its checkpoint), which the coordinator refuses from an expelled member or
-        during a rebalance (CommitFailedError: the rebalance's revocation checkpoints, a
-        loss rolls back). False also when no broker answers it (asked again later)."""
-        assert self.consumer is not None
+    def _fence_offsets(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        """The offsets the membership question commits: the owned partitions' checkpointed
+        ones (the frontier: nothing new is committed before its checkpoint)."""
         frontier = self.store.frontier()
-        offsets = {tp: OffsetAndMetadata(frontier[tp_key(tp.topic, tp.partition)], "", -1)
-                   for tp in self._owned if tp_key(tp.topic, tp.partition) in frontier}
-        if not offsets:  # nothing checkpointed yet: no offset to ask with
+        return {tp: OffsetAndMetadata(frontier[tp_key(tp.topic, tp.partition)], "", -1)
+                for tp in self._owned if tp_key(tp.topic, tp.partition) in frontier}
+
+    def _group_confirms(self) -> bool:
+        """Whether the group still counts this worker the owner of its partitions, asked
+        before every checkpoint (one commit round trip). The group may have expelled the
+        worker (its session expired while the broker was away, or while the process was
+        paused) and given its partitions to another, which resumed from the checkpoints on
+        disk; the client learns so only at its next heartbeat, and a checkpoint written
+        meanwhile claims records the new owner learns too (tests/test_kafka_chaos.py: after
+        broker restarts, and after a worker's SIGSTOP, which no poll reports). The question
+        is a commit of the offsets already checkpointed (:meth:`_fence_offsets`), which the
+        coordinator refuses from an expelled member or during a rebalance (CommitFailedError:
+        :attr:`_disowned`; the loss then rolls back, the rebalance's revocation
+        checkpoints). False also when no broker answers (asked again later). Partitions
+        nobody has checkpointed yet give no offset to ask with: with only those, the first
+        checkpoint goes unasked."""
+        assert self.consumer is not None
+        offsets = self._fence_offsets()
+        if not offsets:
             return True
         try:
             self.consumer.commit(offsets, timeout_ms=int(self._probe_every * 1000))
-        except (CommitFailedError, *BROKER_AWAY) as err:
+        except CommitFailedError as err:
+            self._disowned = True
             log.warning("checkpoint postponed: the group did not confirm this worker owns "
-                        "%s after the broker's outage: %s", sorted(offsets), err)
+                        "%s: %s", sorted(offsets), err)
+            return False
+        except BROKER_AWAY as err:
+            log.warning("checkpoint postponed: no broker answered whether this worker still "
+                        "owns %s: %s", sorted(offsets), err)
             return False
         except KafkaError as err:  # not a refusal of this member: the checkpoint may go on
             log.warning("the group's answer on this worker's partitions: %s", err)
-            return True
-        self._membership_unsure = False
         return True
 
     def _final_checkpoint(self) -> bool:
@@ -654,9 +691,7 @@ class ConsumerLoop:
         return any(self._checkpoint_and_commit() for _ in range(3))
 
     def _stalled(self) -> None:
-        """Note that a checkpoint failed (the stall is bounded by ``broker_timeout``); the
-        broker may be away, and the group may expel this worker meanwhile."""
-        self._membership_unsure = True
+        """Note that a checkpoint failed (the stall is bounded by ``broker_timeout``)."""
         if self._stalled_since is None:
             self._stalled_since = time.monotonic()
 
@@ -831,14 +866,20 @@ class ConsumerLoop:
             "learn this log from scratch")
 
     # ----------------------------------------------------------------- rebalance callbacks
-    def _on_revoked(self, revoked: set[TopicPartition]) -> dict | None:
+    def _on_revoked(self, revoked: set[TopicPartition], confirmed: bool | None = None
+                    ) -> dict | None:
+        """Checkpoint before ``revoked`` go (or roll back if that fails); the offsets to
+        commit. ``confirmed``: the group's word on our membership, asked by the listener
+        (None: asked here, by :meth:`checkpoint`, on the main thread)."""
         self.metrics.rebalances.labels(kind="revoked").inc()
         self._left_group()
         if not revoked or self._aborted:  # leaving without a checkpoint: nothing to commit
             return None
         offsets = None
         was_dirty = self._dirty
-        if self.checkpoint(fence=False):
+        saved = (self.checkpoint() if confirmed is None
+                 else confirmed and self.checkpoint(fence=False))
+        if saved:
             offsets = {tp: om for tp, om in self._commit_offsets().items() if tp in revoked}
             offsets = offsets if was_dirty else None
         else:
@@ -901,7 +942,6 @@ class ConsumerLoop:
                 "no broker answered the poll, waiting up to --broker-timeout %g s: %s",
                 self.config.broker_timeout, err)
             self._away_noted = time.monotonic()
-            self._membership_unsure = True
             wait_out(timeout_ms, start)
             return {}
 

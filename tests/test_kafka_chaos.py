@@ -1,6 +1,7 @@
 """Chaos at scale (issue 15, part 3): worker processes SIGKILLed at random moments and
-restarted, the broker SIGKILLed and restarted on its data directory, the broker frozen
-(SIGSTOP) for 15 s, all over one stream consumed by a group of workers.
+restarted, a worker frozen (SIGSTOP) past its session, the broker SIGKILLed and restarted
+on its data directory, the broker frozen for 15 s, all over one stream consumed by a group
+of workers.
 
 Checked from the checkpoints and the output topic at the end: every input offset learned
 exactly once per partition (the learned counts of all the workers' checkpoints add up to
@@ -68,6 +69,9 @@ class ChaosPlan:
     partitions: int = 4
     workers: int = 2
     worker_kills: int = 6
+    #: workers frozen (SIGSTOP) until another has taken their partitions over, then thawed
+    #: (SIGCONT); every second one is stopped (SIGTERM) while frozen, and restarted
+    worker_freezes: int = 0
     broker_kills: int = 1
     broker_pause: float = 15.0  # seconds of SIGSTOP; 0: no freeze
     rate: float = 200.0  # messages per second
@@ -183,6 +187,9 @@ class _Group:
                 f"worker {name} exited by itself with status {proc.returncode}: "
                 + exit_story(self._log(name)))
 
+    def signal(self, name: str, signum: int) -> None:
+        self.procs[name].send_signal(signum)
+
     def kill(self, name: str) -> None:
         proc = self.procs.pop(name)
         proc.send_signal(signal.SIGKILL)
@@ -225,9 +232,11 @@ class _Group:
 
 
 def _schedule(plan: ChaosPlan, rng: random.Random) -> list[str]:
-    """The faults in order: worker kills, with the broker's kills and freeze among them."""
-    events = ["worker"] * plan.worker_kills
-    if plan.workers > 1 and events:
+    """The faults in order: worker kills and freezes, with the broker's kills and freeze
+    among them."""
+    events = ["worker"] * plan.worker_kills + [
+        ("worker-freeze", "worker-freeze-stop")[i % 2] for i in range(plan.worker_freezes)]
+    if plan.workers > 1 and plan.worker_kills:
         events[0] = "worker-away"  # one kill whose partitions surely move to another worker
     broker = ["broker-kill"] * plan.broker_kills + (["broker-pause"] if plan.broker_pause
                                                      else [])
@@ -306,6 +315,23 @@ def run_chaos(broker: Any, workdir: Path, plan: ChaosPlan) -> tuple[str, ChaosRe
                 note(f"SIGKILL worker {name} at {outputs.poll()} outputs read, restarted once "
                      f"{other} had taken its partitions over")
                 group.start(name)
+            elif fault in ("worker-freeze", "worker-freeze-stop"):
+                name = rng.choice(group.names)
+                group.signal(name, signal.SIGSTOP)
+                other = next(n for n in group.names if n != name)
+                wait_for(lambda o=other: group.owns_all(o, plan.partitions), timeout=120,
+                         what=f"{other} to take over every partition")
+                time.sleep(2.0)  # records arrive for the partitions taken over
+                if fault == "worker-freeze-stop":  # an operator's stop, seen once thawed
+                    group.signal(name, signal.SIGTERM)
+                group.signal(name, signal.SIGCONT)
+                note(f"SIGSTOP worker {name}, SIGCONT once {other} had taken its partitions "
+                     f"over, at {outputs.poll()} outputs read")
+                if fault == "worker-freeze-stop":
+                    status = group.procs.pop(name).wait(timeout=60)
+                    assert status == 0, exit_story(group._log(name))
+                    note(f"worker {name}, stopped while frozen, exited with status 0")
+                    group.start(name)
             elif fault == "broker-kill":
                 read = outputs.poll()  # (while the broker is up: the reader may be unassigned)
                 broker.kill()
@@ -367,6 +393,23 @@ def test_chaos_group_of_two_learns_each_record_once(private_broker, tmp_path):
     assert result.problems(topic) == [], result.events
     # work was redone after the kills (outputs are at least once), none of it learned twice
     assert sum(result.outputs.values()) > len(result.produced), "were the kills effective?"
+
+
+def test_a_worker_frozen_past_its_session_claims_nothing_its_successor_learned(
+        private_broker, tmp_path):
+    """A worker frozen past its session (a long pause of its process or machine) is
+    expelled, and the other resumes its partitions from the checkpoints. Thawed, the frozen
+    one learns on from its fetched records until a heartbeat tells it, no outage in sight:
+    its checkpoint then claimed records the other learned too (before the group was asked
+    before every checkpoint). The second is stopped (SIGTERM) while frozen: it exits 0
+    without a final checkpoint, its work left to the new owner. Every record is learned
+    once."""
+    plan = ChaosPlan(messages=2000, rate=150, worker_kills=0, worker_freezes=2,
+                     broker_kills=0, broker_pause=0, seed=21)
+    topic, result = run_chaos(private_broker, tmp_path, plan)
+    assert sum("SIGSTOP worker" in e for e in result.events) == 2, result.events
+    assert sum("exited with status 0" in e for e in result.events) == 1, result.events
+    assert result.problems(topic) == [], result.events
 
 
 def test_group_of_two_outlives_broker_kills_with_connection_errors(private_broker, tmp_path):
