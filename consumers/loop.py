@@ -244,7 +244,8 @@ class _Listener(AsyncConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # The group's word on our membership, asked before the revocation's checkpoint (a
-        # blocking commit raises on this IO thread: the question is an awaited commit_async)
+        # blocking call raises on this IO thread: the question is an awaited commit_async,
+        # of the checkpointed offsets only; with none, the revocation's checkpoint is unasked)
         confirmed = None
         fence = self.loop._fence_offsets()
         if revoked and fence and self.loop._dirty and not self.loop._aborted:
@@ -663,15 +664,18 @@ class ConsumerLoop:
         is a commit of the offsets already checkpointed (:meth:`_fence_offsets`), which the
         coordinator refuses from an expelled member or during a rebalance (CommitFailedError:
         :attr:`_disowned`; the loss then rolls back, the rebalance's revocation
-        checkpoints). False also when no broker answers (asked again later). Partitions
-        nobody has checkpointed yet give no offset to ask with: with only those, the first
-        checkpoint goes unasked."""
+        checkpoints). False also when no broker answers (asked again later)."""
         assert self.consumer is not None
         offsets = self._fence_offsets()
-        if not offsets:
-            return True
+        unknown = sorted(self._owned - offsets.keys())
+        timeout_ms = int(self._probe_every * 1000)
         try:
-            self.consumer.commit(offsets, timeout_ms=int(self._probe_every * 1000))
+            if unknown:  # in no checkpoint yet: their owner reads them from the beginning
+                offsets |= {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in
+                            self.consumer.beginning_offsets(unknown, timeout_ms).items()}
+            if not offsets:  # nothing owned, nothing to claim
+                return True
+            self.consumer.commit(offsets, timeout_ms=timeout_ms)
         except CommitFailedError as err:
             self._disowned = True
             log.warning("checkpoint postponed: the group did not confirm this worker owns "

@@ -70,8 +70,10 @@ class ChaosPlan:
     workers: int = 2
     worker_kills: int = 6
     #: workers frozen (SIGSTOP) until another has taken their partitions over, then thawed
-    #: (SIGCONT); every second one is stopped (SIGTERM) while frozen, and restarted
+    #: (SIGCONT); after them, ``frozen_stops`` more, each stopped (SIGTERM) while frozen,
+    #: thawed, and restarted once it exited
     worker_freezes: int = 0
+    frozen_stops: int = 0
     broker_kills: int = 1
     broker_pause: float = 15.0  # seconds of SIGSTOP; 0: no freeze
     rate: float = 200.0  # messages per second
@@ -234,8 +236,8 @@ class _Group:
 def _schedule(plan: ChaosPlan, rng: random.Random) -> list[str]:
     """The faults in order: worker kills and freezes, with the broker's kills and freeze
     among them."""
-    events = ["worker"] * plan.worker_kills + [
-        ("worker-freeze", "worker-freeze-stop")[i % 2] for i in range(plan.worker_freezes)]
+    events = (["worker"] * plan.worker_kills + ["worker-freeze"] * plan.worker_freezes
+              + ["worker-freeze-stop"] * plan.frozen_stops)
     if plan.workers > 1 and plan.worker_kills:
         events[0] = "worker-away"  # one kill whose partitions surely move to another worker
     broker = ["broker-kill"] * plan.broker_kills + (["broker-pause"] if plan.broker_pause
@@ -404,10 +406,24 @@ def test_a_worker_frozen_past_its_session_claims_nothing_its_successor_learned(
     before every checkpoint). The second is stopped (SIGTERM) while frozen: it exits 0
     without a final checkpoint, its work left to the new owner. Every record is learned
     once."""
-    plan = ChaosPlan(messages=2000, rate=150, worker_kills=0, worker_freezes=2,
+    plan = ChaosPlan(messages=2000, rate=150, worker_kills=0, worker_freezes=1, frozen_stops=1,
                      broker_kills=0, broker_pause=0, seed=21)
     topic, result = run_chaos(private_broker, tmp_path, plan)
     assert sum("SIGSTOP worker" in e for e in result.events) == 2, result.events
+    assert sum("exited with status 0" in e for e in result.events) == 1, result.events
+    assert result.problems(topic) == [], result.events
+
+
+def test_a_worker_stopped_while_frozen_before_any_checkpoint_claims_nothing(
+        private_broker, tmp_path):
+    """As above, with checkpoints far apart: the frozen worker's partitions are in no
+    checkpoint when the other takes them over (from their beginning), and the frozen one,
+    stopped, meets the group's refusal with the log's beginning as its offsets."""
+    plan = ChaosPlan(messages=1000, rate=150, worker_kills=0, frozen_stops=1, broker_kills=0,
+                     broker_pause=0, seed=22,
+                     worker_flags=("--checkpoint-every", "100000", "--checkpoint-interval",
+                                   "20"))  # the stop comes before 20 s
+    topic, result = run_chaos(private_broker, tmp_path, plan)
     assert sum("exited with status 0" in e for e in result.events) == 1, result.events
     assert result.problems(topic) == [], result.events
 
