@@ -34,12 +34,12 @@ kafka: $(STAMP)
 # The Kafka tests run against Tansu and Apache Kafka (ONLINENMF_TEST_BROKERS picks); without
 # Java the fetch only warns and the Apache Kafka cases skip, saying why.
 # TEST_WORKERS processes, whole files each (a file's tests share their brokers and fixtures);
-# TEST_WORKERS=0 runs serially.
+# TEST_WORKERS=0 runs serially. The 25 slowest tests are listed at the end (CI stays under 20 min).
 TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(PY) -m ruff check onlinenmf consumers tests benchmarks
 	$(PY) -m consumers.apache_kafka fetch --optional
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

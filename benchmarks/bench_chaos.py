@@ -1,8 +1,10 @@
 """Chaos at scale on Apache Kafka (issue 15, part 3): the long run of tests/test_kafka_chaos.py.
 
 1. 50,000 messages produced at 250/s into 4 partitions, consumed by 2 worker processes in
-   one group: 20 SIGKILLs of a worker at random moments (each restarted), the broker
-   SIGKILLed and restarted on its data directory, the broker frozen (SIGSTOP) for 15 s.
+   one group: 20 SIGKILLs of a worker at random moments (each restarted), 4 freezes of a
+   worker (SIGSTOP until the other owns every partition, then SIGCONT; the last one also
+   SIGTERMed while frozen, and restarted), the broker SIGKILLed and restarted on its data
+   directory, the broker frozen (SIGSTOP) for 15 s.
 2. 20,000 messages into 1 partition, 1 worker: 8 SIGKILLs, the broker killed and frozen the
    same way; its W must equal, bit for bit, an uninterrupted run's.
 
@@ -39,7 +41,8 @@ def plans(scale: float):
     from tests.test_kafka_chaos import ChaosPlan
 
     group = ChaosPlan(messages=50_000, rate=250, partitions=4, workers=2, worker_kills=20,
-                      broker_kills=1, broker_pause=15.0, seed=101)
+                      worker_freezes=3, frozen_stops=1, broker_kills=1, broker_pause=15.0,
+                      seed=101)
     single = ChaosPlan(messages=20_000, rate=250, partitions=1, workers=1, worker_kills=8,
                        broker_kills=1, broker_pause=15.0, seed=102)
     if scale != 1:
@@ -92,17 +95,20 @@ def main(argv: list[str] | None = None) -> int:
     lines = [header, "", f"Broker: {kind}, single node (its data directory kept across the "
              "kill). Workers: `onlinenmf consume microbiome --no-track` processes, checkpoints "
              "every 400 records or 0.5 s, session timeout 2 s. Each fault at a random moment "
-             "of the stream; a killed worker restarted after 0-3 s.", *notes, "",
-             "| run | messages | rate msg/s | worker SIGKILLs | broker SIGKILLs | broker "
-             "SIGSTOP | seconds | output records (redone) | learned once per partition, "
-             "frontier and commits at the log end, an output per offset | W as an "
+             "of the stream; a killed worker restarted after 0-3 s; a frozen worker thawed "
+             "2 s after the other took its partitions over (the last one SIGTERMed first, "
+             "then restarted).", *notes, "",
+             "| run | messages | rate msg/s | worker SIGKILLs | worker SIGSTOPs | broker "
+             "SIGKILLs | broker SIGSTOP | seconds | output records (redone) | learned once per "
+             "partition, frontier and commits at the log end, an output per offset | W as an "
              "uninterrupted run | load |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, plan, result, problems, load in rows:
         outputs = sum(result.outputs.values())
         same = {None: "-", True: "bit-equal", False: "**differs**"}[result.same_model]
         lines.append(
             f"| {name} | {len(result.produced):,} | {plan.rate:g} | {result.kills} | "
+            f"{sum(e.startswith('SIGSTOP worker') for e in result.events)} | "
             f"{sum(e.startswith('SIGKILL broker') for e in result.events)} | "
             f"{plan.broker_pause:g} s | {result.seconds:.0f} | {outputs:,} "
             f"({outputs - len(result.produced):,}) | "

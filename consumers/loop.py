@@ -661,10 +661,11 @@ class ConsumerLoop:
         disk; the client learns so only at its next heartbeat, and a checkpoint written
         meanwhile claims records the new owner learns too (tests/test_kafka_chaos.py: after
         broker restarts, and after a worker's SIGSTOP, which no poll reports). The question
-        is a commit of the offsets already checkpointed (:meth:`_fence_offsets`), which the
-        coordinator refuses from an expelled member or during a rebalance (CommitFailedError:
-        :attr:`_disowned`; the loss then rolls back, the rebalance's revocation
-        checkpoints). False also when no broker answers (asked again later)."""
+        is a commit of the offsets already checkpointed (:meth:`_fence_offsets`; the log's
+        beginning for a partition in no checkpoint yet), which the coordinator refuses from
+        an expelled member or during a rebalance (CommitFailedError: :attr:`_disowned`; the
+        loss then rolls back, the rebalance's revocation checkpoints). False also when no
+        broker answers (asked again later)."""
         assert self.consumer is not None
         offsets = self._fence_offsets()
         unknown = sorted(self._owned - offsets.keys())

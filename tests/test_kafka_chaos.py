@@ -398,7 +398,7 @@ def test_chaos_group_of_two_learns_each_record_once(private_broker, tmp_path):
 
 
 def test_a_worker_frozen_past_its_session_claims_nothing_its_successor_learned(
-        private_broker, tmp_path):
+        kafka_broker, tmp_path):
     """A worker frozen past its session (a long pause of its process or machine) is
     expelled, and the other resumes its partitions from the checkpoints. Thawed, the frozen
     one learns on from its fetched records until a heartbeat tells it, no outage in sight:
@@ -408,14 +408,14 @@ def test_a_worker_frozen_past_its_session_claims_nothing_its_successor_learned(
     once."""
     plan = ChaosPlan(messages=2000, rate=150, worker_kills=0, worker_freezes=1, frozen_stops=1,
                      broker_kills=0, broker_pause=0, seed=21)
-    topic, result = run_chaos(private_broker, tmp_path, plan)
+    topic, result = run_chaos(kafka_broker, tmp_path, plan)  # the broker is not touched
     assert sum("SIGSTOP worker" in e for e in result.events) == 2, result.events
     assert sum("exited with status 0" in e for e in result.events) == 1, result.events
     assert result.problems(topic) == [], result.events
 
 
 def test_a_worker_stopped_while_frozen_before_any_checkpoint_claims_nothing(
-        private_broker, tmp_path):
+        kafka_broker, tmp_path):
     """As above, with checkpoints far apart: the frozen worker's partitions are in no
     checkpoint when the other takes them over (from their beginning), and the frozen one,
     stopped, meets the group's refusal with the log's beginning as its offsets."""
@@ -423,7 +423,7 @@ def test_a_worker_stopped_while_frozen_before_any_checkpoint_claims_nothing(
                      broker_pause=0, seed=22,
                      worker_flags=("--checkpoint-every", "100000", "--checkpoint-interval",
                                    "20"))  # the stop comes before 20 s
-    topic, result = run_chaos(private_broker, tmp_path, plan)
+    topic, result = run_chaos(kafka_broker, tmp_path, plan)
     assert sum("exited with status 0" in e for e in result.events) == 1, result.events
     assert result.problems(topic) == [], result.events
 
