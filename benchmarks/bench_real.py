@@ -787,13 +787,12 @@ def drift_orders(ecam_counts: sp.csr_matrix, ecam_names: list[str], days: np.nda
     first SPLICE_SETTLE samples left out), and
     how many of SPLICE_REPLAYS replays per onset had an event within 3 samples of it. One order
     holds a handful of events (one in a vessel's 68 stable samples is 1.5 per 100)."""
-    gut_stable = (hours >= STABLE[0]) & (hours < STABLE[1])
+    gut_stable = in_gut_stable_stretch(hours)
     rng = np.random.default_rng(0)
     false = {}
     for label, counts, names, stretch in (
             ("the artificial gut", gut_counts, gut_names, np.flatnonzero(gut_stable)),
-            ("ECAM's second year", ecam_counts, ecam_names,
-             np.flatnonzero(days >= ECAM_STABLE_DAY))):
+            ("ECAM's second year", ecam_counts, ecam_names, ecam_years(days)[1])):
         events = 0
         for _ in range(DRIFT_SHUFFLES):
             order = np.arange(counts.shape[0])
@@ -847,7 +846,7 @@ def drift_section() -> list[str]:
     order = np.concatenate([rest[:SPLICE_AT], spliced_in, rest[SPLICE_AT:]])
     reversed_order, _ = spliced_order(days, REVERSED_AT, 0, reverse=True)
     gut_counts, gut_names, vessels, hours = gut_stream()
-    gut_stable = (hours >= STABLE[0]) & (hours < STABLE[1])
+    gut_stable = in_gut_stable_stretch(hours)
     lines = ["| drift_threshold | ECAM: events / 100 second-year samples | ECAM: events in all "
              "(699 samples) | spliced ECAM: first event after the onset (samples; 1 = its first "
              "sample) | spliced ECAM: events / 100 samples outside the splice | reversed "
@@ -1008,7 +1007,7 @@ def gut_section() -> list[str]:
 
     for vessel, scores in series.items():
         t = times[vessel]
-        stable = (t >= STABLE[0]) & (t < STABLE[1])
+        stable = in_gut_stable_stretch(t)
         before = (t >= CHALLENGE - WINDOW) & (t < CHALLENGE)
         first_day = (t >= CHALLENGE) & (t < CHALLENGE + WINDOW)
         second_day = (t >= CHALLENGE + WINDOW) & (t < CHALLENGE + 2 * WINDOW)
@@ -1073,13 +1072,25 @@ def spliced_order(days: np.ndarray, at: int, replay: int, reverse: bool = False
                   ) -> tuple[np.ndarray, np.ndarray]:
     """ECAM's stream order with SPLICE_LENGTH second-year samples (``reverse``: first-year
     samples) moved to position ``at`` (:func:`splice`)."""
-    later = np.flatnonzero((days < ECAM_STABLE_DAY) if reverse else (days >= ECAM_STABLE_DAY))
-    return splice(later, days.size, at, replay)
+    first_year, second_year = ecam_years(days)
+    return splice(first_year if reverse else second_year, days.size, at, replay)
 
 
 def gut_daily_phase(hours: np.ndarray) -> np.ndarray:
     """Rows of the artificial gut's daily phase: the samples before its stable stretch."""
     return np.flatnonzero(hours < STABLE[0])
+
+
+def in_gut_stable_stretch(hours):
+    """Whether a time (hours; an array or one number) is in the artificial gut's stable
+    stretch: hourly samples from STABLE[0] to the challenge."""
+    return (hours >= STABLE[0]) & (hours < STABLE[1])
+
+
+def ecam_years(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ECAM's first year of life and of its second (from ECAM_STABLE_DAY on, when
+    the infants' communities change least: its stable stretch)."""
+    return np.flatnonzero(days < ECAM_STABLE_DAY), np.flatnonzero(days >= ECAM_STABLE_DAY)
 
 
 def gut_spliced_order(hours: np.ndarray, at: int, replay: int
@@ -1144,8 +1155,7 @@ def splice_sets() -> list[Splices]:
     ecam = load_ecam()
     counts, names = ecam.counts.tocsr(), list(ecam.features)
     days = ecam.metadata["time"].to_numpy()
-    second_year = np.flatnonzero(days >= ECAM_STABLE_DAY)
-    first_year = np.flatnonzero(days < ECAM_STABLE_DAY)
+    first_year, second_year = ecam_years(days)
     gut_counts, gut_names, _, hours = gut_stream()
     return [
         Splices("ECAM: second-year samples into the first year", counts, names, days,
@@ -1155,7 +1165,7 @@ def splice_sets() -> list[Splices]:
         Splices("Artificial gut: daily-phase samples into the stable hourly stretch", gut_counts,
                 gut_names, hours, "{:.0f} h", gut_daily_phase(hours),
                 GUT_SPLICE_POSITIONS,
-                np.flatnonzero((hours >= STABLE[0]) & (hours < STABLE[1])),
+                np.flatnonzero(in_gut_stable_stretch(hours)),
                 "the gut's hourly stretch before the challenge")]
 
 
@@ -1311,7 +1321,7 @@ def tracker_section() -> list[str]:
     days = ecam.metadata["time"].to_numpy()
     stable = days >= ECAM_STABLE_DAY
     gut_counts, gut_names, vessels, hours = gut_stream()
-    gut_stable = (hours >= STABLE[0]) & (hours < STABLE[1])
+    gut_stable = in_gut_stable_stretch(hours)
     lines = ["| setting | ECAM: appear + vanish events per sample | ECAM, second year | ECAM: "
              "share of them at a sample whose dictionary changed since the infant's previous "
              "one | gut: per stable hourly sample | gut, stable: share of them at a sample "
@@ -1327,7 +1337,7 @@ def tracker_section() -> list[str]:
         late = sum(e["time"] >= ECAM_STABLE_DAY for e in events)
         _, gut_events, gut_moved = _track(gut_counts, gut_names, vessels, hours,
                                           range(hours.size), kind, **params)
-        calm = [e for e in gut_events if STABLE[0] <= e["time"] < STABLE[1]]
+        calm = [e for e in gut_events if in_gut_stable_stretch(e["time"])]
         lines.append(f"| {label} | {len(events) / days.size:.2f} | {late / stable.sum():.2f} | "
                      f"{share_moved(events)} | {len(calm) / gut_stable.sum():.3f} | "
                      f"{share_moved(calm)} |")
@@ -1345,7 +1355,7 @@ def tracker_section() -> list[str]:
                      f"{hits} |")
     tracker, _, _ = _track(gut_counts, gut_names, vessels, hours, range(hours.size))
     marked = np.array([e["time"] for e in tracker.events if e["kind"] == "anomaly"])
-    calm = ((marked >= STABLE[0]) & (marked < STABLE[1])).sum()
+    calm = in_gut_stable_stretch(marked).sum()
     after = np.sort(marked[(marked >= CHALLENGE) & (marked < CHALLENGE + WINDOW)]) - CHALLENGE
     return [
         "## Tracker: appear/vanish events and anomaly marks",

@@ -247,8 +247,9 @@ class _Listener(AsyncConsumerRebalanceListener):
         # blocking call raises on this IO thread: the question is an awaited commit_async,
         # of the checkpointed offsets only; with none, the revocation's checkpoint is unasked)
         confirmed = None
-        fence = self.loop._fence_offsets()
-        if revoked and fence and self.loop._dirty and not self.loop._aborted:
+        fence = (self.loop._fence_offsets()  # (reads the checkpoint files: only when needed)
+                 if revoked and self.loop._dirty and not self.loop._aborted else None)
+        if fence:
             try:
                 await self.loop.consumer.commit_async(fence)
             except (CommitFailedError, *BROKER_AWAY) as err:

@@ -189,7 +189,8 @@ class _Group:
                 f"worker {name} exited by itself with status {proc.returncode}: "
                 + exit_story(self._log(name)))
 
-    def signal(self, name: str, signum: int) -> None:
+    def send(self, name: str, signum: int) -> None:
+        """Send signal ``signum`` to the running process of worker ``name``."""
         self.procs[name].send_signal(signum)
 
     def kill(self, name: str) -> None:
@@ -319,14 +320,14 @@ def run_chaos(broker: Any, workdir: Path, plan: ChaosPlan) -> tuple[str, ChaosRe
                 group.start(name)
             elif fault in ("worker-freeze", "worker-freeze-stop"):
                 name = rng.choice(group.names)
-                group.signal(name, signal.SIGSTOP)
+                group.send(name, signal.SIGSTOP)
                 other = next(n for n in group.names if n != name)
                 wait_for(lambda o=other: group.owns_all(o, plan.partitions), timeout=120,
                          what=f"{other} to take over every partition")
                 time.sleep(2.0)  # records arrive for the partitions taken over
                 if fault == "worker-freeze-stop":  # an operator's stop, seen once thawed
-                    group.signal(name, signal.SIGTERM)
-                group.signal(name, signal.SIGCONT)
+                    group.send(name, signal.SIGTERM)
+                group.send(name, signal.SIGCONT)
                 note(f"SIGSTOP worker {name}, SIGCONT once {other} had taken its partitions "
                      f"over, at {outputs.poll()} outputs read")
                 if fault == "worker-freeze-stop":

@@ -20,10 +20,10 @@ from benchmarks.bench_real import (
     SPLICE_LENGTH,
     SPLICE_POSITIONS,
     SPLICE_SETTLE,
-    STABLE,
     START,
     gut_spliced_order,
     gut_stream,
+    in_gut_stable_stretch,
     spliced_order,
 )
 from onlinenmf import OnlineNMF
@@ -283,7 +283,7 @@ def test_the_guts_stable_stretch_makes_no_drift_event(gut):
     two shallow samples (2,284 and 6,232 reads against a median of 18,945) counted twice."""
     hours = gut[2]
     fired, _ = learn_in_order(gut, np.arange(hours.size))
-    stable = (hours >= STABLE[0]) & (hours < STABLE[1])
+    stable = in_gut_stable_stretch(hours)
     assert not stable[fired].any(), hours[fired].tolist()
 
 
@@ -310,7 +310,7 @@ def test_daily_phase_samples_in_the_guts_stable_stretch_are_an_event_within_3_sa
     after = drifts[drifts >= at]
     assert after.size and after[0] < at + 3, drifts.tolist()
     hours = gut[2][order]
-    stable = (hours >= STABLE[0]) & (hours < STABLE[1])
+    stable = in_gut_stable_stretch(hours)
     stable[at : at + SPLICE_LENGTH + SPLICE_SETTLE] = False
     assert not stable[drifts].any(), drifts.tolist()
 
